@@ -1,0 +1,114 @@
+# razor — one Makefile for the binary and the tests.
+#   make              ./razor (optimised for this machine, OpenMP)
+#   make test         build and run the doctest suite
+#   make PORTABLE=1   any x86-64; SIMD paths chosen at run time (always true for kernels)
+#   make SAN=1        AddressSanitizer + UndefinedBehaviorSanitizer build (build-san/)
+#   make CROSS=aarch64  cross-build for ARM (build-aarch64/); `make CROSS=aarch64 test` runs under qemu
+#   make deps         install the Debian packages razor needs
+# Kernel files are compiled with per-file ISA flags chosen by their suffix:
+#   *_avx2.cpp, *_avx512.cpp (x86 only), *_neon.cpp, *_dotprod.cpp (aarch64 only).
+
+CXX ?= g++
+BUILD := build
+OPT := -O2
+ARCHFLAGS := -march=native
+LDFLAGS_EXTRA :=
+EXE := razor
+
+ifeq ($(CROSS),aarch64)
+  CXX := aarch64-linux-gnu-g++
+  BUILD := build-aarch64
+  ARCHFLAGS := -march=armv8-a
+  LDFLAGS_EXTRA += -static
+  EXE := $(BUILD)/razor
+endif
+ifeq ($(PORTABLE),1)
+  ARCHFLAGS := -march=x86-64 -mtune=generic
+  BUILD := build-portable
+  EXE := $(BUILD)/razor
+endif
+ifeq ($(SAN),1)
+  OPT := -O1 -g -fno-omit-frame-pointer
+  SANFLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined
+  BUILD := build-san
+  EXE := $(BUILD)/razor
+endif
+ifeq ($(MPI),1)
+  CXX := mpicxx
+  MPIFLAGS := -DRAZOR_MPI=1
+  BUILD := build-mpi
+  EXE := $(BUILD)/razor
+endif
+
+# -ffp-contract=off: no silent FMA contraction in portable code, so scalar references
+# and the training forward give the same bits in every build. No -ffast-math anywhere.
+CXXFLAGS := -std=c++17 $(OPT) $(ARCHFLAGS) -ffp-contract=off -fopenmp -Wall -Wextra -Wno-unused-parameter \
+            -Isrc -I. -MMD -MP $(SANFLAGS) $(MPIFLAGS) $(EXTRA_CXXFLAGS)
+LDFLAGS := -fopenmp $(SANFLAGS) $(LDFLAGS_EXTRA) -lpthread
+
+ISA_AVX2 := -mavx2 -mfma -mf16c
+ISA_AVX512 := -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mavx512bf16 -mavx2 -mfma -mf16c
+ISA_NEON :=
+ISA_DOTPROD := -march=armv8.2-a+dotprod
+
+ALL_SRC := $(wildcard src/*/*.cpp) $(wildcard kernels/*.cpp)
+ifeq ($(CROSS),aarch64)
+  SRC := $(filter-out %_avx2.cpp %_avx512.cpp,$(ALL_SRC))
+else
+  SRC := $(filter-out %_neon.cpp %_dotprod.cpp,$(ALL_SRC))
+endif
+MAIN_SRC := src/cli/main.cpp
+LIB_SRC := $(filter-out $(MAIN_SRC),$(SRC))
+TEST_SRC := $(wildcard tests/*.cpp)
+
+obj = $(patsubst %.cpp,$(BUILD)/obj/%.o,$(1))
+LIB_OBJ := $(call obj,$(LIB_SRC))
+MAIN_OBJ := $(call obj,$(MAIN_SRC))
+TEST_OBJ := $(call obj,$(TEST_SRC))
+TEST_BIN := $(BUILD)/razor_tests
+
+.PHONY: all test deps clean bench-gemm aarch64-test
+all: $(EXE) $(TEST_BIN)
+
+$(EXE): $(MAIN_OBJ) $(BUILD)/librazor.a
+	$(CXX) -o $@ $(MAIN_OBJ) $(BUILD)/librazor.a $(LDFLAGS)
+
+$(TEST_BIN): $(TEST_OBJ) $(BUILD)/librazor.a
+	$(CXX) -o $@ $(TEST_OBJ) $(BUILD)/librazor.a $(LDFLAGS)
+
+$(BUILD)/librazor.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/obj/%_avx2.o: %_avx2.cpp
+	@mkdir -p $(dir $@)
+	$(CXX) $(CXXFLAGS) $(ISA_AVX2) -c $< -o $@
+$(BUILD)/obj/%_avx512.o: %_avx512.cpp
+	@mkdir -p $(dir $@)
+	$(CXX) $(CXXFLAGS) $(ISA_AVX512) -c $< -o $@
+$(BUILD)/obj/%_neon.o: %_neon.cpp
+	@mkdir -p $(dir $@)
+	$(CXX) $(CXXFLAGS) $(ISA_NEON) -c $< -o $@
+$(BUILD)/obj/%_dotprod.o: %_dotprod.cpp
+	@mkdir -p $(dir $@)
+	$(CXX) $(CXXFLAGS) $(ISA_DOTPROD) -c $< -o $@
+$(BUILD)/obj/%.o: %.cpp
+	@mkdir -p $(dir $@)
+	$(CXX) $(CXXFLAGS) -c $< -o $@
+
+# The test suite. TEST_ARGS are passed to doctest (e.g. TEST_ARGS='-tc="gemm*"').
+ifeq ($(CROSS),aarch64)
+test: $(TEST_BIN)
+	QEMU_LD_PREFIX=/usr/aarch64-linux-gnu qemu-aarch64 -cpu max $(TEST_BIN) $(TEST_ARGS)
+else
+test: $(EXE) $(TEST_BIN)
+	./$(TEST_BIN) $(TEST_ARGS)
+endif
+
+deps:
+	bash tools/install_deps.sh
+
+clean:
+	rm -rf build build-portable build-san build-aarch64 build-mpi razor
+
+-include $(LIB_OBJ:.o=.d) $(MAIN_OBJ:.o=.d) $(TEST_OBJ:.o=.d)

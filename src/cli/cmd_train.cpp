@@ -1,0 +1,7 @@
+#include "cli/commands.h"
+
+namespace razor {
+
+int cmd_train(int, char**) { return not_built("train", "distillation (issue 6)"); }
+
+}  // namespace razor

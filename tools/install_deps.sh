@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs the Debian packages razor builds and tests with, when missing.
+# Usage: tools/install_deps.sh [--test]   (--test adds what the test suite uses:
+#   Node.js/npm for reference tokenizers, Debian text packages for the default corpus)
+set -euo pipefail
+pkgs=(g++ make doctest-dev libstb-dev)
+if [[ "${1:-}" == "--test" ]]; then
+  pkgs+=(unicode-data nodejs npm)
+fi
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+# nodejs may come from elsewhere than Debian on some machines: accept any node/npm on PATH.
+if command -v node >/dev/null && command -v npm >/dev/null; then
+  tmp=(); for p in "${missing[@]}"; do [[ "$p" == nodejs || "$p" == npm ]] || tmp+=("$p"); done
+  missing=("${tmp[@]+"${tmp[@]}"}")
+fi
+if ((${#missing[@]})); then
+  echo "installing: ${missing[*]}"
+  SUDO=""; [[ $(id -u) -ne 0 ]] && SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}"
+fi
