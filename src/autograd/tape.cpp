@@ -1,0 +1,65 @@
+#include "autograd/tape.h"
+
+#include "core/error.h"
+
+namespace razor {
+
+Var::Var(Tensor value, bool requires_grad) : p_(std::make_shared<VarData>()) {
+  p_->value = std::move(value);
+  p_->requires_grad = requires_grad;
+}
+
+Var Var::param(Tensor value, Tensor grad) {
+  RZ_ASSERT(value.numel() == grad.numel());
+  Var v(std::move(value), true);
+  v.p_->grad = std::move(grad);
+  return v;
+}
+
+Tensor& Var::grad() {
+  RZ_ASSERT(p_ != nullptr);
+  if (!p_->grad.data() || p_->grad.numel() != p_->value.numel()) p_->grad = Tensor::zeros(p_->value.shape());
+  return p_->grad;
+}
+
+float Var::item() const {
+  RZ_ASSERT(p_ && p_->value.numel() == 1);
+  return p_->value[0];
+}
+
+static thread_local Tape t_tape;
+static thread_local bool t_grad_enabled = true;
+
+Tape& tape() { return t_tape; }
+bool grad_enabled() { return t_grad_enabled; }
+
+NoGradGuard::NoGradGuard() : prev(t_grad_enabled) { t_grad_enabled = false; }
+NoGradGuard::~NoGradGuard() { t_grad_enabled = prev; }
+
+bool any_requires_grad(std::initializer_list<const Var*> inputs) {
+  if (!t_grad_enabled) return false;
+  for (const Var* v : inputs)
+    if (v && v->requires_grad()) return true;
+  return false;
+}
+
+Var make_output(Tensor value, std::initializer_list<const Var*> inputs) {
+  return Var(std::move(value), any_requires_grad(inputs));
+}
+
+void Tape::backward(Var& loss) {
+  if (loss.numel() != 1) fail("backward: loss must have one element, got shape %s", loss.shape().str().c_str());
+  if (!loss.requires_grad()) {
+    fns_.clear();
+    return;
+  }
+  loss.grad()[0] += 1.0f;
+  // Replay in reverse, destroying each closure (and what it saved) once it has run.
+  while (!fns_.empty()) {
+    std::function<void()> fn = std::move(fns_.back());
+    fns_.pop_back();
+    fn();
+  }
+}
+
+}  // namespace razor

@@ -1,0 +1,82 @@
+// Tape-based reverse-mode autograd.
+//
+// A Var is a shared handle to a value tensor and (lazily allocated) gradient tensor.
+// Every differentiable op computes its forward eagerly and, when gradients are enabled and
+// an input requires them, records a backward closure on the thread's tape. backward(loss)
+// seeds d(loss) = 1 and replays the closures in reverse order of recording (no graph sort);
+// each closure is destroyed right after it runs, which releases the tensors it saved.
+// Backward closures ADD into input gradients (+=), never overwrite.
+// Parameters get their gradient tensor from a flat gradient buffer (Var::param).
+#pragma once
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include "core/tensor.h"
+
+namespace razor {
+
+struct VarData {
+  Tensor value;
+  Tensor grad;  // undefined until first needed
+  bool requires_grad = false;
+};
+
+class Var {
+ public:
+  Var() = default;
+  // A leaf. requires_grad=false makes a constant.
+  explicit Var(Tensor value, bool requires_grad = false);
+  // A parameter whose gradient accumulates into `grad` (same shape; e.g. a flat-buffer view).
+  static Var param(Tensor value, Tensor grad);
+
+  bool defined() const { return p_ != nullptr; }
+  const Tensor& value() const { return p_->value; }
+  Tensor& value() { return p_->value; }
+  const Shape& shape() const { return p_->value.shape(); }
+  int64_t size(int i) const { return p_->value.size(i); }
+  int64_t numel() const { return p_->value.numel(); }
+  bool requires_grad() const { return p_ && p_->requires_grad; }
+  bool has_grad() const { return p_ && p_->grad.defined() && p_->grad.numel() == p_->value.numel() && p_->grad.data(); }
+  // The gradient, allocated as zeros on first use.
+  Tensor& grad();
+  // Scalar value (numel must be 1).
+  float item() const;
+
+ private:
+  std::shared_ptr<VarData> p_;
+};
+
+class Tape {
+ public:
+  void record(std::function<void()> backward_fn) { fns_.push_back(std::move(backward_fn)); }
+  // loss must have one element. Replays and clears the tape.
+  void backward(Var& loss);
+  void clear() { fns_.clear(); }
+  size_t size() const { return fns_.size(); }
+
+ private:
+  std::vector<std::function<void()>> fns_;
+};
+
+// The calling thread's tape.
+Tape& tape();
+bool grad_enabled();
+// Disables recording in its scope (inference, the teacher).
+struct NoGradGuard {
+  NoGradGuard();
+  ~NoGradGuard();
+  NoGradGuard(const NoGradGuard&) = delete;
+  NoGradGuard& operator=(const NoGradGuard&) = delete;
+  bool prev;
+};
+
+// For op implementations: true when grad is enabled and any input requires grad.
+bool any_requires_grad(std::initializer_list<const Var*> inputs);
+// Output Var for an op: requires_grad = any_requires_grad(inputs).
+Var make_output(Tensor value, std::initializer_list<const Var*> inputs);
+
+// Runs backward on the thread's tape.
+inline void backward(Var& loss) { tape().backward(loss); }
+
+}  // namespace razor
