@@ -5,6 +5,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
@@ -100,6 +101,120 @@ double lse_d(const std::vector<double>& a) {
   double s = 0;
   for (double x : a) s += std::exp(x - m);
   return m + std::log(s);
+}
+
+// Direct double-precision KLs (NUMERICS §7) from the raw teacher logits: per sequence the
+// mean over valid positions, then the batch mean. topk: the teacher's (K+1) bins from the
+// record (its ids), else all V tokens.
+struct DirectKl { double fkl = 0, rkl = 0; };
+DirectKl direct_kl(const std::vector<RawSeq>& raw, const std::vector<SequenceView>& views, const Tensor& student,
+                   const std::vector<uint8_t>& valid) {
+  const int64_t B = int64_t(raw.size()), T = views[0].T, V = views[0].V, K = views[0].K;
+  DirectKl out;
+  for (int64_t b = 0; b < B; ++b) {
+    double f = 0, r = 0;
+    int64_t n = 0;
+    for (int64_t t = 0; t < T; ++t) {
+      if (!valid[size_t(b * T + t)]) continue;
+      ++n;
+      std::vector<double> zt(static_cast<size_t>(V)), zs(static_cast<size_t>(V));
+      for (int64_t v = 0; v < V; ++v) {
+        zt[size_t(v)] = raw[size_t(b)].logits[size_t(t * V + v)];
+        zs[size_t(v)] = student[(b * T + t) * V + v];
+      }
+      const double lt = lse_d(zt), ls = lse_d(zs);
+      std::vector<double> pt, ps;  // bin probabilities
+      if (K == 0) {
+        for (int64_t v = 0; v < V; ++v) pt.push_back(std::exp(zt[size_t(v)] - lt)), ps.push_back(std::exp(zs[size_t(v)] - ls));
+      } else {
+        std::vector<bool> in(static_cast<size_t>(V), false);
+        double tt = 0, ts = 0;
+        for (int64_t j = 0; j < K; ++j) {
+          const int32_t id = views[size_t(b)].topk_ids[t * K + j];
+          in[size_t(id)] = true;
+          pt.push_back(std::exp(zt[size_t(id)] - lt)), ps.push_back(std::exp(zs[size_t(id)] - ls));
+        }
+        for (int64_t v = 0; v < V; ++v)
+          if (!in[size_t(v)]) tt += std::exp(zt[size_t(v)] - lt), ts += std::exp(zs[size_t(v)] - ls);
+        pt.push_back(tt), ps.push_back(ts);
+      }
+      for (size_t j = 0; j < pt.size(); ++j) {
+        if (pt[j] > 0) f += pt[j] * std::log(pt[j] / ps[j]);
+        if (ps[j] > 0) r += ps[j] * std::log(ps[j] / pt[j]);
+      }
+    }
+    out.fkl += f / double(std::max<int64_t>(n, 1)) / double(B);
+    out.rkl += r / double(std::max<int64_t>(n, 1)) / double(B);
+  }
+  return out;
+}
+
+struct Batch {
+  StoreInfo info;
+  std::vector<RawSeq> raw;
+  std::vector<TeacherRecord> recs;
+  std::vector<SequenceView> views;
+};
+
+Batch make_batch(const StoreInfo& info, int B, uint64_t seed) {
+  Batch bt;
+  bt.info = info;
+  for (int b = 0; b < B; ++b) {
+    bt.raw.push_back(make_raw(info, seed + uint64_t(b), b == 1 ? 2 : 0));
+    const RawSeq& r = bt.raw.back();
+    bt.recs.push_back(TeacherRecord::make(info, r.ids.data(), r.mask.data(), r.taps(), r.logits.data()));
+  }
+  for (auto& r : bt.recs) bt.views.push_back(r.view());
+  return bt;
+}
+
+Tensor random_tensor(const Shape& s, uint64_t seed, float std) {
+  Tensor t = Tensor::empty(s);
+  Rng rng(seed);
+  fill_normal(t, rng, std);
+  return t;
+}
+
+// Central finite differences of a double-valued loss of x, against x's analytic gradient.
+// Tolerance: the losses are computed in double from the f32 inputs, so the FD error is the
+// O(h^2) truncation (h = 1e-3 on O(1) curvature: ~1e-7) plus the f32 rounding of the
+// analytic gradient (~1e-7 relative); 2e-5 absolute + 1e-4 relative leaves a wide margin
+// while a wrong term (a missing factor, sign or bin) is off by > 1e-2.
+template <class F>
+void check_gradient(Tensor x, const Tensor& analytic, F&& loss) {
+  const double h = 1e-3;
+  double worst = 0;
+  for (int64_t i = 0; i < x.numel(); ++i) {
+    const float z = x[i];
+    x[i] = float(z + h);
+    const double zp = x[i], lp = loss();
+    x[i] = float(z - h);
+    const double zm = x[i], lm = loss();
+    x[i] = z;
+    const double fd = (lp - lm) / (zp - zm);
+    const double err = std::fabs(fd - analytic[i]);
+    worst = std::max(worst, err);
+    if (err > 2e-5 + 1e-4 * std::fabs(fd)) {
+      FAIL_CHECK("gradient element " << i << ": finite difference " << fd << ", analytic " << analytic[i]);
+      return;
+    }
+  }
+  (void)worst;
+}
+
+double logit_loss_value(const Var& x, const Batch& bt, const DistillConfig& cfg, DistillStats* st = nullptr) {
+  NoGradGuard ng;
+  DistillStats s;
+  logit_distill_loss(x, bt.views, cfg, &s);
+  if (st) *st = s;
+  return s.logit;
+}
+
+Tensor logit_grad(const Tensor& z, const Batch& bt, const DistillConfig& cfg) {
+  Var x(z.clone(), true);
+  Var l = logit_distill_loss(x, bt.views, cfg);
+  backward(l);
+  return x.grad().clone();
 }
 
 }  // namespace
@@ -354,5 +469,289 @@ TEST_SUITE("distill") {
     bad.logits = LogitStorage::TopK;
     bad.top_k = 10;
     check_throws_containing([&] { RecordLayout::make(bad); }, "top_k");
+  }
+
+  TEST_CASE("losses: hand example V=3, T=2, B=1 (EAKLD, CAKLD, FKL, RKL)") {
+    StoreInfo info = make_info(2, 1, 2, 3, HiddenDtype::BF16, LogitStorage::Full, 0, LogpDtype::F32);
+    Batch bt;
+    bt.info = info;
+    RawSeq r;
+    r.ids = {0, 1, 2};
+    r.mask = {1, 1, 1};
+    r.hidden = {{1, 0, 0, 1}, {1, 1, 1, -1}};
+    r.logits = {1, 2, 0, 0, 0, 3};
+    bt.raw.push_back(r);
+    bt.recs.push_back(TeacherRecord::make(info, r.ids.data(), r.mask.data(), r.taps(), r.logits.data()));
+    bt.views.push_back(bt.recs[0].view());
+    Var x(Tensor::from({2, 3}, {0.5f, 0.5f, 0.0f, 1.0f, 0.0f, 2.0f}), false);
+    // By hand: pT(0) = softmax(1,2,0), pT(1) = softmax(0,0,3); pS likewise.
+    auto sm = [](double a, double b, double c, int i) {
+      const double m = std::max(a, std::max(b, c)), s = std::exp(a - m) + std::exp(b - m) + std::exp(c - m);
+      const double v[3] = {a, b, c};
+      return std::exp(v[i] - m) / s;
+    };
+    double fkl = 0, rkl = 0, H = 0, lam_tok = 0, conf = 0;
+    const double zt[2][3] = {{1, 2, 0}, {0, 0, 3}}, zs[2][3] = {{0.5, 0.5, 0}, {1, 0, 2}};
+    for (int t = 0; t < 2; ++t) {
+      double h = 0;
+      for (int v = 0; v < 3; ++v) {
+        const double pt = sm(zt[t][0], zt[t][1], zt[t][2], v), ps = sm(zs[t][0], zs[t][1], zs[t][2], v);
+        fkl += pt * std::log(pt / ps) / 2;
+        rkl += ps * std::log(ps / pt) / 2;
+        h -= pt * std::log(pt);
+      }
+      H += h / 2;
+      lam_tok += std::min(h, std::log(16.0)) / std::log(16.0) / 2;
+      conf += sm(zt[t][0], zt[t][1], zt[t][2], r.ids[size_t(t + 1)]) / 2;
+    }
+    DistillConfig cfg;
+    DistillStats st;
+    CHECK(logit_loss_value(x, bt, cfg, &st) == doctest::Approx(lam_tok * fkl + (1 - lam_tok) * rkl).epsilon(1e-6));
+    CHECK(st.fkl == doctest::Approx(fkl).epsilon(1e-6));
+    CHECK(st.rkl == doctest::Approx(rkl).epsilon(1e-6));
+    CHECK(st.lambda == doctest::Approx(lam_tok).epsilon(1e-6));
+    CHECK(st.valid == 2);
+    cfg.eakld_clip = EakldClip::Batch;
+    CHECK(logit_loss_value(x, bt, cfg, &st) ==
+          doctest::Approx(std::min(1.0, H / std::log(16.0)) * fkl + (1 - std::min(1.0, H / std::log(16.0))) * rkl).epsilon(1e-6));
+    cfg.logit_loss = LogitLoss::Cakld;
+    CHECK(logit_loss_value(x, bt, cfg, &st) == doctest::Approx((1 - conf) * fkl + conf * rkl).epsilon(1e-6));
+    CHECK(st.lambda == doctest::Approx(conf).epsilon(1e-6));
+    cfg.logit_loss = LogitLoss::Forward;
+    CHECK(logit_loss_value(x, bt, cfg) == doctest::Approx(fkl).epsilon(1e-6));
+    cfg.logit_loss = LogitLoss::Reverse;
+    CHECK(logit_loss_value(x, bt, cfg) == doctest::Approx(rkl).epsilon(1e-6));
+    // Identical distributions: both KLs are 0.
+    Var same(Tensor::from({2, 3}, {1, 2, 0, 0, 0, 3}), false);
+    CHECK(std::fabs(logit_loss_value(same, bt, cfg)) < 1e-7);
+  }
+
+  TEST_CASE("losses: KLs and lambdas against direct formulas on a masked batch; K = V equals full") {
+    const int64_t T = 3, V = 7;
+    Batch topk = make_batch(make_info(T, 2, 4, V, HiddenDtype::BF16, LogitStorage::TopK, 3), 2, 50);
+    Batch topv = make_batch(make_info(T, 2, 4, V, HiddenDtype::BF16, LogitStorage::TopK, V), 2, 50);
+    Batch full = make_batch(make_info(T, 2, 4, V, HiddenDtype::BF16, LogitStorage::Full, 0), 2, 50);
+    Var x(random_tensor({2 * T, V}, 9, 1.5f), false);
+    DistillConfig cfg;
+    const std::vector<uint8_t> valid = valid_positions(topk.views, MaskAlign::Razor);
+    CHECK(valid == std::vector<uint8_t>{1, 1, 1, 0, 1, 1});
+    for (Batch* bt : {&topk, &topv, &full}) {
+      DistillStats st;
+      logit_loss_value(x, *bt, cfg, &st);
+      DirectKl d = direct_kl(bt->raw, bt->views, x.value(), valid);
+      CHECK(st.fkl == doctest::Approx(d.fkl).epsilon(1e-5));
+      CHECK(st.rkl == doctest::Approx(d.rkl).epsilon(1e-5));
+      CHECK(st.fkl > 0);
+    }
+    DistillStats a, b;
+    logit_loss_value(x, topk, cfg, &a);
+    logit_loss_value(x, full, cfg, &b);
+    CHECK(a.fkl < b.fkl);  // the (K+1)-bin KL is a lower bound
+    for (LogitLoss k : {LogitLoss::Eakld, LogitLoss::Cakld, LogitLoss::Forward, LogitLoss::Reverse}) {
+      cfg.logit_loss = k;
+      logit_loss_value(x, topv, cfg, &a);
+      logit_loss_value(x, full, cfg, &b);
+      CHECK(a.logit == doctest::Approx(b.logit).epsilon(1e-6));
+      Tensor ga = logit_grad(x.value(), topv, cfg), gb = logit_grad(x.value(), full, cfg);
+      for (int64_t i = 0; i < ga.numel(); ++i) CHECK(ga[i] == doctest::Approx(gb[i]).epsilon(1e-5).scale(1e-6));
+    }
+    // Lambdas from the entropies / target probabilities of the raw teacher logits.
+    double tok = 0, conf = 0, batch = 0;
+    int n = 0;
+    const double lnk = std::log(16.0);
+    for (int bi = 0; bi < 2; ++bi) {
+      double hs = 0;
+      int nb = 0;
+      for (int t = 0; t < T; ++t) {
+        if (!valid[size_t(bi * T + t)]) continue;
+        std::vector<double> z(static_cast<size_t>(V));
+        for (int v = 0; v < V; ++v) z[size_t(v)] = topk.raw[size_t(bi)].logits[size_t(t * V + v)];
+        const double l = lse_d(z);
+        double h = 0;
+        for (double q : z) h -= std::exp(q - l) * (q - l);
+        tok += std::min(h, lnk) / lnk, hs += h, ++nb, ++n;
+        conf += std::exp(z[size_t(topk.raw[size_t(bi)].ids[size_t(t + 1)])] - l);
+      }
+      batch += hs / nb / 2;
+    }
+    cfg.logit_loss = LogitLoss::Eakld;
+    logit_loss_value(x, topk, cfg, &a);
+    CHECK(a.lambda == doctest::Approx(tok / n).epsilon(1e-6));
+    cfg.eakld_clip = EakldClip::Batch;
+    logit_loss_value(x, topk, cfg, &a);
+    CHECK(a.lambda == doctest::Approx(std::min(1.0, batch / lnk)).epsilon(1e-6));
+    cfg.logit_loss = LogitLoss::Cakld;
+    logit_loss_value(x, topk, cfg, &a);
+    CHECK(a.lambda == doctest::Approx(conf / n).epsilon(1e-6));
+  }
+
+  TEST_CASE("losses: gradients of FKL, RKL, EAKLD, CAKLD by finite differences (top-K and full)") {
+    const int64_t T = 3, V = 7;
+    for (LogitStorage ls : {LogitStorage::TopK, LogitStorage::Full}) {
+      Batch bt = make_batch(make_info(T, 2, 4, V, HiddenDtype::BF16, ls, 3), 2, 70);
+      for (LogitLoss k : {LogitLoss::Forward, LogitLoss::Reverse, LogitLoss::Eakld, LogitLoss::Cakld}) {
+        CAPTURE(int(k));
+        CAPTURE(int(ls));
+        DistillConfig cfg;
+        cfg.logit_loss = k;
+        Var x(random_tensor({2 * T, V}, 11, 1.5f), false);
+        Tensor g = logit_grad(x.value(), bt, cfg);
+        // Masked positions get no gradient.
+        for (int64_t v = 0; v < V; ++v) CHECK(g[3 * V + v] == 0.0f);
+        check_gradient(x.value(), g, [&] { return logit_loss_value(x, bt, cfg); });
+      }
+    }
+  }
+
+  TEST_CASE("losses: lambda carries no gradient") {
+    Batch bt = make_batch(make_info(3, 2, 4, 7, HiddenDtype::BF16, LogitStorage::TopK, 3), 2, 80);
+    Var x(random_tensor({6, 7}, 12, 1.0f), false);
+    DistillConfig cfg;
+    DistillStats st, st2;
+    logit_loss_value(x, bt, cfg, &st);
+    Var y(random_tensor({6, 7}, 13, 3.0f), false);
+    logit_loss_value(y, bt, cfg, &st2);
+    CHECK(st.lambda == st2.lambda);  // depends on the teacher only
+    CHECK(st.lambda > 0.05);
+    CHECK(st.lambda < 0.95);
+    Tensor ge = logit_grad(x.value(), bt, cfg);
+    cfg.logit_loss = LogitLoss::Forward;
+    Tensor gf = logit_grad(x.value(), bt, cfg);
+    cfg.logit_loss = LogitLoss::Reverse;
+    Tensor gr = logit_grad(x.value(), bt, cfg);
+    for (int64_t i = 0; i < ge.numel(); ++i)
+      CHECK(ge[i] == doctest::Approx(st.lambda * gf[i] + (1 - st.lambda) * gr[i]).epsilon(1e-5).scale(1e-7));
+  }
+
+  TEST_CASE("losses: the two mask alignments differ by exactly one position") {
+    const uint8_t mask[5] = {0, 0, 1, 1, 1};  // a 2-token prompt, T = 4
+    std::vector<uint8_t> razor = valid_positions(mask, 1, 4, MaskAlign::Razor);
+    std::vector<uint8_t> ref = valid_positions(mask, 1, 4, MaskAlign::Reference);
+    CHECK(razor == std::vector<uint8_t>{0, 1, 1, 1});
+    CHECK(ref == std::vector<uint8_t>{0, 0, 1, 1});
+    Batch bt = make_batch(make_info(4, 2, 4, 7, HiddenDtype::BF16, LogitStorage::TopK, 3), 2, 90);
+    std::vector<uint8_t> a = valid_positions(bt.views, MaskAlign::Razor), b = valid_positions(bt.views, MaskAlign::Reference);
+    int diff = 0;
+    for (size_t i = 0; i < a.size(); ++i) diff += a[i] != b[i];
+    CHECK(diff == 1);  // sequence 1 has a 2-token masked prefix; sequence 0 none
+    CHECK(bt.views[1].cos_count[0] == bt.views[1].cos_count[1] + 1);
+    std::vector<int32_t> y = ce_targets(bt.views);
+    CHECK(y[4] == -1);
+    CHECK(y[5] == bt.raw[1].ids[2]);
+    DistillConfig cfg;
+    Var x(random_tensor({8, 7}, 14, 1.0f), false);
+    DistillStats s1, s2;
+    logit_loss_value(x, bt, cfg, &s1);
+    cfg.mask_align = MaskAlign::Reference;
+    logit_loss_value(x, bt, cfg, &s2);
+    CHECK(s1.valid == s2.valid + 1);
+    CHECK(s1.fkl != s2.fkl);
+  }
+
+  TEST_CASE("AFD: layer selection (lowest c_l, ties to the lower index), fixed and list modes") {
+    const double sums[2][5] = {{0.5, 0.2, 0.5, 0.2, 0.9}, {0.1, 0.9, 0.9, 0.9, 0.9}};
+    const int64_t counts[2] = {1, 1};
+    SequenceView v;
+    v.T = 1, v.L = 5, v.C = 1, v.V = 2;
+    v.cos_sum = &sums[0][0];
+    v.cos_count = counts;
+    std::vector<SequenceView> batch = {v, v};
+    DistillConfig cfg;
+    CHECK(afd_select_layers(batch, cfg) == std::vector<int>{1, 2, 4});
+    cfg.afd_k = 1;
+    CHECK(afd_select_layers(batch, cfg) == std::vector<int>{2});
+    cfg.afd_k = 9;  // more than L: all layers
+    CHECK(afd_select_layers(batch, cfg) == std::vector<int>{1, 2, 3, 4, 5});
+    cfg.afd_k = 3;
+    cfg.mask_align = MaskAlign::Reference;  // the second row of sums
+    CHECK(afd_select_layers(batch, cfg) == std::vector<int>{1, 2, 3});
+    CHECK(afd_layer_cosines(batch, MaskAlign::Razor)[1] == doctest::Approx(0.2));
+    parse_afd("fixed", cfg);
+    CHECK(afd_select_layers(batch, cfg) == std::vector<int>{1, 3, 5});
+    parse_afd("0,4,4", cfg);
+    CHECK(afd_select_layers(batch, cfg) == std::vector<int>{0, 4});
+    parse_afd("6", cfg);
+    check_throws_containing([&] { afd_select_layers(batch, cfg); }, "outside the feature taps");
+    check_throws_containing([&] { parse_afd("1,x", cfg); }, "--afd");
+    check_throws_containing([&] { parse_logit_loss("kl"); }, "--logit-loss");
+  }
+
+  TEST_CASE("AFD: value against the direct formula and finite-difference gradients (bf16 and int8 teacher)") {
+    const int64_t B = 2, T = 3, C = 4, L = 4;
+    for (HiddenDtype hd : {HiddenDtype::BF16, HiddenDtype::INT8}) {
+      Batch bt = make_batch(make_info(T, L, C, 5, hd, LogitStorage::TopK, 2), int(B), 110);
+      std::vector<Var> feats;
+      for (int64_t l = 0; l <= L; ++l) feats.emplace_back(random_tensor({B, T, C}, 200 + uint64_t(l), 2.0f), true);
+      DistillConfig cfg;
+      DistillStats st;
+      Var loss = afd_loss(feats, bt.views, cfg, &st);
+      REQUIRE(st.layers.size() == 3);
+      // The selection is the 3 lowest c_l.
+      std::vector<double> c = afd_layer_cosines(bt.views, MaskAlign::Razor);
+      for (int l = 1; l <= L; ++l) {
+        bool chosen = std::find(st.layers.begin(), st.layers.end(), l) != st.layers.end();
+        int lower = 0;
+        for (int m = 1; m <= L; ++m) lower += c[size_t(m - 1)] < c[size_t(l - 1)] || (c[size_t(m - 1)] == c[size_t(l - 1)] && m < l);
+        CHECK(chosen == (lower < 3));
+      }
+      const std::vector<uint8_t> valid = valid_positions(bt.views, MaskAlign::Razor);
+      double direct = 0;
+      std::vector<float> row(static_cast<size_t>(C));
+      for (int l : st.layers) {
+        double mse = 0;
+        for (int64_t b = 0; b < B; ++b) {
+          double s = 0;
+          int64_t n = 0;
+          for (int64_t t = 0; t < T; ++t) {
+            if (!valid[size_t(b * T + t)]) continue;
+            ++n;
+            bt.views[size_t(b)].hidden_row(l, t, row.data());
+            for (int64_t k = 0; k < C; ++k) {
+              const double d = double(feats[size_t(l)].value()[(b * T + t) * C + k]) - row[size_t(k)];
+              s += d * d;
+            }
+          }
+          mse += s / double(std::max<int64_t>(n, 1) * C) / double(B);
+        }
+        direct += mse / 3;
+      }
+      CHECK(st.feature == doctest::Approx(direct).epsilon(1e-9));
+      CHECK(loss.item() == doctest::Approx(direct).epsilon(1e-6));
+      backward(loss);
+      for (int64_t l = 0; l <= L; ++l) {
+        const bool chosen = std::find(st.layers.begin(), st.layers.end(), int(l)) != st.layers.end();
+        if (!chosen) {
+          CHECK_FALSE(feats[size_t(l)].has_grad());
+          continue;
+        }
+        check_gradient(feats[size_t(l)].value(), feats[size_t(l)].grad(), [&] {
+          NoGradGuard ng;
+          DistillStats s;
+          afd_loss(feats, bt.views, cfg, &s);
+          return s.feature;
+        });
+      }
+      // Fixed-layer ablation: 1, floor((L+1)/2), L.
+      cfg.afd_mode = AfdMode::Fixed;
+      afd_loss(feats, bt.views, cfg, &st);
+      CHECK(st.layers == std::vector<int>{1, 2, 4});
+      tape().clear();
+    }
+  }
+
+  TEST_CASE("distill_losses: both losses and every logged component in one call") {
+    const int64_t B = 2, T = 3, C = 4, L = 2, V = 7;
+    Batch bt = make_batch(make_info(T, L, C, V, HiddenDtype::BF16, LogitStorage::TopK, 3), int(B), 130);
+    std::vector<Var> feats;
+    for (int64_t l = 0; l <= L; ++l) feats.emplace_back(random_tensor({B, T, C}, 300 + uint64_t(l), 1.0f), true);
+    Var logits(random_tensor({B * T, V}, 310, 1.0f), true);
+    DistillOutput o = distill_losses(feats, logits, bt.views, DistillConfig());
+    CHECK(o.stats.layers == std::vector<int>{1, 2});  // k = 3 > L = 2: every layer
+    CHECK(o.stats.layer_cos.size() == 2);
+    CHECK(o.stats.feature == doctest::Approx(o.feature.item()).epsilon(1e-6));
+    CHECK(o.stats.logit == doctest::Approx(o.logit.item()).epsilon(1e-6));
+    CHECK(o.stats.valid == 5);
+    CHECK(tape().size() == 2);
+    tape().clear();
   }
 }

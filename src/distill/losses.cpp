@@ -13,6 +13,7 @@ namespace razor {
 namespace {
 
 constexpr double kNegInf = -std::numeric_limits<double>::infinity();
+constexpr int64_t kParallelMin = 1 << 15;  // elements below which a loop runs serially
 
 void check_batch(const std::vector<SequenceView>& teacher, const char* op) {
   RZ_CHECK(!teacher.empty(), "%s: empty teacher batch", op);
@@ -273,7 +274,8 @@ Var logit_distill_loss(const Var& student_logits, const std::vector<SequenceView
   const float* Z = student_logits.value().data();
   std::vector<RowSaved> saved(size_t(B * T));
   std::vector<double> row_f(size_t(B * T), 0.0), row_r(size_t(B * T), 0.0);
-#pragma omp parallel
+  // Small problems (tests, tiny models) run serially: a parallel region costs more than them.
+#pragma omp parallel if (B * T * V >= kParallelMin)
   {
     std::vector<uint8_t> in_top(teacher[0].logits == LogitStorage::TopK ? size_t(V) : 0, 0);
 #pragma omp for schedule(dynamic, 4)
@@ -301,7 +303,7 @@ Var logit_distill_loss(const Var& student_logits, const std::vector<SequenceView
       const double gout = out.grad()[0];
       const float* Z = x.value().data();
       float* dZ = x.grad().data();
-#pragma omp parallel
+#pragma omp parallel if (B * T * V >= kParallelMin)
       {
         std::vector<double> scratch(static_cast<size_t>(V));
 #pragma omp for schedule(dynamic, 4)
@@ -379,7 +381,7 @@ Var afd_loss(const std::vector<Var>& student_features, const std::vector<Sequenc
 
   const int64_t nl = int64_t(layers.size());
   std::vector<double> row(size_t(nl * B * T), 0.0);
-#pragma omp parallel
+#pragma omp parallel if (nl * B * T * C >= kParallelMin)
   {
     std::vector<float> buf(static_cast<size_t>(C));
 #pragma omp for schedule(static)
@@ -416,7 +418,7 @@ Var afd_loss(const std::vector<Var>& student_features, const std::vector<Sequenc
         const float* X = xs[size_t(k)].value().data();
         float* dX = xs[size_t(k)].grad().data();
         const int l = layers[size_t(k)];
-#pragma omp parallel
+#pragma omp parallel if (B * T * C >= kParallelMin)
         {
           std::vector<float> buf(static_cast<size_t>(C));
 #pragma omp for schedule(static)

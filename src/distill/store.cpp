@@ -405,7 +405,7 @@ void encode_record(const StoreInfo& info, const RecordLayout& layout, const int3
       reinterpret_cast<float*>(out + layout.logp)[i] = float(lp);
     }
   };
-#pragma omp parallel
+#pragma omp parallel if (T * V >= (1 << 15))
   {
     std::vector<int32_t> order;
     std::vector<uint8_t> in_top;
