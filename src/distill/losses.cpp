@@ -1,0 +1,447 @@
+// Distillation losses: forward and backward side by side (see losses.h, NUMERICS §5-§7).
+#include "distill/losses.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <limits>
+
+#include "core/error.h"
+
+namespace razor {
+
+namespace {
+
+constexpr double kNegInf = -std::numeric_limits<double>::infinity();
+constexpr int64_t kParallelMin = 1 << 15;  // elements below which a loop runs serially
+
+void check_batch(const std::vector<SequenceView>& teacher, const char* op) {
+  RZ_CHECK(!teacher.empty(), "%s: empty teacher batch", op);
+  const SequenceView& a = teacher[0];
+  for (const SequenceView& s : teacher)
+    RZ_CHECK(s.T == a.T && s.V == a.V && s.L == a.L && s.C == a.C && s.K == a.K && s.logits == a.logits,
+             "%s: teacher sequences of one batch have different shapes", op);
+}
+
+// Per-sequence weights 1 / (B * max(|V_b|, 1)) and the valid count.
+std::vector<double> sequence_weights(const std::vector<uint8_t>& valid, int64_t B, int64_t T, int64_t* total) {
+  std::vector<double> w(static_cast<size_t>(B));
+  *total = 0;
+  for (int64_t b = 0; b < B; ++b) {
+    int64_t n = 0;
+    for (int64_t t = 0; t < T; ++t) n += valid[size_t(b * T + t)];
+    *total += n;
+    w[size_t(b)] = 1.0 / (double(B) * double(std::max<int64_t>(n, 1)));
+  }
+  return w;
+}
+
+// The FKL / RKL weights of each variant given lambda.
+void mix_weights(LogitLoss kind, double lambda, double* cf, double* cr) {
+  switch (kind) {
+    case LogitLoss::Eakld: *cf = lambda, *cr = 1 - lambda; break;
+    case LogitLoss::Cakld: *cf = 1 - lambda, *cr = lambda; break;
+    case LogitLoss::Forward: *cf = 1, *cr = 0; break;
+    case LogitLoss::Reverse: *cf = 0, *cr = 1; break;
+  }
+}
+
+// Lambda from teacher data only (so it carries no gradient).
+double logit_lambda(const std::vector<SequenceView>& teacher, const std::vector<uint8_t>& valid,
+                    const DistillConfig& cfg) {
+  const int64_t B = int64_t(teacher.size()), T = teacher[0].T;
+  if (cfg.logit_loss == LogitLoss::Forward) return 1;
+  if (cfg.logit_loss == LogitLoss::Reverse) return 0;
+  const double lnk = std::log(double(cfg.entropy_k));
+  double sum = 0, batch_sum = 0;
+  int64_t n = 0;
+  for (int64_t b = 0; b < B; ++b) {
+    double hs = 0;
+    int64_t nb = 0;
+    for (int64_t t = 0; t < T; ++t) {
+      if (!valid[size_t(b * T + t)]) continue;
+      ++nb;
+      if (cfg.logit_loss == LogitLoss::Cakld) {
+        sum += std::exp(double(teacher[size_t(b)].target_logp[t]));
+      } else {
+        const double h = teacher[size_t(b)].entropy[t];
+        sum += std::min(h, lnk) / lnk;
+        hs += h;
+      }
+    }
+    n += nb;
+    batch_sum += hs / double(std::max<int64_t>(nb, 1));
+  }
+  if (cfg.logit_loss == LogitLoss::Eakld && cfg.eakld_clip == EakldClip::Batch)
+    return std::min(1.0, std::max(0.0, batch_sum / double(B) / lnk));  // the reference code's clip
+  return n > 0 ? sum / double(n) : 0.0;
+}
+
+// What one valid row's forward leaves for its backward.
+struct RowSaved {
+  double lse = 0;       // log-sum-exp of the student row
+  double lse_tail = 0;  // of the student row outside the teacher's top K (-inf if none)
+  double tnorm = 0;     // log-sum-exp of the teacher's stored bin log-probs (renormaliser)
+  double rkl = 0;       // the row's RKL
+};
+
+// Student row z [V] against teacher position t of s: fills `sv` and returns FKL and RKL.
+void row_forward(const float* z, const SequenceView& s, int64_t t, std::vector<uint8_t>& in_top, RowSaved* sv,
+                 double* fkl, double* rkl) {
+  const int64_t V = s.V, K = s.K, nb = s.bins();
+  float mx = -std::numeric_limits<float>::infinity();
+  for (int64_t v = 0; v < V; ++v) mx = std::max(mx, z[v]);
+  double sum = 0;
+  for (int64_t v = 0; v < V; ++v) sum += std::exp(double(z[v]) - mx);
+  sv->lse = double(mx) + std::log(sum);
+  double tail_logq = kNegInf;
+  sv->lse_tail = kNegInf;
+  if (s.logits == LogitStorage::TopK) {
+    const int32_t* top = s.topk_ids + t * K;
+    for (int64_t j = 0; j < K; ++j) in_top[size_t(top[j])] = 1;
+    double tail = 0;
+    for (int64_t v = 0; v < V; ++v)
+      if (!in_top[size_t(v)]) tail += std::exp(double(z[v]) - mx);
+    for (int64_t j = 0; j < K; ++j) in_top[size_t(top[j])] = 0;
+    if (tail > 0) sv->lse_tail = double(mx) + std::log(tail);
+    tail_logq = s.tail_logp[t];
+  }
+  // Renormalise the teacher bins.
+  double tmax = tail_logq;
+  for (int64_t j = 0; j < nb; ++j) tmax = std::max(tmax, double(s.logp_at(t, j)));
+  double tsum = std::exp(tail_logq - tmax);
+  for (int64_t j = 0; j < nb; ++j) tsum += std::exp(double(s.logp_at(t, j)) - tmax);
+  sv->tnorm = tmax + std::log(tsum);
+  double f = 0, r = 0;
+  auto bin = [&](double a, double l) {  // teacher and student log-probs of one bin
+    if (a > kNegInf) f += std::exp(a) * (a - l);
+    if (l > kNegInf) r += std::exp(l) * (l - a);
+  };
+  for (int64_t j = 0; j < nb; ++j) {
+    const int64_t v = s.logits == LogitStorage::TopK ? s.topk_ids[t * K + j] : j;
+    bin(double(s.logp_at(t, j)) - sv->tnorm, double(z[v]) - sv->lse);
+  }
+  if (s.logits == LogitStorage::TopK) bin(tail_logq - sv->tnorm, sv->lse_tail - sv->lse);
+  sv->rkl = r;
+  *fkl = f;
+  *rkl = r;
+}
+
+// dz += g * (cf * dFKL/dz + cr * dRKL/dz) for one row. With l_b the student's bin log-prob,
+// q_b the teacher's, pS(v) the student token prob and r_v = pS(v)/p_b within its bin:
+//   dFKL/dz_v = pS(v) - q_b r_v,    dRKL/dz_v = pS(v) (l_b - log q_b - RKL_row).
+void row_backward(const float* z, const SequenceView& s, int64_t t, const RowSaved& sv, double g, double cf,
+                  double cr, std::vector<double>& scratch, float* dz) {
+  const int64_t V = s.V, K = s.K;
+  auto grad = [&](double zv, double a, double lbin, double lse_bin) {
+    const double p = std::exp(zv - sv.lse);
+    double d = 0;
+    if (cf != 0) d += cf * (p - (a > kNegInf ? std::exp(a + zv - lse_bin) : 0.0));
+    if (cr != 0 && p > 0) d += cr * p * (lbin - a - sv.rkl);
+    return d;
+  };
+  if (s.logits == LogitStorage::Full) {
+    for (int64_t v = 0; v < V; ++v) {
+      const double a = double(s.logp_at(t, v)) - sv.tnorm;
+      dz[v] += float(g * grad(z[v], a, double(z[v]) - sv.lse, z[v]));
+    }
+    return;
+  }
+  // Tail tokens first (everything), then the top-K tokens overwrite their entries.
+  const double a_tail = double(s.tail_logp[t]) - sv.tnorm;
+  const double l_tail = sv.lse_tail - sv.lse;
+  const bool tail = sv.lse_tail > kNegInf;
+  for (int64_t v = 0; v < V; ++v) scratch[size_t(v)] = tail ? grad(z[v], a_tail, l_tail, sv.lse_tail) : 0.0;
+  const int32_t* top = s.topk_ids + t * K;
+  for (int64_t j = 0; j < K; ++j) {
+    const int32_t v = top[j];
+    const double a = double(s.logp_at(t, j)) - sv.tnorm;
+    scratch[size_t(v)] = grad(z[v], a, double(z[v]) - sv.lse, z[v]);
+  }
+  for (int64_t v = 0; v < V; ++v) dz[v] += float(g * scratch[size_t(v)]);
+}
+
+// The student feature tap `l` of row (b, t) against the teacher's: ||s - t||^2 (double).
+double feature_row_sq(const float* fs, const SequenceView& s, int64_t l, int64_t t, std::vector<float>& buf) {
+  s.hidden_row(l, t, buf.data());
+  double acc = 0;
+  for (int64_t c = 0; c < s.C; ++c) {
+    const double d = double(fs[c]) - double(buf[size_t(c)]);
+    acc += d * d;
+  }
+  return acc;
+}
+
+}  // namespace
+
+// ---- options
+
+MaskAlign parse_mask_align(const std::string& s) {
+  if (s == "razor") return MaskAlign::Razor;
+  if (s == "reference") return MaskAlign::Reference;
+  fail("--mask-align: '%s' is not one of razor, reference", s.c_str());
+}
+LogitLoss parse_logit_loss(const std::string& s) {
+  if (s == "eakld") return LogitLoss::Eakld;
+  if (s == "cakld") return LogitLoss::Cakld;
+  if (s == "fkl") return LogitLoss::Forward;
+  if (s == "rkl") return LogitLoss::Reverse;
+  fail("--logit-loss: '%s' is not one of eakld, cakld, fkl, rkl", s.c_str());
+}
+EakldClip parse_eakld_clip(const std::string& s) {
+  if (s == "token") return EakldClip::Token;
+  if (s == "batch") return EakldClip::Batch;
+  fail("--eakld-clip: '%s' is not one of token, batch", s.c_str());
+}
+void parse_afd(const std::string& s, DistillConfig& cfg) {
+  if (s == "adaptive") {
+    cfg.afd_mode = AfdMode::Adaptive;
+    return;
+  }
+  if (s == "fixed") {
+    cfg.afd_mode = AfdMode::Fixed;
+    return;
+  }
+  cfg.afd_mode = AfdMode::List;
+  cfg.afd_layers.clear();
+  size_t i = 0;
+  while (i <= s.size()) {
+    size_t j = s.find(',', i);
+    if (j == std::string::npos) j = s.size();
+    const std::string tok = s.substr(i, j - i);
+    char* end = nullptr;
+    long v = tok.empty() ? -1 : std::strtol(tok.c_str(), &end, 10);
+    if (tok.empty() || *end != '\0' || v < 0 || v > 4096)
+      fail("--afd: '%s' is not adaptive, fixed or a comma list of layer indices", s.c_str());
+    cfg.afd_layers.push_back(int(v));
+    i = j + 1;
+  }
+}
+void DistillConfig::validate() const {
+  RZ_CHECK(entropy_k >= 2, "EAKLD: entropy k = %d must be >= 2", entropy_k);
+  RZ_CHECK(afd_k >= 1, "AFD: k = %d must be >= 1", afd_k);
+  if (afd_mode == AfdMode::List) RZ_CHECK(!afd_layers.empty(), "--afd: empty layer list");
+}
+
+// ---- positions
+
+std::vector<uint8_t> valid_positions(const uint8_t* mask, int64_t B, int64_t T, MaskAlign align) {
+  std::vector<uint8_t> v(size_t(B * T));
+  const int64_t shift = align == MaskAlign::Razor ? 1 : 0;
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t t = 0; t < T; ++t) v[size_t(b * T + t)] = mask[b * (T + 1) + t + shift] != 0;
+  return v;
+}
+
+std::vector<uint8_t> valid_positions(const std::vector<SequenceView>& batch, MaskAlign align) {
+  check_batch(batch, "valid_positions");
+  const int64_t B = int64_t(batch.size()), T = batch[0].T;
+  std::vector<uint8_t> v(size_t(B * T));
+  for (int64_t b = 0; b < B; ++b) {
+    std::vector<uint8_t> one = valid_positions(batch[size_t(b)].mask, 1, T, align);
+    std::copy(one.begin(), one.end(), v.begin() + b * T);
+  }
+  return v;
+}
+
+std::vector<int32_t> ce_targets(const std::vector<SequenceView>& batch) {
+  check_batch(batch, "ce_targets");
+  const int64_t B = int64_t(batch.size()), T = batch[0].T;
+  std::vector<int32_t> y(size_t(B * T));
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t t = 0; t < T; ++t)
+      y[size_t(b * T + t)] = batch[size_t(b)].mask[t + 1] ? batch[size_t(b)].ids[t + 1] : -1;
+  return y;
+}
+
+// ---- logit distillation
+
+Var logit_distill_loss(const Var& student_logits, const std::vector<SequenceView>& teacher, const DistillConfig& cfg,
+                       DistillStats* stats) {
+  cfg.validate();
+  check_batch(teacher, "logit_distill_loss");
+  const int64_t B = int64_t(teacher.size()), T = teacher[0].T, V = teacher[0].V;
+  RZ_CHECK(student_logits.value().dim() == 2 && student_logits.size(0) == B * T && student_logits.size(1) == V,
+           "logit_distill_loss: student logits %s, expected [B*T=%lld, V=%lld]", student_logits.shape().str().c_str(),
+           (long long)(B * T), (long long)V);
+  const std::vector<uint8_t> valid = valid_positions(teacher, cfg.mask_align);
+  int64_t total = 0;
+  const std::vector<double> w = sequence_weights(valid, B, T, &total);
+  const double lambda = logit_lambda(teacher, valid, cfg);
+  double cf = 1, cr = 0;
+  mix_weights(cfg.logit_loss, lambda, &cf, &cr);
+
+  const float* Z = student_logits.value().data();
+  std::vector<RowSaved> saved(size_t(B * T));
+  std::vector<double> row_f(size_t(B * T), 0.0), row_r(size_t(B * T), 0.0);
+  // Small problems (tests, tiny models) run serially: a parallel region costs more than them.
+#pragma omp parallel if (B * T * V >= kParallelMin)
+  {
+    std::vector<uint8_t> in_top(teacher[0].logits == LogitStorage::TopK ? size_t(V) : 0, 0);
+#pragma omp for schedule(dynamic, 4)
+    for (int64_t r = 0; r < B * T; ++r) {
+      if (!valid[size_t(r)]) continue;
+      row_forward(Z + r * V, teacher[size_t(r / T)], r % T, in_top, &saved[size_t(r)], &row_f[size_t(r)],
+                  &row_r[size_t(r)]);
+    }
+  }
+  // Deterministic reduction in row order.
+  double fkl = 0, rkl = 0;
+  for (int64_t r = 0; r < B * T; ++r) {
+    fkl += w[size_t(r / T)] * row_f[size_t(r)];
+    rkl += w[size_t(r / T)] * row_r[size_t(r)];
+  }
+  const double loss = cf * fkl + cr * rkl;
+  if (stats) {
+    stats->fkl = fkl, stats->rkl = rkl, stats->lambda = lambda, stats->logit = loss;
+    stats->valid = total;
+  }
+  Var out = make_output(Tensor::full({1}, float(loss)), {&student_logits});
+  if (out.requires_grad()) {
+    tape().record([out, x = student_logits, teacher, valid, w, saved = std::move(saved), cf, cr, B, T, V]() mutable {
+      // Reads: the student logits' values, the teacher views, the per-row saved sums.
+      const double gout = out.grad()[0];
+      const float* Z = x.value().data();
+      float* dZ = x.grad().data();
+#pragma omp parallel if (B * T * V >= kParallelMin)
+      {
+        std::vector<double> scratch(static_cast<size_t>(V));
+#pragma omp for schedule(dynamic, 4)
+        for (int64_t r = 0; r < B * T; ++r) {
+          if (!valid[size_t(r)]) continue;
+          row_backward(Z + r * V, teacher[size_t(r / T)], r % T, saved[size_t(r)], gout * w[size_t(r / T)], cf, cr,
+                       scratch, dZ + r * V);
+        }
+      }
+    });
+  }
+  return out;
+}
+
+// ---- AFD
+
+std::vector<double> afd_layer_cosines(const std::vector<SequenceView>& teacher, MaskAlign align) {
+  check_batch(teacher, "afd_layer_cosines");
+  const int64_t L = teacher[0].L;
+  const int a = align == MaskAlign::Razor ? 0 : 1;
+  std::vector<double> c(size_t(L), 0.0);
+  int64_t n = 0;
+  for (const SequenceView& s : teacher) {
+    n += s.cos_count[a];
+    for (int64_t l = 0; l < L; ++l) c[size_t(l)] += s.cos_sum[a * L + l];
+  }
+  for (double& x : c) x = n > 0 ? x / double(n) : 0.0;
+  return c;
+}
+
+std::vector<int> afd_select_layers(const std::vector<SequenceView>& teacher, const DistillConfig& cfg) {
+  cfg.validate();
+  check_batch(teacher, "afd_select_layers");
+  const int L = int(teacher[0].L);
+  std::vector<int> layers;
+  if (cfg.afd_mode == AfdMode::Adaptive) {
+    const std::vector<double> c = afd_layer_cosines(teacher, cfg.mask_align);
+    std::vector<int> order(static_cast<size_t>(L));
+    for (int l = 0; l < L; ++l) order[size_t(l)] = l + 1;
+    // Lowest c_l first; stable, so ties keep the lower index.
+    std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return c[size_t(a - 1)] < c[size_t(b - 1)]; });
+    layers.assign(order.begin(), order.begin() + std::min(cfg.afd_k, L));
+  } else if (cfg.afd_mode == AfdMode::Fixed) {
+    layers = {1, (L + 1) / 2, L};
+  } else {
+    for (int l : cfg.afd_layers) {
+      RZ_CHECK(l >= 0 && l <= L, "--afd: layer %d outside the feature taps [0, %d]", l, L);
+      layers.push_back(l);
+    }
+  }
+  std::sort(layers.begin(), layers.end());
+  layers.erase(std::unique(layers.begin(), layers.end()), layers.end());
+  return layers;
+}
+
+Var afd_loss(const std::vector<Var>& student_features, const std::vector<SequenceView>& teacher,
+             const DistillConfig& cfg, DistillStats* stats) {
+  check_batch(teacher, "afd_loss");
+  const int64_t B = int64_t(teacher.size()), T = teacher[0].T, C = teacher[0].C, L = teacher[0].L;
+  RZ_CHECK(int64_t(student_features.size()) == L + 1, "afd_loss: %zu student feature taps, expected L+1 = %lld",
+           student_features.size(), (long long)(L + 1));
+  const std::vector<int> layers = afd_select_layers(teacher, cfg);
+  bool rg = false;
+  for (int l : layers) {
+    const Var& f = student_features[size_t(l)];
+    RZ_CHECK(f.defined() && f.value().dim() == 3 && f.size(0) == B && f.size(1) == T && f.size(2) == C,
+             "afd_loss: student feature tap %d is %s, expected [B=%lld, T=%lld, C=%lld]", l,
+             f.defined() ? f.shape().str().c_str() : "undefined", (long long)B, (long long)T, (long long)C);
+    rg = rg || any_requires_grad({&f});
+  }
+  const std::vector<uint8_t> valid = valid_positions(teacher, cfg.mask_align);
+  int64_t total = 0;
+  std::vector<double> w = sequence_weights(valid, B, T, &total);
+  for (double& x : w) x /= double(C);  // 1 / (B * max(|V_b|,1) * C)
+
+  const int64_t nl = int64_t(layers.size());
+  std::vector<double> row(size_t(nl * B * T), 0.0);
+#pragma omp parallel if (nl * B * T * C >= kParallelMin)
+  {
+    std::vector<float> buf(static_cast<size_t>(C));
+#pragma omp for schedule(static)
+    for (int64_t i = 0; i < nl * B * T; ++i) {
+      const int64_t r = i % (B * T);
+      if (!valid[size_t(r)]) continue;
+      const int l = layers[size_t(i / (B * T))];
+      const float* fs = student_features[size_t(l)].value().data() + r * C;
+      row[size_t(i)] = feature_row_sq(fs, teacher[size_t(r / T)], l, r % T, buf);
+    }
+  }
+  std::vector<double> mse(size_t(nl), 0.0);
+  for (int64_t i = 0; i < nl * B * T; ++i) mse[size_t(i / (B * T))] += w[size_t((i % (B * T)) / T)] * row[size_t(i)];
+  double loss = 0;
+  for (double m : mse) loss += m;
+  loss /= double(nl);
+  if (stats) {
+    stats->feature = loss;
+    stats->layers = layers;
+    stats->layer_mse = mse;
+    stats->layer_cos = afd_layer_cosines(teacher, cfg.mask_align);
+    stats->valid = total;
+  }
+  Var out(Tensor::full({1}, float(loss)), rg);
+  if (rg) {
+    std::vector<Var> xs;
+    for (int l : layers) xs.push_back(student_features[size_t(l)]);
+    tape().record([out, xs, layers, teacher, valid, w, nl, B, T, C]() mutable {
+      // Reads: the student taps' values and the teacher views.
+      // d mse_l / dF_S[b,t] = 2 w_b (F_S - F_T); L_feature averages over the nl layers.
+      const double gout = out.grad()[0] / double(nl);
+      for (int64_t k = 0; k < nl; ++k) {
+        if (!xs[size_t(k)].requires_grad()) continue;
+        const float* X = xs[size_t(k)].value().data();
+        float* dX = xs[size_t(k)].grad().data();
+        const int l = layers[size_t(k)];
+#pragma omp parallel if (B * T * C >= kParallelMin)
+        {
+          std::vector<float> buf(static_cast<size_t>(C));
+#pragma omp for schedule(static)
+          for (int64_t r = 0; r < B * T; ++r) {
+            if (!valid[size_t(r)]) continue;
+            teacher[size_t(r / T)].hidden_row(l, r % T, buf.data());
+            const double g = 2.0 * gout * w[size_t(r / T)];
+            for (int64_t c = 0; c < C; ++c)
+              dX[r * C + c] += float(g * (double(X[r * C + c]) - double(buf[size_t(c)])));
+          }
+        }
+      }
+    });
+  }
+  return out;
+}
+
+DistillOutput distill_losses(const std::vector<Var>& student_features, const Var& student_logits,
+                             const std::vector<SequenceView>& teacher, const DistillConfig& cfg) {
+  DistillOutput o;
+  o.feature = afd_loss(student_features, teacher, cfg, &o.stats);
+  o.logit = logit_distill_loss(student_logits, teacher, cfg, &o.stats);
+  return o;
+}
+
+}  // namespace razor

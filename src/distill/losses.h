@@ -1,0 +1,84 @@
+// Distillation losses (NUMERICS §5-§7) as fused autograd ops: the student side is a Var,
+// the teacher side plain data from the teacher store (SequenceView). Each op computes its
+// forward eagerly and records one backward closure that recomputes what it needs from the
+// student values and the teacher views (nothing big is saved), adding into the student's
+// gradient. The teacher views must stay valid (store open) until backward has run.
+// Student logits row b*T + t predicts token t+1 of sequence b.
+// Deliberately not here: CE (autograd cross_entropy; ce_targets builds its targets) and the
+// weighting a_task / a_feature / a_logit (the training loop).
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "autograd/tape.h"
+#include "distill/store.h"
+
+namespace razor {
+
+enum class MaskAlign { Razor, Reference };         // --mask-align razor|reference
+enum class LogitLoss { Eakld, Cakld, Forward, Reverse };  // --logit-loss eakld|cakld|fkl|rkl
+enum class EakldClip { Token, Batch };             // --eakld-clip token|batch
+enum class AfdMode { Adaptive, Fixed, List };      // --afd adaptive|fixed|<l1,l2,...>
+
+MaskAlign parse_mask_align(const std::string& s);
+LogitLoss parse_logit_loss(const std::string& s);
+EakldClip parse_eakld_clip(const std::string& s);
+
+struct DistillConfig {
+  MaskAlign mask_align = MaskAlign::Razor;
+  LogitLoss logit_loss = LogitLoss::Eakld;
+  EakldClip eakld_clip = EakldClip::Token;
+  int entropy_k = 16;            // lambda = mean min(H, ln k) / ln k
+  AfdMode afd_mode = AfdMode::Adaptive;
+  int afd_k = 3;                 // adaptive: the k layers with the lowest c_l (at most L)
+  std::vector<int> afd_layers;   // List mode: feature taps in [0, L]
+  void validate() const;
+};
+// "adaptive" | "fixed" | a comma list "1,4,8" (sets afd_layers).
+void parse_afd(const std::string& s, DistillConfig& cfg);
+
+// Every component, measured in the forward (before the update), for logging.
+struct DistillStats {
+  double fkl = 0, rkl = 0;   // batch means (NUMERICS §7), whatever the variant
+  double lambda = 0;         // EAKLD: entropy lambda; CAKLD: confidence lambda; FKL: 1; RKL: 0
+  double logit = 0;          // the logit loss value
+  double feature = 0;        // L_feature
+  std::vector<int> layers;   // AFD layers used, ascending
+  std::vector<double> layer_mse;  // mse_l for each of `layers`
+  std::vector<double> layer_cos;  // c_l for l = 1..L (index l-1)
+  int64_t valid = 0;         // valid positions in the micro-batch
+};
+
+// valid[b*T + t] = 1 when position t of sequence b takes part in the losses:
+// razor: token t+1 is a target (mask[t+1]); reference: mask[t] (one position off).
+std::vector<uint8_t> valid_positions(const uint8_t* mask /*[B, T+1]*/, int64_t B, int64_t T, MaskAlign align);
+std::vector<uint8_t> valid_positions(const std::vector<SequenceView>& batch, MaskAlign align);
+// CE targets [B*T]: ids[t+1] where mask[t+1], else -1 (always razor's alignment).
+std::vector<int32_t> ce_targets(const std::vector<SequenceView>& batch);
+
+// Logit distillation. student_logits [B*T, V] -> [1]. Top-K stores use the (K+1)-bin
+// distributions {top-K tokens, tail}; full stores the V-bin ones. The teacher's stored
+// log-probs are renormalised over their bins (f16 / f32 rounding) so both KLs are >= 0.
+Var logit_distill_loss(const Var& student_logits, const std::vector<SequenceView>& teacher, const DistillConfig& cfg,
+                       DistillStats* stats = nullptr);
+
+// c_l for l = 1..L (index l-1): mean over the batch's valid positions of the teacher's
+// adjacent-layer cosine; 0 when the batch has no valid position.
+std::vector<double> afd_layer_cosines(const std::vector<SequenceView>& teacher, MaskAlign align);
+// The layers AFD uses, ascending, without duplicates.
+std::vector<int> afd_select_layers(const std::vector<SequenceView>& teacher, const DistillConfig& cfg);
+// AFD. student_features: the L+1 taps, each [B, T, C] (only the selected ones are read and
+// must be defined) -> [1].
+Var afd_loss(const std::vector<Var>& student_features, const std::vector<SequenceView>& teacher,
+             const DistillConfig& cfg, DistillStats* stats = nullptr);
+
+struct DistillOutput {
+  Var feature;  // [1]
+  Var logit;    // [1]
+  DistillStats stats;
+};
+DistillOutput distill_losses(const std::vector<Var>& student_features, const Var& student_logits,
+                             const std::vector<SequenceView>& teacher, const DistillConfig& cfg);
+
+}  // namespace razor

@@ -1,0 +1,722 @@
+// Teacher store: record encoding (the teacher math), shard writer with resume, mmap reader.
+#include "distill/store.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <mutex>
+#include <numeric>
+
+#include "core/error.h"
+#include "core/half.h"
+#include "distill/hash.h"
+#include "io/json.h"
+
+namespace razor {
+
+namespace {
+
+constexpr char kMagic[8] = {'R', 'Z', 'T', 'S', 'T', 'O', 'R', 'E'};
+constexpr uint32_t kVersion = 1;
+constexpr const char* kFormat = "razor-teacher-store";
+
+// Shard header, 128 bytes, little-endian:
+//   0 magic[8] | 8 version u32 | 12 header_bytes u32 | 16 first_sequence u64 |
+//  24 num_sequences u64 | 32 record_bytes u64 | 40 T u32 | 44 L u32 | 48 C u32 | 52 V u32 |
+//  56 K u32 | 60 hidden_dtype u8 | 61 logits u8 | 62 logp_dtype u8 | 63 pad u8 |
+//  64 teacher_hash u64 | 72 tokenizer_hash u64 | 80 payload checksum u64 (hash64) |
+//  88 header checksum u64 (fnv1a64 of bytes 0..87) | 96..127 zero
+struct ShardHeader {
+  char magic[8];
+  uint32_t version;
+  uint32_t header_bytes;
+  uint64_t first_sequence;
+  uint64_t num_sequences;
+  uint64_t record_bytes;
+  uint32_t T, L, C, V, K;
+  uint8_t hidden_dtype, logits, logp_dtype, pad;
+  uint64_t teacher_hash;
+  uint64_t tokenizer_hash;
+  uint64_t payload_checksum;
+  uint64_t header_checksum;
+  uint8_t reserved[32];
+};
+static_assert(sizeof(ShardHeader) == 128, "shard header is 128 bytes");
+
+int64_t align64(int64_t x) { return (x + 63) & ~int64_t(63); }
+
+ShardHeader make_header(const StoreInfo& info, const RecordLayout& layout) {
+  ShardHeader h;
+  std::memset(&h, 0, sizeof h);
+  std::memcpy(h.magic, kMagic, 8);
+  h.version = kVersion;
+  h.header_bytes = sizeof(ShardHeader);
+  h.record_bytes = uint64_t(layout.bytes);
+  h.T = uint32_t(info.seq_len);
+  h.L = uint32_t(info.num_layers);
+  h.C = uint32_t(info.hidden_size);
+  h.V = uint32_t(info.vocab_size);
+  h.K = info.logits == LogitStorage::TopK ? uint32_t(info.top_k) : 0;
+  h.hidden_dtype = uint8_t(info.hidden_dtype);
+  h.logits = uint8_t(info.logits);
+  h.logp_dtype = uint8_t(info.logp_dtype);
+  h.teacher_hash = info.teacher_hash;
+  h.tokenizer_hash = info.tokenizer_hash;
+  return h;
+}
+
+void seal_header(ShardHeader& h) { h.header_checksum = fnv1a64(&h, offsetof(ShardHeader, header_checksum)); }
+
+// Checks a shard header against the expected settings; `what` names the file.
+void check_header(const ShardHeader& h, const ShardHeader& want, const std::string& what) {
+  if (std::memcmp(h.magic, kMagic, 8) != 0) fail("%s: not a razor teacher-store shard (bad magic)", what.c_str());
+  if (h.version != kVersion)
+    fail("%s: shard format version %u, this razor reads version %u", what.c_str(), h.version, kVersion);
+  if (h.header_checksum != fnv1a64(&h, offsetof(ShardHeader, header_checksum)))
+    fail("%s: header checksum mismatch (the file is damaged)", what.c_str());
+  if (h.header_bytes != sizeof(ShardHeader)) fail("%s: header size %u, expected 128", what.c_str(), h.header_bytes);
+  if (h.T != want.T || h.L != want.L || h.C != want.C || h.V != want.V || h.K != want.K ||
+      h.hidden_dtype != want.hidden_dtype || h.logits != want.logits || h.logp_dtype != want.logp_dtype ||
+      h.record_bytes != want.record_bytes)
+    fail("%s: shard settings (T=%u L=%u C=%u V=%u K=%u hidden=%u logits=%u logp=%u) differ from the store's "
+         "(T=%u L=%u C=%u V=%u K=%u hidden=%u logits=%u logp=%u)",
+         what.c_str(), h.T, h.L, h.C, h.V, h.K, h.hidden_dtype, h.logits, h.logp_dtype, want.T, want.L, want.C,
+         want.V, want.K, want.hidden_dtype, want.logits, want.logp_dtype);
+  if (h.teacher_hash != want.teacher_hash || h.tokenizer_hash != want.tokenizer_hash)
+    fail("%s: shard was written by another teacher/tokenizer (hashes %s/%s, store %s/%s)", what.c_str(),
+         hash_hex(h.teacher_hash).c_str(), hash_hex(h.tokenizer_hash).c_str(), hash_hex(want.teacher_hash).c_str(),
+         hash_hex(want.tokenizer_hash).c_str());
+  if (h.num_sequences == 0) fail("%s: shard holds no sequences", what.c_str());
+}
+
+bool file_exists(const std::string& p) {
+  struct stat st;
+  return ::stat(p.c_str(), &st) == 0;
+}
+
+void make_dirs(const std::string& dir) {
+  std::string cur;
+  for (size_t i = 0; i <= dir.size(); ++i) {
+    if (i == dir.size() || dir[i] == '/') {
+      if (!cur.empty() && !file_exists(cur) && ::mkdir(cur.c_str(), 0755) != 0 && errno != EEXIST)
+        fail("%s: cannot create directory: %s", cur.c_str(), std::strerror(errno));
+    }
+    if (i < dir.size()) cur += dir[i];
+  }
+}
+
+void fsync_dir(const std::string& dir) {
+  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY);
+  if (fd >= 0) {
+    ::fsync(fd);
+    ::close(fd);
+  }
+}
+
+void write_all(int fd, const void* data, size_t n, const std::string& what) {
+  const uint8_t* p = static_cast<const uint8_t*>(data);
+  while (n > 0) {
+    ssize_t w = ::write(fd, p, n);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      fail("%s: write failed: %s", what.c_str(), std::strerror(errno));
+    }
+    p += w;
+    n -= size_t(w);
+  }
+}
+
+// A read-only mapping of a whole file.
+struct Mapping {
+  uint8_t* base = nullptr;
+  int64_t size = 0;
+  void open(const std::string& path) {
+    int fd = ::open(path.c_str(), O_RDONLY);
+    if (fd < 0) fail("%s: cannot open: %s", path.c_str(), std::strerror(errno));
+    struct stat st;
+    if (::fstat(fd, &st) != 0) {
+      ::close(fd);
+      fail("%s: cannot stat: %s", path.c_str(), std::strerror(errno));
+    }
+    size = int64_t(st.st_size);
+    if (size > 0) {
+      void* p = ::mmap(nullptr, size_t(size), PROT_READ, MAP_PRIVATE, fd, 0);
+      if (p == MAP_FAILED) {
+        ::close(fd);
+        fail("%s: cannot mmap: %s", path.c_str(), std::strerror(errno));
+      }
+      base = static_cast<uint8_t*>(p);
+    }
+    ::close(fd);
+  }
+  ~Mapping() {
+    if (base) ::munmap(base, size_t(size));
+  }
+};
+
+// Validates a whole shard file (header, size, checksum) against `want`; returns its header.
+ShardHeader validate_shard(const Mapping& m, const ShardHeader& want, const std::string& what, bool checksum) {
+  if (m.size < int64_t(sizeof(ShardHeader)))
+    fail("%s: truncated: %lld bytes, shorter than the 128-byte header", what.c_str(), (long long)m.size);
+  ShardHeader h;
+  std::memcpy(&h, m.base, sizeof h);
+  check_header(h, want, what);
+  if (h.num_sequences > uint64_t(1) << 40) fail("%s: implausible sequence count %llu", what.c_str(), (unsigned long long)h.num_sequences);
+  int64_t expect = int64_t(sizeof(ShardHeader)) + int64_t(h.num_sequences) * int64_t(h.record_bytes);
+  if (m.size < expect)
+    fail("%s: truncated: %lld bytes, expected %lld for %llu sequences", what.c_str(), (long long)m.size,
+         (long long)expect, (unsigned long long)h.num_sequences);
+  if (m.size > expect)
+    fail("%s: %lld bytes, expected %lld for %llu sequences (trailing data)", what.c_str(), (long long)m.size,
+         (long long)expect, (unsigned long long)h.num_sequences);
+  if (checksum && hash64(m.base + sizeof(ShardHeader), size_t(expect) - sizeof(ShardHeader)) != h.payload_checksum)
+    fail("%s: checksum mismatch (the file is damaged; delete it and re-run the teacher dump)", what.c_str());
+  return h;
+}
+
+double cosine(const float* a, const float* b, int64_t n) {
+  double dot = 0, na = 0, nb = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    dot += double(a[i]) * b[i];
+    na += double(a[i]) * a[i];
+    nb += double(b[i]) * b[i];
+  }
+  // The eps of autograd's cosine_similarity (1e-8 on each norm).
+  return dot / (std::max(std::sqrt(na), 1e-8) * std::max(std::sqrt(nb), 1e-8));
+}
+
+Json info_to_json(const StoreInfo& info, const RecordLayout& layout) {
+  Json j = Json::object();
+  j.set("format", kFormat);
+  j.set("version", int64_t(kVersion));
+  j.set("teacher_id", info.teacher_id);
+  j.set("teacher_hash", hash_hex(info.teacher_hash));
+  j.set("tokenizer_hash", hash_hex(info.tokenizer_hash));
+  j.set("seq_len", info.seq_len);
+  j.set("num_layers", info.num_layers);
+  j.set("hidden_size", info.hidden_size);
+  j.set("vocab_size", info.vocab_size);
+  j.set("hidden_dtype", to_string(info.hidden_dtype));
+  j.set("logits", to_string(info.logits));
+  j.set("top_k", info.logits == LogitStorage::TopK ? info.top_k : int64_t(0));
+  j.set("logp_dtype", to_string(info.logp_dtype));
+  j.set("shard_sequences", info.shard_sequences);
+  j.set("num_sequences", info.num_sequences);
+  j.set("record_bytes", layout.bytes);
+  j.set("bytes_per_token", double(layout.bytes) / double(info.seq_len));
+  return j;
+}
+
+StoreInfo info_from_json(const Json& j, const std::string& what) {
+  if (j.get_string("format", "") != kFormat) fail("%s: not a razor teacher-store manifest", what.c_str());
+  int64_t version = j.at("version", what.c_str()).as_int("version");
+  if (version != kVersion) fail("%s: manifest version %lld, this razor reads %u", what.c_str(), (long long)version, kVersion);
+  StoreInfo s;
+  auto field = [&](const char* k) { return j.at(k, what.c_str()).as_int((what + ": " + k).c_str()); };
+  s.teacher_id = j.get_string("teacher_id", "");
+  s.teacher_hash = parse_hash_hex(j.at("teacher_hash", what.c_str()).as_string(), (what + ": teacher_hash").c_str());
+  s.tokenizer_hash = parse_hash_hex(j.at("tokenizer_hash", what.c_str()).as_string(), (what + ": tokenizer_hash").c_str());
+  s.seq_len = field("seq_len");
+  s.num_layers = field("num_layers");
+  s.hidden_size = field("hidden_size");
+  s.vocab_size = field("vocab_size");
+  s.hidden_dtype = parse_hidden_dtype(j.at("hidden_dtype", what.c_str()).as_string());
+  s.logits = parse_logit_storage(j.at("logits", what.c_str()).as_string());
+  s.top_k = s.logits == LogitStorage::TopK ? field("top_k") : 64;
+  s.logp_dtype = parse_logp_dtype(j.at("logp_dtype", what.c_str()).as_string());
+  s.shard_sequences = field("shard_sequences");
+  s.num_sequences = field("num_sequences");
+  try {
+    s.validate();
+  } catch (const Error& e) {
+    fail("%s: %s", what.c_str(), e.what());
+  }
+  if (s.num_sequences < 0) fail("%s: negative num_sequences", what.c_str());
+  return s;
+}
+
+// True when two infos describe the same store layout and origin (ignores counts / id).
+bool same_settings(const StoreInfo& a, const StoreInfo& b) {
+  return a.teacher_hash == b.teacher_hash && a.tokenizer_hash == b.tokenizer_hash && a.seq_len == b.seq_len &&
+         a.num_layers == b.num_layers && a.hidden_size == b.hidden_size && a.vocab_size == b.vocab_size &&
+         a.hidden_dtype == b.hidden_dtype && a.logits == b.logits &&
+         (a.logits == LogitStorage::Full || a.top_k == b.top_k) && a.logp_dtype == b.logp_dtype &&
+         a.shard_sequences == b.shard_sequences;
+}
+
+}  // namespace
+
+// ---- names and settings
+
+const char* to_string(HiddenDtype d) { return d == HiddenDtype::BF16 ? "bf16" : "int8"; }
+const char* to_string(LogitStorage s) { return s == LogitStorage::TopK ? "topk" : "full"; }
+const char* to_string(LogpDtype d) { return d == LogpDtype::F32 ? "f32" : "f16"; }
+HiddenDtype parse_hidden_dtype(const std::string& s) {
+  if (s == "bf16") return HiddenDtype::BF16;
+  if (s == "int8") return HiddenDtype::INT8;
+  fail("hidden dtype: '%s' is not one of bf16, int8", s.c_str());
+}
+LogitStorage parse_logit_storage(const std::string& s) {
+  if (s == "topk") return LogitStorage::TopK;
+  if (s == "full") return LogitStorage::Full;
+  fail("logit storage: '%s' is not one of topk, full", s.c_str());
+}
+LogpDtype parse_logp_dtype(const std::string& s) {
+  if (s == "f32") return LogpDtype::F32;
+  if (s == "f16") return LogpDtype::F16;
+  fail("log-prob dtype: '%s' is not one of f32, f16", s.c_str());
+}
+
+void StoreInfo::validate() const {
+  const int64_t kMax32 = int64_t(1) << 31;
+  RZ_CHECK(seq_len > 0 && seq_len < kMax32, "teacher store: seq_len %lld must be positive", (long long)seq_len);
+  RZ_CHECK(num_layers > 0 && num_layers < 4096, "teacher store: num_layers %lld out of range", (long long)num_layers);
+  RZ_CHECK(hidden_size > 0 && hidden_size < kMax32, "teacher store: hidden_size %lld out of range", (long long)hidden_size);
+  RZ_CHECK(vocab_size > 1 && vocab_size < kMax32, "teacher store: vocab_size %lld out of range", (long long)vocab_size);
+  if (logits == LogitStorage::TopK)
+    RZ_CHECK(top_k >= 1 && top_k <= vocab_size, "teacher store: top_k %lld must be in [1, vocab_size=%lld]",
+             (long long)top_k, (long long)vocab_size);
+  RZ_CHECK(shard_sequences >= 1, "teacher store: shard_sequences %lld must be >= 1", (long long)shard_sequences);
+}
+
+RecordLayout RecordLayout::make(const StoreInfo& info) {
+  info.validate();
+  const int64_t T = info.seq_len, L = info.num_layers, C = info.hidden_size, V = info.vocab_size;
+  const int64_t K = info.logits == LogitStorage::TopK ? info.top_k : 0;
+  RecordLayout r;
+  int64_t off = 0;
+  auto take = [&](int64_t bytes) {
+    int64_t at = off;
+    off = align64(off + bytes);
+    return at;
+  };
+  r.ids = take(4 * (T + 1));
+  r.mask = take(T + 1);
+  r.hidden = take((L + 1) * T * C * (info.hidden_dtype == HiddenDtype::BF16 ? 2 : 1));
+  if (info.hidden_dtype == HiddenDtype::INT8) r.hidden_scale = take(4 * (L + 1) * T);
+  const int64_t lp = info.logp_dtype == LogpDtype::F32 ? 4 : 2;
+  if (K > 0) {
+    r.topk_ids = take(4 * T * K);
+    r.logp = take(lp * T * K);
+    r.tail_logp = take(4 * T);
+  } else {
+    r.logp = take(lp * T * V);
+  }
+  r.entropy = take(4 * T);
+  r.target_logp = take(4 * T);
+  r.cos_sum = take(8 * 2 * L);
+  r.cos_count = take(8 * 2);
+  r.bytes = off;
+  return r;
+}
+
+// ---- views
+
+float SequenceView::logp_at(int64_t t, int64_t j) const {
+  const int64_t i = t * bins() + j;
+  if (logp_dtype == LogpDtype::F32) return static_cast<const float*>(logp)[i];
+  return f16_to_f32(static_cast<const uint16_t*>(logp)[i]);
+}
+
+void SequenceView::hidden_row(int64_t layer, int64_t t, float* out) const {
+  const int64_t row = layer * T + t;
+  if (hidden_dtype == HiddenDtype::BF16) {
+    bf16_to_f32(static_cast<const uint16_t*>(hidden) + row * C, out, C);
+  } else {
+    const int8_t* q = static_cast<const int8_t*>(hidden) + row * C;
+    const float s = hidden_scale[row];
+    for (int64_t c = 0; c < C; ++c) out[c] = float(q[c]) * s;
+  }
+}
+
+SequenceView view_record(const StoreInfo& info, const RecordLayout& layout, const uint8_t* rec) {
+  SequenceView v;
+  v.T = info.seq_len, v.L = info.num_layers, v.C = info.hidden_size, v.V = info.vocab_size;
+  v.K = info.logits == LogitStorage::TopK ? info.top_k : 0;
+  v.hidden_dtype = info.hidden_dtype, v.logits = info.logits, v.logp_dtype = info.logp_dtype;
+  v.ids = reinterpret_cast<const int32_t*>(rec + layout.ids);
+  v.mask = rec + layout.mask;
+  v.hidden = rec + layout.hidden;
+  if (layout.hidden_scale >= 0) v.hidden_scale = reinterpret_cast<const float*>(rec + layout.hidden_scale);
+  if (layout.topk_ids >= 0) v.topk_ids = reinterpret_cast<const int32_t*>(rec + layout.topk_ids);
+  v.logp = rec + layout.logp;
+  if (layout.tail_logp >= 0) v.tail_logp = reinterpret_cast<const float*>(rec + layout.tail_logp);
+  v.entropy = reinterpret_cast<const float*>(rec + layout.entropy);
+  v.target_logp = reinterpret_cast<const float*>(rec + layout.target_logp);
+  v.cos_sum = reinterpret_cast<const double*>(rec + layout.cos_sum);
+  v.cos_count = reinterpret_cast<const int64_t*>(rec + layout.cos_count);
+  return v;
+}
+
+// ---- encoding (the teacher-side math)
+
+void encode_record(const StoreInfo& info, const RecordLayout& layout, const int32_t* ids, const uint8_t* mask,
+                   const std::vector<const float*>& hidden, const float* logits, uint8_t* out) {
+  const int64_t T = info.seq_len, L = info.num_layers, C = info.hidden_size, V = info.vocab_size;
+  const int64_t K = info.logits == LogitStorage::TopK ? info.top_k : 0;
+  RZ_CHECK(int64_t(hidden.size()) == L + 1, "teacher store: %zu hidden-state taps given, expected L+1 = %lld",
+           hidden.size(), (long long)(L + 1));
+  for (int64_t i = 0; i <= T; ++i)
+    RZ_CHECK(ids[i] >= 0 && ids[i] < V, "teacher store: token id %d at position %lld outside the vocabulary [0, %lld)",
+             ids[i], (long long)i, (long long)V);
+  std::memset(out, 0, size_t(layout.bytes));
+  std::memcpy(out + layout.ids, ids, size_t(4 * (T + 1)));
+  uint8_t* m = out + layout.mask;
+  for (int64_t i = 0; i <= T; ++i) m[i] = mask ? (mask[i] != 0) : 1;
+
+  // Hidden states.
+  for (int64_t l = 0; l <= L; ++l) {
+    const float* src = hidden[size_t(l)];
+    if (info.hidden_dtype == HiddenDtype::BF16) {
+      f32_to_bf16(src, reinterpret_cast<uint16_t*>(out + layout.hidden) + l * T * C, T * C);
+    } else {
+      int8_t* q = reinterpret_cast<int8_t*>(out + layout.hidden) + l * T * C;
+      float* scale = reinterpret_cast<float*>(out + layout.hidden_scale) + l * T;
+      for (int64_t t = 0; t < T; ++t) {
+        const float* x = src + t * C;
+        float amax = 0;
+        for (int64_t c = 0; c < C; ++c) amax = std::max(amax, std::fabs(x[c]));
+        // Per-token 8-bit absmax, as NUMERICS §4 (eps 1e-5, round half to even).
+        const float s = std::max(amax, 1e-5f) / 127.0f;
+        scale[t] = s;
+        for (int64_t c = 0; c < C; ++c)
+          q[t * C + c] = int8_t(std::min(127.0f, std::max(-127.0f, std::nearbyint(x[c] / s))));
+      }
+    }
+  }
+
+  // Logit distribution, per position, in double.
+  float* entropy = reinterpret_cast<float*>(out + layout.entropy);
+  float* target = reinterpret_cast<float*>(out + layout.target_logp);
+  const bool f16 = info.logp_dtype == LogpDtype::F16;
+  auto put_logp = [&](int64_t i, double lp) {
+    if (f16) {
+      // Keep finite: fp16 overflows below -65504.
+      reinterpret_cast<uint16_t*>(out + layout.logp)[i] = f32_to_f16(float(std::max(lp, -65504.0)));
+    } else {
+      reinterpret_cast<float*>(out + layout.logp)[i] = float(lp);
+    }
+  };
+#pragma omp parallel if (T * V >= (1 << 15))
+  {
+    std::vector<int32_t> order;
+    std::vector<uint8_t> in_top;
+    if (K > 0) {
+      order.resize(size_t(V));
+      in_top.assign(size_t(V), 0);
+    }
+#pragma omp for schedule(static)
+    for (int64_t t = 0; t < T; ++t) {
+      const float* z = logits + t * V;
+      double mx = -std::numeric_limits<double>::infinity();
+      for (int64_t v = 0; v < V; ++v) mx = std::max(mx, double(z[v]));
+      double s = 0;
+      for (int64_t v = 0; v < V; ++v) s += std::exp(double(z[v]) - mx);
+      const double lse = mx + std::log(s);
+      double h = 0;
+      for (int64_t v = 0; v < V; ++v) {
+        const double lp = double(z[v]) - lse;
+        h -= std::exp(lp) * lp;
+      }
+      entropy[t] = float(h);
+      target[t] = float(double(z[ids[t + 1]]) - lse);
+      if (K == 0) {
+        for (int64_t v = 0; v < V; ++v) put_logp(t * V + v, double(z[v]) - lse);
+        continue;
+      }
+      std::iota(order.begin(), order.end(), 0);
+      std::partial_sort(order.begin(), order.begin() + K, order.end(), [z](int32_t a, int32_t b) {
+        return z[a] > z[b] || (z[a] == z[b] && a < b);
+      });
+      int32_t* top = reinterpret_cast<int32_t*>(out + layout.topk_ids) + t * K;
+      for (int64_t j = 0; j < K; ++j) {
+        top[j] = order[size_t(j)];
+        in_top[size_t(order[size_t(j)])] = 1;
+        put_logp(t * K + j, double(z[order[size_t(j)]]) - lse);
+      }
+      // Tail log-mass by a log-sum-exp over the tokens outside the top K (no cancellation).
+      double tail = 0;
+      for (int64_t v = 0; v < V; ++v)
+        if (!in_top[size_t(v)]) tail += std::exp(double(z[v]) - mx);
+      reinterpret_cast<float*>(out + layout.tail_logp)[t] =
+          tail > 0 ? float(mx + std::log(tail) - lse) : -std::numeric_limits<float>::infinity();
+      for (int64_t j = 0; j < K; ++j) in_top[size_t(top[j])] = 0;
+    }
+  }
+
+  // Adjacent-layer cosine sums over valid positions, both alignments, from the raw f32 taps.
+  double* cs = reinterpret_cast<double*>(out + layout.cos_sum);
+  int64_t* cc = reinterpret_cast<int64_t*>(out + layout.cos_count);
+  for (int64_t t = 0; t < T; ++t) {
+    const bool valid[2] = {m[t + 1] != 0, m[t] != 0};  // razor, reference (NUMERICS §5)
+    if (!valid[0] && !valid[1]) continue;
+    for (int a = 0; a < 2; ++a) cc[a] += valid[a];
+    for (int64_t l = 1; l <= L; ++l) {
+      const double c = cosine(hidden[size_t(l)] + t * C, hidden[size_t(l - 1)] + t * C, C);
+      for (int a = 0; a < 2; ++a)
+        if (valid[a]) cs[a * L + (l - 1)] += c;
+    }
+  }
+}
+
+TeacherRecord TeacherRecord::make(const StoreInfo& info, const int32_t* ids, const uint8_t* mask,
+                                  const std::vector<const float*>& hidden, const float* logits) {
+  TeacherRecord r;
+  r.info = info;
+  r.layout = RecordLayout::make(info);
+  r.storage.assign(size_t(r.layout.bytes / 8), 0);
+  encode_record(info, r.layout, ids, mask, hidden, logits, reinterpret_cast<uint8_t*>(r.storage.data()));
+  return r;
+}
+
+// ---- writer
+
+std::string store_manifest_path(const std::string& dir) { return dir + "/manifest.json"; }
+std::string store_shard_name(int64_t index) { return strfmt("shard-%05lld.bin", (long long)index); }
+
+StoreWriter::StoreWriter(const std::string& dir, const StoreInfo& info) : dir_(dir), info_(info) {
+  layout_ = RecordLayout::make(info_);
+  RZ_CHECK(!dir.empty(), "teacher store: empty directory name");
+  make_dirs(dir_);
+  const std::string manifest = store_manifest_path(dir_);
+  if (file_exists(manifest)) {
+    StoreInfo have = info_from_json(Json::parse(read_file(manifest), manifest), manifest);
+    if (!same_settings(have, info_))
+      fail("%s: an existing teacher store with different settings (teacher %s, T=%lld, L=%lld, C=%lld, V=%lld, "
+           "hidden %s, logits %s); use another directory or delete it",
+           dir_.c_str(), hash_hex(have.teacher_hash).c_str(), (long long)have.seq_len, (long long)have.num_layers,
+           (long long)have.hidden_size, (long long)have.vocab_size, to_string(have.hidden_dtype),
+           to_string(have.logits));
+    complete_ = true;
+    next_ = have.num_sequences;
+    info_.num_sequences = have.num_sequences;
+    return;
+  }
+  // An unfinished dump: drop a partial shard, keep (and verify) the complete ones.
+  if (DIR* d = ::opendir(dir_.c_str())) {
+    while (dirent* e = ::readdir(d)) {
+      std::string name = e->d_name;
+      if (name.rfind("shard-", 0) == 0 && name.size() > 8 && name.compare(name.size() - 8, 8, ".bin.tmp") == 0)
+        ::unlink((dir_ + "/" + name).c_str());
+    }
+    ::closedir(d);
+  }
+  ShardHeader want = make_header(info_, layout_);
+  for (int64_t i = 0;; ++i) {
+    const std::string name = store_shard_name(i), path = dir_ + "/" + name;
+    if (!file_exists(path)) break;
+    Mapping m;
+    m.open(path);
+    ShardHeader h;
+    try {
+      h = validate_shard(m, want, path, true);
+    } catch (const Error& e) {
+      fail("%s (cannot resume the teacher dump: delete this shard and the ones after it, then re-run)", e.what());
+    }
+    if (int64_t(h.first_sequence) != next_)
+      fail("%s: starts at sequence %llu, expected %lld (shards out of order; delete it and the ones after it)",
+           path.c_str(), (unsigned long long)h.first_sequence, (long long)next_);
+    shards_.push_back({name, next_, int64_t(h.num_sequences), m.size, h.payload_checksum});
+    next_ += int64_t(h.num_sequences);
+  }
+  info_.num_sequences = next_;
+  record_.resize(size_t(layout_.bytes));
+}
+
+StoreWriter::~StoreWriter() {
+  // An unfinished shard stays as *.tmp; the next StoreWriter on this directory deletes it.
+  if (fd_ >= 0) ::close(fd_);
+  delete static_cast<Hash64*>(hasher_);
+}
+
+void StoreWriter::open_shard() {
+  const std::string name = store_shard_name(int64_t(shards_.size()));
+  tmp_path_ = dir_ + "/" + name + ".tmp";
+  fd_ = ::open(tmp_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  if (fd_ < 0) fail("%s: cannot create: %s", tmp_path_.c_str(), std::strerror(errno));
+  ShardHeader h;
+  std::memset(&h, 0, sizeof h);  // placeholder, rewritten by close_shard
+  write_all(fd_, &h, sizeof h, tmp_path_);
+  delete static_cast<Hash64*>(hasher_);
+  hasher_ = new Hash64();
+  shard_count_ = 0;
+}
+
+void StoreWriter::close_shard() {
+  RZ_ASSERT(fd_ >= 0 && shard_count_ > 0);
+  ShardHeader h = make_header(info_, layout_);
+  h.first_sequence = uint64_t(next_ - shard_count_);
+  h.num_sequences = uint64_t(shard_count_);
+  h.payload_checksum = static_cast<Hash64*>(hasher_)->digest();
+  seal_header(h);
+  if (::pwrite(fd_, &h, sizeof h, 0) != ssize_t(sizeof h))
+    fail("%s: header write failed: %s", tmp_path_.c_str(), std::strerror(errno));
+  if (::fsync(fd_) != 0) fail("%s: fsync failed: %s", tmp_path_.c_str(), std::strerror(errno));
+  ::close(fd_);
+  fd_ = -1;
+  const std::string name = store_shard_name(int64_t(shards_.size()));
+  const std::string path = dir_ + "/" + name;
+  if (std::rename(tmp_path_.c_str(), path.c_str()) != 0)
+    fail("%s: cannot rename into place: %s", path.c_str(), std::strerror(errno));
+  fsync_dir(dir_);
+  shards_.push_back({name, next_ - shard_count_, shard_count_,
+                     int64_t(sizeof h) + shard_count_ * layout_.bytes, h.payload_checksum});
+  shard_count_ = 0;
+}
+
+void StoreWriter::add_sequence(const int32_t* ids, const uint8_t* mask, const std::vector<const float*>& hidden,
+                               const float* logits) {
+  if (complete_) fail("%s: the teacher store is complete (%lld sequences); it takes no more", dir_.c_str(), (long long)next_);
+  encode_record(info_, layout_, ids, mask, hidden, logits, record_.data());
+  if (fd_ < 0) open_shard();
+  write_all(fd_, record_.data(), record_.size(), tmp_path_);
+  static_cast<Hash64*>(hasher_)->update(record_.data(), record_.size());
+  ++shard_count_;
+  ++next_;
+  if (shard_count_ == info_.shard_sequences) close_shard();
+}
+
+void StoreWriter::finish() {
+  if (complete_) return;
+  if (fd_ >= 0 && shard_count_ > 0) close_shard();
+  info_.num_sequences = next_;
+  Json j = info_to_json(info_, layout_);
+  Json shards = Json::array();
+  for (const ShardMeta& s : shards_) {
+    Json o = Json::object();
+    o.set("file", s.file);
+    o.set("first_sequence", s.first);
+    o.set("sequences", s.count);
+    o.set("bytes", s.bytes);
+    o.set("checksum", hash_hex(s.checksum));
+    shards.push_back(std::move(o));
+  }
+  j.set("shards", std::move(shards));
+  write_file_atomic(store_manifest_path(dir_), j.dump(2) + "\n");
+  fsync_dir(dir_);
+  complete_ = true;
+}
+
+// ---- reader
+
+struct StoreReader::Shard {
+  std::string path;
+  Mapping map;
+  int64_t first = 0, count = 0;
+  uint64_t checksum = 0;
+  mutable std::once_flag verified;
+};
+
+StoreReader::StoreReader(const std::string& dir, StoreVerify verify) : dir_(dir) {
+  const std::string mpath = store_manifest_path(dir_);
+  if (!file_exists(mpath))
+    fail("%s: no manifest.json (not a teacher store, or an unfinished dump: re-run `razor teacher` to resume it)",
+         dir_.c_str());
+  const std::string text = read_file(mpath);
+  manifest_bytes_ = int64_t(text.size());
+  Json j = Json::parse(text, mpath);
+  info_ = info_from_json(j, mpath);
+  layout_ = RecordLayout::make(info_);
+  if (j.has("record_bytes") && j.at("record_bytes").as_int() != layout_.bytes)
+    fail("%s: record_bytes %lld does not match the layout (%lld)", mpath.c_str(),
+         (long long)j.at("record_bytes").as_int(), (long long)layout_.bytes);
+  const ShardHeader want = make_header(info_, layout_);
+  const Json& list = j.at("shards", mpath.c_str());
+  if (!list.is_array()) fail("%s: 'shards' must be an array", mpath.c_str());
+  int64_t total = 0;
+  for (size_t i = 0; i < list.size(); ++i) {
+    const Json& s = list[i];
+    auto sh = std::make_unique<Shard>();
+    const std::string file = s.at("file", mpath.c_str()).as_string("shards[].file");
+    if (file.empty() || file.find('/') != std::string::npos || file[0] == '.')
+      fail("%s: shard file name '%s' must be a plain name inside the store", mpath.c_str(), file.c_str());
+    sh->path = dir_ + "/" + file;
+    sh->count = s.at("sequences", mpath.c_str()).as_int("shards[].sequences");
+    sh->first = s.get_int("first_sequence", total);
+    sh->checksum = parse_hash_hex(s.at("checksum", mpath.c_str()).as_string(), (mpath + ": shards[].checksum").c_str());
+    if (sh->first != total)
+      fail("%s: shard %s starts at sequence %lld, expected %lld", mpath.c_str(), file.c_str(), (long long)sh->first,
+           (long long)total);
+    sh->map.open(sh->path);
+    ShardHeader h = validate_shard(sh->map, want, sh->path, false);
+    if (int64_t(h.num_sequences) != sh->count || int64_t(h.first_sequence) != sh->first)
+      fail("%s: the manifest says %lld sequences from %lld, the shard header says %llu from %llu", sh->path.c_str(),
+           (long long)sh->count, (long long)sh->first, (unsigned long long)h.num_sequences,
+           (unsigned long long)h.first_sequence);
+    if (h.payload_checksum != sh->checksum)
+      fail("%s: checksum %s in the header, %s in the manifest (mixed files from two dumps?)", sh->path.c_str(),
+           hash_hex(h.payload_checksum).c_str(), hash_hex(sh->checksum).c_str());
+    total += sh->count;
+    shards_.push_back(std::move(sh));
+  }
+  if (total != info_.num_sequences)
+    fail("%s: num_sequences is %lld but the shards hold %lld", mpath.c_str(), (long long)info_.num_sequences,
+         (long long)total);
+  if (verify == StoreVerify::Eager) {
+    for (auto& sh : shards_) {
+      std::call_once(sh->verified, [&] { validate_shard(sh->map, want, sh->path, true); });
+    }
+  }
+}
+
+StoreReader::~StoreReader() = default;
+
+const StoreReader::Shard& StoreReader::shard_for(int64_t i, int64_t* local) const {
+  if (i < 0 || i >= info_.num_sequences)
+    fail("%s: sequence %lld out of range [0, %lld)", dir_.c_str(), (long long)i, (long long)info_.num_sequences);
+  auto it = std::upper_bound(shards_.begin(), shards_.end(), i,
+                             [](int64_t x, const std::unique_ptr<Shard>& s) { return x < s->first; });
+  const Shard& sh = **(it - 1);
+  *local = i - sh.first;
+  return sh;
+}
+
+SequenceView StoreReader::sequence(int64_t i) const {
+  int64_t local;
+  const Shard& sh = shard_for(i, &local);
+  std::call_once(sh.verified, [&] { validate_shard(sh.map, make_header(info_, layout_), sh.path, true); });
+  return view_record(info_, layout_, sh.map.base + sizeof(ShardHeader) + local * layout_.bytes);
+}
+
+void StoreReader::prefetch(int64_t first, int64_t count) const {
+  const int64_t page = ::sysconf(_SC_PAGESIZE);
+  for (int64_t i = std::max<int64_t>(first, 0); i < std::min(first + count, info_.num_sequences); ++i) {
+    int64_t local;
+    const Shard& sh = shard_for(i, &local);
+    const int64_t off = int64_t(sizeof(ShardHeader)) + local * layout_.bytes;
+    const int64_t start = off / page * page;
+    ::madvise(sh.map.base + start, size_t(off + layout_.bytes - start), MADV_WILLNEED);
+  }
+}
+
+void StoreReader::check_compatible(uint64_t teacher_hash, uint64_t tokenizer_hash) const {
+  if (teacher_hash != info_.teacher_hash)
+    fail("%s: teacher store was made by teacher '%s' (hash %s), not the teacher given (hash %s); re-run `razor "
+         "teacher` with this teacher or pass its store",
+         dir_.c_str(), info_.teacher_id.c_str(), hash_hex(info_.teacher_hash).c_str(), hash_hex(teacher_hash).c_str());
+  if (tokenizer_hash != info_.tokenizer_hash)
+    fail("%s: teacher store was made with another tokenizer (hash %s, given %s); token ids would not match",
+         dir_.c_str(), hash_hex(info_.tokenizer_hash).c_str(), hash_hex(tokenizer_hash).c_str());
+}
+
+StoreStats StoreReader::stats() const {
+  StoreStats s;
+  s.sequences = info_.num_sequences;
+  s.tokens = info_.num_sequences * info_.seq_len;
+  s.shards = int64_t(shards_.size());
+  s.record_bytes = layout_.bytes;
+  s.bytes_per_token = double(layout_.bytes) / double(info_.seq_len);
+  s.total_bytes = manifest_bytes_;
+  for (const auto& sh : shards_) s.total_bytes += sh->map.size;
+  return s;
+}
+
+}  // namespace razor
