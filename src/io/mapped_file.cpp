@@ -94,10 +94,5 @@ uint64_t hash_file(const std::string& path) {
   return hash64(f->data(), f->size());
 }
 
-std::string hex64(uint64_t v) {
-  char buf[17];
-  std::snprintf(buf, sizeof buf, "%016llx", (unsigned long long)v);
-  return buf;
-}
 
 }  // namespace razor

@@ -7,6 +7,8 @@
 #include <memory>
 #include <string>
 
+#include "core/checksum.h"  // hex64
+
 namespace razor {
 
 class MappedFile {
@@ -32,7 +34,5 @@ class MappedFile {
 uint64_t hash64(const void* data, size_t n, uint64_t seed = 0);
 // Hash of a whole file's bytes (0 when the file cannot be read is NOT returned: throws).
 uint64_t hash_file(const std::string& path);
-// "0123456789abcdef" form.
-std::string hex64(uint64_t v);
 
 }  // namespace razor

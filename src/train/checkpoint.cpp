@@ -35,7 +35,7 @@ uint64_t write_array(const std::string& path, const float* data, size_t n) {
 
 std::vector<float> read_array(const std::string& path, uint64_t expect_count, uint64_t expect_sum) {
   const char* f = path.c_str();
-  MappedFile m(path);
+  FileMap m(path);
   RZ_CHECK(m.size >= kArrayHeader, "%s: %zu bytes, shorter than the %u-byte header (truncated)", f, m.size,
            kArrayHeader);
   RZ_CHECK(std::memcmp(m.data, kArrayMagic, 8) == 0, "%s: bad magic (not a razor f32 array)", f);

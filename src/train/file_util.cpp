@@ -112,7 +112,7 @@ void remove_tree(const std::string& path) {
   }
 }
 
-MappedFile::MappedFile(const std::string& path) {
+FileMap::FileMap(const std::string& path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) fail("%s: cannot open: %s", path.c_str(), std::strerror(errno));
   struct stat st;
@@ -134,7 +134,7 @@ MappedFile::MappedFile(const std::string& path) {
   ::close(fd);
 }
 
-MappedFile::~MappedFile() {
+FileMap::~FileMap() {
   if (data) ::munmap(const_cast<unsigned char*>(data), size);
 }
 

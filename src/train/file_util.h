@@ -31,11 +31,11 @@ void remove_tree(const std::string& path);  // ok when it does not exist
 std::string parent_dir(const std::string& path);
 
 // Read-only mapping of a whole file.
-struct MappedFile {
-  explicit MappedFile(const std::string& path);
-  ~MappedFile();
-  MappedFile(const MappedFile&) = delete;
-  MappedFile& operator=(const MappedFile&) = delete;
+struct FileMap {
+  explicit FileMap(const std::string& path);
+  ~FileMap();
+  FileMap(const FileMap&) = delete;
+  FileMap& operator=(const FileMap&) = delete;
   const unsigned char* data = nullptr;
   size_t size = 0;
 };

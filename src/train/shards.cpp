@@ -134,7 +134,7 @@ size_t build_token_shard(const std::vector<std::string>& text_files, const std::
 }
 
 TokenShard::TokenShard(const std::string& path, bool verify_checksum) : path_(path) {
-  map_ = std::make_unique<MappedFile>(path);
+  map_ = std::make_unique<FileMap>(path);
   const unsigned char* p = map_->data;
   const uint64_t size = map_->size;
   const char* f = path.c_str();
