@@ -29,10 +29,4 @@ class MappedFile {
   size_t size_ = 0;
 };
 
-// 64-bit hash of a byte range: 8-byte words mixed with multiply-xorshift, several GB/s.
-// Stable across platforms (little-endian reads). Not cryptographic: it detects corruption.
-uint64_t hash64(const void* data, size_t n, uint64_t seed = 0);
-// Hash of a whole file's bytes (0 when the file cannot be read is NOT returned: throws).
-uint64_t hash_file(const std::string& path);
-
 }  // namespace razor
