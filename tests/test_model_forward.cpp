@@ -266,6 +266,15 @@ TEST_SUITE("model") {
       CHECK(g.logits.requires_grad());
       CHECK(max_abs_diff(g.logits.value().data(), base.data(), B * T * V) == 0.0f);
       tape().clear();
+      // An inference-only model (no gradient buffer) records nothing and computes the same.
+      Model frozen(tiny_config(false, type), /*trainable=*/false);
+      CHECK(!frozen.trainable());
+      copy_weights(m, frozen);
+      size_t tape_before = tape().size();
+      ForwardResult fz = frozen.forward(ids, B, T);
+      CHECK(!fz.logits.requires_grad());
+      CHECK(tape().size() == tape_before);
+      CHECK(max_abs_diff(fz.logits.value().data(), base.data(), B * T * V) == 0.0f);
       // Bad input is refused with a clear message.
       std::vector<int32_t> bad = ids;
       bad[3] = int32_t(V);
@@ -455,7 +464,8 @@ TEST_SUITE("model") {
       };
       double ref_nll = 0, cli_nll = 0;
       std::vector<double> ref = parse(run(py + " tools/ref_forward.py " + dir.path + " " + id_text), &ref_nll);
-      auto loaded = Model::load(dir.path);
+      auto loaded = Model::load(dir.path, /*trainable=*/false);
+      CHECK(!loaded->trainable());
       std::vector<double> ours = next_token_logprobs(*loaded, ids);
       REQUIRE(ref.size() == ids.size() - 1);
       REQUIRE(ours.size() == ref.size());

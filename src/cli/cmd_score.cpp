@@ -49,7 +49,7 @@ int cmd_score(int argc, char** argv) {
   if (threads > 0) set_num_threads(int(threads));
   std::vector<int32_t> ids = parse_ids(ap.str("ids"));
   if (ids.size() < 2) fail("--ids: need at least 2 token ids, got %zu", ids.size());
-  std::unique_ptr<Model> m = Model::load(ap.str("model"));
+  std::unique_ptr<Model> m = Model::load(ap.str("model"), /*trainable=*/false);
   for (size_t i = 0; i < ids.size(); ++i)
     if (ids[i] >= m->cfg.vocab_size)
       fail("--ids: token id %d (position %zu) is outside the vocabulary [0, %lld)", ids[i], i,

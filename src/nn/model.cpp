@@ -40,7 +40,7 @@ int64_t align16(int64_t n) { return (n + 15) / 16 * 16; }
 
 }  // namespace
 
-Model::Model(const ModelConfig& c) : cfg(c) {
+Model::Model(const ModelConfig& c, bool trainable) : cfg(c) {
   cfg.validate();
   const int64_t V = cfg.vocab_size, C = cfg.hidden_size, H = cfg.num_attention_heads, K = cfg.num_key_value_heads,
                 D = cfg.head_dim, F = cfg.intermediate_size;
@@ -72,7 +72,7 @@ Model::Model(const ModelConfig& c) : cfg(c) {
   }
   total = align16(total);
   params = Tensor::zeros({total});
-  grads = Tensor::zeros({total});
+  if (trainable) grads = Tensor::zeros({total});
   int64_t off = 0;
   entries.reserve(specs.size());
   for (const Spec& s : specs) {
@@ -83,8 +83,12 @@ Model::Model(const ModelConfig& c) : cfg(c) {
     p.layer = s.layer;
     p.offset = off;
     p.value = Tensor::view_of(params.data() + off, s.shape);
-    p.grad = Tensor::view_of(grads.data() + off, s.shape);
-    p.var = Var::param(p.value, p.grad);
+    if (trainable) {
+      p.grad = Tensor::view_of(grads.data() + off, s.shape);
+      p.var = Var::param(p.value, p.grad);
+    } else {
+      p.var = Var(p.value, false);
+    }
     entries.push_back(std::move(p));
     off += s.shape.numel();
   }

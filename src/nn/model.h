@@ -57,8 +57,8 @@ struct Param {
   int layer;         // -1 outside the blocks
   int64_t offset;    // in floats, into Model::params / Model::grads
   Tensor value;      // view of params
-  Tensor grad;       // view of grads
-  Var var;           // Var::param(value, grad)
+  Tensor grad;       // view of grads (undefined when not trainable)
+  Var var;           // Var::param(value, grad), or a constant when not trainable
 };
 
 struct ForwardResult {
@@ -70,7 +70,8 @@ struct ForwardResult {
 class Model {
  public:
   // Allocates the buffers for cfg (validated) with zero values; see init_random / load.
-  explicit Model(const ModelConfig& cfg);
+  // trainable=false: no gradient buffer (inference, the teacher); parameters are constants.
+  explicit Model(const ModelConfig& cfg, bool trainable = true);
   Model(const Model&) = delete;
   Model& operator=(const Model&) = delete;
 
@@ -79,7 +80,7 @@ class Model {
 
   // Loads config.json + model.safetensors (or model.safetensors.index.json shards) from an
   // HF directory. Missing, extra or mis-shaped tensors are errors naming every such tensor.
-  static std::unique_ptr<Model> load(const std::string& dir);
+  static std::unique_ptr<Model> load(const std::string& dir, bool trainable = true);
   // Writes config.json + model.safetensors (F32 or BF16) into dir (created if absent).
   // Each file is written atomically.
   void save(const std::string& dir, bool bf16 = false) const;
@@ -88,7 +89,10 @@ class Model {
   ForwardResult forward(const std::vector<int32_t>& ids, int64_t B, int64_t T, bool want_hidden = false,
                         int64_t pos0 = 0) const;
 
-  void zero_grad() { grads.zero(); }
+  bool trainable() const { return grads.data() != nullptr; }
+  void zero_grad() {
+    if (trainable()) grads.zero();
+  }
   const Param* find(const std::string& name) const;
   Param* find(const std::string& name);
   int64_t num_params() const { return num_params_; }  // without alignment padding
@@ -96,7 +100,7 @@ class Model {
   ModelConfig cfg;
   ModelHooks hooks;
   Tensor params;  // flat [P] (P includes alignment padding, which stays zero)
-  Tensor grads;   // flat [P], same layout
+  Tensor grads;   // flat [P], same layout (empty when not trainable)
   std::vector<Param> entries;  // in HF order: embed, per layer, final norm, lm_head
 
   // Views into entries, for the forward.

@@ -42,9 +42,9 @@ std::string shape_of(const StTensorInfo& t) {
 
 }  // namespace
 
-std::unique_ptr<Model> Model::load(const std::string& dir) {
+std::unique_ptr<Model> Model::load(const std::string& dir, bool trainable) {
   ModelConfig cfg = ModelConfig::load(dir + "/config.json");
-  auto m = std::make_unique<Model>(cfg);
+  auto m = std::make_unique<Model>(cfg, trainable);
 
   std::vector<std::unique_ptr<SafeTensorsReader>> readers;
   std::string single = dir + "/model.safetensors", index = dir + "/model.safetensors.index.json";
