@@ -194,6 +194,33 @@ TEST_SUITE("model") {
     CHECK(err_of_load(tdir.path) == "");
     CHECK(err_of_load(tdir.path + "/nothing_here").find("config.json") != std::string::npos);
   }
+  TEST_CASE("model: sharded checkpoint (model.safetensors.index.json)") {
+    TempDir dir;
+    Model m(tiny_config(false));
+    m.init_random(15, 0.1f);
+    m.save(dir.path);
+    std::remove((dir.path + "/model.safetensors").c_str());
+    SafeTensorsWriter a, b;
+    Json map = Json::object();
+    for (size_t i = 0; i < m.entries.size(); ++i) {
+      const Param& p = m.entries[i];
+      const char* shard = i % 2 ? "model-00002-of-00002.safetensors" : "model-00001-of-00002.safetensors";
+      (i % 2 ? b : a).add(p.name, p.value, StDType::BF16);
+      map.set(p.name, Json(shard));
+    }
+    a.write(dir.path + "/model-00001-of-00002.safetensors");
+    b.write(dir.path + "/model-00002-of-00002.safetensors");
+    Json idx = Json::object();
+    idx.set("metadata", Json::object());
+    idx.set("weight_map", map);
+    write_file_atomic(dir.path + "/model.safetensors.index.json", idx.dump(2));
+    auto back = Model::load(dir.path);
+    CHECK(max_abs_diff(back->params.data(), m.params.data(), m.params.numel()) < 2e-3f);
+    CHECK(max_abs_diff(back->params.data(), m.params.data(), m.params.numel()) > 0.0f);  // bf16-rounded
+    // A missing shard is an error naming it.
+    std::remove((dir.path + "/model-00002-of-00002.safetensors").c_str());
+    CHECK(err_of_load(dir.path).find("model-00002-of-00002.safetensors: cannot open") != std::string::npos);
+  }
 
   TEST_CASE("model: hidden states (count, shapes, HF indexing, final norm slot)") {
     ModelConfig c = tiny_config(false);
