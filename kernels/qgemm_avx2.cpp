@@ -7,6 +7,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <vector>
 
 #include "kernels/qgemm.h"
 #include "kernels/qgemm_impl.h"
@@ -19,8 +20,9 @@ namespace {
 // Software prefetch distance into the weight stream (hides DRAM latency on decode GEMV).
 constexpr int kPrefetchBytes = 1024;
 
+// t5row: for ternary5, the whole row already decoded to unsigned digits (natural order).
 template <RowKind K, int NT>
-void row_tokens_avx2(const QgemmArgs& a, int64_t i, int64_t n0) {
+void row_tokens_avx2(const QgemmArgs& a, int64_t i, int64_t n0, const uint8_t* t5row) {
   const PackedMatrix& W = *a.W;
   const int G = W.desc.G;
   const int64_t d_in = W.desc.d_in, d_out = W.desc.d_out, ng = W.groups();
@@ -30,14 +32,12 @@ void row_tokens_avx2(const QgemmArgs& a, int64_t i, int64_t n0) {
   const uint16_t* sw = W.row_scales(i);
   const int sub = G / 64;
   const __m256i ones = _mm256_set1_epi16(1);
-  alignas(32) uint8_t tmp[256 + 64];
   __m256 accf[NT];
   for (int t = 0; t < NT; ++t) accf[t] = _mm256_setzero_ps();
   for (int64_t g = 0; g < ng; ++g) {
     const uint8_t* blk = row + g * gb;
     // Rows are contiguous, so this runs ahead into the next rows' codes too.
     _mm_prefetch(reinterpret_cast<const char*>(blk + kPrefetchBytes), _MM_HINT_T0);
-    if (K == RowKind::Ternary5) decode_t5_avx2(blk, G, tmp);
     __m256i acc[NT];
     for (int t = 0; t < NT; ++t) acc[t] = _mm256_setzero_si256();
     for (int s = 0; s < sub; ++s) {
@@ -47,8 +47,8 @@ void row_tokens_avx2(const QgemmArgs& a, int64_t i, int64_t n0) {
       } else if (K == RowKind::Int4) {
         decode_q4_avx2(blk + 32 * s, u0, u1);
       } else {
-        u0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(tmp + 64 * s));
-        u1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(tmp + 64 * s + 32));
+        u0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(t5row + g * G + 64 * s));
+        u1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(t5row + g * G + 64 * s + 32));
       }
       const int8_t* xs = a.qx + n0 * d_in + g * G + 64 * s;
       for (int t = 0; t < NT; ++t) {
@@ -70,12 +70,25 @@ void row_tokens_avx2(const QgemmArgs& a, int64_t i, int64_t n0) {
 
 template <RowKind K>
 void row_avx2(const QgemmArgs& a, int64_t i) {
+  // Ternary5 rows are decoded once, whole, before any dot product: the overlapping plane
+  // stores are then long retired when the dot loads them (decoding one group and loading it
+  // at once stalls on store forwarding), and the decode serves every token block.
+  const uint8_t* t5row = nullptr;
+  if (K == RowKind::Ternary5) {
+    static thread_local std::vector<uint8_t> buf;
+    const PackedMatrix& W = *a.W;
+    const int G = W.desc.G;
+    buf.resize(size_t(W.desc.d_in) + 64);
+    const int64_t gb = group_code_bytes(K, G);
+    for (int64_t g = 0; g < W.groups(); ++g) decode_t5_avx2(W.row(i) + g * gb, G, buf.data() + g * G);
+    t5row = buf.data();
+  }
   int64_t n0 = 0;
-  for (; n0 + 4 <= a.N; n0 += 4) row_tokens_avx2<K, 4>(a, i, n0);
+  for (; n0 + 4 <= a.N; n0 += 4) row_tokens_avx2<K, 4>(a, i, n0, t5row);
   switch (a.N - n0) {
-    case 3: row_tokens_avx2<K, 3>(a, i, n0); break;
-    case 2: row_tokens_avx2<K, 2>(a, i, n0); break;
-    case 1: row_tokens_avx2<K, 1>(a, i, n0); break;
+    case 3: row_tokens_avx2<K, 3>(a, i, n0, t5row); break;
+    case 2: row_tokens_avx2<K, 2>(a, i, n0, t5row); break;
+    case 1: row_tokens_avx2<K, 1>(a, i, n0, t5row); break;
     default: break;
   }
 }
