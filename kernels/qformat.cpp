@@ -1,0 +1,240 @@
+// Packing and unpacking of the block formats in qformat.h (scalar; runs once per model).
+#include "kernels/qformat.h"
+
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include <sys/mman.h>
+
+#include "core/error.h"
+#include "core/half.h"
+
+namespace razor {
+
+// ---- AlignedBytes ----
+
+static constexpr size_t kHuge = size_t(2) << 20;
+
+AlignedBytes::AlignedBytes(size_t bytes) : size_(bytes) {
+  size_t n = bytes + kPad;
+  size_t align = n >= kHuge ? kHuge : 64;
+  n = (n + align - 1) / align * align;
+  void* p = std::aligned_alloc(align, n);
+  if (!p) fail("out of memory allocating %zu bytes of packed weights", bytes);
+#ifdef MADV_HUGEPAGE
+  if (align == kHuge) madvise(p, n, MADV_HUGEPAGE);  // a hint: failure is harmless
+#endif
+  std::memset(p, 0, n);
+  p_.reset(static_cast<uint8_t*>(p));
+}
+
+void AlignedBytes::Free::operator()(uint8_t* p) const { std::free(p); }
+
+// ---- geometry ----
+
+int64_t group_code_bytes(RowKind kind, int G) {
+  switch (kind) {
+    case RowKind::Ternary2: return G / 4;
+    case RowKind::Int4: return G / 2;
+    case RowKind::Ternary5: return (G + 4) / 5;
+  }
+  return 0;
+}
+
+int64_t row_code_bytes(RowKind kind, int G, int64_t d_in) { return d_in / G * group_code_bytes(kind, G); }
+
+void check_packed_desc(const PackedDesc& d, const char* what) {
+  RZ_CHECK(d.G >= 64 && d.G <= 256 && d.G % 64 == 0, "%s: group size %d not supported (use 64, 128 or 256)",
+           what, d.G);
+  RZ_CHECK(d.d_out >= 1 && d.d_in >= 1, "%s: empty matrix [%lld, %lld]", what, (long long)d.d_out,
+           (long long)d.d_in);
+  RZ_CHECK(d.d_in % d.G == 0, "%s: d_in = %lld is not divisible by the group size %d", what, (long long)d.d_in,
+           d.G);
+  RZ_CHECK(d.d_out <= (int64_t(1) << 40) && d.d_in <= (int64_t(1) << 30), "%s: matrix too large", what);
+  switch (d.layout) {
+    case PackedLayout::Ternary2:
+    case PackedLayout::Ternary5:
+    case PackedLayout::Int4: RZ_CHECK(d.P == 0, "%s: P = %d is only meaningful for the mixed layout", what, d.P); break;
+    case PackedLayout::Mixed:
+      RZ_CHECK(d.P >= 2 && d.P <= 1024, "%s: mixed layout needs P >= 2 (got %d; P = 1 is int4)", what, d.P);
+      break;
+    default: fail("%s: unknown packed layout %d", what, int(d.layout));
+  }
+}
+
+int64_t PackedMatrix::row_offset(int64_t i) const {
+  const int G = desc.G;
+  const int64_t d_in = desc.d_in;
+  switch (desc.layout) {
+    case PackedLayout::Ternary2:
+    case PackedLayout::Ternary5:
+    case PackedLayout::Int4: return i * row_code_bytes(row_kind(0), G, d_in);
+    case PackedLayout::Mixed: break;
+  }
+  const int64_t b4 = row_code_bytes(RowKind::Int4, G, d_in), b2 = row_code_bytes(RowKind::Ternary2, G, d_in);
+  const int64_t s = i / desc.P, r = i % desc.P;
+  return s * (b4 + (desc.P - 1) * b2) + (r == 0 ? 0 : b4 + (r - 1) * b2);
+}
+
+static int64_t total_code_bytes(const PackedMatrix& m) {
+  const PackedDesc& d = m.desc;
+  const int64_t last = d.d_out - 1;
+  return m.row_offset(last) + row_code_bytes(m.row_kind(last), d.G, d.d_in);
+}
+
+// ---- ternary5 digit coding ----
+
+static uint8_t t5_encode(const int* d /* five digits in {0,1,2}, d[0] most significant */) {
+  int v = 0;
+  for (int k = 0; k < 5; ++k) v = v * 3 + d[k];
+  return uint8_t((v * 256 + 242) / 243);  // ceil(v * 256 / 243)
+}
+
+static int t5_digit(uint8_t b, int k) {
+  static const int pow3[5] = {1, 3, 9, 27, 81};
+  unsigned x = (unsigned(b) * pow3[k]) & 255u;
+  return int((x * 3) >> 8);
+}
+
+// ---- encode / decode one group ----
+
+static void encode_group(RowKind kind, int G, const int8_t* q, uint8_t* out) {
+  switch (kind) {
+    case RowKind::Ternary2:
+      for (int b = 0; b < G / 64; ++b) {
+        uint8_t* o = out + 16 * b;
+        const int8_t* w = q + 64 * b;
+        for (int j = 0; j < 16; ++j) {
+          unsigned v = 0;
+          for (int k = 0; k < 4; ++k) v |= unsigned(w[j + 16 * k] + 1) << (2 * k);
+          o[j] = uint8_t(v);
+        }
+      }
+      break;
+    case RowKind::Int4:
+      for (int b = 0; b < G / 64; ++b) {
+        uint8_t* o = out + 32 * b;
+        const int8_t* w = q + 64 * b;
+        for (int j = 0; j < 32; ++j) o[j] = uint8_t((w[j] + 8) | ((w[j + 32] + 8) << 4));
+      }
+      break;
+    case RowKind::Ternary5: {
+      const int nb = (G + 4) / 5;
+      for (int j = 0; j < nb; ++j) {
+        int d[5];
+        for (int k = 0; k < 5; ++k) {
+          int w = k * nb + j;
+          d[k] = w < G ? q[w] + 1 : 1;
+        }
+        out[j] = t5_encode(d);
+      }
+      break;
+    }
+  }
+}
+
+void decode_group_ref(RowKind kind, int G, const uint8_t* in, int8_t* q) {
+  switch (kind) {
+    case RowKind::Ternary2:
+      for (int w = 0; w < G; ++w) {
+        int b = w / 64, r = w % 64;
+        q[w] = int8_t(((in[16 * b + r % 16] >> (2 * (r / 16))) & 3) - 1);
+      }
+      break;
+    case RowKind::Int4:
+      for (int w = 0; w < G; ++w) {
+        int b = w / 64, r = w % 64;
+        uint8_t byte = in[32 * b + r % 32];
+        q[w] = int8_t((r < 32 ? byte & 15 : byte >> 4) - 8);
+      }
+      break;
+    case RowKind::Ternary5: {
+      const int nb = (G + 4) / 5;
+      for (int w = 0; w < G; ++w) q[w] = int8_t(t5_digit(in[w % nb], w / nb) - 1);
+      break;
+    }
+  }
+}
+
+// ---- whole matrices ----
+
+PackedMatrix pack_matrix(const PackedDesc& desc, const int8_t* codes, const float* scales, const char* what) {
+  check_packed_desc(desc, what);
+  PackedMatrix m;
+  m.desc = desc;
+  const int G = desc.G;
+  const int64_t ng = m.groups();
+  // Validate everything before allocating the (possibly large) buffers.
+  for (int64_t i = 0; i < desc.d_out; ++i) {
+    const int lim = m.row_kind(i) == RowKind::Int4 ? 7 : 1;
+    const int8_t* q = codes + i * desc.d_in;
+    for (int64_t k = 0; k < desc.d_in; ++k)
+      RZ_CHECK(q[k] >= -lim && q[k] <= lim, "%s: row %lld column %lld: code %d out of range [-%d, %d] for a %s row",
+               what, (long long)i, (long long)k, int(q[k]), lim, lim, lim == 7 ? "int4" : "ternary");
+    for (int64_t g = 0; g < ng; ++g) {
+      float s = scales[i * ng + g];
+      RZ_CHECK(s > 0.0f && s <= 65504.0f && round_to_f16(s) == s,
+               "%s: row %lld group %lld: scale %g is not a positive finite fp16 value", what, (long long)i,
+               (long long)g, double(s));
+    }
+  }
+  m.codes = AlignedBytes(size_t(total_code_bytes(m)));
+  m.scales = AlignedBytes(size_t(desc.d_out * ng) * 2);
+  uint16_t* sc = reinterpret_cast<uint16_t*>(m.scales.data());
+  for (int64_t i = 0; i < desc.d_out; ++i) {
+    const RowKind kind = m.row_kind(i);
+    const int64_t gb = group_code_bytes(kind, G);
+    uint8_t* row = m.codes.data() + m.row_offset(i);
+    for (int64_t g = 0; g < ng; ++g) {
+      encode_group(kind, G, codes + i * desc.d_in + g * G, row + g * gb);
+      sc[i * ng + g] = f32_to_f16(scales[i * ng + g]);
+    }
+  }
+  return m;
+}
+
+void unpack_matrix(const PackedMatrix& m, int8_t* codes, float* scales) {
+  const PackedDesc& d = m.desc;
+  const int64_t ng = m.groups();
+  for (int64_t i = 0; i < d.d_out; ++i) {
+    const RowKind kind = m.row_kind(i);
+    const int64_t gb = group_code_bytes(kind, d.G);
+    const uint8_t* row = m.row(i);
+    const uint16_t* sc = m.row_scales(i);
+    for (int64_t g = 0; g < ng; ++g) {
+      decode_group_ref(kind, d.G, row + g * gb, codes + i * d.d_in + g * d.G);
+      scales[i * ng + g] = f16_to_f32(sc[g]);
+    }
+  }
+}
+
+const char* layout_name(PackedLayout l) {
+  switch (l) {
+    case PackedLayout::Ternary2: return "ternary2";
+    case PackedLayout::Ternary5: return "ternary5";
+    case PackedLayout::Int4: return "int4";
+    case PackedLayout::Mixed: return "mixed";
+  }
+  return "?";
+}
+
+PackedDesc parse_layout(const char* s) {
+  PackedDesc d;
+  std::string v = s;
+  if (v == "ternary2") d.layout = PackedLayout::Ternary2;
+  else if (v == "ternary5") d.layout = PackedLayout::Ternary5;
+  else if (v == "int4") d.layout = PackedLayout::Int4;
+  else if (v.rfind("mixed", 0) == 0 && v.size() > 5 && v.size() <= 9 &&
+           v.find_first_not_of("0123456789", 5) == std::string::npos) {
+    d.layout = PackedLayout::Mixed;
+    d.P = std::atoi(v.c_str() + 5);
+    RZ_CHECK(d.P >= 2, "--layout: '%s': mixed needs P >= 2 (mixed2 = 2.79-bit, mixed8 = 1.88-bit)", s);
+  } else {
+    fail("--layout: unknown layout '%s' (use ternary2, ternary5, int4, mixed2 or mixed8)", s);
+  }
+  return d;
+}
+
+}  // namespace razor

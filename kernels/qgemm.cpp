@@ -1,0 +1,142 @@
+// Dispatch and threading for the packed-weight kernels: picks the tier from active_isa()
+// (and the CPU's VNNI / dotprod features), precomputes per-group activation sums, and
+// splits output rows into one contiguous range per thread so each thread streams its
+// part of the weights once.
+#include <algorithm>
+#include <vector>
+
+#include "core/cpu.h"
+#include "core/error.h"
+#include "core/threads.h"
+#include "kernels/qgemm.h"
+#include "kernels/qgemm_impl.h"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+namespace razor {
+
+namespace {
+
+struct TierFns {
+  QgemmRowsFn rows = nullptr;
+  QuantA8Fn quant = nullptr;
+};
+
+TierFns tier_fns(QTier t) {
+  switch (t) {
+    case QTier::Ref: return {qgemm_rows_ref, quantize_a8_ref};
+#if defined(__x86_64__)
+    case QTier::Avx2: return {qgemm_rows_avx2, quantize_a8_avx2};
+    case QTier::Avx512: return {qgemm_rows_avx512, quantize_a8_avx512};
+#endif
+#if defined(__aarch64__)
+    case QTier::Neon: return {qgemm_rows_neon, quantize_a8_neon};
+    case QTier::Dotprod: return {qgemm_rows_dotprod, quantize_a8_neon};
+#endif
+    default: break;
+  }
+  return {};
+}
+
+// Below this many multiply-adds a call runs on one thread (fork/join costs more).
+constexpr int64_t kMinParallelWork = int64_t(1) << 18;
+
+}  // namespace
+
+const char* qtier_name(QTier t) {
+  switch (t) {
+    case QTier::Ref: return "ref";
+    case QTier::Avx2: return "avx2";
+    case QTier::Avx512: return "avx512-vnni";
+    case QTier::Neon: return "neon";
+    case QTier::Dotprod: return "neon-dotprod";
+  }
+  return "?";
+}
+
+bool qtier_supported(QTier t) {
+  if (!tier_fns(t).rows) return false;
+  const CpuFeatures& f = cpu_features();
+  switch (t) {
+    case QTier::Ref: return true;
+    case QTier::Avx2: return isa_supported(Isa::Avx2);
+    case QTier::Avx512: return isa_supported(Isa::Avx512) && f.avx512vnni;
+    case QTier::Neon: return isa_supported(Isa::Neon);
+    case QTier::Dotprod: return isa_supported(Isa::Neon) && f.dotprod;
+  }
+  return false;
+}
+
+QTier qtier_active() {
+  switch (active_isa()) {
+    case Isa::Avx512:
+      if (qtier_supported(QTier::Avx512)) return QTier::Avx512;
+      return qtier_supported(QTier::Avx2) ? QTier::Avx2 : QTier::Ref;
+    case Isa::Avx2: return qtier_supported(QTier::Avx2) ? QTier::Avx2 : QTier::Ref;
+    case Isa::Neon:
+      if (qtier_supported(QTier::Dotprod)) return QTier::Dotprod;
+      return qtier_supported(QTier::Neon) ? QTier::Neon : QTier::Ref;
+    case Isa::Ref: break;
+  }
+  return QTier::Ref;
+}
+
+void qgemm_tier(QTier t, const PackedMatrix& W, const int8_t* qx, const float* sx, int64_t N, float* y) {
+  const TierFns fns = tier_fns(t);
+  RZ_ASSERT_MSG(fns.rows && qtier_supported(t), "qgemm: tier not available on this CPU / build");
+  RZ_ASSERT(N >= 1);
+  const int G = W.desc.G;
+  const int64_t d_in = W.desc.d_in, d_out = W.desc.d_out, ng = W.groups();
+  std::vector<int32_t> sumx(size_t(N * ng));
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t g = 0; g < ng; ++g) {
+      const int8_t* x = qx + n * d_in + g * G;
+      int32_t s = 0;
+      for (int k = 0; k < G; ++k) s += x[k];
+      sumx[size_t(n * ng + g)] = s;
+    }
+  const QgemmArgs a{&W, qx, sx, sumx.data(), N, y};
+  const int64_t work = d_out * d_in * N;
+  int nth = work < kMinParallelWork ? 1 : num_threads();
+  if (nth > d_out) nth = int(d_out);
+  if (nth <= 1) {
+    fns.rows(a, 0, d_out);
+    return;
+  }
+#pragma omp parallel num_threads(nth)
+  {
+#ifdef _OPENMP
+    const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+#else
+    const int t = 0, nt = 1;
+#endif
+    // Contiguous ranges, boundaries on multiples of 8 rows (whole mixed super-groups for P | 8).
+    const int64_t units = (d_out + 7) / 8;
+    const int64_t b = std::min(d_out, units * t / nt * 8), e = std::min(d_out, units * (t + 1) / nt * 8);
+    if (b < e) fns.rows(a, b, e);
+  }
+}
+
+void qgemm(const PackedMatrix& W, const int8_t* qx, const float* sx, int64_t N, float* y) {
+  qgemm_tier(qtier_active(), W, qx, sx, N, y);
+}
+
+void quantize_a8_tier(QTier t, const float* x, int64_t N, int64_t C, int G, int8_t* q, float* scales) {
+  const TierFns fns = tier_fns(t);
+  RZ_ASSERT_MSG(fns.quant && qtier_supported(t), "quantize_a8: tier not available on this CPU / build");
+  RZ_ASSERT(G >= 1 && C % G == 0);
+  if (N * C < (int64_t(1) << 16) || num_threads() == 1) {
+    fns.quant(x, N, C, G, q, scales);
+    return;
+  }
+#pragma omp parallel for schedule(static)
+  for (int64_t n = 0; n < N; ++n) fns.quant(x + n * C, 1, C, G, q + n * C, scales + n * (C / G));
+}
+
+void quantize_a8(const float* x, int64_t N, int64_t C, int G, int8_t* q, float* scales) {
+  quantize_a8_tier(qtier_active(), x, N, C, G, q, scales);
+}
+
+}  // namespace razor

@@ -1,0 +1,39 @@
+// Packed-weight integer kernels for inference (NUMERICS.md §4, §10): the A8 activation
+// quantizer and y = W x with W a PackedMatrix (qformat.h) and x int8 per-token-per-group.
+//   y[n, i] = sum_g (s_w(i,g) * s_x(n,g)) * dot_g,   dot_g = sum_k q_w(i,g,k) * q_x(n,g,k)
+// dot_g is exact in int32; the scale product is fp32. One token (N = 1) is the decode GEMV;
+// N > 1 the prefill GEMM. qgemm() dispatches once on active_isa() to the AVX-512/VNNI, AVX2,
+// NEON (+dotprod) or scalar tier and threads over output rows with OpenMP; call it from
+// outside any parallel region. The *_ref functions are the scalar definitions.
+// Deliberately not here: the model forward, the KV cache (src/infer).
+#pragma once
+#include <cstdint>
+
+#include "kernels/qformat.h"
+
+namespace razor {
+
+// A8 (per token, per group of G features): s = max(max|x|, 1e-5) / 127,
+// q = clamp(round_half_even(x / s), -127, 127). x [N, C], q [N, C], scales [N, C / G].
+void quantize_a8(const float* x, int64_t N, int64_t C, int G, int8_t* q, float* scales);
+void quantize_a8_ref(const float* x, int64_t N, int64_t C, int G, int8_t* q, float* scales);
+
+// y [N, d_out] = W (packed [d_out, d_in]) times activations q_x [N, d_in] with scales
+// s_x [N, d_in / G] (G of W). Overwrites y.
+void qgemm(const PackedMatrix& W, const int8_t* qx, const float* sx, int64_t N, float* y);
+void qgemm_ref(const PackedMatrix& W, const int8_t* qx, const float* sx, int64_t N, float* y);
+
+// The implementation tiers, for tests and benchmarks that exercise each one. Dotprod is the
+// NEON tier using the ARMv8.2 SDOT instruction; qgemm() picks it when active_isa() is Neon
+// and the CPU has it.
+enum class QTier { Ref = 0, Avx2, Avx512, Neon, Dotprod };
+const char* qtier_name(QTier t);
+// Whether this build contains the tier and this CPU can run it.
+bool qtier_supported(QTier t);
+// The tier qgemm() uses now.
+QTier qtier_active();
+// qgemm / quantize_a8 on a given tier (must be supported), threaded the same way.
+void qgemm_tier(QTier t, const PackedMatrix& W, const int8_t* qx, const float* sx, int64_t N, float* y);
+void quantize_a8_tier(QTier t, const float* x, int64_t N, int64_t C, int G, int8_t* q, float* scales);
+
+}  // namespace razor

@@ -1,0 +1,123 @@
+// The NEON row kernel shared by qgemm_neon.cpp (plain ARMv8 NEON) and qgemm_dotprod.cpp
+// (ARMv8.2 SDOT), parameterised on the 16-byte signed dot step. Offset codes u <= 15 fit in
+// int8, so u * x uses signed byte products; off * sum(x) then gives sum(q x) exactly. Groups
+// are reduced to a scalar int32 and summed in fp32 in order, exactly as the reference does.
+// Anonymous namespace: each including file gets its own copy built with its own ISA flags.
+#pragma once
+#include <arm_neon.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "kernels/qgemm_impl.h"
+
+namespace razor {
+namespace {
+
+// Ternary2 block (64 weights, 16 bytes) -> four runs of 16 weights, codes in {0,1,2}.
+inline void decode_t2_neon(const uint8_t* p, uint8x16_t u[4]) {
+  const uint8x16_t b = vld1q_u8(p), m3 = vdupq_n_u8(3);
+  u[0] = vandq_u8(b, m3);
+  u[1] = vandq_u8(vshrq_n_u8(b, 2), m3);
+  u[2] = vandq_u8(vshrq_n_u8(b, 4), m3);
+  u[3] = vshrq_n_u8(b, 6);
+}
+
+// Int4 block (64 weights, 32 bytes) -> four runs of 16 weights, codes in [1, 15].
+inline void decode_q4_neon(const uint8_t* p, uint8x16_t u[4]) {
+  const uint8x16_t v0 = vld1q_u8(p), v1 = vld1q_u8(p + 16), m = vdupq_n_u8(15);
+  u[0] = vandq_u8(v0, m);
+  u[1] = vandq_u8(v1, m);
+  u[2] = vshrq_n_u8(v0, 4);
+  u[3] = vshrq_n_u8(v1, 4);
+}
+
+// Ternary5 group -> out[0, G) digits in natural order (see qformat.h); writes up to 16 bytes
+// past out + G and reads up to 16 bytes past the block.
+inline void decode_t5_neon(const uint8_t* p, int G, uint8_t* out) {
+  const int nb = (G + 4) / 5, chunks = (nb + 15) / 16;  // G <= 256: at most 4 chunks
+  uint8x16_t x[4];
+  for (int c = 0; c < chunks; ++c) x[c] = vld1q_u8(p + 16 * c);
+  const uint8x16_t t86 = vdupq_n_u8(86), t171 = vdupq_n_u8(171), three = vdupq_n_u8(3);
+  for (int k = 0; k < 5; ++k)
+    for (int c = 0; c < chunks; ++c) {
+      // digit = (x * 3) >> 8 = [x >= 86] + [x >= 171]; masks are 0 or 0xff (= -1).
+      const uint8x16_t d = vsubq_u8(vsubq_u8(vdupq_n_u8(0), vcgeq_u8(x[c], t86)), vcgeq_u8(x[c], t171));
+      vst1q_u8(out + k * nb + 16 * c, d);  // increasing k: plane k+1 overwrites plane k's tail
+      x[c] = vmulq_u8(x[c], three);         // x * 3 mod 256
+    }
+}
+
+inline float f16_bits_to_f32(uint16_t h) {
+  __fp16 v;
+  std::memcpy(&v, &h, 2);
+  return float(v);
+}
+
+template <class Dot, RowKind K, int NT>
+void row_tokens_neon(const QgemmArgs& a, int64_t i, int64_t n0) {
+  const PackedMatrix& W = *a.W;
+  const int G = W.desc.G;
+  const int64_t d_in = W.desc.d_in, d_out = W.desc.d_out, ng = W.groups();
+  const int64_t gb = group_code_bytes(K, G);
+  const int32_t off = code_offset(K);
+  const uint8_t* row = W.row(i);
+  const uint16_t* sw = W.row_scales(i);
+  const int sub = G / 64;
+  alignas(16) uint8_t tmp[256 + 64];
+  float accs[NT];
+  for (int t = 0; t < NT; ++t) accs[t] = 0.0f;
+  for (int64_t g = 0; g < ng; ++g) {
+    const uint8_t* blk = row + g * gb;
+    if (K == RowKind::Ternary5) decode_t5_neon(blk, G, tmp);
+    int32x4_t acc[NT];
+    for (int t = 0; t < NT; ++t) acc[t] = vdupq_n_s32(0);
+    for (int s = 0; s < sub; ++s) {
+      uint8x16_t u[4];
+      if (K == RowKind::Ternary2) {
+        decode_t2_neon(blk + 16 * s, u);
+      } else if (K == RowKind::Int4) {
+        decode_q4_neon(blk + 32 * s, u);
+      } else {
+        for (int j = 0; j < 4; ++j) u[j] = vld1q_u8(tmp + 64 * s + 16 * j);
+      }
+      const int8_t* xs = a.qx + n0 * d_in + g * G + 64 * s;
+      for (int t = 0; t < NT; ++t)
+        for (int j = 0; j < 4; ++j)
+          acc[t] = Dot::step(acc[t], vreinterpretq_s8_u8(u[j]), vld1q_s8(xs + t * d_in + 16 * j));
+    }
+    const float swf = f16_bits_to_f32(sw[g]);
+    for (int t = 0; t < NT; ++t) {
+      const int64_t ix = (n0 + t) * ng + g;
+      const int32_t dot = vaddvq_s32(acc[t]) - off * a.sumx[ix];
+      accs[t] += float(dot) * (swf * a.sx[ix]);
+    }
+  }
+  for (int t = 0; t < NT; ++t) a.y[(n0 + t) * d_out + i] = accs[t];
+}
+
+template <class Dot, RowKind K>
+void row_neon(const QgemmArgs& a, int64_t i) {
+  int64_t n0 = 0;
+  for (; n0 + 4 <= a.N; n0 += 4) row_tokens_neon<Dot, K, 4>(a, i, n0);
+  switch (a.N - n0) {
+    case 3: row_tokens_neon<Dot, K, 3>(a, i, n0); break;
+    case 2: row_tokens_neon<Dot, K, 2>(a, i, n0); break;
+    case 1: row_tokens_neon<Dot, K, 1>(a, i, n0); break;
+    default: break;
+  }
+}
+
+template <class Dot>
+void rows_neon(const QgemmArgs& a, int64_t row_begin, int64_t row_end) {
+  for (int64_t i = row_begin; i < row_end; ++i) {
+    switch (a.W->row_kind(i)) {
+      case RowKind::Ternary2: row_neon<Dot, RowKind::Ternary2>(a, i); break;
+      case RowKind::Ternary5: row_neon<Dot, RowKind::Ternary5>(a, i); break;
+      case RowKind::Int4: row_neon<Dot, RowKind::Int4>(a, i); break;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace razor
