@@ -1,12 +1,14 @@
 // The cache-blocked fp32 GEMM driver shared by every tier (GotoBLAS / BLIS structure):
 //
-//   for jc in N step NC:                 B panel [KC x NC] packed once, shared by all threads (L3)
+//   for jc in N step NC:
 //     for pc in K step KC:
-//       pack B[pc:pc+kc, jc:jc+nc] into NR-wide slivers          (threads split the slivers)
-//       for each task (an MC-row block of A x a range of B slivers), in parallel:
-//         pack A[ic:ic+mc, pc:pc+kc] into MR-tall slivers        (per thread, stays in L2)
+//       pack B[pc:pc+kc, jc:jc+nc] into NR-wide slivers          (B panel kc x nc, in L3)
+//       for ic in M step MC:
+//         pack A[ic:ic+mc, pc:pc+kc] into MR-tall slivers        (A block mc x kc, in L2)
 //         for jr over B slivers:         one B sliver [kc x NR] stays in L1
 //           for ir over A slivers:       micro-kernel: MR x NR tile of C held in registers
+//
+// Threads (parallel_tiles) each run this loop nest on their own rectangle of C.
 //
 // A tier supplies only a vector type (see the V concept below) and the blocking sizes; the
 // micro-kernel, packing and threading are written once here and instantiated per tier in its
@@ -112,10 +114,17 @@ template <class V, int MR, int NV>
 inline void micro_kernel(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, float alpha,
                          float beta) {
   typename V::T acc[MR][NV];
+  // Fetch the C tile while the depth loop runs (it is read or written only at the end).
+#pragma GCC unroll 16
+  for (int r = 0; r < MR; ++r) {
+    __builtin_prefetch(c + r * ldc, 1);
+    __builtin_prefetch(c + r * ldc + NV * V::W - 1, 1);
+  }
 #pragma GCC unroll 16
   for (int r = 0; r < MR; ++r)
 #pragma GCC unroll 4
     for (int v = 0; v < NV; ++v) acc[r][v] = V::zero();
+#pragma GCC unroll 4
   for (int64_t k = 0; k < kc; ++k) {
     typename V::T bv[NV];
 #pragma GCC unroll 4
@@ -147,79 +156,104 @@ inline void micro_kernel(int64_t kc, const float* a, const float* b, float* c, i
   }
 }
 
-// C = alpha * op(A) op(B) + beta * C with the micro-kernel above, on `threads` OpenMP
-// threads (1: no parallel region). Requires M, N, K >= 1.
+// C = alpha * op(A) op(B) + beta * C on the calling thread. Requires M, N, K >= 1.
+template <class V, int MR, int NV>
+void gemm_serial(const Blocking& bl, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+                 const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  constexpr int NR = NV * V::W;
+  const int64_t KC = std::min(bl.kc, K);
+  const int64_t NC = std::min((bl.nc + NR - 1) / NR * NR, (N + NR - 1) / NR * NR);
+  const int64_t MC = std::min(std::max<int64_t>(MR, bl.mc / MR * MR), (M + MR - 1) / MR * MR);
+  static thread_local Scratch a_scratch, b_scratch;
+  float* apack = a_scratch.get(size_t(MC) * size_t(KC));
+  float* bpack = b_scratch.get(size_t(KC) * size_t(NC));
+  alignas(64) float edge[MR * NR];
+  for (int64_t jc = 0; jc < N; jc += NC) {
+    const int64_t nc = std::min(NC, N - jc);
+    for (int64_t pc = 0; pc < K; pc += KC) {
+      const int64_t kc = std::min(KC, K - pc);
+      const float beta_eff = pc == 0 ? beta : 1.0f;  // later depth passes accumulate
+      for (int64_t p = 0; p * NR < nc; ++p)
+        pack_b_sliver<NR>(trans_b, B, ldb, pc, kc, jc + p * NR, std::min<int64_t>(NR, nc - p * NR),
+                          bpack + p * NR * kc);
+      for (int64_t ic = 0; ic < M; ic += MC) {
+        const int64_t mc = std::min(MC, M - ic);
+        pack_a<MR>(trans_a, A, lda, ic, mc, pc, kc, apack);
+        for (int64_t jr = 0; jr < nc; jr += NR) {
+          const int64_t nr = std::min<int64_t>(NR, nc - jr);
+          const float* bs = bpack + jr * kc;
+          for (int64_t ir = 0; ir < mc; ir += MR) {
+            const int64_t mr = std::min<int64_t>(MR, mc - ir);
+            const float* as = apack + ir * kc;
+            float* ct = C + (ic + ir) * ldc + jc + jr;
+            if (mr == MR && nr == NR) {
+              micro_kernel<V, MR, NV>(kc, as, bs, ct, ldc, alpha, beta_eff);
+            } else {
+              micro_kernel<V, MR, NV>(kc, as, bs, edge, NR, 1.0f, 0.0f);
+              for (int64_t r = 0; r < mr; ++r)
+                for (int64_t q = 0; q < nr; ++q) {
+                  float v = alpha * edge[r * NR + q];
+                  ct[r * ldc + q] = beta_eff == 0.0f ? v : v + beta_eff * ct[r * ldc + q];
+                }
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+// The threaded helper, independent of the tier: splits C into a grid of tr x tc sub-problems
+// (tr * tc = threads), cut on MR-row and NR-column boundaries, and runs
+// f(i0, i1, j0, j1) for each on its own thread of one OpenMP region. Each thread packs its own
+// panels, so there is no barrier between depth passes: on a machine shared with other jobs a
+// descheduled thread then delays only its own tile, where a barrier-synchronised shared-panel
+// scheme lets the other thread spin (measured: 2-thread GFLOP/s halved under load, see
+// docs/gemm.md). The price is that each row group packs its own B (and each column group its
+// own A), so the grid is chosen to minimise that duplicated packing: tc * M*K + tr * K*N.
+template <class F>
+void parallel_tiles(int threads, int64_t M, int64_t N, int64_t K, int MR, int NR, const F& f) {
+  const int64_t slivers_m = (M + MR - 1) / MR, slivers_n = (N + NR - 1) / NR;
+  int tr = 1, tc = 1;
+  double best = -1.0;
+  for (int r = 1; r <= threads; ++r) {
+    if (threads % r) continue;
+    const int c = threads / r;
+    if (r > slivers_m || c > slivers_n) continue;
+    const double cost = double(c) * double(M) * double(K) + double(r) * double(K) * double(N);
+    if (best < 0 || cost < best) best = cost, tr = r, tc = c;
+  }
+  if (best < 0 || tr * tc == 1) {  // too small to split (or threads == 1)
+    f(int64_t(0), M, int64_t(0), N);
+    return;
+  }
+#pragma omp parallel num_threads(tr * tc)
+  {
+#ifdef _OPENMP
+    const int t = omp_get_thread_num();
+#else
+    const int t = 0;
+#endif
+    if (t < tr * tc) {
+      const int r = t / tc, c = t % tc;
+      const int64_t i0 = std::min(M, (r * slivers_m / tr) * MR), i1 = std::min(M, ((r + 1) * slivers_m / tr) * MR);
+      const int64_t j0 = std::min(N, (c * slivers_n / tc) * NR), j1 = std::min(N, ((c + 1) * slivers_n / tc) * NR);
+      if (i1 > i0 && j1 > j0) f(i0, i1, j0, j1);
+    }
+  }
+}
+
+// C = alpha * op(A) op(B) + beta * C on `threads` threads (see parallel_tiles).
 template <class V, int MR, int NV>
 void gemm_blocked(const Blocking& bl, int threads, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
                   float alpha, const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
                   int64_t ldc) {
-  constexpr int NR = NV * V::W;
-  const int64_t KC = std::min(bl.kc, K);
-  const int64_t NC = std::min((bl.nc + NR - 1) / NR * NR, (N + NR - 1) / NR * NR);
-  // MC-row blocks are cut on MR-sliver boundaries; their count is rounded up to a multiple of
-  // the thread count so every thread gets the same number of equally sized blocks.
-  const int64_t slivers = (M + MR - 1) / MR;
-  const int64_t mc_slivers = std::max<int64_t>(1, bl.mc / MR);
-  int64_t n_ic = (slivers + mc_slivers - 1) / mc_slivers;
-  n_ic = std::min(slivers, (n_ic + threads - 1) / threads * threads);
-
-  static thread_local Scratch b_scratch;
-  float* bpack = b_scratch.get(size_t(KC) * size_t(NC));
-  const size_t a_need = size_t((slivers + n_ic - 1) / n_ic) * MR * size_t(KC);
-
-#pragma omp parallel num_threads(threads) if (threads > 1)
-  {
-    static thread_local Scratch a_scratch;
-    float* apack = a_scratch.get(a_need);
-    alignas(64) float edge[MR * NR];
-    for (int64_t jc = 0; jc < N; jc += NC) {
-      const int64_t nc = std::min(NC, N - jc);
-      const int64_t panels = (nc + NR - 1) / NR;
-      // With fewer M blocks than threads, threads also split the B slivers.
-      const int64_t n_jch = n_ic >= threads ? 1 : std::min<int64_t>(panels, (threads + n_ic - 1) / n_ic);
-      const int64_t tasks = n_ic * n_jch;
-      for (int64_t pc = 0; pc < K; pc += KC) {
-        const int64_t kc = std::min(KC, K - pc);
-        const float beta_eff = pc == 0 ? beta : 1.0f;  // later depth passes accumulate
-#pragma omp for schedule(static)
-        for (int64_t p = 0; p < panels; ++p)
-          pack_b_sliver<NR>(trans_b, B, ldb, pc, kc, jc + p * NR, std::min<int64_t>(NR, nc - p * NR),
-                            bpack + p * NR * kc);
-        int64_t packed_block = -1;
-#pragma omp for schedule(static)
-        for (int64_t t = 0; t < tasks; ++t) {
-          const int64_t blk = t / n_jch, jch = t % n_jch;
-          const int64_t i0 = (blk * slivers / n_ic) * MR;
-          const int64_t i1 = std::min(M, ((blk + 1) * slivers / n_ic) * MR);
-          if (packed_block != blk) {
-            pack_a<MR>(trans_a, A, lda, i0, i1 - i0, pc, kc, apack);
-            packed_block = blk;
-          }
-          const int64_t p0 = jch * panels / n_jch, p1 = (jch + 1) * panels / n_jch;
-          for (int64_t p = p0; p < p1; ++p) {
-            const int64_t j = jc + p * NR, nr = std::min<int64_t>(NR, N - j);
-            const float* bs = bpack + p * NR * kc;
-            for (int64_t i = i0; i < i1; i += MR) {
-              const int64_t mr = std::min<int64_t>(MR, i1 - i);
-              const float* as = apack + (i - i0) * kc;
-              float* ct = C + i * ldc + j;
-              if (mr == MR && nr == NR) {
-                micro_kernel<V, MR, NV>(kc, as, bs, ct, ldc, alpha, beta_eff);
-              } else {
-                micro_kernel<V, MR, NV>(kc, as, bs, edge, NR, 1.0f, 0.0f);
-                for (int64_t r = 0; r < mr; ++r)
-                  for (int64_t q = 0; q < nr; ++q) {
-                    float v = alpha * edge[r * NR + q];
-                    ct[r * ldc + q] = beta_eff == 0.0f ? v : v + beta_eff * ct[r * ldc + q];
-                  }
-              }
-            }
-          }
-        }
-        // The implicit barrier of the task loop keeps bpack alive until every thread is done.
-      }
-    }
-  }
+  parallel_tiles(threads, M, N, K, MR, NV * V::W, [&](int64_t i0, int64_t i1, int64_t j0, int64_t j1) {
+    const float* a = trans_a ? A + i0 : A + i0 * lda;
+    const float* b = trans_b ? B + j0 * ldb : B + j0;
+    gemm_serial<V, MR, NV>(bl, trans_a, trans_b, i1 - i0, j1 - j0, K, alpha, a, lda, b, ldb, beta,
+                           C + i0 * ldc + j0, ldc);
+  });
 }
 
 }  // namespace gemm_detail
