@@ -20,10 +20,11 @@ namespace {
 
 // Below this many multiply-adds, packing costs more than it saves (measured with
 // `razor bench gemm`, see docs/gemm.md): one float dot product per element of C.
-constexpr int64_t kTinyMacs = 4096;
-// Each extra thread must get at least this many flops, or the fork/join and the barriers
-// between depth passes (a few microseconds each) cost more than the thread brings.
-constexpr double kFlopsPerThread = 4.0e6;
+constexpr int64_t kTinyMacs = 512;
+// Each extra thread must get at least this many flops (~200 us of work): below that a second
+// thread brought nothing measurable (128^3: 66 GFLOP/s on 2 threads vs 71 on 1), and on a
+// machine shared with other jobs a descheduled thread stalls the whole call.
+constexpr double kFlopsPerThread = 1.6e7;
 
 void sgemm_tiny(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
                 int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {

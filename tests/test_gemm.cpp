@@ -1,9 +1,11 @@
-// Tests for kernels/gemm*: every sgemm tier this CPU can run (forced with set_isa) against the
+// Tests for kernels/gemm*: every sgemm tier this CPU can run (called directly, and through sgemm
+// forced with set_isa) against the
 // double-accumulating scalar reference sgemm_ref, over all transpose combinations, alpha/beta,
 // odd shapes, padded leading dimensions, shapes that cross the cache-block boundaries, and 1 or
 // 2 threads; and the beta == 0 contract (C is not read, so NaN in C must not propagate).
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 #include <limits>
@@ -13,6 +15,7 @@
 #include "core/rng.h"
 #include "core/threads.h"
 #include "kernels/gemm.h"
+#include "kernels/gemm_tiers.h"
 
 using namespace razor;
 
@@ -25,9 +28,9 @@ struct Case {
 // Shapes: tiny (direct loop), odd sizes around the micro-tile sizes (6x16, 12x32, 4x8), and
 // sizes past the blocks: K > 2 * kc (several depth passes, so beta is applied once and later
 // passes accumulate), M > mc (several row blocks), N > nc = 4096 (several B panels), and
-// M <= 6 with a large N (threads split the B slivers instead of the rows). sgemm gives a
-// second thread only to problems over 8 MFLOP, so the last three shapes are the ones that run
-// threaded (row blocks split; B slivers split; both plus several blocks in M and K).
+// M <= 6 with a large N. The tiers are called directly with 1 and 2 threads (sgemm itself
+// would keep small shapes on one thread); with 2 threads, {64, 600, 120} and {5, 1700, 500}
+// split C by columns and {160, 100, 280} by rows.
 const Case kCases[] = {{1, 1, 1},     {3, 17, 5},   {17, 3, 65},    {65, 127, 17}, {127, 65, 3},
                        {1, 129, 127}, {127, 1, 65}, {33, 47, 600},  {300, 70, 40}, {5, 1000, 300},
                        {7, 4200, 9},  {128, 96, 257}, {64, 600, 120}, {5, 1700, 500},
@@ -38,11 +41,15 @@ struct Scalars {
 };
 const Scalars kScalars[] = {{1.0f, 0.0f}, {-0.5f, 1.0f}, {2.0f, -0.75f}};
 
+using TierFn = void (*)(int, bool, bool, int64_t, int64_t, int64_t, float, const float*, int64_t, const float*,
+                       int64_t, float, float*, int64_t);
 struct Isas {
   Isa isa;
   const char* name;
+  TierFn fn;
 };
-const Isas kIsas[] = {{Isa::Ref, "ref"}, {Isa::Avx2, "avx2"}, {Isa::Avx512, "avx512"}};
+const Isas kIsas[] = {{Isa::Ref, "ref", sgemm_scalar}, {Isa::Avx2, "avx2", sgemm_avx2},
+                      {Isa::Avx512, "avx512", sgemm_avx512}};
 
 // Restores the thread count and tier a test changed.
 struct Restore {
@@ -62,7 +69,6 @@ void fill(std::vector<float>& v, Rng& rng) {
 
 TEST_SUITE("gemm") {
   TEST_CASE("every supported tier matches sgemm_ref (trans, alpha/beta, odd shapes, leading dims, threads)") {
-    Restore restore;
     const float eps = std::numeric_limits<float>::epsilon();
     int ran = 0;
     for (const Isas& tier : kIsas) {
@@ -89,11 +95,11 @@ TEST_SUITE("gemm") {
           sgemm_ref(ta, tb, M, N, K, 1.0f, a.data(), lda, b.data(), ldb, 0.0f, prod.data(), N);
           sgemm_ref(ta, tb, M, N, K, 1.0f, abs_a.data(), lda, abs_b.data(), ldb, 0.0f, mag.data(), N);
           for (const Scalars& s : kScalars) {
-            for (int threads : {1, 2}) {
-              set_isa(tier.isa);
-              set_num_threads(threads);
+            // Two threads for the first alpha/beta pair only: the split of C does not depend on
+            // alpha/beta, and each fork costs milliseconds when the test machine is busy.
+            for (int threads = 1; threads <= (&s == kScalars ? 2 : 1); ++threads) {
               std::vector<float> c = c0;
-              sgemm(ta, tb, M, N, K, s.alpha, a.data(), lda, b.data(), ldb, s.beta, c.data(), ldc);
+              tier.fn(threads, ta, tb, M, N, K, s.alpha, a.data(), lda, b.data(), ldb, s.beta, c.data(), ldc);
               ++ran;
               // Error bound: an fp32 dot product of length K summed in any order is within
               // gamma_K * sum|a||b| (gamma_K ~ K * eps) of the exact value; splitting K into
@@ -124,6 +130,45 @@ TEST_SUITE("gemm") {
         }
     }
     CHECK(ran > 0);
+  }
+
+  TEST_CASE("sgemm dispatches to the forced tier: tiny, single- and multi-threaded sizes") {
+    Restore restore;
+    const float eps = std::numeric_limits<float>::epsilon();
+    for (const Isas& tier : kIsas)
+      if (!isa_supported(tier.isa))
+        MESSAGE("gemm: skipping sgemm with tier " << std::string(tier.name) << ": not supported by this CPU");
+    // 4x5x6 takes the direct loop for tiny problems; 256^3 (34 MFLOP) is big enough that sgemm
+    // itself uses 2 threads when given 2.
+    for (const Case& cs : {Case{4, 5, 6}, Case{40, 33, 20}, Case{256, 256, 256}})
+      for (int t = 0; t < 4; ++t) {
+        const bool ta = t & 1, tb = t & 2;
+        const int64_t M = cs.M, N = cs.N, K = cs.K;
+        Rng rng(7);
+        std::vector<float> a(size_t(M * K)), b(size_t(K * N)), c0(size_t(M * N));
+        fill(a, rng);
+        fill(b, rng);
+        fill(c0, rng);
+        std::vector<float> ref = c0;
+        sgemm_ref(ta, tb, M, N, K, 1.5f, a.data(), ta ? M : K, b.data(), tb ? K : N, 0.5f, ref.data(), N);
+        // |a|, |b|, |c| <= 1, so sum|a||b| <= K and the bound above becomes (K + 4) eps (1.5 K + 0.5).
+        const double tol = double(K + 4) * eps * (1.5 * double(K) + 0.5);
+        for (const Isas& tier : kIsas) {
+          if (!isa_supported(tier.isa)) continue;
+          for (int threads : {1, 2}) {
+            set_isa(tier.isa);
+            set_num_threads(threads);
+            REQUIRE(active_isa() == tier.isa);
+            std::vector<float> c = c0;
+            sgemm(ta, tb, M, N, K, 1.5f, a.data(), ta ? M : K, b.data(), tb ? K : N, 0.5f, c.data(), N);
+            double worst = 0.0;
+            for (size_t e = 0; e < c.size(); ++e) worst = std::max(worst, std::fabs(double(c[e]) - double(ref[e])));
+            INFO("tier " << std::string(tier.name) << " threads " << threads << " M=" << M << " N=" << N
+                         << " K=" << K << " trans_a=" << ta << " trans_b=" << tb);
+            CHECK(worst <= tol);
+          }
+        }
+      }
   }
 
   TEST_CASE("beta == 0 does not read C: NaN in C does not propagate") {
