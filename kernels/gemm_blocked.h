@@ -1,0 +1,260 @@
+// The cache-blocked fp32 GEMM driver shared by every tier (GotoBLAS / BLIS structure):
+//
+//   for jc in N step NC:
+//     for pc in K step KC:
+//       pack B[pc:pc+kc, jc:jc+nc] into NR-wide slivers          (B panel kc x nc, in L3)
+//       for ic in M step MC:
+//         pack A[ic:ic+mc, pc:pc+kc] into MR-tall slivers        (A block mc x kc, in L2)
+//         for jr over B slivers:         one B sliver [kc x NR] stays in L1
+//           for ir over A slivers:       micro-kernel: MR x NR tile of C held in registers
+//
+// Threads (parallel_tiles) each run this loop nest on their own rectangle of C.
+//
+// A tier supplies only a vector type (see the V concept below) and the blocking sizes; the
+// micro-kernel, packing and threading are written once here and instantiated per tier in its
+// own file (compiled with that tier's ISA flags), so the untestable-here AVX-512 tier runs the
+// same code as the tested AVX2 and scalar tiers. This header deliberately holds no dispatch:
+// kernels/gemm.cpp chooses the tier and the thread count.
+//
+// V concept: type V::T (a register of V::W floats) with static load(p), store(p, x),
+// set1(f), zero(), fmadd(a, b, c) = a*b+c, mul(a, b). Loads and stores are unaligned.
+#pragma once
+#include <algorithm>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+namespace razor {
+namespace gemm_detail {
+
+struct Blocking {
+  int64_t mc, kc, nc;  // rows of A per L2 block, depth per pass, columns of B per L3 panel
+};
+
+// A 64-byte aligned scratch buffer that only grows; one per thread (thread_local), so
+// repeated GEMM calls in a training step do not pay for allocation and page faults.
+struct Scratch {
+  float* ptr = nullptr;
+  size_t cap = 0;
+  float* get(size_t n) {
+    if (n > cap) {
+      std::free(ptr);
+      size_t bytes = (n * sizeof(float) + 63) / 64 * 64;
+      ptr = static_cast<float*>(std::aligned_alloc(64, bytes));
+      if (!ptr) std::abort();
+      cap = bytes / sizeof(float);
+    }
+    return ptr;
+  }
+  ~Scratch() { std::free(ptr); }
+};
+
+// op(A)[i0 + s, p0 + k] for the packing loops: A is [M, K] (lda) or, transposed, [K, M].
+// Packs rows [i0, i0 + mc) x depth [p0, p0 + kc) of op(A) into MR-tall slivers: sliver s
+// holds, for k = 0..kc-1, the MR values op(A)[s*MR + r, k] contiguously. Rows past mc are 0,
+// so the micro-kernel never needs an edge case in M.
+template <int MR>
+void pack_a(bool trans_a, const float* A, int64_t lda, int64_t i0, int64_t mc, int64_t p0, int64_t kc,
+            float* out) {
+  for (int64_t s = 0; s < mc; s += MR, out += kc * MR) {
+    const int64_t mr = std::min<int64_t>(MR, mc - s);
+    if (!trans_a) {
+      const float* src = A + (i0 + s) * lda + p0;  // row r at src + r*lda, contiguous in k
+      if (mr == MR) {
+        for (int64_t k = 0; k < kc; ++k)
+          for (int r = 0; r < MR; ++r) out[k * MR + r] = src[r * lda + k];
+      } else {
+        for (int64_t k = 0; k < kc; ++k)
+          for (int r = 0; r < MR; ++r) out[k * MR + r] = r < mr ? src[r * lda + k] : 0.0f;
+      }
+    } else {
+      const float* src = A + p0 * lda + i0 + s;  // depth k at src + k*lda, contiguous in rows
+      if (mr == MR) {
+        for (int64_t k = 0; k < kc; ++k) std::memcpy(out + k * MR, src + k * lda, MR * sizeof(float));
+      } else {
+        for (int64_t k = 0; k < kc; ++k)
+          for (int r = 0; r < MR; ++r) out[k * MR + r] = r < mr ? src[k * lda + r] : 0.0f;
+      }
+    }
+  }
+}
+
+// Packs one NR-wide sliver of op(B): depth [p0, p0 + kc) x columns [j0, j0 + nr), nr <= NR,
+// as kc rows of NR contiguous values; columns past nr are 0.
+template <int NR>
+void pack_b_sliver(bool trans_b, const float* B, int64_t ldb, int64_t p0, int64_t kc, int64_t j0, int64_t nr,
+                   float* out) {
+  if (!trans_b) {
+    const float* src = B + p0 * ldb + j0;  // depth k at src + k*ldb, contiguous in columns
+    if (nr == NR) {
+      for (int64_t k = 0; k < kc; ++k) std::memcpy(out + k * NR, src + k * ldb, NR * sizeof(float));
+    } else {
+      for (int64_t k = 0; k < kc; ++k)
+        for (int j = 0; j < NR; ++j) out[k * NR + j] = j < nr ? src[k * ldb + j] : 0.0f;
+    }
+  } else {
+    const float* src = B + j0 * ldb + p0;  // column j at src + j*ldb, contiguous in k
+    if (nr == NR) {
+      for (int64_t k = 0; k < kc; ++k)
+        for (int j = 0; j < NR; ++j) out[k * NR + j] = src[j * ldb + k];
+    } else {
+      for (int64_t k = 0; k < kc; ++k)
+        for (int j = 0; j < NR; ++j) out[k * NR + j] = j < nr ? src[j * ldb + k] : 0.0f;
+    }
+  }
+}
+
+// The MR x (NV * V::W) micro-kernel: C[tile] = alpha * (a_sliver . b_sliver) + beta * C[tile],
+// with C not read when beta == 0 (it may hold NaN). Accumulators live in MR*NV registers.
+template <class V, int MR, int NV>
+inline void micro_kernel(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, float alpha,
+                         float beta) {
+  typename V::T acc[MR][NV];
+  // Fetch the C tile while the depth loop runs (it is read or written only at the end).
+#pragma GCC unroll 16
+  for (int r = 0; r < MR; ++r) {
+    __builtin_prefetch(c + r * ldc, 1);
+    __builtin_prefetch(c + r * ldc + NV * V::W - 1, 1);
+  }
+#pragma GCC unroll 16
+  for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) acc[r][v] = V::zero();
+#pragma GCC unroll 4
+  for (int64_t k = 0; k < kc; ++k) {
+    typename V::T bv[NV];
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) bv[v] = V::load(b + v * V::W);
+#pragma GCC unroll 16
+    for (int r = 0; r < MR; ++r) {
+      typename V::T ar = V::set1(a[r]);
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) acc[r][v] = V::fmadd(ar, bv[v], acc[r][v]);
+    }
+    a += MR;
+    b += NV * V::W;
+  }
+  const typename V::T va = V::set1(alpha);
+  if (beta == 0.0f) {
+#pragma GCC unroll 16
+    for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) V::store(c + r * ldc + v * V::W, V::mul(va, acc[r][v]));
+  } else {
+    const typename V::T vb = V::set1(beta);
+#pragma GCC unroll 16
+    for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) {
+        float* p = c + r * ldc + v * V::W;
+        V::store(p, V::fmadd(va, acc[r][v], V::mul(vb, V::load(p))));
+      }
+  }
+}
+
+// C = alpha * op(A) op(B) + beta * C on the calling thread. Requires M, N, K >= 1.
+template <class V, int MR, int NV>
+void gemm_serial(const Blocking& bl, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+                 const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  constexpr int NR = NV * V::W;
+  const int64_t KC = std::min(bl.kc, K);
+  const int64_t NC = std::min((bl.nc + NR - 1) / NR * NR, (N + NR - 1) / NR * NR);
+  const int64_t MC = std::min(std::max<int64_t>(MR, bl.mc / MR * MR), (M + MR - 1) / MR * MR);
+  static thread_local Scratch a_scratch, b_scratch;
+  float* apack = a_scratch.get(size_t(MC) * size_t(KC));
+  float* bpack = b_scratch.get(size_t(KC) * size_t(NC));
+  alignas(64) float edge[MR * NR];
+  for (int64_t jc = 0; jc < N; jc += NC) {
+    const int64_t nc = std::min(NC, N - jc);
+    for (int64_t pc = 0; pc < K; pc += KC) {
+      const int64_t kc = std::min(KC, K - pc);
+      const float beta_eff = pc == 0 ? beta : 1.0f;  // later depth passes accumulate
+      for (int64_t p = 0; p * NR < nc; ++p)
+        pack_b_sliver<NR>(trans_b, B, ldb, pc, kc, jc + p * NR, std::min<int64_t>(NR, nc - p * NR),
+                          bpack + p * NR * kc);
+      for (int64_t ic = 0; ic < M; ic += MC) {
+        const int64_t mc = std::min(MC, M - ic);
+        pack_a<MR>(trans_a, A, lda, ic, mc, pc, kc, apack);
+        for (int64_t jr = 0; jr < nc; jr += NR) {
+          const int64_t nr = std::min<int64_t>(NR, nc - jr);
+          const float* bs = bpack + jr * kc;
+          for (int64_t ir = 0; ir < mc; ir += MR) {
+            const int64_t mr = std::min<int64_t>(MR, mc - ir);
+            const float* as = apack + ir * kc;
+            float* ct = C + (ic + ir) * ldc + jc + jr;
+            if (mr == MR && nr == NR) {
+              micro_kernel<V, MR, NV>(kc, as, bs, ct, ldc, alpha, beta_eff);
+            } else {
+              micro_kernel<V, MR, NV>(kc, as, bs, edge, NR, 1.0f, 0.0f);
+              for (int64_t r = 0; r < mr; ++r)
+                for (int64_t q = 0; q < nr; ++q) {
+                  float v = alpha * edge[r * NR + q];
+                  ct[r * ldc + q] = beta_eff == 0.0f ? v : v + beta_eff * ct[r * ldc + q];
+                }
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+// The threaded helper, independent of the tier: splits C into a grid of tr x tc sub-problems
+// (tr * tc = threads), cut on MR-row and NR-column boundaries, and runs
+// f(i0, i1, j0, j1) for each on its own thread of one OpenMP region. Each thread packs its own
+// panels, so there is no barrier between depth passes: on a machine shared with other jobs a
+// descheduled thread then delays only its own tile, where a barrier-synchronised shared-panel
+// scheme lets the other thread spin (measured: 2-thread GFLOP/s halved under load, see
+// docs/gemm.md). The price is that each row group packs its own B (and each column group its
+// own A), so the grid is chosen to minimise that duplicated packing: tc * M*K + tr * K*N.
+template <class F>
+void parallel_tiles(int threads, int64_t M, int64_t N, int64_t K, int MR, int NR, const F& f) {
+  const int64_t slivers_m = (M + MR - 1) / MR, slivers_n = (N + NR - 1) / NR;
+  int tr = 1, tc = 1;
+  double best = -1.0;
+  for (int r = 1; r <= threads; ++r) {
+    if (threads % r) continue;
+    const int c = threads / r;
+    if (r > slivers_m || c > slivers_n) continue;
+    const double cost = double(c) * double(M) * double(K) + double(r) * double(K) * double(N);
+    if (best < 0 || cost < best) best = cost, tr = r, tc = c;
+  }
+  if (best < 0 || tr * tc == 1) {  // too small to split (or threads == 1)
+    f(int64_t(0), M, int64_t(0), N);
+    return;
+  }
+#pragma omp parallel num_threads(tr * tc)
+  {
+#ifdef _OPENMP
+    const int t = omp_get_thread_num();
+#else
+    const int t = 0;
+#endif
+    if (t < tr * tc) {
+      const int r = t / tc, c = t % tc;
+      const int64_t i0 = std::min(M, (r * slivers_m / tr) * MR), i1 = std::min(M, ((r + 1) * slivers_m / tr) * MR);
+      const int64_t j0 = std::min(N, (c * slivers_n / tc) * NR), j1 = std::min(N, ((c + 1) * slivers_n / tc) * NR);
+      if (i1 > i0 && j1 > j0) f(i0, i1, j0, j1);
+    }
+  }
+}
+
+// C = alpha * op(A) op(B) + beta * C on `threads` threads (see parallel_tiles).
+template <class V, int MR, int NV>
+void gemm_blocked(const Blocking& bl, int threads, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
+                  float alpha, const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
+                  int64_t ldc) {
+  parallel_tiles(threads, M, N, K, MR, NV * V::W, [&](int64_t i0, int64_t i1, int64_t j0, int64_t j1) {
+    const float* a = trans_a ? A + i0 : A + i0 * lda;
+    const float* b = trans_b ? B + j0 * ldb : B + j0;
+    gemm_serial<V, MR, NV>(bl, trans_a, trans_b, i1 - i0, j1 - j0, K, alpha, a, lda, b, ldb, beta,
+                           C + i0 * ldc + j0, ldc);
+  });
+}
+
+}  // namespace gemm_detail
+}  // namespace razor
