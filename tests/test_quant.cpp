@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -243,6 +244,28 @@ TEST_SUITE("quant") {
     Tensor copy;
     fake_quant_weight("norm", w, copy, WeightLayout::none());
     CHECK(std::memcmp(copy.data(), w.data(), sizeof(float) * 512) == 0);
+  }
+
+  TEST_CASE("fake_quant_weights: one region for many tensors == per tensor; errors name the tensor") {
+    const Tensor a = gaussian(40, 128, 1), b = gaussian(3, 64, 2), c = gaussian(1000, 32, 3), n = gaussian(1, 64, 4);
+    Tensor oa, ob, oc, on;
+    const WeightLayout la = WeightLayout::mixed_rows(8, 32), lb = WeightLayout::ternary(16),
+                       lc = WeightLayout::uniform(4, 32), ln = WeightLayout::none();
+    fake_quant_weights({{"a", &a, &oa, la}, {"b", &b, &ob, lb}, {"c", &c, &oc, lc}, {"n", &n, &on, ln}});
+    const std::pair<const Tensor*, std::pair<const Tensor*, WeightLayout>> cases[] = {
+        {&a, {&oa, la}}, {&b, {&ob, lb}}, {&c, {&oc, lc}}, {&n, {&on, ln}}};
+    for (const auto& cs : cases) {
+      Tensor ref;
+      fake_quant_weight("x", *cs.first, ref, cs.second.second);
+      REQUIRE(cs.second.first->numel() == ref.numel());
+      CHECK(std::memcmp(cs.second.first->data(), ref.data(), sizeof(float) * size_t(ref.numel())) == 0);
+    }
+    Tensor big = c.clone();
+    big[5 * 32] = 1e9f;
+    CHECK(error_of([&] { fake_quant_weights({{"a", &a, &oa, la}, {"layers.9.big", &big, &oc, lc}}); })
+              .find("layers.9.big: row 5") != std::string::npos);
+    CHECK(error_of([&] { fake_quant_weights({{"a", &a, &oa, la}, {"odd", &b, &ob, WeightLayout::ternary(48)}}); })
+              .find("odd") != std::string::npos);
   }
 
   // ------------------------------------------------------------ §2 plan and bits
@@ -565,24 +588,32 @@ TEST_SUITE("quant") {
     }
     PrecisionPlan plan;
     const int saved = num_threads();
-    set_num_threads(2);
     auto run = [&] {
       for (size_t i = 0; i < ws.size(); ++i)
         fake_quant_weight("w", ws[i], outs[i], shapes[i].emb ? plan.embedding_layout() : plan.linear_layout());
     };
-    run();  // warm-up: pages and caches
-    double best = 1e9, sum = 0;
-    const int reps = 20;
-    for (int r = 0; r < reps; ++r) {
-      const double t0 = now_seconds();
-      run();
-      const double dt = now_seconds() - t0;
-      best = std::min(best, dt);
-      sum += dt;
-    }
+    std::vector<FakeQuantJob> jobs;
+    for (size_t i = 0; i < ws.size(); ++i)
+      jobs.push_back({"w", &ws[i], &outs[i], shapes[i].emb ? plan.embedding_layout() : plan.linear_layout()});
+    auto run_batched = [&] { fake_quant_weights(jobs); };
+    for (int batched = 0; batched < 2; ++batched)
+      for (int threads : {1, 2}) {
+        set_num_threads(threads);
+        const std::function<void()> f = batched ? std::function<void()>(run_batched) : std::function<void()>(run);
+        f();  // warm-up: pages and caches
+        std::vector<double> t;
+        for (int r = 0; r < 21; ++r) {
+          const double t0 = now_seconds();
+          f();
+          t.push_back(now_seconds() - t0);
+        }
+        std::sort(t.begin(), t.end());
+        MESSAGE(std::string(batched ? "fake_quant_weights (one region)" : "fake_quant_weight per matrix")
+                << ": " << total << " params (" << ws.size() << " matrices, rho=1/8, G=64), " << threads
+                << " thread(s): min " << t.front() * 1e3 << " ms, median " << t[t.size() / 2] * 1e3 << " ms over "
+                << t.size() << " runs");
+      }
     set_num_threads(saved);
-    MESSAGE("fake quant of " << total << " params (" << ws.size() << " matrices, rho=1/8, G=64), 2 threads: best "
-                             << best * 1e3 << " ms, mean " << sum / reps * 1e3 << " ms over " << reps << " runs");
     CHECK(total > 6800000);
   }
 }

@@ -268,6 +268,15 @@ void check_quantizable(const std::string& name, const Tensor& w, const WeightLay
 
 namespace {
 inline int64_t rows_of(const Tensor& w) { return w.dim() == 2 ? w.size(0) : 1; }
+
+// Fake quant of row i of src [.., d_in] into dst; false when a scale is not a finite fp16.
+inline bool fake_quant_matrix_row(const float* src, float* dst, int64_t i, int64_t d_in, const WeightLayout& layout) {
+  const QuantGroupFormat f = layout.row_format(i);
+  bool ok = true;
+  for (int64_t off = i * d_in; off < (i + 1) * d_in; off += f.group)
+    ok &= fake_quant_group(src + off, f, dst + off) <= kF16Max;  // false for inf and NaN
+  return ok;
+}
 }  // namespace
 
 QuantizedWeight quantize_weight(const std::string& name, const Tensor& w, const WeightLayout& layout) {
@@ -311,22 +320,63 @@ void fake_quant_weight(const std::string& name, const Tensor& w, Tensor& out, co
     if (out.data() != w.data()) out.copy_from(w);
     return;
   }
-  const int64_t d_out = rows_of(w), d_in = w.size(-1), ng = d_in / layout.group;
+  const int64_t d_out = rows_of(w), d_in = w.size(-1);
   const float* src = w.data();
   float* dst = out.data();
   int64_t bad_row = -1;
 #pragma omp parallel for schedule(static) reduction(max : bad_row) if (w.numel() >= kParallelMin)
-  for (int64_t i = 0; i < d_out; ++i) {
-    const QuantGroupFormat f = layout.row_format(i);
-    bool ok = true;
-    for (int64_t g = 0; g < ng; ++g) {
-      const int64_t off = i * d_in + g * f.group;
-      ok &= fake_quant_group(src + off, f, dst + off) <= kF16Max;  // false for inf and NaN
-    }
-    if (!ok) bad_row = std::max(bad_row, i);
-  }
+  for (int64_t i = 0; i < d_out; ++i)
+    if (!fake_quant_matrix_row(src, dst, i, d_in, layout)) bad_row = std::max(bad_row, i);
   RZ_CHECK(bad_row < 0, "%s: row %lld has a non-finite quantizer scale (non-finite weights, or |w| too large "
            "for an fp16 scale)", name.c_str(), (long long)bad_row);
+}
+
+void fake_quant_weights(const std::vector<FakeQuantJob>& jobs) {
+  // Chunks of whole rows, ~kParallelMin elements each, over all jobs.
+  struct Chunk {
+    int job;
+    int64_t row0, rows;
+  };
+  std::vector<Chunk> chunks;
+  for (size_t j = 0; j < jobs.size(); ++j) {
+    const FakeQuantJob& job = jobs[j];
+    RZ_CHECK(job.w != nullptr && job.out != nullptr, "%s: fake-quant job without input or output", job.name.c_str());
+    const Tensor& w = *job.w;
+    Tensor& out = *job.out;
+    check_quantizable(job.name, w, job.layout);
+    if (out.data() == nullptr) out = Tensor::empty(w.shape());
+    RZ_CHECK(out.numel() == w.numel(), "%s: fake-quant output has shape %s, expected %s", job.name.c_str(),
+             out.shape_str().c_str(), w.shape_str().c_str());
+    const int64_t d_out = rows_of(w), d_in = w.size(-1);
+    const int64_t per = std::max<int64_t>(1, kParallelMin / std::max<int64_t>(d_in, 1));
+    for (int64_t r = 0; r < d_out; r += per) chunks.push_back({int(j), r, std::min(per, d_out - r)});
+  }
+  std::vector<int64_t> bad(jobs.size(), -1);
+  const int64_t nc = int64_t(chunks.size());
+#pragma omp parallel for schedule(dynamic, 1) if (nc > 1)
+  for (int64_t c = 0; c < nc; ++c) {
+    const Chunk& ch = chunks[size_t(c)];
+    const FakeQuantJob& job = jobs[size_t(ch.job)];
+    const int64_t d_in = job.w->size(-1);
+    const float* src = job.w->data();
+    float* dst = job.out->data();
+    for (int64_t i = ch.row0; i < ch.row0 + ch.rows; ++i) {
+      bool ok;
+      if (job.layout.quantized()) {
+        ok = fake_quant_matrix_row(src, dst, i, d_in, job.layout);
+      } else {
+        if (dst != src) std::copy(src + i * d_in, src + (i + 1) * d_in, dst + i * d_in);
+        ok = true;
+      }
+      if (!ok) {
+#pragma omp critical(razor_fake_quant_bad)
+        bad[size_t(ch.job)] = std::max(bad[size_t(ch.job)], i);
+      }
+    }
+  }
+  for (size_t j = 0; j < jobs.size(); ++j)
+    RZ_CHECK(bad[j] < 0, "%s: row %lld has a non-finite quantizer scale (non-finite weights, or |w| too large "
+             "for an fp16 scale)", jobs[j].name.c_str(), (long long)bad[j]);
 }
 
 Tensor QuantizedWeight::dequantize() const {

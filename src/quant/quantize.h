@@ -113,9 +113,22 @@ void check_quantizable(const std::string& name, const Tensor& w, const WeightLay
 // w [d_out, d_in] -> codes and scales. Rejects non-finite values and scales beyond fp16 range,
 // naming the tensor. OpenMP over rows.
 QuantizedWeight quantize_weight(const std::string& name, const Tensor& w, const WeightLayout& layout);
-// w [d_out, d_in] -> out [d_out, d_in] dequantized (fake quant for the QAT forward; out may be
-// a preallocated tensor of w's shape, or undefined to allocate). kNone copies. OpenMP over rows.
+// w [d_out, d_in] -> out [d_out, d_in] dequantized (fake quant for the QAT forward). out is
+// allocated with w's shape when it has no data, else must have w's numel; it may be w itself
+// (in place). kNone copies. OpenMP over rows.
 // Equal bit for bit to quantize_weight(...).dequantize(). Throws when a scale overflows fp16.
 void fake_quant_weight(const std::string& name, const Tensor& w, Tensor& out, const WeightLayout& layout);
+
+// Fake quant of many weights in one parallel region (one training step's worth): the rows of
+// all jobs are split into chunks scheduled dynamically, so small matrices do not each pay a
+// fork/join. Same results as fake_quant_weight per job. Each job's out is allocated when
+// undefined. Errors name the job's tensor.
+struct FakeQuantJob {
+  std::string name;
+  const Tensor* w = nullptr;  // [d_out, d_in]
+  Tensor* out = nullptr;      // [d_out, d_in]
+  WeightLayout layout;
+};
+void fake_quant_weights(const std::vector<FakeQuantJob>& jobs);
 
 }  // namespace razor
