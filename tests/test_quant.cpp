@@ -189,6 +189,29 @@ TEST_SUITE("quant") {
     }
   }
 
+  TEST_CASE("codes and scales are pinned by a golden hash (same bits on every ISA / build)") {
+    // Inputs from integer RNG bits only (no libm), so they are identical on every platform.
+    Tensor w = Tensor::empty({48, 192});
+    Rng rng(2024);
+    for (int64_t i = 0; i < w.numel(); ++i) w[i] = (rng.uniform() - 0.5f) * 0.125f;
+    uint64_t h = 1469598103934665603ull;  // FNV-1a over codes and scale bits
+    auto mix = [&h](const void* p, size_t n) {
+      for (size_t i = 0; i < n; ++i) h = (h ^ static_cast<const uint8_t*>(p)[i]) * 1099511628211ull;
+    };
+    for (const WeightLayout& l : {WeightLayout::ternary(64), WeightLayout::mixed_rows(8, 32),
+                                  WeightLayout::uniform(4, 64), WeightLayout::uniform(8, 16)}) {
+      const QuantizedWeight q = quantize_weight("w", w, l);
+      mix(q.codes.data(), q.codes.size());
+      mix(q.scales.data(), q.scales.size() * sizeof(float));
+    }
+    std::vector<int8_t> c(size_t(w.numel()));
+    std::vector<float> sc(size_t(w.numel() / 64));
+    quantize_a8(w, 64, c.data(), sc.data());
+    mix(c.data(), c.size());
+    mix(sc.data(), sc.size() * sizeof(float));
+    CHECK(h == 2993539950762517309ull);  // x86-64 AVX2 build; must match everywhere
+  }
+
   TEST_CASE("mixed rows: row i is 4-bit iff i % P == 0, in every group") {
     const Tensor w = gaussian(20, 64, 11);
     const WeightLayout l = WeightLayout::mixed_rows(8, 16);

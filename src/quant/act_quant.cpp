@@ -38,6 +38,7 @@ void quantize_a8_row(const float* x, int64_t n, int group, int8_t* codes, float*
     int8_t* c = codes + g * group;
     const float s = a8_scale(xg, group);
     scales[g] = s;
+#pragma omp simd
     for (int k = 0; k < group; ++k) {
       float q = std::nearbyint(xg[k] / s);
       q = q > -kA8Max ? q : -kA8Max;  // NaN -> -127: codes are always in range

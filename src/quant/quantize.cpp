@@ -92,6 +92,7 @@ float quantize_group(const float* w, const QuantGroupFormat& f, int8_t* codes) {
   const float s = group_scale(w, f);
   const float m = float(f.qmax());
   const int n = f.group;
+#pragma omp simd
   for (int k = 0; k < n; ++k) {
     float q = std::nearbyint(w[k] / s);
     // Written so NaN maps to -m (maxps semantics): a code is always in range.
