@@ -1,0 +1,84 @@
+#include "nn/quant_hooks.h"
+
+#include "core/error.h"
+#include "quant/act_quant.h"
+
+namespace razor {
+
+WeightLayout QuantSpec::layout_for(const std::string& name, ParamKind kind) const {
+  for (const auto& o : overrides)
+    if (o.first == name) return o.second;
+  if (kind == ParamKind::Norm) return WeightLayout::none();
+  if (kind == ParamKind::Embedding || name == "lm_head.weight")
+    return quantize_embedding ? plan.embedding_layout() : WeightLayout::none();
+  return plan.linear_layout();
+}
+
+std::string QuantSpec::str() const {
+  std::string s = plan.str();
+  if (a8) s += " A8";
+  if (kv8) s += " KV8";
+  return s;
+}
+
+void install_quant_hooks(Model& m, const QuantSpec& spec) {
+  // Validate every matrix up front so a bad G is reported before any training.
+  for (const Param& p : m.entries) {
+    WeightLayout l = spec.layout_for(p.name, p.kind);
+    if (l.quantized()) check_quantizable(p.name, p.value, l);
+  }
+  const int G = spec.plan.group;
+  if (spec.a8) {
+    // Every linear input has width C, D*H (o_proj) or F (down): all must divide by G.
+    int64_t widths[] = {m.cfg.hidden_size, m.cfg.num_attention_heads * m.cfg.head_dim, m.cfg.intermediate_size};
+    for (int64_t w : widths)
+      if (w % G != 0) fail("--a8: a linear input of width %lld is not divisible by the group size %d", (long long)w, G);
+  }
+  struct Entry {
+    std::string name;
+    WeightLayout layout;
+  };
+  auto layouts = std::make_shared<std::vector<Entry>>();
+  for (const Param& p : m.entries) layouts->push_back({p.name, spec.layout_for(p.name, p.kind)});
+
+  m.hooks.weight_transform = [layouts](const Var& w, const HookSite& site) -> Var {
+    const std::string& name = *site.name;
+    // A tied lm_head arrives with the embedding's name, so it gets the embedding's layout.
+    for (const Entry& e : *layouts) {
+      if (e.name != name) continue;
+      if (!e.layout.quantized()) return w;
+      WeightLayout l = e.layout;
+      std::string n = e.name;
+      return ste(w, [l, n](const Tensor& in, Tensor& out) { fake_quant_weight(n, in, out, l); });
+    }
+    return w;
+  };
+  if (spec.a8) {
+    m.hooks.input_transform = [G](const Var& x, const HookSite&) -> Var {
+      return ste(x, [G](const Tensor& in, Tensor& out) { fake_quant_a8(in, out, G); });
+    };
+  } else {
+    m.hooks.input_transform = nullptr;
+  }
+  if (spec.kv8) {
+    m.hooks.kv_transform = [](const Var& kv, int, bool) -> Var {
+      return ste(kv, [](const Tensor& in, Tensor& out) { fake_quant_kv8(in, out); });
+    };
+  } else {
+    m.hooks.kv_transform = nullptr;
+  }
+}
+
+void remove_quant_hooks(Model& m) { m.hooks = ModelHooks(); }
+
+std::vector<MatrixEntry> model_matrices(const Model& m, const QuantSpec& spec) {
+  std::vector<MatrixEntry> out;
+  for (const Param& p : m.entries) {
+    int64_t d_out = p.value.dim() == 2 ? p.value.size(0) : 1;
+    int64_t d_in = p.value.dim() == 2 ? p.value.size(1) : p.value.numel();
+    out.push_back(MatrixEntry::make(p.name, d_out, d_in, spec.layout_for(p.name, p.kind)));
+  }
+  return out;
+}
+
+}  // namespace razor
