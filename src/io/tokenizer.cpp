@@ -488,8 +488,7 @@ std::string Tokenizer::decode(const std::vector<int32_t>& ids, bool skip_special
 }
 
 int32_t Tokenizer::token_to_id(std::string_view token) const {
-  for (const AddedToken& a : added_)
-    if (a.content == token) return a.id;
+  if (int32_t id = added_id(token); id >= 0) return id;
   auto it = vocab_.find(std::string(token));
   return it == vocab_.end() ? -1 : it->second;
 }
@@ -501,15 +500,22 @@ const std::string& Tokenizer::id_to_token(int32_t id) const {
 
 bool Tokenizer::is_special(int32_t id) const { return id >= 0 && id < vocab_size() && special_[id]; }
 
+// Only added tokens count: Qwen's vocabulary has an ordinary "<s>" token that is no BOS.
+int32_t Tokenizer::added_id(std::string_view content) const {
+  for (const AddedToken& a : added_)
+    if (a.content == content) return a.id;
+  return -1;
+}
+
 int32_t Tokenizer::bos_id() const {
   for (const char* name : {"<|begin_of_text|>", "<s>", "<|startoftext|>"})
-    if (int32_t id = token_to_id(name); id >= 0) return id;
+    if (int32_t id = added_id(name); id >= 0) return id;
   return -1;
 }
 
 int32_t Tokenizer::eos_id() const {
   for (const char* name : {"<|endoftext|>", "<|end_of_text|>", "</s>", "<|im_end|>", "<|eot_id|>"})
-    if (int32_t id = token_to_id(name); id >= 0) return id;
+    if (int32_t id = added_id(name); id >= 0) return id;
   return -1;
 }
 

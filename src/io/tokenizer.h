@@ -54,7 +54,9 @@ class Tokenizer {
   int32_t token_to_id(std::string_view token) const;
   const std::string& id_to_token(int32_t id) const;
   bool is_special(int32_t id) const;
-  // First present of the usual names, or -1: BOS <|begin_of_text|>, <s>, <|startoftext|>;
+  // Id of an added token with this content, or -1.
+  int32_t added_id(std::string_view content) const;
+  // First added token present of the usual names, or -1: BOS <|begin_of_text|>, <s>, <|startoftext|>;
   // EOS <|endoftext|>, <|end_of_text|>, </s>, <|im_end|>, <|eot_id|>.
   int32_t bos_id() const;
   int32_t eos_id() const;
