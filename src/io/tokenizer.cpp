@@ -13,14 +13,71 @@
 
 namespace razor {
 
-// Word cache: piece bytes -> ids (a slice of `pool`). Guarded by `mutex`; an encode that
-// finds it busy (another thread) runs without it rather than waiting.
+// Word cache: piece bytes -> ids. Open addressing over slots that point into two arenas
+// (key bytes, ids), so a lookup hashes a string_view and allocates nothing. Guarded by
+// `mutex`, taken once per encode call; an encode that finds it busy (another thread) runs
+// without the cache rather than waiting. Cleared when full.
 struct TokenizerCache {
-  std::mutex mutex;
-  std::unordered_map<std::string, std::pair<uint32_t, uint32_t>> map;
-  std::vector<int32_t> pool;
+  struct Slot {
+    uint64_t hash = 0;  // 0 = empty
+    uint32_t key_at = 0, key_len = 0, ids_at = 0, ids_len = 0;
+  };
   static constexpr size_t kMaxEntries = size_t(1) << 20;
   static constexpr size_t kMaxPieceBytes = 64;
+  std::mutex mutex;
+  std::vector<Slot> slots = std::vector<Slot>(1 << 12);
+  size_t used = 0;
+  std::string keys;
+  std::vector<int32_t> ids;
+
+  static uint64_t hash_of(std::string_view s) {
+    uint64_t h = 0x9E3779B97F4A7C15ULL ^ s.size();  // FNV-style over 8-byte words
+    size_t i = 0;
+    for (; i + 8 <= s.size(); i += 8) {
+      uint64_t w;
+      std::memcpy(&w, s.data() + i, 8);
+      h = (h ^ w) * 0x100000001B3ULL;
+      h ^= h >> 29;
+    }
+    uint64_t w = 0;
+    std::memcpy(&w, s.data() + i, s.size() - i);
+    h = (h ^ w) * 0xFF51AFD7ED558CCDULL;
+    h ^= h >> 32;
+    return h | 1;  // never 0
+  }
+  const Slot* find(std::string_view piece, uint64_t h) const {
+    size_t mask = slots.size() - 1;
+    for (size_t k = h & mask;; k = (k + 1) & mask) {
+      const Slot& s = slots[k];
+      if (s.hash == 0) return nullptr;
+      if (s.hash == h && s.key_len == piece.size() && std::memcmp(keys.data() + s.key_at, piece.data(), piece.size()) == 0)
+        return &s;
+    }
+  }
+  void insert(std::string_view piece, uint64_t h, const int32_t* first, size_t n) {
+    if (used >= kMaxEntries) {
+      std::fill(slots.begin(), slots.end(), Slot());
+      used = 0, keys.clear(), ids.clear();
+    }
+    if ((used + 1) * 2 > slots.size()) {  // keep the load under one half
+      std::vector<Slot> old(slots.size() * 2);
+      old.swap(slots);
+      size_t mask = slots.size() - 1;
+      for (const Slot& s : old) {
+        if (s.hash == 0) continue;
+        size_t k = s.hash & mask;
+        while (slots[k].hash != 0) k = (k + 1) & mask;
+        slots[k] = s;
+      }
+    }
+    size_t mask = slots.size() - 1;
+    size_t k = h & mask;
+    while (slots[k].hash != 0) k = (k + 1) & mask;
+    slots[k] = Slot{h, uint32_t(keys.size()), uint32_t(piece.size()), uint32_t(ids.size()), uint32_t(n)};
+    keys.append(piece.data(), piece.size());
+    ids.insert(ids.end(), first, first + n);
+    ++used;
+  }
 };
 
 namespace {
@@ -379,54 +436,74 @@ void Tokenizer::bpe(std::string_view piece, std::vector<int32_t>& out) const {
   for (int32_t i = 0; i >= 0; i = next[i]) out.push_back(id[i]);
 }
 
-void Tokenizer::encode_piece(std::string_view piece, std::vector<int32_t>& out) const {
+void Tokenizer::encode_piece(std::string_view piece, TokenizerCache* cache, std::vector<int32_t>& out) const {
   if (piece.size() == 1) {
     out.push_back(byte_id_[uint8_t(piece[0])]);
     return;
   }
-  TokenizerCache& c = *cache_;
-  if (piece.size() > TokenizerCache::kMaxPieceBytes || !c.mutex.try_lock()) {
+  if (!cache || piece.size() > TokenizerCache::kMaxPieceBytes) {
     bpe(piece, out);
     return;
   }
-  std::lock_guard<std::mutex> lock(c.mutex, std::adopt_lock);
-  std::string key(piece);
-  auto it = c.map.find(key);
-  if (it != c.map.end()) {
-    out.insert(out.end(), c.pool.begin() + it->second.first, c.pool.begin() + it->second.first + it->second.second);
+  uint64_t h = TokenizerCache::hash_of(piece);
+  if (const TokenizerCache::Slot* s = cache->find(piece, h)) {
+    out.insert(out.end(), cache->ids.begin() + s->ids_at, cache->ids.begin() + s->ids_at + s->ids_len);
     return;
   }
   size_t before = out.size();
   bpe(piece, out);
-  if (c.map.size() >= TokenizerCache::kMaxEntries) c.map.clear(), c.pool.clear();
-  c.map.emplace(std::move(key), std::make_pair(uint32_t(c.pool.size()), uint32_t(out.size() - before)));
-  c.pool.insert(c.pool.end(), out.begin() + before, out.end());
+  cache->insert(piece, h, out.data() + before, out.size() - before);
 }
 
-void Tokenizer::encode_section(std::string_view section, std::vector<int32_t>& out) const {
-  if (section.empty()) return;
-  std::string normalized;
-  if (nfc_ && !nfc_quick_check(section)) {
-    normalized = nfc(section);
-    section = normalized;
+namespace {
+
+// Where a long section may be cut without changing its pieces: after a '\n' that is
+// followed by an ASCII letter or digit. No alternative of the supported regexes matches
+// across that point, none looks further than one character past it, and NFC cannot compose
+// across it ('\n' composes with nothing). Cutting bounds the scanner's working memory.
+size_t safe_cut(std::string_view s, size_t from) {
+  for (size_t i = from; i + 1 < s.size(); ++i) {
+    if (s[i] != '\n') continue;
+    uint32_t c = uint8_t(s[i + 1]);
+    if (((c | 0x20) - 'a') < 26u || (c - '0') < 10u) return i + 1;
   }
-  if (add_prefix_space_ && section[0] != ' ') {
-    normalized = " " + std::string(section);
-    section = normalized;
+  return s.size();
+}
+
+}  // namespace
+
+void Tokenizer::encode_section(std::string_view section, TokenizerCache* cache, std::vector<int32_t>& out) const {
+  bool first = true;
+  while (!section.empty()) {
+    size_t cut = (split_ && section.size() > 2 * encode_chunk_) ? safe_cut(section, encode_chunk_) : section.size();
+    std::string_view chunk = section.substr(0, cut);
+    section.remove_prefix(cut);
+    std::string normalized;
+    if (nfc_ && !nfc_quick_check(chunk)) {
+      normalized = nfc(chunk);
+      chunk = normalized;
+    }
+    if (first && add_prefix_space_ && chunk[0] != ' ') {
+      normalized = " " + std::string(chunk);
+      chunk = normalized;
+    }
+    first = false;
+    if (!split_) {
+      bpe(chunk, out);
+      continue;
+    }
+    thread_local std::vector<Piece> pieces;
+    pieces.clear();
+    pretokenize(pattern_, chunk, pieces);
+    for (const Piece& p : pieces) encode_piece(chunk.substr(p.begin, p.end - p.begin), cache, out);
   }
-  if (!split_) {
-    bpe(section, out);
-    return;
-  }
-  thread_local std::vector<Piece> pieces;
-  pieces.clear();
-  pretokenize(pattern_, section, pieces);
-  for (const Piece& p : pieces) encode_piece(section.substr(p.begin, p.end - p.begin), out);
 }
 
 void Tokenizer::encode_append(std::string_view text, std::vector<int32_t>& out) const {
+  std::unique_lock<std::mutex> lock(cache_->mutex, std::try_to_lock);
+  TokenizerCache* cache = lock.owns_lock() ? cache_.get() : nullptr;
   if (added_.empty()) {
-    encode_section(text, out);
+    encode_section(text, cache, out);
     return;
   }
   // Cut out added tokens, leftmost-longest (added_ is sorted longest first).
@@ -451,7 +528,7 @@ void Tokenizer::encode_append(std::string_view text, std::vector<int32_t>& out) 
       while (!section.empty() && is_space(section.front())) section.remove_prefix(1);
     if (hit->lstrip)
       while (!section.empty() && is_space(section.back())) section.remove_suffix(1);
-    encode_section(section, out);
+    encode_section(section, cache, out);
     out.push_back(hit->id);
     strip_left = hit->rstrip;
     i += hit->content.size();
@@ -460,7 +537,7 @@ void Tokenizer::encode_append(std::string_view text, std::vector<int32_t>& out) 
   std::string_view rest = text.substr(start);
   if (strip_left)
     while (!rest.empty() && (rest.front() == ' ' || (rest.front() >= '\t' && rest.front() <= '\r'))) rest.remove_prefix(1);
-  encode_section(rest, out);
+  encode_section(rest, cache, out);
 }
 
 std::vector<int32_t> Tokenizer::encode(std::string_view text) const {

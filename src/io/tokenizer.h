@@ -65,6 +65,9 @@ class Tokenizer {
   bool has_split() const { return split_; }
   SplitPattern split_pattern() const { return pattern_; }
   size_t merge_count() const { return merge_count_; }
+  // Sections longer than twice `bytes` are encoded in chunks of about that size, cut where
+  // the pieces cannot change; this bounds memory. (Tests set it small to exercise cuts.)
+  void set_encode_chunk(size_t bytes) { encode_chunk_ = bytes < 1 ? 1 : bytes; }
 
  private:
   struct AddedToken {
@@ -80,8 +83,8 @@ class Tokenizer {
 
   const MergeSlot* find_merge(int32_t a, int32_t b) const;
   void add_merge(int32_t a, int32_t b, int32_t rank, int32_t merged);
-  void encode_section(std::string_view section, std::vector<int32_t>& out) const;
-  void encode_piece(std::string_view piece, std::vector<int32_t>& out) const;
+  void encode_section(std::string_view section, TokenizerCache* cache, std::vector<int32_t>& out) const;
+  void encode_piece(std::string_view piece, TokenizerCache* cache, std::vector<int32_t>& out) const;
   void bpe(std::string_view piece, std::vector<int32_t>& out) const;
 
   std::vector<std::string> id_to_token_;  // spelled as in the file ("" for holes)
@@ -95,6 +98,7 @@ class Tokenizer {
   size_t merge_count_ = 0;
   bool nfc_ = false, split_ = false, ignore_merges_ = false, add_prefix_space_ = false;
   SplitPattern pattern_ = SplitPattern::Qwen2;
+  size_t encode_chunk_ = size_t(1) << 16;
   std::unique_ptr<TokenizerCache> cache_;
 };
 
