@@ -194,8 +194,14 @@ const Fixture& fixture() {
   bl.set("trim_offsets", true);
   bl.set("use_regex", true);
   g.set("pre_tokenizer", std::move(bl));
+  // Llama 3 also sets model.ignore_merges: a piece that is a whole token skips BPE.
+  Json li = Json::parse(llama, "llama3.json");
+  Json model = *li.find("model");
+  model.set("ignore_merges", true);
+  li.set("model", std::move(model));
   f.variants = {{"qwen2", f.json, SplitPattern::Qwen2},
                 {"llama3", llama, SplitPattern::Llama3},
+                {"llama3-ignore-merges", li.dump(), SplitPattern::Llama3},
                 {"gpt2", g.dump(), SplitPattern::Gpt2}};
   f.qwen3_texts = stress_texts();
   std::string all;
@@ -409,6 +415,41 @@ TEST_SUITE("tokenizer") {
         }
       }
     }
+  }
+
+  TEST_CASE("ignore_merges, GPT-2 pre-tokenizer without Split, no normalizer, lstrip/rstrip") {
+    // 256 bytes + "ab" + "abc"; the only merge is "a b", so BPE alone never makes "abc".
+    Json vocab = Json::object();
+    for (int b = 0; b < 256; ++b) vocab.set_unchecked(byte_level_char(uint8_t(b)), int64_t(b));
+    vocab.set_unchecked("ab", int64_t(256));
+    vocab.set_unchecked("abc", int64_t(257));
+    Json merges = Json::array();
+    merges.push_back("a b");
+    auto make = [&](bool ignore_merges) {
+      Json model = Json::object();
+      model.set("type", "BPE");
+      model.set("ignore_merges", ignore_merges);
+      model.set("vocab", vocab);
+      model.set("merges", merges);
+      Json root = Json::object();
+      root.set("model", std::move(model));
+      root.set("pre_tokenizer", Json::parse("{\"type\":\"ByteLevel\",\"add_prefix_space\":false,\"use_regex\":true}"));
+      root.set("added_tokens", Json::parse("[{\"id\":258,\"content\":\"<sep>\",\"special\":true,\"lstrip\":true,"
+                                           "\"rstrip\":true}]"));
+      return Tokenizer::from_json(root.dump(), "tiny.json");
+    };
+    Tokenizer plain = make(false), im = make(true);
+    CHECK(plain.split_pattern() == SplitPattern::Gpt2);
+    CHECK_FALSE(plain.has_nfc());
+    CHECK(plain.encode("abc") == std::vector<int32_t>{256, 'c'});
+    CHECK(im.encode("abc") == std::vector<int32_t>{257});
+    CHECK(im.encode("abcd") == std::vector<int32_t>{256, 'c', 'd'});
+    // lstrip/rstrip swallow the spaces around "<sep>".
+    CHECK(im.encode("abc  <sep>  abc") == std::vector<int32_t>{257, 258, 257});
+    CHECK(im.decode(im.encode("abc  <sep>  abc")) == "abc<sep>abc");
+    CHECK(im.decode(im.encode("x<sep>y"), true) == "xy");
+    CHECK(im.vocab_size() == 259);
+    CHECK(im.id_to_token(257) == "abc");
   }
 
   TEST_CASE("loader errors name the file and the field") {
