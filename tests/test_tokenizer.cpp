@@ -376,6 +376,10 @@ TEST_SUITE("tokenizer") {
     CHECK(tok.decode({lead}) == "\xEF\xBF\xBD");
     CHECK(tok.decode({lead, tok.token_to_id("a")}) == "\xEF\xBF\xBD"
                                                       "a");
+    // Invalid UTF-8 input: bytes go through byte-level BPE unchanged; decoding repairs them.
+    std::string bad = "ok \xFF\xC3( caf\xC3\xA9\xE2\x82";
+    CHECK(tok.decode(tok.encode(bad)) == utf8_sanitize(bad));
+    CHECK(tok.decode(tok.encode(bad)) == "ok \xEF\xBF\xBD\xEF\xBF\xBD( caf\xC3\xA9\xEF\xBF\xBD");
     CHECK_THROWS_AS(tok.decode({-1}), Error);
     CHECK_THROWS_AS(tok.decode({tok.vocab_size()}), Error);
     // The word cache returns what a fresh encode computes.
