@@ -12,6 +12,7 @@
 #include <fstream>
 #include <memory>
 #include <sstream>
+#include <thread>
 #include <string>
 #include <vector>
 
@@ -382,6 +383,20 @@ TEST_SUITE("tokenizer") {
     CHECK(tok.decode(tok.encode(bad)) == "ok \xEF\xBF\xBD\xEF\xBF\xBD( caf\xC3\xA9\xEF\xBF\xBD");
     CHECK_THROWS_AS(tok.decode({-1}), Error);
     CHECK_THROWS_AS(tok.decode({tok.vocab_size()}), Error);
+    // Concurrent encodes (one holds the cache, the others run without it) agree.
+    std::vector<std::vector<int32_t>> expect;
+    for (const std::string& t : stress_texts()) expect.push_back(tok.encode(t));
+    std::vector<int> ok(4, 0);
+    std::vector<std::thread> threads;
+    for (int k = 0; k < 4; ++k)
+      threads.emplace_back([&, k] {
+        bool all = true;
+        for (int rep = 0; rep < 20; ++rep)
+          for (size_t i = 0; i < expect.size(); ++i) all = all && tok.encode(stress_texts()[i]) == expect[i];
+        ok[k] = all;
+      });
+    for (std::thread& th : threads) th.join();
+    CHECK(ok == std::vector<int>(4, 1));
     // The word cache returns what a fresh encode computes.
     CHECK(tok.encode("tokenization tokenization") == tok.encode("tokenization tokenization"));
   }
@@ -391,6 +406,8 @@ TEST_SUITE("tokenizer") {
     BpeTrainOptions opt;
     opt.vocab_size = 700;
     CHECK(train_bpe({f.corpus}, opt) == f.json);
+    CHECK(train_bpe({f.corpus}, 700) == f.json);
+    CHECK_THROWS_AS(train_bpe({f.corpus}, 258), Error);  // fewer than bytes + specials
     Tokenizer tok = Tokenizer::from_json(f.json, "trained.json");
     CHECK(tok.vocab_size() <= 700);
     CHECK(tok.vocab_size() > 600);

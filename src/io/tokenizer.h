@@ -119,5 +119,10 @@ struct BpeTrainOptions {
   std::vector<std::string> special_tokens = {"<|endoftext|>", "<|im_start|>", "<|im_end|>"};
 };
 std::string train_bpe(const std::vector<std::string>& texts, const BpeTrainOptions& options);
+inline std::string train_bpe(const std::vector<std::string>& texts, int vocab_size) {
+  BpeTrainOptions options;
+  options.vocab_size = vocab_size;
+  return train_bpe(texts, options);
+}
 
 }  // namespace razor
