@@ -450,3 +450,130 @@ TEST_SUITE("autograd") {
     CHECK(y.value()[3] == doctest::Approx(4 * std::cos(a1) + 2 * std::sin(a1)));
   }
 }
+
+namespace {
+
+// A 2-layer Llama/Qwen-style decoder built from the ops, for the end-to-end gradient check.
+struct TinyModel {
+  int64_t V = 13, C = 16, H = 4, K = 2, D = 4, F = 24, L = 2;
+  std::vector<Tensor> params;  // embed, per layer 9 tensors, final norm, head
+  std::vector<std::string> names;
+  RopeTable rope_tab = RopeTable::make(16, 4, 10000.0);
+
+  void add_param(const std::string& n, const Shape& s, Rng& rng, float std, float mean_ = 0.0f) {
+    Tensor t = randn(s, rng, std);
+    for (int64_t i = 0; i < t.numel(); ++i) t[i] += mean_;
+    params.push_back(t);
+    names.push_back(n);
+  }
+  explicit TinyModel(Rng& rng) {
+    add_param("embed", {V, C}, rng, 1.0f);
+    for (int64_t l = 0; l < L; ++l) {
+      const std::string p = "layer" + std::to_string(l) + ".";
+      add_param(p + "ln1", {C}, rng, 0.1f, 1.0f);
+      add_param(p + "q", {H * D, C}, rng, 0.3f);
+      add_param(p + "k", {K * D, C}, rng, 0.3f);
+      add_param(p + "v", {K * D, C}, rng, 0.3f);
+      add_param(p + "o", {C, H * D}, rng, 0.3f);
+      add_param(p + "ln2", {C}, rng, 0.1f, 1.0f);
+      add_param(p + "gate", {F, C}, rng, 0.3f);
+      add_param(p + "up", {F, C}, rng, 0.3f);
+      add_param(p + "down", {C, F}, rng, 0.3f);
+    }
+    add_param("norm", {C}, rng, 0.1f, 1.0f);
+    add_param("head", {V, C}, rng, 0.3f);
+  }
+
+  Var loss(std::vector<Var>& p, const std::vector<int32_t>& ids, const std::vector<int32_t>& targets, int64_t B,
+           int64_t T) const {
+    Var x = embedding(p[0], ids, Shape{B, T, C});
+    size_t i = 1;
+    for (int64_t l = 0; l < L; ++l, i += 9) {
+      Var h = rmsnorm(x, p[i], 1e-6f);
+      Var q = rope(reshape(linear(h, p[i + 1]), Shape{B, T, H, D}), rope_tab);
+      Var k = rope(reshape(linear(h, p[i + 2]), Shape{B, T, K, D}), rope_tab);
+      Var v = reshape(linear(h, p[i + 3]), Shape{B, T, K, D});
+      Var a = reshape(attention(q, k, v), Shape{B, T, H * D});
+      x = add(x, linear(a, p[i + 4]));
+      Var h2 = rmsnorm(x, p[i + 5], 1e-6f);
+      x = add(x, linear(swiglu(linear(h2, p[i + 6]), linear(h2, p[i + 7])), p[i + 8]));
+    }
+    x = rmsnorm(x, p[i], 1e-6f);
+    Var logits = reshape(linear(x, p[i + 1]), Shape{B * T, V});
+    return cross_entropy(logits, targets);
+  }
+};
+
+}  // namespace
+
+TEST_SUITE("autograd") {
+  TEST_CASE("end-to-end gradient check through a 2-layer transformer") {
+    Rng rng(2024);
+    TinyModel m(rng);
+    const int64_t B = 2, T = 6;
+    std::vector<int32_t> ids, targets;
+    for (int64_t i = 0; i < B * T; ++i) ids.push_back(int32_t(rng.below(uint64_t(m.V))));
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t t = 0; t < T; ++t) targets.push_back(t + 1 < T ? ids[size_t(b * T + t + 1)] : -1);
+    targets[3] = -1;  // a masked position inside a sequence
+
+    tape().clear();
+    std::vector<Var> vars;
+    for (Tensor& t : m.params) vars.emplace_back(t, true);
+    Var loss = m.loss(vars, ids, targets, B, T);
+    CHECK(std::isfinite(loss.item()));
+    backward(loss);
+    CHECK(tape().size() == 0);
+    auto eval = [&]() {
+      NoGradGuard ng;
+      return double(m.loss(vars, ids, targets, B, T).item());
+    };
+    const double h = 1e-2;
+    for (size_t pi = 0; pi < m.params.size(); ++pi) {
+      INFO("parameter " << m.names[pi]);
+      Tensor& P = m.params[pi];
+      const Tensor g = vars[pi].grad();
+      // (1) Directional derivative along a random direction u over the whole tensor: checks
+      // every element's gradient at once. The loss is fp32 (~3e-7 absolute rounding), so the
+      // difference quotient carries ~3e-5 noise; 1e-4 + 1e-2 relative leaves margin while a
+      // wrong or missing gradient path changes the value by O(1) relative. The same bound
+      // holds for the single-element check (2).
+      // u has unit L2 norm so the step h * u stays as small as a single-element step
+      // (a N(0,1) direction over 384 elements moves the weights ~20x further and the
+      // O(h^2 |u|^3) truncation error shows).
+      Tensor u = randn(P.shape(), rng);
+      {
+        double nu = 0;
+        for (int64_t j = 0; j < u.numel(); ++j) nu += double(u[j]) * u[j];
+        for (int64_t j = 0; j < u.numel(); ++j) u[j] = float(u[j] / std::sqrt(nu));
+      }
+      Tensor orig = P.clone();
+      double gu = 0;
+      for (int64_t j = 0; j < P.numel(); ++j) gu += double(g[j]) * u[j];
+      for (int64_t j = 0; j < P.numel(); ++j) P[j] = orig[j] + float(h) * u[j];
+      const double lp = eval();
+      for (int64_t j = 0; j < P.numel(); ++j) P[j] = orig[j] - float(h) * u[j];
+      const double lm = eval();
+      P.copy_from(orig);
+      const double fd = (lp - lm) / (2 * h);
+      INFO("directional: fd " << fd << " analytic " << gu);
+      CHECK(std::fabs(fd - gu) <= 1e-4 + 1e-2 * std::fabs(gu));
+      // (2) The single element with the largest gradient.
+      int64_t jmax = 0;
+      for (int64_t j = 1; j < P.numel(); ++j)
+        if (std::fabs(g[j]) > std::fabs(g[jmax])) jmax = j;
+      const float x0 = P[jmax];
+      P[jmax] = float(x0 + h);
+      const double ep = eval();
+      P[jmax] = float(x0 - h);
+      const double em = eval();
+      P[jmax] = x0;
+      const double fde = (ep - em) / (double(float(x0 + h)) - double(float(x0 - h)));
+      INFO("element " << jmax << ": fd " << fde << " analytic " << g[jmax]);
+      CHECK(std::fabs(fde - g[jmax]) <= 1e-4 + 1e-2 * std::fabs(g[jmax]));
+      if (std::getenv("RAZOR_FD_VERBOSE"))
+        std::printf("%-14s dir fd %.6g an %.6g | elem fd %.6g an %.6g\n", m.names[pi].c_str(), fd, gu, fde,
+                    double(g[jmax]));
+    }
+  }
+}
