@@ -57,8 +57,10 @@ inline void score_row(const float* q, const float* Kt, int64_t T, int64_t D, int
   for (int64_t d = 0; d < D; ++d) {
     const float qd = q[d];
     const float* kr = Kt + d * T + j0;
+    RZ_SIMD
     for (int64_t jj = 0; jj < n; ++jj) sc[jj] += qd * kr[jj];
   }
+  RZ_SIMD
   for (int64_t jj = 0; jj < n; ++jj) sc[jj] *= scale;
 }
 
@@ -98,11 +100,13 @@ Var attention(const Var& q, const Var& k, const Var& v) {
           const float mnew = std::max(m, bm);
           const float corr = std::exp(m - mnew);  // 0 on the first block (m = -inf)
           l *= corr;
+          RZ_SIMD
           for (int64_t d = 0; d < D; ++d) acc[size_t(d)] *= corr;
           for (int64_t jj = 0; jj < n; ++jj) {
             const float p = std::exp(sc[size_t(jj)] - mnew);
             l += p;
             const float* vr = vb + (j0 + jj) * ks;
+            RZ_SIMD
             for (int64_t d = 0; d < D; ++d) acc[size_t(d)] += p * vr[d];
           }
           m = mnew;
@@ -160,17 +164,21 @@ Var attention(const Var& q, const Var& k, const Var& v) {
           for (int64_t d = 0; d < D; ++d) {
             const float g = got[d];
             const float* vr = Vt.data() + d * T;
+            RZ_SIMD
             for (int64_t j = 0; j < n; ++j) ds[size_t(j)] += g * vr[j];
           }
+          RZ_SIMD
           for (int64_t j = 0; j < n; ++j) ds[size_t(j)] = p[size_t(j)] * (ds[size_t(j)] - Dt);
           if (dQ) {
             for (int64_t d = 0; d < D; ++d) dq[size_t(d)] = 0.0f;
             for (int64_t j = 0; j < n; ++j) {
               const float w = ds[size_t(j)];
               const float* kr = kb + j * ks;
+              RZ_SIMD
               for (int64_t d = 0; d < D; ++d) dq[size_t(d)] += w * kr[d];
             }
             float* dqt = dQ + (b * T + t) * qs + h * D;
+            RZ_SIMD
             for (int64_t d = 0; d < D; ++d) dqt[d] += scale * dq[size_t(d)];
           }
           if (dkh) {
@@ -178,6 +186,7 @@ Var attention(const Var& q, const Var& k, const Var& v) {
               const float wk = scale * ds[size_t(j)], wv = p[size_t(j)];
               float* dk = dkh + j * D;
               float* dv = dvh + j * D;
+              RZ_SIMD
               for (int64_t d = 0; d < D; ++d) {
                 dk[d] += wk * qt[d];
                 dv[d] += wv * got[d];
