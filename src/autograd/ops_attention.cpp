@@ -102,8 +102,11 @@ Var attention(const Var& q, const Var& k, const Var& v) {
           l *= corr;
           RZ_SIMD
           for (int64_t d = 0; d < D; ++d) acc[size_t(d)] *= corr;
+          RZ_SIMD
+          for (int64_t jj = 0; jj < n; ++jj) sc[size_t(jj)] -= mnew;
+          detail::exp_inplace(sc.data(), n);
           for (int64_t jj = 0; jj < n; ++jj) {
-            const float p = std::exp(sc[size_t(jj)] - mnew);
+            const float p = sc[size_t(jj)];
             l += p;
             const float* vr = vb + (j0 + jj) * ks;
             RZ_SIMD
@@ -158,7 +161,9 @@ Var attention(const Var& q, const Var& k, const Var& v) {
           float Dt = 0.0f;
           for (int64_t d = 0; d < D; ++d) Dt += got[d] * ot[d];
           score_row(qt, Kt.data(), T, D, 0, n, scale, p.data());
-          for (int64_t j = 0; j < n; ++j) p[size_t(j)] = std::exp(p[size_t(j)] - L);
+          RZ_SIMD
+          for (int64_t j = 0; j < n; ++j) p[size_t(j)] -= L;
+          detail::exp_inplace(p.data(), n);
           // dp_j = dO . v_j, vectorised over j with the transposed values.
           for (int64_t j = 0; j < n; ++j) ds[size_t(j)] = 0.0f;
           for (int64_t d = 0; d < D; ++d) {
