@@ -50,18 +50,57 @@ void transpose_rows(const float* src, int64_t stride, int64_t T, int64_t D, floa
 }
 
 // sc[jj] = scale * q . k_{j0 + jj} for jj < n, with Kt the transposed keys [D, T].
-// The accumulation order over d is fixed, so forward and backward get the same bits.
+// Keys are done 16 at a time with the partial sums held in registers across the d loop.
+// Every score accumulates over d in the same order (d = 0, 1, ...), in blocks and in the
+// tail alike, so forward and backward recompute identical bits.
 inline void score_row(const float* q, const float* Kt, int64_t T, int64_t D, int64_t j0, int64_t n, float scale,
                       float* sc) {
-  for (int64_t jj = 0; jj < n; ++jj) sc[jj] = 0.0f;
+  constexpr int64_t kW = 16;
+  int64_t jj = 0;
+  for (; jj + kW <= n; jj += kW) {
+    float acc[kW] = {};
+    for (int64_t d = 0; d < D; ++d) {
+      const float qd = q[d];
+      const float* kr = Kt + d * T + j0 + jj;
+      RZ_SIMD
+      for (int64_t u = 0; u < kW; ++u) acc[u] += qd * kr[u];
+    }
+    RZ_SIMD
+    for (int64_t u = 0; u < kW; ++u) sc[jj + u] = acc[u] * scale;
+  }
+  if (jj == n) return;
+  const int64_t m = n - jj;
+  float* st = sc + jj;
+  for (int64_t u = 0; u < m; ++u) st[u] = 0.0f;
   for (int64_t d = 0; d < D; ++d) {
     const float qd = q[d];
-    const float* kr = Kt + d * T + j0;
+    const float* kr = Kt + d * T + j0 + jj;
     RZ_SIMD
-    for (int64_t jj = 0; jj < n; ++jj) sc[jj] += qd * kr[jj];
+    for (int64_t u = 0; u < m; ++u) st[u] += qd * kr[u];
   }
   RZ_SIMD
-  for (int64_t jj = 0; jj < n; ++jj) sc[jj] *= scale;
+  for (int64_t u = 0; u < m; ++u) st[u] *= scale;
+}
+
+// acc[d] += sum_j w[j] * rows[j * stride + d] over j < n, four rows per pass over acc.
+// Left-to-right evaluation makes this the same sum, in the same order, as one row at a time.
+inline void axpy_rows(const float* w, const float* rows, int64_t stride, int64_t n, int64_t D, float* acc) {
+  int64_t j = 0;
+  for (; j + 4 <= n; j += 4) {
+    const float w0 = w[j], w1 = w[j + 1], w2 = w[j + 2], w3 = w[j + 3];
+    const float* r0 = rows + j * stride;
+    const float* r1 = r0 + stride;
+    const float* r2 = r1 + stride;
+    const float* r3 = r2 + stride;
+    RZ_SIMD
+    for (int64_t d = 0; d < D; ++d) acc[d] = acc[d] + w0 * r0[d] + w1 * r1[d] + w2 * r2[d] + w3 * r3[d];
+  }
+  for (; j < n; ++j) {
+    const float wj = w[j];
+    const float* r = rows + j * stride;
+    RZ_SIMD
+    for (int64_t d = 0; d < D; ++d) acc[d] += wj * r[d];
+  }
 }
 
 }  // namespace
@@ -105,13 +144,8 @@ Var attention(const Var& q, const Var& k, const Var& v) {
           RZ_SIMD
           for (int64_t jj = 0; jj < n; ++jj) sc[size_t(jj)] -= mnew;
           detail::exp_inplace(sc.data(), n);
-          for (int64_t jj = 0; jj < n; ++jj) {
-            const float p = sc[size_t(jj)];
-            l += p;
-            const float* vr = vb + (j0 + jj) * ks;
-            RZ_SIMD
-            for (int64_t d = 0; d < D; ++d) acc[size_t(d)] += p * vr[d];
-          }
+          for (int64_t jj = 0; jj < n; ++jj) l += sc[size_t(jj)];
+          axpy_rows(sc.data(), vb + j0 * ks, ks, n, D, acc.data());
           m = mnew;
         }
         float* ot = o.data() + (b * T + t) * qs + h * D;
@@ -176,12 +210,7 @@ Var attention(const Var& q, const Var& k, const Var& v) {
           for (int64_t j = 0; j < n; ++j) ds[size_t(j)] = p[size_t(j)] * (ds[size_t(j)] - Dt);
           if (dQ) {
             for (int64_t d = 0; d < D; ++d) dq[size_t(d)] = 0.0f;
-            for (int64_t j = 0; j < n; ++j) {
-              const float w = ds[size_t(j)];
-              const float* kr = kb + j * ks;
-              RZ_SIMD
-              for (int64_t d = 0; d < D; ++d) dq[size_t(d)] += w * kr[d];
-            }
+            axpy_rows(ds.data(), kb, ks, n, D, dq.data());
             float* dqt = dQ + (b * T + t) * qs + h * D;
             RZ_SIMD
             for (int64_t d = 0; d < D; ++d) dqt[d] += scale * dq[size_t(d)];
