@@ -65,8 +65,9 @@ struct FdReport {
 //    for these smooth ops with O(1) inputs), below 3e-4 * (1 + |an|);
 //  - the forward runs in fp32: outputs that depend on the perturbed element carry ~1e-7
 //    relative rounding each, which after dividing by 2h = 2e-2 gives ~5e-6 * sqrt(#affected)
-//    * |out|; outputs that do not depend on it are bit-identical in both evaluations and
-//    cancel exactly (the loss is summed in double);
+//    * |out| (or ~5e-6 * #affected when they share one rounded statistic, such as rmsnorm's
+//    inverse rms, so the table keeps such rows short, C <= 65); outputs that do not depend
+//    on it are bit-identical in both evaluations and cancel exactly (loss summed in double);
 //  - the actual step is measured as float(x + h) - float(x - h), so representation error of
 //    the perturbed input does not enter.
 // Measured: the worst case over the whole table uses < 0.1 of this tolerance
@@ -201,6 +202,27 @@ std::vector<GradCase> grad_cases() {
                   // b = a + a^2: correlated, so the gradient is far from zero.
                   return cosine_similarity(v[0], add(v[0], mul(v[0], v[0])));
                 }});
+  // Sizes above detail::kParallelMin, so the OpenMP and chunked-reduction paths run too.
+  cs.push_back({"add broadcast (parallel path)", {{40, 1024}, {1024}}, {true, true},
+                [](std::vector<Var>& v) { return add(v[0], v[1]); }});
+  cs.push_back({"mul broadcast (parallel path)", {{40, 1024}, {1024}}, {true, true},
+                [](std::vector<Var>& v) { return mul(v[0], v[1]); }});
+  // Many short rows: a long row would share one fp32 inverse rms across C outputs, whose
+  // coherent rounding (~1e-7 * C / 2h) would eat the tolerance without testing anything new.
+  cs.push_back({"rmsnorm (parallel path)", {{520, 65}, {65}}, {true, true},
+                [](std::vector<Var>& v) { return rmsnorm(v[0], v[1], 1e-6f); }});
+  cs.push_back({"swiglu (parallel path)", {{40, 1024}, {40, 1024}}, {true, true},
+                [](std::vector<Var>& v) { return swiglu(v[0], v[1]); }});
+  cs.push_back({"embedding (parallel path)", {{50, 1024}}, {true}, [](std::vector<Var>& v) {
+                  std::vector<int32_t> ids;
+                  for (int i = 0; i < 40; ++i) ids.push_back((i * 7) % 50);
+                  return embedding(v[0], ids, Shape{40, 1024});
+                }});
+  cs.push_back({"cross_entropy (parallel path)", {{8, 4099}}, {true}, [](std::vector<Var>& v) {
+                  return cross_entropy(v[0], {0, 4098, -1, 17, 255, 256, 257, 4000});
+                }});
+  cs.push_back({"transpose (parallel path)", {{4, 40, 3, 100}}, {true},
+                [](std::vector<Var>& v) { return transpose(v[0], 1, 2); }});
   return cs;
 }
 
