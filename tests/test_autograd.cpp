@@ -627,3 +627,35 @@ TEST_SUITE("autograd") {
     CHECK(edge[6] == 0.0f);
   }
 }
+
+#include "core/threads.h"
+
+TEST_SUITE("autograd") {
+  TEST_CASE("losses and gradients are bitwise identical for 1 and 3 threads") {
+    // The broadcast / weight reductions use fixed chunks and the attention dK/dV partials are
+    // summed in head order, so the thread count must not change a single bit.
+    const int prev = num_threads();
+    Rng rng(77);
+    const Tensor x = randn(Shape{520, 65}, rng), w = randn(Shape{65}, rng);
+    const Tensor q = randn(Shape{2, 9, 4, 8}, rng), k = randn(Shape{2, 9, 2, 8}, rng), v = randn(Shape{2, 9, 2, 8}, rng);
+    std::vector<Tensor> grads[2];
+    for (int run = 0; run < 2; ++run) {
+      set_num_threads(run == 0 ? 1 : 3);
+      Var xv(x.clone(), true), wv(w.clone(), true), qv(q.clone(), true), kv(k.clone(), true), vv(v.clone(), true);
+      Var l1 = sum(rmsnorm(add(xv, wv), wv, 1e-6f));
+      Var l2 = sum(mul(attention(qv, kv, vv), Var(q)));
+      Var l = add(l1, l2);
+      backward(l);
+      Tensor lval = Tensor::full(Shape{1}, l.item());
+      NoGradGuard ng;
+      Var ce = cross_entropy(reshape(xv, Shape{520, 65}), std::vector<int32_t>(520, 3));
+      Tensor ceval = Tensor::full(Shape{1}, ce.item());
+      grads[run] = {xv.grad(), wv.grad(), qv.grad(), kv.grad(), vv.grad(), lval, ceval};
+    }
+    set_num_threads(prev);
+    for (size_t i = 0; i < grads[0].size(); ++i) {
+      INFO("gradient " << i);
+      CHECK(max_abs_diff(grads[0][i], grads[1][i]) == 0.0);
+    }
+  }
+}

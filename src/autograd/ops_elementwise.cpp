@@ -118,12 +118,10 @@ Var scale(const Var& a, float s) {
 
 namespace {
 
-// Sum in double (a loss or a checksum over many elements must not lose small terms).
+// Sum in double (a loss or a checksum over many elements must not lose small terms),
+// reproducible for any thread count.
 double sum_double(const float* x, int64_t n) {
-  double s = 0.0;
-#pragma omp parallel for if (n > detail::kParallelMin) reduction(+ : s) schedule(static)
-  for (int64_t i = 0; i < n; ++i) s += x[i];
-  return s;
+  return detail::sum_terms(n, n, [x](int64_t i) { return double(x[i]); });
 }
 
 Var reduce_all(const Var& a, float factor) {

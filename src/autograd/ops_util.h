@@ -114,5 +114,26 @@ void reduce_rows(int64_t N, int64_t C, float* dst, RowFn row_fn) {
   }
 }
 
+// Deterministic parallel sum in double of term(i) for i < n: a fixed number of chunks
+// (independent of the thread count), summed in chunk order. `work` is the cost in elements,
+// for the decision to go parallel. Unlike an OpenMP reduction, the result does not depend on
+// OMP_NUM_THREADS.
+template <class Term>
+double sum_terms(int64_t n, int64_t work, Term term) {
+  if (n <= 0) return 0.0;
+  const int64_t chunks = work < kParallelMin ? 1 : (n < 64 ? n : 64);
+  double part[64];
+#pragma omp parallel for if (chunks > 1) schedule(static)
+  for (int64_t ch = 0; ch < chunks; ++ch) {
+    double s = 0.0;
+    const int64_t i0 = n * ch / chunks, i1 = n * (ch + 1) / chunks;
+    for (int64_t i = i0; i < i1; ++i) s += term(i);
+    part[ch] = s;
+  }
+  double total = 0.0;
+  for (int64_t ch = 0; ch < chunks; ++ch) total += part[ch];
+  return total;
+}
+
 }  // namespace detail
 }  // namespace razor
