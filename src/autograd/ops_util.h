@@ -44,6 +44,7 @@ inline void exp8(const float* in, float* out) {
   const v8i nan_lane = x != x;
   v8f xc = x < lo ? lo : x;
   xc = xc > hi ? hi : xc;
+  xc = nan_lane ? zero : xc;  // keep the int conversion below defined; NaN is restored at the end
   const v8f n = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;  // round to nearest even
   v8f r = xc - n * 0.693359375f;
   r = r - n * -2.12194440e-4f;
