@@ -43,6 +43,8 @@ Var embedding(const Var& table, const std::vector<int32_t>& ids, const Shape& ou
 Var rmsnorm(const Var& x, const Var& w, float eps);
 Var silu(const Var& x);
 Var swiglu(const Var& gate, const Var& up);  // silu(gate) * up, fused
+// x [.., C] -> softmax over the last dim (stable; -inf entries get probability 0).
+Var softmax_lastdim(const Var& x);
 
 // ---- rotary position embedding (ops_rope.cpp), rotate-half convention (HF Llama/Qwen)
 struct RopeTable {

@@ -1,0 +1,238 @@
+// Model: flat parameter layout, init, forward. Loading and saving live in model_io.cpp.
+#include "nn/model.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <memory>
+
+#include "core/error.h"
+#include "core/rng.h"
+
+namespace razor {
+
+const char* linear_site_name(LinearSite s) {
+  switch (s) {
+    case LinearSite::Q: return "q_proj";
+    case LinearSite::K: return "k_proj";
+    case LinearSite::V: return "v_proj";
+    case LinearSite::O: return "o_proj";
+    case LinearSite::Gate: return "gate_proj";
+    case LinearSite::Up: return "up_proj";
+    case LinearSite::Down: return "down_proj";
+    case LinearSite::LmHead: return "lm_head";
+    case LinearSite::Embedding: return "embed_tokens";
+  }
+  return "?";
+}
+
+namespace {
+
+struct Spec {
+  std::string name;
+  ParamKind kind;
+  int layer;
+  Shape shape;
+};
+
+// Views start at multiples of 16 floats (64 bytes) so SIMD kernels see aligned rows.
+int64_t align16(int64_t n) { return (n + 15) / 16 * 16; }
+
+}  // namespace
+
+Model::Model(const ModelConfig& c, bool trainable) : cfg(c) {
+  cfg.validate();
+  const int64_t V = cfg.vocab_size, C = cfg.hidden_size, H = cfg.num_attention_heads, K = cfg.num_key_value_heads,
+                D = cfg.head_dim, F = cfg.intermediate_size;
+  std::vector<Spec> specs;
+  specs.push_back({"model.embed_tokens.weight", ParamKind::Embedding, -1, {V, C}});
+  for (int l = 0; l < int(cfg.num_hidden_layers); ++l) {
+    std::string p = "model.layers." + std::to_string(l) + ".";
+    specs.push_back({p + "input_layernorm.weight", ParamKind::Norm, l, {C}});
+    specs.push_back({p + "self_attn.q_proj.weight", ParamKind::Linear, l, {H * D, C}});
+    specs.push_back({p + "self_attn.k_proj.weight", ParamKind::Linear, l, {K * D, C}});
+    specs.push_back({p + "self_attn.v_proj.weight", ParamKind::Linear, l, {K * D, C}});
+    specs.push_back({p + "self_attn.o_proj.weight", ParamKind::Linear, l, {C, H * D}});
+    if (cfg.qk_norm()) {
+      specs.push_back({p + "self_attn.q_norm.weight", ParamKind::Norm, l, {D}});
+      specs.push_back({p + "self_attn.k_norm.weight", ParamKind::Norm, l, {D}});
+    }
+    specs.push_back({p + "post_attention_layernorm.weight", ParamKind::Norm, l, {C}});
+    specs.push_back({p + "mlp.gate_proj.weight", ParamKind::Linear, l, {F, C}});
+    specs.push_back({p + "mlp.up_proj.weight", ParamKind::Linear, l, {F, C}});
+    specs.push_back({p + "mlp.down_proj.weight", ParamKind::Linear, l, {C, F}});
+  }
+  specs.push_back({"model.norm.weight", ParamKind::Norm, -1, {C}});
+  if (!cfg.tie_word_embeddings) specs.push_back({"lm_head.weight", ParamKind::Linear, -1, {V, C}});
+
+  int64_t total = 0;
+  for (const Spec& s : specs) {
+    total = align16(total) + s.shape.numel();
+    num_params_ += s.shape.numel();
+  }
+  total = align16(total);
+  params = Tensor::zeros({total});
+  if (trainable) grads = Tensor::zeros({total});
+  int64_t off = 0;
+  entries.reserve(specs.size());
+  for (const Spec& s : specs) {
+    off = align16(off);
+    Param p;
+    p.name = s.name;
+    p.kind = s.kind;
+    p.layer = s.layer;
+    p.offset = off;
+    p.value = Tensor::view_of(params.data() + off, s.shape);
+    if (trainable) {
+      p.grad = Tensor::view_of(grads.data() + off, s.shape);
+      p.var = Var::param(p.value, p.grad);
+    } else {
+      p.var = Var(p.value, false);
+    }
+    entries.push_back(std::move(p));
+    off += s.shape.numel();
+  }
+
+  // Wire the named views (entries no longer reallocates).
+  size_t i = 0;
+  auto next = [&](const char* suffix) -> Param& {
+    Param& p = entries[i++];
+    RZ_ASSERT(p.name.size() >= std::strlen(suffix) &&
+              p.name.compare(p.name.size() - std::strlen(suffix), std::string::npos, suffix) == 0);
+    return p;
+  };
+  Param& e = next("embed_tokens.weight");
+  embed = e.var;
+  embed_name = &e.name;
+  layers.resize(size_t(cfg.num_hidden_layers));
+  for (Layer& ly : layers) {
+    ly.attn_norm = next("input_layernorm.weight").var;
+    Param& q = next("q_proj.weight");
+    Param& k = next("k_proj.weight");
+    Param& v = next("v_proj.weight");
+    Param& o = next("o_proj.weight");
+    ly.q = q.var, ly.k = k.var, ly.v = v.var, ly.o = o.var;
+    ly.q_name = &q.name, ly.k_name = &k.name, ly.v_name = &v.name, ly.o_name = &o.name;
+    if (cfg.qk_norm()) {
+      ly.q_norm = next("q_norm.weight").var;
+      ly.k_norm = next("k_norm.weight").var;
+    }
+    ly.mlp_norm = next("post_attention_layernorm.weight").var;
+    Param& g = next("gate_proj.weight");
+    Param& u = next("up_proj.weight");
+    Param& d = next("down_proj.weight");
+    ly.gate = g.var, ly.up = u.var, ly.down = d.var;
+    ly.gate_name = &g.name, ly.up_name = &u.name, ly.down_name = &d.name;
+  }
+  final_norm = next("model.norm.weight").var;
+  if (cfg.tie_word_embeddings) {
+    lm_head = embed;
+    lm_head_name = embed_name;
+  } else {
+    Param& h = next("lm_head.weight");
+    lm_head = h.var;
+    lm_head_name = &h.name;
+  }
+  RZ_ASSERT(i == entries.size());
+  rope_table = RopeTable::make(cfg.max_position_embeddings, cfg.head_dim, cfg.rope_theta);
+}
+
+void Model::init_random(uint64_t seed, float std) {
+  params.zero();
+  Rng rng(seed);
+  for (Param& p : entries) {
+    if (p.kind == ParamKind::Norm)
+      p.value.fill(1.0f);
+    else
+      fill_normal(p.value, rng, std);
+  }
+}
+
+const Param* Model::find(const std::string& name) const {
+  for (const Param& p : entries)
+    if (p.name == name) return &p;
+  return nullptr;
+}
+
+Param* Model::find(const std::string& name) {
+  for (Param& p : entries)
+    if (p.name == name) return &p;
+  return nullptr;
+}
+
+ForwardResult Model::forward(const std::vector<int32_t>& ids, int64_t B, int64_t T, bool want_hidden,
+                             int64_t pos0) const {
+  const int64_t V = cfg.vocab_size, C = cfg.hidden_size, H = cfg.num_attention_heads, K = cfg.num_key_value_heads,
+                D = cfg.head_dim;
+  const float eps = float(cfg.rms_norm_eps);
+  RZ_CHECK(B > 0 && T > 0, "model forward: batch %lld x time %lld must be positive", (long long)B, (long long)T);
+  RZ_CHECK(int64_t(ids.size()) == B * T, "model forward: %zu ids for a [%lld, %lld] batch", ids.size(), (long long)B,
+           (long long)T);
+  RZ_CHECK(pos0 >= 0 && pos0 + T <= rope_table.max_pos,
+           "model forward: positions %lld..%lld exceed max_position_embeddings %lld", (long long)pos0,
+           (long long)(pos0 + T - 1), (long long)rope_table.max_pos);
+  for (size_t i = 0; i < ids.size(); ++i)
+    RZ_CHECK(ids[i] >= 0 && ids[i] < V, "model forward: token id %d at index %zu is outside the vocabulary [0, %lld)",
+             ids[i], i, (long long)V);
+
+  auto W = [&](const Var& w, LinearSite s, int l, const std::string* name) {
+    return hooks.weight_transform ? hooks.weight_transform(w, HookSite{s, l, name}) : w;
+  };
+  auto lin = [&](const Var& x, const Var& w, LinearSite s, int l, const std::string* name) {
+    HookSite site{s, l, name};
+    Var xi = hooks.input_transform ? hooks.input_transform(x, site) : x;
+    Var wi = hooks.weight_transform ? hooks.weight_transform(w, site) : w;
+    return linear(xi, wi);
+  };
+  auto kv = [&](const Var& t, int l, bool is_key) { return hooks.kv_transform ? hooks.kv_transform(t, l, is_key) : t; };
+
+  ForwardResult r;
+  Var x = embedding(W(embed, LinearSite::Embedding, -1, embed_name), ids, {B, T, C});  // [B, T, C]
+  if (want_hidden) r.hidden.push_back(x);
+  for (int l = 0; l < int(layers.size()); ++l) {
+    const Layer& ly = layers[size_t(l)];
+    Var h = rmsnorm(x, ly.attn_norm, eps);                                          // [B, T, C]
+    Var q = reshape(lin(h, ly.q, LinearSite::Q, l, ly.q_name), {B, T, H, D});  // [B, T, H, D]
+    Var k = reshape(lin(h, ly.k, LinearSite::K, l, ly.k_name), {B, T, K, D});  // [B, T, K, D]
+    Var v = reshape(lin(h, ly.v, LinearSite::V, l, ly.v_name), {B, T, K, D});  // [B, T, K, D]
+    if (cfg.qk_norm()) {
+      q = rmsnorm(q, ly.q_norm, eps);
+      k = rmsnorm(k, ly.k_norm, eps);
+    }
+    q = rope(q, rope_table, pos0);
+    k = kv(rope(k, rope_table, pos0), l, true);
+    v = kv(v, l, false);
+    Var a = reshape(attention(q, k, v), {B, T, H * D});  // [B, T, H*D]
+    x = add(x, lin(a, ly.o, LinearSite::O, l, ly.o_name));
+    Var m = rmsnorm(x, ly.mlp_norm, eps);
+    Var g = lin(m, ly.gate, LinearSite::Gate, l, ly.gate_name);  // [B, T, F]
+    Var u = lin(m, ly.up, LinearSite::Up, l, ly.up_name);        // [B, T, F]
+    x = add(x, lin(swiglu(g, u), ly.down, LinearSite::Down, l, ly.down_name));
+    if (want_hidden && l + 1 < int(layers.size())) r.hidden.push_back(x);
+  }
+  r.last_layer = x;
+  Var xf = rmsnorm(x, final_norm, eps);  // [B, T, C]
+  if (want_hidden) r.hidden.push_back(xf);
+  r.logits = reshape(lin(xf, lm_head, LinearSite::LmHead, -1, lm_head_name), {B * T, V});  // [B*T, V]
+  return r;
+}
+
+std::vector<double> next_token_logprobs(const Model& m, const std::vector<int32_t>& ids) {
+  RZ_CHECK(ids.size() >= 2, "score: need at least 2 token ids, got %zu", ids.size());
+  NoGradGuard ng;
+  const int64_t n = int64_t(ids.size()), V = m.cfg.vocab_size;
+  ForwardResult r = m.forward(ids, 1, n);
+  const float* z = r.logits.value().data();
+  std::vector<double> out;
+  for (int64_t t = 0; t + 1 < n; ++t) {
+    const float* row = z + t * V;
+    double mx = row[0];
+    for (int64_t v = 1; v < V; ++v) mx = std::max(mx, double(row[v]));
+    double s = 0;
+    for (int64_t v = 0; v < V; ++v) s += std::exp(double(row[v]) - mx);
+    out.push_back(double(row[ids[size_t(t + 1)]]) - mx - std::log(s));
+  }
+  return out;
+}
+
+}  // namespace razor

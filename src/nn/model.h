@@ -1,0 +1,124 @@
+// The decoder-only transformer family (Llama / Qwen3 style): token embedding, L blocks of
+// [RMSNorm -> GQA attention with RoPE (and per-head q/k RMSNorm for qwen3) -> residual,
+//  RMSNorm -> SwiGLU MLP -> residual], final RMSNorm, lm_head (tied to the embedding or not).
+//
+// Parameters live in ONE flat f32 buffer with named views in Hugging Face order and names;
+// gradients live in a second flat buffer with the same layout (llm.c style), so zero-grad is
+// one fill, an optimizer one loop over the buffer, and a checkpoint a few writes. Each view
+// starts at a 64-byte aligned offset.
+//
+// The forward goes through the autograd ops; under NoGradGuard the same code is the
+// inference path. Every linear (q/k/v/o, gate/up/down, lm_head) and the embedding lookup
+// use their weight through ModelHooks::weight_transform and their input through
+// ModelHooks::input_transform; K (after q/k-norm and RoPE) and V (as it leaves v_proj) pass
+// through ModelHooks::kv_transform. Quantization-aware training plugs fake quantizers with
+// STE in there; the default hooks are the identity and add nothing to the tape.
+// Deliberately not here: quantizers (src/quant), losses (src/distill), optimizer and
+// checkpoints with optimizer state (src/train), packed inference (src/infer).
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "autograd/ops.h"
+#include "core/tensor.h"
+#include "io/hf_config.h"
+
+namespace razor {
+
+enum class ParamKind { Embedding, Linear, Norm };
+
+// Which linear (or the embedding lookup) a hook is applied to.
+enum class LinearSite { Q, K, V, O, Gate, Up, Down, LmHead, Embedding };
+const char* linear_site_name(LinearSite s);
+
+struct HookSite {
+  LinearSite site;
+  int layer;                // -1 for the embedding and lm_head
+  const std::string* name;  // the HF tensor name of the weight used (tied lm_head: the embedding's)
+};
+
+struct ModelHooks {
+  // w [out, in] (embedding: [V, C]) -> the weight to use. Called once per use per forward;
+  // with tied embeddings the embedding and lm_head call it with the same parameter (the
+  // LmHead call gets the embedding's name), so a quantizer may cache per name.
+  std::function<Var(const Var& w, const HookSite& site)> weight_transform;
+  // x [.., in] -> the input a linear multiplies (A8). Not called for the embedding.
+  std::function<Var(const Var& x, const HookSite& site)> input_transform;
+  // kv [B, T, K, D]; is_key: K after q/k-norm and RoPE, else V as it leaves v_proj.
+  std::function<Var(const Var& kv, int layer, bool is_key)> kv_transform;
+};
+
+// One named view of the flat buffers.
+struct Param {
+  std::string name;  // Hugging Face tensor name
+  ParamKind kind;
+  int layer;         // -1 outside the blocks
+  int64_t offset;    // in floats, into Model::params / Model::grads
+  Tensor value;      // view of params
+  Tensor grad;       // view of grads (undefined when not trainable)
+  Var var;           // Var::param(value, grad), or a constant when not trainable
+};
+
+struct ForwardResult {
+  Var logits;                 // [B*T, V]
+  std::vector<Var> hidden;    // when requested: L+1 entries of [B, T, C] (NUMERICS.md §6)
+  Var last_layer;             // [B, T, C] residual stream after the last block (before the final norm)
+};
+
+class Model {
+ public:
+  // Allocates the buffers for cfg (validated) with zero values; see init_random / load.
+  // trainable=false: no gradient buffer (inference, the teacher); parameters are constants.
+  explicit Model(const ModelConfig& cfg, bool trainable = true);
+  Model(const Model&) = delete;
+  Model& operator=(const Model&) = delete;
+
+  // Pretraining init from a seed: every matrix N(0, 0.02^2), every norm weight 1.
+  void init_random(uint64_t seed, float std = 0.02f);
+
+  // Loads config.json + model.safetensors (or model.safetensors.index.json shards) from an
+  // HF directory. Missing, extra or mis-shaped tensors are errors naming every such tensor.
+  static std::unique_ptr<Model> load(const std::string& dir, bool trainable = true);
+  // Writes config.json + model.safetensors (F32 or BF16) into dir (created if absent).
+  // Each file is written atomically.
+  void save(const std::string& dir, bool bf16 = false) const;
+
+  // ids: B*T token ids, row-major [B, T], each in [0, V). pos0: position of the first token.
+  ForwardResult forward(const std::vector<int32_t>& ids, int64_t B, int64_t T, bool want_hidden = false,
+                        int64_t pos0 = 0) const;
+
+  bool trainable() const { return grads.data() != nullptr; }
+  void zero_grad() {
+    if (trainable()) grads.zero();
+  }
+  const Param* find(const std::string& name) const;
+  Param* find(const std::string& name);
+  int64_t num_params() const { return num_params_; }  // without alignment padding
+
+  ModelConfig cfg;
+  ModelHooks hooks;
+  Tensor params;  // flat [P] (P includes alignment padding, which stays zero)
+  Tensor grads;   // flat [P], same layout (empty when not trainable)
+  std::vector<Param> entries;  // in HF order: embed, per layer, final norm, lm_head
+
+  // Views into entries, for the forward.
+  struct Layer {
+    Var attn_norm, q, k, v, o, q_norm, k_norm, mlp_norm, gate, up, down;
+    const std::string *q_name, *k_name, *v_name, *o_name, *gate_name, *up_name, *down_name;
+  };
+  Var embed, final_norm, lm_head;  // lm_head is embed when tied
+  const std::string *embed_name = nullptr, *lm_head_name = nullptr;
+  std::vector<Layer> layers;
+  RopeTable rope_table;
+
+ private:
+  int64_t num_params_ = 0;
+};
+
+// Natural-log probability of each next token: out[t] = log p(ids[t+1] | ids[0..t]),
+// t = 0..n-2, computed in one no-grad forward of a [1, n] batch (log-softmax in double).
+std::vector<double> next_token_logprobs(const Model& m, const std::vector<int32_t>& ids);
+
+}  // namespace razor

@@ -1,0 +1,243 @@
+// Tests for src/io/safetensors, src/io/hf_config and src/nn/model (suite "model").
+#include <doctest/doctest.h>
+
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "core/error.h"
+#include "core/half.h"
+#include "core/rng.h"
+#include "core/tensor.h"
+#include "io/hf_config.h"
+#include "io/json.h"
+#include "io/safetensors.h"
+#include "model_test_util.h"
+
+using namespace razor;
+
+namespace {
+
+// A raw safetensors file from a header text and a data region (for broken-file cases).
+std::string raw_st(const std::string& header, const std::string& data, int64_t claimed_len = -1) {
+  uint64_t n = claimed_len >= 0 ? uint64_t(claimed_len) : header.size();
+  std::string out(8, '\0');
+  for (int i = 0; i < 8; ++i) out[size_t(i)] = char(uint8_t(n >> (8 * i)));
+  return out + header + data;
+}
+
+std::string err_of(const std::string& path) {
+  try {
+    SafeTensorsReader r(path);
+    for (const auto& t : r.tensors()) r.read(t.name);
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+bool contains(const std::string& s, const std::string& sub) { return s.find(sub) != std::string::npos; }
+
+}  // namespace
+
+TEST_SUITE("model") {
+  TEST_CASE("safetensors round trip F32 and BF16") {
+    TempDir dir;
+    Rng rng(1);
+    Tensor a = Tensor::empty({3, 5});
+    fill_normal(a, rng, 1.0f);
+    Tensor b = Tensor::empty({7});
+    fill_normal(b, rng, 1.0f);
+    Tensor c = Tensor::empty({2, 3, 4, 2});
+    fill_normal(c, rng, 1.0f);
+    SafeTensorsWriter w;
+    w.add("a.weight", a);
+    w.add("b", b, StDType::BF16);
+    w.add("c", c);
+    std::string path = dir.path + "/x.safetensors";
+    w.write(path);
+    // Data region aligned to 64 bytes.
+    std::string bytes = read_file(path);
+    uint64_t n = 0;
+    for (int i = 0; i < 8; ++i) n |= uint64_t(uint8_t(bytes[size_t(i)])) << (8 * i);
+    CHECK((8 + n) % 64 == 0);
+
+    SafeTensorsReader r(path);
+    REQUIRE(r.tensors().size() == 3);
+    CHECK(r.tensors()[0].name == "a.weight");
+    CHECK(r.find("b")->dtype == StDType::BF16);
+    CHECK(r.metadata().get_string("format", "") == "pt");
+    Tensor a2 = r.read("a.weight");
+    CHECK(a2.shape() == a.shape());
+    for (int64_t i = 0; i < a.numel(); ++i) CHECK(a2[i] == a[i]);
+    Tensor b2 = r.read("b");
+    for (int64_t i = 0; i < b.numel(); ++i) CHECK(b2[i] == bf16_to_f32(f32_to_bf16(b[i])));
+    Tensor c2 = Tensor::empty({2, 3, 4, 2});
+    r.read_into("c", c2);
+    for (int64_t i = 0; i < c.numel(); ++i) CHECK(c2[i] == c[i]);
+    Tensor wrong = Tensor::empty({3, 4});
+    CHECK_THROWS_WITH_AS(r.read_into("a.weight", wrong), doctest::Contains("'a.weight' has shape [3, 5]"), Error);
+    CHECK_THROWS_WITH_AS(r.read("nope"), doctest::Contains("no tensor named 'nope'"), Error);
+  }
+
+  TEST_CASE("safetensors F16 read, metadata ignored, odd offsets") {
+    TempDir dir;
+    // One F16 tensor at an odd offset (after a 1-byte U8 tensor): values 1.0, -2.0.
+    std::string hdr =
+        R"({"__metadata__":{"format":"pt"},"u":{"dtype":"U8","shape":[1],"data_offsets":[0,1]},)"
+        R"("h":{"dtype":"F16","shape":[2],"data_offsets":[1,5]}})";
+    std::string data = std::string("\x07", 1) + std::string("\x00\x3c\x00\xc0", 4);
+    std::string path = dir.path + "/h.safetensors";
+    write_file_atomic(path, raw_st(hdr, data));
+    SafeTensorsReader r(path);
+    Tensor h = r.read("h");
+    CHECK(h[0] == 1.0f);
+    CHECK(h[1] == -2.0f);
+    CHECK_THROWS_WITH_AS(r.read("u"), doctest::Contains("'u': dtype U8 cannot be read"), Error);
+  }
+
+  TEST_CASE("safetensors broken files: one case per defect") {
+    TempDir dir;
+    std::string good_hdr = R"({"w":{"dtype":"F32","shape":[2,2],"data_offsets":[0,16]}})";
+    std::string data16(16, '\0');
+    auto check = [&](const char* label, const std::string& content, const std::string& expect) {
+      std::string path = dir.path + "/" + label + ".safetensors";
+      write_file_atomic(path, content);
+      std::string e = err_of(path);
+      INFO(label, ": ", e);
+      CHECK(contains(e, expect));
+      CHECK(contains(e, path));  // every error names the file
+    };
+    // Sanity: the good file loads.
+    write_file_atomic(dir.path + "/good.safetensors", raw_st(good_hdr, data16));
+    CHECK(err_of(dir.path + "/good.safetensors") == "");
+
+    check("empty", "", "truncated");
+    check("short", std::string("\x05\x00\x00", 3), "truncated");
+    check("hdr_past_eof", raw_st(good_hdr, data16, 100000), "runs past the end of the file");
+    check("truncated_data", raw_st(good_hdr, data16.substr(0, 10)), "run past the data region");
+    check("not_json", raw_st("{not json}", data16), "(header)");
+    check("not_object", raw_st("[1,2]      ", data16), "not a JSON object");
+    check("offsets_oob", raw_st(R"({"w":{"dtype":"F32","shape":[2,2],"data_offsets":[16,32]}})", data16 + data16.substr(0, 4)),
+          "'w': data_offsets [16, 32] run past");
+    check("offsets_reversed", raw_st(R"({"w":{"dtype":"F32","shape":[0],"data_offsets":[8,0]}})", data16),
+          "end before they begin");
+    check("overlap",
+          raw_st(R"({"a":{"dtype":"F32","shape":[3],"data_offsets":[0,12]},"b":{"dtype":"F32","shape":[2],"data_offsets":[8,16]}})",
+                 data16),
+          "tensors 'a' and 'b' overlap");
+    check("wrong_dtype", raw_st(R"({"w":{"dtype":"F33","shape":[2,2],"data_offsets":[0,16]}})", data16),
+          "'w': unknown dtype 'F33'");
+    check("size_mismatch", raw_st(R"({"w":{"dtype":"F32","shape":[2,3],"data_offsets":[0,16]}})", data16),
+          "'w': F32 [2, 3] needs 24 bytes but data_offsets [0, 16] span 16");
+    check("dtype_size_mismatch", raw_st(R"({"w":{"dtype":"BF16","shape":[2,2],"data_offsets":[0,16]}})", data16),
+          "needs 8 bytes");
+    check("huge_count",
+          raw_st(R"({"w":{"dtype":"F32","shape":[4294967296,4294967296,16],"data_offsets":[0,16]}})", data16),
+          "'w': shape [4294967296, 4294967296, 16] has an element count too large");
+    check("negative_dim", raw_st(R"({"w":{"dtype":"F32","shape":[-2,-2],"data_offsets":[0,16]}})", data16),
+          "non-negative");
+    check("missing_offsets", raw_st(R"({"w":{"dtype":"F32","shape":[2,2]}})", data16), "'w': 'data_offsets'");
+    check("duplicate", raw_st(R"({"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"w":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})", data16),
+          "'w' is listed twice");
+    CHECK(contains(err_of(dir.path + "/absent.safetensors"), "cannot open"));
+  }
+
+  TEST_CASE("safetensors writer is atomic and refuses bad input") {
+    TempDir dir;
+    std::string path = dir.path + "/m.safetensors";
+    Tensor a = Tensor::full({4}, 2.0f);
+    SafeTensorsWriter w;
+    w.add("a", a);
+    CHECK_THROWS_WITH_AS(w.add("a", a), doctest::Contains("'a' added twice"), Error);
+    CHECK_THROWS_AS(w.add("b", a, StDType::I32), Error);
+    w.write(path);
+    // Writing into a directory that does not exist fails and leaves the old file intact.
+    SafeTensorsWriter w2;
+    w2.add("z", a);
+    CHECK_THROWS_AS(w2.write(dir.path + "/nodir/m.safetensors"), Error);
+    SafeTensorsReader r(path);
+    CHECK(r.read("a")[3] == 2.0f);
+  }
+
+  TEST_CASE("hf config: parse, defaults, eos int or list, write back") {
+    Json j = Json::parse(R"({"model_type":"qwen3","vocab_size":151936,"hidden_size":1024,"num_hidden_layers":28,
+      "num_attention_heads":16,"num_key_value_heads":8,"head_dim":128,"intermediate_size":3072,"rope_theta":1000000,
+      "rms_norm_eps":1e-06,"tie_word_embeddings":true,"max_position_embeddings":40960,"bos_token_id":151643,
+      "eos_token_id":151645,"rope_scaling":null,"hidden_act":"silu","attention_bias":false,"torch_dtype":"bfloat16",
+      "use_sliding_window":false,"sliding_window":null})");
+    ModelConfig c = ModelConfig::from_json(j);
+    CHECK(c.qk_norm());
+    CHECK(c.head_dim == 128);
+    CHECK(c.num_key_value_heads == 8);
+    CHECK(c.rope_theta == 1000000.0);
+    CHECK(c.rms_norm_eps == doctest::Approx(1e-6));
+    CHECK(c.tie_word_embeddings);
+    CHECK(c.eos_token_ids == std::vector<int64_t>{151645});
+    CHECK(c.bos_token_id == 151643);
+
+    Json l = Json::parse(R"({"model_type":"llama","vocab_size":100,"hidden_size":64,"num_hidden_layers":2,
+      "num_attention_heads":4,"intermediate_size":128,"eos_token_id":[1,2],"tie_word_embeddings":false,"custom":7})");
+    ModelConfig cl = ModelConfig::from_json(l);
+    CHECK(!cl.qk_norm());
+    CHECK(cl.head_dim == 16);             // hidden / heads
+    CHECK(cl.num_key_value_heads == 4);   // defaults to heads
+    CHECK(cl.eos_token_ids == std::vector<int64_t>{1, 2});
+    CHECK(cl.bos_token_id == -1);
+    CHECK(!cl.tie_word_embeddings);
+
+    TempDir dir;
+    cl.save(dir.path + "/config.json");
+    ModelConfig back = ModelConfig::load(dir.path);
+    CHECK(back.head_dim == 16);
+    CHECK(back.eos_token_ids == std::vector<int64_t>{1, 2});
+    CHECK(back.source.get_int("custom", 0) == 7);  // unknown fields survive
+    CHECK(back.source.at("architectures")[0].as_string() == "LlamaForCausalLM");
+
+    ModelConfig fresh = tiny_config(true);
+    fresh.save(dir.path + "/config.json");
+    ModelConfig f2 = ModelConfig::load(dir.path + "/config.json");
+    CHECK(f2.hidden_size == fresh.hidden_size);
+    CHECK(f2.tie_word_embeddings == true);
+    CHECK(f2.model_type == "qwen3");
+  }
+
+  TEST_CASE("hf config: validation errors name the field") {
+    auto err = [](const std::string& text) {
+      try {
+        ModelConfig::from_json(Json::parse(text), "cfg.json");
+      } catch (const Error& e) {
+        return std::string(e.what());
+      }
+      return std::string();
+    };
+    std::string base = R"("vocab_size":100,"hidden_size":64,"num_hidden_layers":2,"intermediate_size":128)";
+    CHECK(contains(err("{\"model_type\":\"llama\"," + base + ",\"num_attention_heads\":5}"),
+                   "cfg.json: num_attention_heads: 5 does not divide hidden_size 64"));
+    CHECK(contains(err("{\"model_type\":\"llama\"," + base + ",\"num_attention_heads\":4,\"num_key_value_heads\":3}"),
+                   "num_key_value_heads: 3 does not divide num_attention_heads 4"));
+    CHECK(contains(err("{\"model_type\":\"gpt2\"," + base + ",\"num_attention_heads\":4}"), "model_type: \"gpt2\""));
+    CHECK(contains(err("{" + base + ",\"num_attention_heads\":4}"), "'model_type'"));
+    CHECK(contains(err(R"({"model_type":"llama","vocab_size":100,"hidden_size":64,"num_attention_heads":4,"intermediate_size":128})"),
+                   "'num_hidden_layers'"));
+    CHECK(contains(err(R"({"model_type":"llama","vocab_size":100,"hidden_size":"x","num_hidden_layers":2,"num_attention_heads":4,"intermediate_size":128})"),
+                   "cfg.json: hidden_size: expected an integer"));
+    CHECK(contains(err("{\"model_type\":\"llama\"," + base + ",\"num_attention_heads\":4,\"head_dim\":7}"),
+                   "head_dim: 7 must be even"));
+    CHECK(contains(err("{\"model_type\":\"llama\"," + base + ",\"num_attention_heads\":4,\"eos_token_id\":100}"),
+                   "eos_token_id: 100 is outside"));
+    CHECK(contains(err("{\"model_type\":\"llama\"," + base + ",\"num_attention_heads\":4,\"attention_bias\":true}"),
+                   "attention_bias"));
+    CHECK(contains(err("{\"model_type\":\"llama\"," + base + ",\"num_attention_heads\":4,\"rope_scaling\":{\"type\":\"linear\"}}"),
+                   "rope_scaling"));
+    CHECK(contains(err("{\"model_type\":\"llama\"," + base + ",\"num_attention_heads\":4,\"rms_norm_eps\":0}"),
+                   "rms_norm_eps"));
+    CHECK(contains(err("{\"model_type\":\"llama\"," + base + ",\"num_attention_heads\":0}"),
+                   "num_attention_heads must be positive"));
+  }
+}
