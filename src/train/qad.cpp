@@ -282,6 +282,7 @@ QadSummary run_qad(const QadConfig& cin) {
     if (!c.progress) d.progress = nullptr;
     if (log) std::fprintf(log, "teacher store: writing %s (%lld sequences of %d tokens)\n", c.store.c_str(),
                           (long long)teacher_dump_sequences(shard, d), c.seq);
+    if (log) std::fflush(log);
     TeacherDumpResult r = dump_teacher_store(c.teacher_dir, shard, c.store, d);
     if (!r.complete) fail("%s: the teacher dump stopped before the end", c.store.c_str());
   }
@@ -337,6 +338,7 @@ QadSummary run_qad(const QadConfig& cin) {
     step0 = ck.meta.step;
     if (log) std::fprintf(log, "resuming %s at step %lld of %lld\n", ck.loaded_from.c_str(), (long long)step0,
                           (long long)total_steps);
+    if (log) std::fflush(log);
   }
   write_file_atomic(c.out + "/run.json", run.dump(2) + "\n");
 
