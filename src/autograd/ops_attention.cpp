@@ -6,7 +6,8 @@
 //    [T] row per thread plus per-head dK/dV partials, which are summed over the query heads
 //    of each KV group in a fixed order (deterministic). OpenMP over (batch, head).
 //    Inner loops run over keys (scores) or over D (accumulators), never as a float
-//    reduction, so they vectorise without -ffast-math: K and V are copied transposed [D, T]
+//    reduction, so they vectorise without -ffast-math (`omp simd`: -O2's cheap cost model
+//    would not version them for aliasing and leaves them scalar; the results are unchanged): K and V are copied transposed [D, T]
 //    per task to make the score loop contiguous.
 //  attention_composed(): the same function from matmul / scale / add(mask) / softmax_lastdim;
 //    the reference the tests hold the fused op to.
@@ -57,8 +58,10 @@ inline void score_row(const float* q, const float* Kt, int64_t T, int64_t D, int
   for (int64_t d = 0; d < D; ++d) {
     const float qd = q[d];
     const float* kr = Kt + d * T + j0;
+    #pragma omp simd
     for (int64_t jj = 0; jj < n; ++jj) sc[jj] += qd * kr[jj];
   }
+  #pragma omp simd
   for (int64_t jj = 0; jj < n; ++jj) sc[jj] *= scale;
 }
 
@@ -98,11 +101,13 @@ Var attention(const Var& q, const Var& k, const Var& v) {
           const float mnew = std::max(m, bm);
           const float corr = std::exp(m - mnew);  // 0 on the first block (m = -inf)
           l *= corr;
+          #pragma omp simd
           for (int64_t d = 0; d < D; ++d) acc[size_t(d)] *= corr;
           for (int64_t jj = 0; jj < n; ++jj) {
             const float p = std::exp(sc[size_t(jj)] - mnew);
             l += p;
             const float* vr = vb + (j0 + jj) * ks;
+            #pragma omp simd
             for (int64_t d = 0; d < D; ++d) acc[size_t(d)] += p * vr[d];
           }
           m = mnew;
@@ -160,17 +165,21 @@ Var attention(const Var& q, const Var& k, const Var& v) {
           for (int64_t d = 0; d < D; ++d) {
             const float g = got[d];
             const float* vr = Vt.data() + d * T;
+            #pragma omp simd
             for (int64_t j = 0; j < n; ++j) ds[size_t(j)] += g * vr[j];
           }
+          #pragma omp simd
           for (int64_t j = 0; j < n; ++j) ds[size_t(j)] = p[size_t(j)] * (ds[size_t(j)] - Dt);
           if (dQ) {
             for (int64_t d = 0; d < D; ++d) dq[size_t(d)] = 0.0f;
             for (int64_t j = 0; j < n; ++j) {
               const float w = ds[size_t(j)];
               const float* kr = kb + j * ks;
+              #pragma omp simd
               for (int64_t d = 0; d < D; ++d) dq[size_t(d)] += w * kr[d];
             }
             float* dqt = dQ + (b * T + t) * qs + h * D;
+            #pragma omp simd
             for (int64_t d = 0; d < D; ++d) dqt[d] += scale * dq[size_t(d)];
           }
           if (dkh) {
@@ -178,6 +187,7 @@ Var attention(const Var& q, const Var& k, const Var& v) {
               const float wk = scale * ds[size_t(j)], wv = p[size_t(j)];
               float* dk = dkh + j * D;
               float* dv = dvh + j * D;
+              #pragma omp simd
               for (int64_t d = 0; d < D; ++d) {
                 dk[d] += wk * qt[d];
                 dv[d] += wv * got[d];
