@@ -1,5 +1,6 @@
-// silu and the fused swiglu (silu(gate) * up). Backward recomputes the sigmoid from the
-// saved inputs instead of keeping another activation-sized tensor.
+// silu, the fused swiglu (silu(gate) * up) and softmax_lastdim. Backward recomputes the
+// sigmoid from the saved inputs instead of keeping another activation-sized tensor; all
+// exps go through the vectorised detail::exp_inplace in chunks that stay in L1.
 #include <algorithm>
 #include <cmath>
 
@@ -9,15 +10,40 @@
 namespace razor {
 
 namespace {
-inline float sigmoid(float x) { return 1.0f / (1.0f + std::exp(-x)); }
+
+// s[i] = sigmoid(x[i]) for i < n (n <= kExpChunk), through the vectorised exp.
+inline void sigmoid_chunk(const float* x, float* s, int64_t n) {
+  RZ_SIMD
+  for (int64_t i = 0; i < n; ++i) s[i] = -x[i];
+  detail::exp_inplace(s, n);
+  RZ_SIMD
+  for (int64_t i = 0; i < n; ++i) s[i] = 1.0f / (1.0f + s[i]);
+}
+
+// Runs body(i0, n, s) over [0, total) in chunks of kExpChunk with s = sigmoid(x[i0..i0+n)).
+template <class Body>
+void for_sigmoid_chunks(const float* x, int64_t total, Body body) {
+  const int64_t nchunks = (total + detail::kExpChunk - 1) / detail::kExpChunk;
+#pragma omp parallel for if (total > detail::kParallelMin / 4) schedule(static)
+  for (int64_t ch = 0; ch < nchunks; ++ch) {
+    float s[detail::kExpChunk];
+    const int64_t i0 = ch * detail::kExpChunk, n = std::min(detail::kExpChunk, total - i0);
+    sigmoid_chunk(x + i0, s, n);
+    body(i0, n, s);
+  }
+}
+
 }  // namespace
 
 Var silu(const Var& x) {
   const int64_t n = x.numel();
   Tensor y = Tensor::empty(x.shape());
   const float* X = x.value().data();
-#pragma omp parallel for if (n > detail::kParallelMin / 4) schedule(static)
-  for (int64_t i = 0; i < n; ++i) y[i] = X[i] * sigmoid(X[i]);
+  float* Y = y.data();
+  for_sigmoid_chunks(X, n, [&](int64_t i0, int64_t m, const float* s) {
+    RZ_SIMD
+    for (int64_t i = 0; i < m; ++i) Y[i0 + i] = X[i0 + i] * s[i];
+  });
   Var out = make_output(y, {&x});
   if (out.requires_grad())
     // silu_backward reads x: d silu = s * (1 + x * (1 - s))
@@ -26,11 +52,13 @@ Var silu(const Var& x) {
       if (!g) return;
       const float* X = x.value().data();
       float* dx = x.grad().data();
-#pragma omp parallel for if (n > detail::kParallelMin / 4) schedule(static)
-      for (int64_t i = 0; i < n; ++i) {
-        const float s = sigmoid(X[i]);
-        dx[i] += g[i] * (s * (1.0f + X[i] * (1.0f - s)));
-      }
+      for_sigmoid_chunks(X, n, [&](int64_t i0, int64_t m, const float* s) {
+        RZ_SIMD
+        for (int64_t i = 0; i < m; ++i) {
+          const float xi = X[i0 + i];
+          dx[i0 + i] += g[i0 + i] * (s[i] * (1.0f + xi * (1.0f - s[i])));
+        }
+      });
     });
   return out;
 }
@@ -43,8 +71,11 @@ Var swiglu(const Var& gate, const Var& up) {
   Tensor y = Tensor::empty(gate.shape());
   const float* G = gate.value().data();
   const float* U = up.value().data();
-#pragma omp parallel for if (n > detail::kParallelMin / 4) schedule(static)
-  for (int64_t i = 0; i < n; ++i) y[i] = (G[i] * sigmoid(G[i])) * U[i];
+  float* Y = y.data();
+  for_sigmoid_chunks(G, n, [&](int64_t i0, int64_t m, const float* s) {
+    RZ_SIMD
+    for (int64_t i = 0; i < m; ++i) Y[i0 + i] = (G[i0 + i] * s[i]) * U[i0 + i];
+  });
   Var out = make_output(y, {&gate, &up});
   if (out.requires_grad())
     // swiglu_backward reads gate and up: dgate = dy * up * silu'(gate), dup = dy * silu(gate)
@@ -55,22 +86,23 @@ Var swiglu(const Var& gate, const Var& up) {
       const float* U = up.value().data();
       float* dG = gate.requires_grad() ? gate.grad().data() : nullptr;
       float* dU = up.requires_grad() ? up.grad().data() : nullptr;
-#pragma omp parallel for if (n > detail::kParallelMin / 4) schedule(static)
-      for (int64_t i = 0; i < n; ++i) {
-        const float s = sigmoid(G[i]);
-        if (dG) dG[i] += g[i] * U[i] * (s * (1.0f + G[i] * (1.0f - s)));
-        if (dU) dU[i] += g[i] * (G[i] * s);
-      }
+      for_sigmoid_chunks(G, n, [&](int64_t i0, int64_t m, const float* s) {
+        if (dG) {
+          RZ_SIMD
+          for (int64_t i = 0; i < m; ++i) {
+            const float gi = G[i0 + i];
+            dG[i0 + i] += g[i0 + i] * U[i0 + i] * (s[i] * (1.0f + gi * (1.0f - s[i])));
+          }
+        }
+        if (dU) {
+          RZ_SIMD
+          for (int64_t i = 0; i < m; ++i) dU[i0 + i] += g[i0 + i] * (G[i0 + i] * s[i]);
+        }
+      });
     });
   return out;
 }
 
-}  // namespace razor
-
-namespace razor {
-
-// x [.., C] -> softmax over C (max-subtracted; -inf entries get probability 0, a row of only
-// -inf gives NaN as it has no defined softmax).
 Var softmax_lastdim(const Var& x) {
   const Shape& s = x.shape();
   if (s.nd < 1 || s[-1] == 0) fail("softmax_lastdim: needs a non-empty last dim, got %s", s.str().c_str());
@@ -83,12 +115,13 @@ Var softmax_lastdim(const Var& x) {
     float* yr = y.data() + r * C;
     float m = xr[0];
     for (int64_t c = 1; c < C; ++c) m = std::max(m, xr[c]);
+    RZ_SIMD
+    for (int64_t c = 0; c < C; ++c) yr[c] = xr[c] - m;
+    detail::exp_inplace(yr, C);
     float z = 0.0f;
-    for (int64_t c = 0; c < C; ++c) {
-      yr[c] = std::exp(xr[c] - m);
-      z += yr[c];
-    }
+    for (int64_t c = 0; c < C; ++c) z += yr[c];
     const float inv = 1.0f / z;
+    RZ_SIMD
     for (int64_t c = 0; c < C; ++c) yr[c] *= inv;
   }
   Var out = make_output(y, {&x});
@@ -106,6 +139,7 @@ Var softmax_lastdim(const Var& x) {
         float dot = 0.0f;
         for (int64_t c = 0; c < C; ++c) dot += gr[c] * yr[c];
         float* dx = dX + r * C;
+        RZ_SIMD
         for (int64_t c = 0; c < C; ++c) dx[c] += yr[c] * (gr[c] - dot);
       }
     });

@@ -6,8 +6,7 @@
 //    [T] row per thread plus per-head dK/dV partials, which are summed over the query heads
 //    of each KV group in a fixed order (deterministic). OpenMP over (batch, head).
 //    Inner loops run over keys (scores) or over D (accumulators), never as a float
-//    reduction, so they vectorise without -ffast-math (`omp simd`: -O2's cheap cost model
-//    would not version them for aliasing and leaves them scalar; the results are unchanged): K and V are copied transposed [D, T]
+//    reduction, so they vectorise without -ffast-math: K and V are copied transposed [D, T]
 //    per task to make the score loop contiguous.
 //  attention_composed(): the same function from matmul / scale / add(mask) / softmax_lastdim;
 //    the reference the tests hold the fused op to.
@@ -42,7 +41,8 @@ AttnDims attn_dims(const char* op, const Var& q, const Var& k, const Var& v) {
   return AttnDims{sq[0], sq[1], sq[2], sk[2], sq[3], sq[2] / sk[2]};
 }
 
-constexpr int64_t kKeyBlock = 64;
+constexpr int64_t kKeyBlock = 64;  // keys per online-softmax step (forward)
+constexpr int64_t kQB = 4;         // queries per block (backward)
 
 // dst[d * T + j] = src row j (rows of stride `stride`), j < T: a [T, D] slab transposed.
 void transpose_rows(const float* src, int64_t stride, int64_t T, int64_t D, float* dst) {
@@ -51,18 +51,57 @@ void transpose_rows(const float* src, int64_t stride, int64_t T, int64_t D, floa
 }
 
 // sc[jj] = scale * q . k_{j0 + jj} for jj < n, with Kt the transposed keys [D, T].
-// The accumulation order over d is fixed, so forward and backward get the same bits.
+// Keys are done 16 at a time with the partial sums held in registers across the d loop.
+// Every score accumulates over d in the same order (d = 0, 1, ...), in blocks and in the
+// tail alike, so forward and backward recompute identical bits.
 inline void score_row(const float* q, const float* Kt, int64_t T, int64_t D, int64_t j0, int64_t n, float scale,
                       float* sc) {
-  for (int64_t jj = 0; jj < n; ++jj) sc[jj] = 0.0f;
+  constexpr int64_t kW = 16;
+  int64_t jj = 0;
+  for (; jj + kW <= n; jj += kW) {
+    float acc[kW] = {};
+    for (int64_t d = 0; d < D; ++d) {
+      const float qd = q[d];
+      const float* kr = Kt + d * T + j0 + jj;
+      RZ_SIMD
+      for (int64_t u = 0; u < kW; ++u) acc[u] += qd * kr[u];
+    }
+    RZ_SIMD
+    for (int64_t u = 0; u < kW; ++u) sc[jj + u] = acc[u] * scale;
+  }
+  if (jj == n) return;
+  const int64_t m = n - jj;
+  float* st = sc + jj;
+  for (int64_t u = 0; u < m; ++u) st[u] = 0.0f;
   for (int64_t d = 0; d < D; ++d) {
     const float qd = q[d];
-    const float* kr = Kt + d * T + j0;
-    #pragma omp simd
-    for (int64_t jj = 0; jj < n; ++jj) sc[jj] += qd * kr[jj];
+    const float* kr = Kt + d * T + j0 + jj;
+    RZ_SIMD
+    for (int64_t u = 0; u < m; ++u) st[u] += qd * kr[u];
   }
-  #pragma omp simd
-  for (int64_t jj = 0; jj < n; ++jj) sc[jj] *= scale;
+  RZ_SIMD
+  for (int64_t u = 0; u < m; ++u) st[u] *= scale;
+}
+
+// acc[d] += sum_j w[j] * rows[j * stride + d] over j < n, four rows per pass over acc.
+// Left-to-right evaluation makes this the same sum, in the same order, as one row at a time.
+inline void axpy_rows(const float* w, const float* rows, int64_t stride, int64_t n, int64_t D, float* acc) {
+  int64_t j = 0;
+  for (; j + 4 <= n; j += 4) {
+    const float w0 = w[j], w1 = w[j + 1], w2 = w[j + 2], w3 = w[j + 3];
+    const float* r0 = rows + j * stride;
+    const float* r1 = r0 + stride;
+    const float* r2 = r1 + stride;
+    const float* r3 = r2 + stride;
+    RZ_SIMD
+    for (int64_t d = 0; d < D; ++d) acc[d] = acc[d] + w0 * r0[d] + w1 * r1[d] + w2 * r2[d] + w3 * r3[d];
+  }
+  for (; j < n; ++j) {
+    const float wj = w[j];
+    const float* r = rows + j * stride;
+    RZ_SIMD
+    for (int64_t d = 0; d < D; ++d) acc[d] += wj * r[d];
+  }
 }
 
 }  // namespace
@@ -101,15 +140,13 @@ Var attention(const Var& q, const Var& k, const Var& v) {
           const float mnew = std::max(m, bm);
           const float corr = std::exp(m - mnew);  // 0 on the first block (m = -inf)
           l *= corr;
-          #pragma omp simd
+          RZ_SIMD
           for (int64_t d = 0; d < D; ++d) acc[size_t(d)] *= corr;
-          for (int64_t jj = 0; jj < n; ++jj) {
-            const float p = std::exp(sc[size_t(jj)] - mnew);
-            l += p;
-            const float* vr = vb + (j0 + jj) * ks;
-            #pragma omp simd
-            for (int64_t d = 0; d < D; ++d) acc[size_t(d)] += p * vr[d];
-          }
+          RZ_SIMD
+          for (int64_t jj = 0; jj < n; ++jj) sc[size_t(jj)] -= mnew;
+          detail::exp_inplace(sc.data(), n);
+          for (int64_t jj = 0; jj < n; ++jj) l += sc[size_t(jj)];
+          axpy_rows(sc.data(), vb + j0 * ks, ks, n, D, acc.data());
           m = mnew;
         }
         float* ot = o.data() + (b * T + t) * qs + h * D;
@@ -140,7 +177,7 @@ Var attention(const Var& q, const Var& k, const Var& v) {
 #pragma omp parallel
     {
       const size_t nDT = size_t(D * T), nT = size_t(T), nD = size_t(D);
-      std::vector<float> Kt(nDT), Vt(nDT), p(nT), ds(nT), dq(nD);
+      std::vector<float> Kt(nDT), Vt(nDT), p(size_t(kQB) * nT), ds(size_t(kQB) * nT), dq(nD);
 #pragma omp for schedule(dynamic, 1)
       for (int64_t bh = 0; bh < B * H; ++bh) {
         const int64_t b = bh / H, h = bh % H, kv = h / G;
@@ -150,47 +187,60 @@ Var attention(const Var& q, const Var& k, const Var& v) {
         transpose_rows(vb, ks, T, D, Vt.data());
         float* dkh = want_kv ? dkp.data() + bh * T * D : nullptr;
         float* dvh = want_kv ? dvp.data() + bh * T * D : nullptr;
-        for (int64_t t = 0; t < T; ++t) {
-          const float* qt = Q + (b * T + t) * qs + h * D;
-          const float* got = dO + (b * T + t) * qs + h * D;
-          const float* ot = O + (b * T + t) * qs + h * D;
-          const float L = lse[(b * H + h) * T + t];
-          const int64_t n = t + 1;
-          float Dt = 0.0f;
-          for (int64_t d = 0; d < D; ++d) Dt += got[d] * ot[d];
-          score_row(qt, Kt.data(), T, D, 0, n, scale, p.data());
-          for (int64_t j = 0; j < n; ++j) p[size_t(j)] = std::exp(p[size_t(j)] - L);
-          // dp_j = dO . v_j, vectorised over j with the transposed values.
-          for (int64_t j = 0; j < n; ++j) ds[size_t(j)] = 0.0f;
-          for (int64_t d = 0; d < D; ++d) {
-            const float g = got[d];
-            const float* vr = Vt.data() + d * T;
-            #pragma omp simd
-            for (int64_t j = 0; j < n; ++j) ds[size_t(j)] += g * vr[j];
-          }
-          #pragma omp simd
-          for (int64_t j = 0; j < n; ++j) ds[size_t(j)] = p[size_t(j)] * (ds[size_t(j)] - Dt);
-          if (dQ) {
-            for (int64_t d = 0; d < D; ++d) dq[size_t(d)] = 0.0f;
-            for (int64_t j = 0; j < n; ++j) {
-              const float w = ds[size_t(j)];
-              const float* kr = kb + j * ks;
-              #pragma omp simd
-              for (int64_t d = 0; d < D; ++d) dq[size_t(d)] += w * kr[d];
+        // Queries in blocks of kQB: their p and ds rows are formed first, then every key row
+        // of dK / dV is updated once per block instead of once per query.
+        for (int64_t t0 = 0; t0 < T; t0 += kQB) {
+          const int64_t nq = std::min(kQB, T - t0), nk = t0 + nq;  // keys [0, nk) cover the block
+          for (int64_t i = 0; i < nq; ++i) {
+            const int64_t t = t0 + i, n = t + 1;
+            const float* qt = Q + (b * T + t) * qs + h * D;
+            const float* got = dO + (b * T + t) * qs + h * D;
+            const float* ot = O + (b * T + t) * qs + h * D;
+            const float L = lse[(b * H + h) * T + t];
+            float* pi = p.data() + i * T;
+            float* dsi = ds.data() + i * T;
+            float Dt = 0.0f;
+            for (int64_t d = 0; d < D; ++d) Dt += got[d] * ot[d];
+            score_row(qt, Kt.data(), T, D, 0, n, scale, pi);
+            RZ_SIMD
+            for (int64_t j = 0; j < n; ++j) pi[j] -= L;
+            detail::exp_inplace(pi, n);
+            score_row(got, Vt.data(), T, D, 0, n, 1.0f, dsi);  // dp_j = dO . v_j
+            RZ_SIMD
+            for (int64_t j = 0; j < n; ++j) dsi[j] = pi[j] * (dsi[j] - Dt);
+            for (int64_t j = n; j < nk; ++j) pi[j] = dsi[j] = 0.0f;  // causal: no contribution
+            if (dQ) {
+              for (int64_t d = 0; d < D; ++d) dq[size_t(d)] = 0.0f;
+              axpy_rows(dsi, kb, ks, n, D, dq.data());
+              float* dqt = dQ + (b * T + t) * qs + h * D;
+              RZ_SIMD
+              for (int64_t d = 0; d < D; ++d) dqt[d] += scale * dq[size_t(d)];
             }
-            float* dqt = dQ + (b * T + t) * qs + h * D;
-            #pragma omp simd
-            for (int64_t d = 0; d < D; ++d) dqt[d] += scale * dq[size_t(d)];
           }
-          if (dkh) {
-            for (int64_t j = 0; j < n; ++j) {
-              const float wk = scale * ds[size_t(j)], wv = p[size_t(j)];
-              float* dk = dkh + j * D;
-              float* dv = dvh + j * D;
-              #pragma omp simd
+          if (!dkh) continue;
+          const float* q0 = Q + (b * T + t0) * qs + h * D;
+          const float* g0 = dO + (b * T + t0) * qs + h * D;
+          for (int64_t j = 0; j < nk; ++j) {
+            float* dk = dkh + j * D;
+            float* dv = dvh + j * D;
+            if (nq == kQB) {
+              const float k0 = scale * ds[size_t(j)], k1 = scale * ds[size_t(T + j)],
+                          k2 = scale * ds[size_t(2 * T + j)], k3 = scale * ds[size_t(3 * T + j)];
+              const float v0 = p[size_t(j)], v1 = p[size_t(T + j)], v2 = p[size_t(2 * T + j)],
+                          v3 = p[size_t(3 * T + j)];
+              RZ_SIMD
               for (int64_t d = 0; d < D; ++d) {
-                dk[d] += wk * qt[d];
-                dv[d] += wv * got[d];
+                dk[d] = dk[d] + k0 * q0[d] + k1 * q0[qs + d] + k2 * q0[2 * qs + d] + k3 * q0[3 * qs + d];
+                dv[d] = dv[d] + v0 * g0[d] + v1 * g0[qs + d] + v2 * g0[2 * qs + d] + v3 * g0[3 * qs + d];
+              }
+            } else {
+              for (int64_t i = 0; i < nq; ++i) {
+                const float wk = scale * ds[size_t(i * T + j)], wv = p[size_t(i * T + j)];
+                RZ_SIMD
+                for (int64_t d = 0; d < D; ++d) {
+                  dk[d] += wk * q0[i * qs + d];
+                  dv[d] += wv * g0[i * qs + d];
+                }
               }
             }
           }

@@ -34,10 +34,13 @@ Var binary(const char* name, BinOp op, const Var& a, const Var& b) {
     const float* ar = A + r * nb;
     float* cr = Cp + r * nb;
     if (op == BinOp::kAdd)
+      RZ_SIMD
       for (int64_t j = 0; j < nb; ++j) cr[j] = ar[j] + B[j];
     else if (op == BinOp::kSub)
+      RZ_SIMD
       for (int64_t j = 0; j < nb; ++j) cr[j] = ar[j] - B[j];
     else
+      RZ_SIMD
       for (int64_t j = 0; j < nb; ++j) cr[j] = ar[j] * B[j];
   }
   Var out = make_output(c, {&a, &b});
@@ -55,8 +58,10 @@ Var binary(const char* name, BinOp op, const Var& a, const Var& b) {
         const float* g = dC + r * nb;
         float* da = dA + r * nb;
         if (op == BinOp::kMul)
+          RZ_SIMD
           for (int64_t j = 0; j < nb; ++j) da[j] += g[j] * B[j];
         else
+          RZ_SIMD
           for (int64_t j = 0; j < nb; ++j) da[j] += g[j];
       }
     }
@@ -65,17 +70,20 @@ Var binary(const char* name, BinOp op, const Var& a, const Var& b) {
       if (op == BinOp::kAdd)
         detail::reduce_rows(rows, nb, dB, [&](int64_t r, float* acc) {
           const float* g = dC + r * nb;
+          RZ_SIMD
           for (int64_t j = 0; j < nb; ++j) acc[j] += g[j];
         });
       else if (op == BinOp::kSub)
         detail::reduce_rows(rows, nb, dB, [&](int64_t r, float* acc) {
           const float* g = dC + r * nb;
+          RZ_SIMD
           for (int64_t j = 0; j < nb; ++j) acc[j] -= g[j];
         });
       else
         detail::reduce_rows(rows, nb, dB, [&](int64_t r, float* acc) {
           const float* g = dC + r * nb;
           const float* ar = A + r * nb;
+          RZ_SIMD
           for (int64_t j = 0; j < nb; ++j) acc[j] += g[j] * ar[j];
         });
     }
@@ -110,12 +118,10 @@ Var scale(const Var& a, float s) {
 
 namespace {
 
-// Sum in double (a loss or a checksum over many elements must not lose small terms).
+// Sum in double (a loss or a checksum over many elements must not lose small terms),
+// reproducible for any thread count.
 double sum_double(const float* x, int64_t n) {
-  double s = 0.0;
-#pragma omp parallel for if (n > detail::kParallelMin) reduction(+ : s) schedule(static)
-  for (int64_t i = 0; i < n; ++i) s += x[i];
-  return s;
+  return detail::sum_terms(n, n, [x](int64_t i) { return double(x[i]); });
 }
 
 Var reduce_all(const Var& a, float factor) {

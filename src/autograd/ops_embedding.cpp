@@ -40,6 +40,7 @@ Var embedding(const Var& table, const std::vector<int32_t>& ids, const Shape& ou
         for (int64_t i = 0; i < n; ++i) {
           float* dw = dW + int64_t(ids[size_t(i)]) * C;
           const float* gi = g + i * C;
+          RZ_SIMD
           for (int64_t c = c0; c < c1; ++c) dw[c] += gi[c];
         }
       }

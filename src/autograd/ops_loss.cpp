@@ -26,23 +26,31 @@ Var cross_entropy(const Var& logits, const std::vector<int32_t>& targets) {
   }
   Tensor lse = Tensor::empty(Shape{N});
   const float* X = logits.value().data();
-  double total = 0.0;
-#pragma omp parallel for if (N * V > detail::kParallelMin / 4) reduction(+ : total) schedule(static)
-  for (int64_t r = 0; r < N; ++r) {
+  // Row losses summed by detail::sum_terms: parallel over rows, reproducible for any thread count.
+  const double total = detail::sum_terms(N, N * V * 4, [&](int64_t r) -> double {
     const int32_t t = targets[size_t(r)];
     if (t == -1) {
       lse[r] = 0.0f;
-      continue;
+      return 0.0;
     }
     const float* xr = X + r * V;
     float m = xr[0];
     for (int64_t c = 1; c < V; ++c) m = std::max(m, xr[c]);
     double z = 0.0;
-    for (int64_t c = 0; c < V; ++c) z += double(std::exp(xr[c] - m));
+    float buf[detail::kExpChunk];
+    for (int64_t c0 = 0; c0 < V; c0 += detail::kExpChunk) {
+      const int64_t n = std::min(detail::kExpChunk, V - c0);
+      RZ_SIMD
+      for (int64_t c = 0; c < n; ++c) buf[c] = xr[c0 + c] - m;
+      detail::exp_inplace(buf, n);
+      float zc = 0.0f;  // chunk sums in fp32, the row total in double
+      for (int64_t c = 0; c < n; ++c) zc += buf[c];
+      z += zc;
+    }
     const float l = m + float(std::log(z));
     lse[r] = l;
-    total += double(l) - double(xr[t]);
-  }
+    return double(l) - double(xr[t]);
+  });
   Tensor loss = Tensor::empty(Shape{1});
   loss[0] = valid ? float(total / double(valid)) : 0.0f;
   Var out = make_output(loss, {&logits});
@@ -61,7 +69,15 @@ Var cross_entropy(const Var& logits, const std::vector<int32_t>& targets) {
         const float* xr = X + r * V;
         float* dx = dX + r * V;
         const float l = lse[r];
-        for (int64_t c = 0; c < V; ++c) dx[c] += g * std::exp(xr[c] - l);
+        float buf[detail::kExpChunk];
+        for (int64_t c0 = 0; c0 < V; c0 += detail::kExpChunk) {
+          const int64_t n = std::min(detail::kExpChunk, V - c0);
+          RZ_SIMD
+          for (int64_t c = 0; c < n; ++c) buf[c] = xr[c0 + c] - l;
+          detail::exp_inplace(buf, n);
+          RZ_SIMD
+          for (int64_t c = 0; c < n; ++c) dx[c0 + c] += g * buf[c];
+        }
         dx[t] -= g;
       }
     });
@@ -76,12 +92,10 @@ Var mse(const Var& a, const Var& b) {
   if (n == 0) fail("mse: empty tensors %s", a.shape().str().c_str());
   const float* A = a.value().data();
   const float* B = b.value().data();
-  double total = 0.0;
-#pragma omp parallel for if (n > detail::kParallelMin) reduction(+ : total) schedule(static)
-  for (int64_t i = 0; i < n; ++i) {
+  const double total = detail::sum_terms(n, n, [A, B](int64_t i) {
     const double d = double(A[i]) - double(B[i]);
-    total += d * d;
-  }
+    return d * d;
+  });
   Tensor loss = Tensor::empty(Shape{1});
   loss[0] = float(total / double(n));
   Var out = make_output(loss, {&a, &b});

@@ -36,6 +36,7 @@ Var rmsnorm(const Var& x, const Var& w, float eps) {
     const float ms = ((s0 + s1) + (s2 + s3)) / float(C);
     const float rs = 1.0f / std::sqrt(ms + eps);
     rstd[r] = rs;
+    RZ_SIMD
     for (int64_t k = 0; k < C; ++k) yr[k] = (xr[k] * rs) * W[k];
   }
   Var out = make_output(y, {&x, &w});
@@ -63,6 +64,7 @@ Var rmsnorm(const Var& x, const Var& w, float eps) {
           }
           for (; c < C; ++c) s0 += gr[c] * W[c] * xr[c];
           const float k = (s0 + s1) / float(C) * rs * rs;
+          RZ_SIMD
           for (int64_t j = 0; j < C; ++j) dx[j] += rs * (gr[j] * W[j] - xr[j] * k);
         }
       }
@@ -71,6 +73,7 @@ Var rmsnorm(const Var& x, const Var& w, float eps) {
           const float* xr = X + r * C;
           const float* gr = dY + r * C;
           const float rs = rstd[r];
+          RZ_SIMD
           for (int64_t j = 0; j < C; ++j) acc[j] += gr[j] * (xr[j] * rs);
         });
     });

@@ -21,6 +21,7 @@ RopeTable RopeTable::make(int64_t max_pos, int64_t head_dim, double theta) {
   const int64_t half = head_dim / 2;
   t.cos.resize(size_t(max_pos * half));
   t.sin.resize(size_t(max_pos * half));
+  RZ_SIMD
   for (int64_t i = 0; i < half; ++i) {
     const double inv_freq = std::pow(theta, -double(2 * i) / double(head_dim));
     for (int64_t p = 0; p < max_pos; ++p) {
@@ -48,6 +49,7 @@ void rope_apply(const float* src, float* dst, int64_t B, int64_t T, int64_t H, i
     for (int64_t h = 0; h < H; ++h) {
       const float* x = src + (bt * H + h) * D;
       float* y = dst + (bt * H + h) * D;
+      RZ_SIMD
       for (int64_t i = 0; i < half; ++i) {
         const float c = cs[i], s = sign * sn[i];
         const float x1 = x[i], x2 = x[i + half];

@@ -11,11 +11,12 @@ WeightLayout QuantSpec::layout_for(const std::string& name, ParamKind kind) cons
   if (kind == ParamKind::Norm) return WeightLayout::none();
   if (kind == ParamKind::Embedding || name == "lm_head.weight")
     return quantize_embedding ? plan.embedding_layout() : WeightLayout::none();
+  if (uniform_bits > 0) return WeightLayout::uniform(uniform_bits, plan.group);
   return plan.linear_layout();
 }
 
 std::string QuantSpec::str() const {
-  std::string s = plan.str();
+  std::string s = uniform_bits > 0 ? strfmt("uniform int%d G=%d", uniform_bits, plan.group) : plan.str();
   if (a8) s += " A8";
   if (kv8) s += " KV8";
   return s;

@@ -1,0 +1,509 @@
+#include "io/gguf_export.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "core/error.h"
+#include "core/half.h"
+#include "io/gguf_blocks.h"
+
+namespace razor {
+
+namespace {
+
+// The pre-tokenizer regexes llama.cpp knows under these tokenizer.ggml.pre names (the same
+// strings Hugging Face tokenizer.json files carry; razor's own trained tokenizer uses Qwen2's).
+const char* const kQwen2Split =
+    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|"
+    "\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+const char* const kLlama3Split =
+    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|"
+    "\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+
+// llama.cpp token types (llama_token_type).
+enum TokenType : int32_t { kNormal = 1, kControl = 3, kUserDefined = 4, kUnused = 5 };
+
+struct HParams {
+  std::string arch;
+  int64_t n_layer = 0, n_ctx = 0, n_embd = 0, n_ff = 0, n_head = 0, n_kv = 0, head_dim = 0, n_vocab = 0;
+  double rope_theta = 10000, rms_eps = 1e-6;
+  bool tied = false;
+};
+
+int64_t positive(const Json& c, const char* key) {
+  int64_t v = c.at(key, "config.json").as_int(key);
+  RZ_CHECK(v > 0 && v < (int64_t(1) << 31), "config.json: %s = %lld must be a positive 32-bit integer", key,
+           (long long)v);
+  return v;
+}
+
+HParams read_hparams(const Json& c, const ExportOptions& opt) {
+  RZ_CHECK(c.is_object(), "config.json: not a JSON object");
+  HParams h;
+  h.arch = opt.arch.empty() ? c.get_string("model_type", "") : opt.arch;
+  RZ_CHECK(h.arch == "qwen3" || h.arch == "llama",
+           "config.json: model_type '%s': GGUF export supports 'qwen3' and 'llama' (set the architecture explicitly "
+           "for a compatible model)",
+           h.arch.c_str());
+  h.n_layer = positive(c, "num_hidden_layers");
+  h.n_embd = positive(c, "hidden_size");
+  h.n_ff = positive(c, "intermediate_size");
+  h.n_head = positive(c, "num_attention_heads");
+  h.n_kv = c.has("num_key_value_heads") ? positive(c, "num_key_value_heads") : h.n_head;
+  RZ_CHECK(h.n_head % h.n_kv == 0, "config.json: num_attention_heads %lld is not a multiple of num_key_value_heads %lld",
+           (long long)h.n_head, (long long)h.n_kv);
+  const Json* hd = c.find("head_dim");
+  if (hd && !hd->is_null()) {
+    h.head_dim = positive(c, "head_dim");
+  } else {
+    RZ_CHECK(h.n_embd % h.n_head == 0, "config.json: hidden_size %lld is not divisible by num_attention_heads %lld",
+             (long long)h.n_embd, (long long)h.n_head);
+    h.head_dim = h.n_embd / h.n_head;
+  }
+  RZ_CHECK(h.head_dim % 2 == 0, "config.json: head_dim %lld must be even for RoPE", (long long)h.head_dim);
+  h.n_ctx = c.has("max_position_embeddings") ? positive(c, "max_position_embeddings") : 2048;
+  h.n_vocab = positive(c, "vocab_size");
+  h.rms_eps = c.get_double("rms_norm_eps", 1e-6);
+  RZ_CHECK(h.rms_eps > 0 && std::isfinite(h.rms_eps), "config.json: rms_norm_eps must be positive");
+  // transformers >= 4.5x moved rope_theta into rope_parameters.
+  h.rope_theta = c.get_double("rope_theta", 0);
+  if (h.rope_theta == 0) {
+    const Json* rp = c.find("rope_parameters");
+    h.rope_theta = rp && rp->is_object() ? rp->get_double("rope_theta", 10000) : 10000;
+  }
+  RZ_CHECK(h.rope_theta > 0 && std::isfinite(h.rope_theta), "config.json: rope_theta must be positive");
+  for (const char* key : {"rope_scaling", "rope_parameters"}) {
+    const Json* rs = c.find(key);
+    if (!rs || !rs->is_object()) continue;
+    std::string type = rs->get_string("rope_type", rs->get_string("type", "default"));
+    RZ_CHECK(type == "default", "config.json: %s type '%s' is not supported by GGUF export (only plain RoPE)", key,
+             type.c_str());
+  }
+  h.tied = c.get_bool("tie_word_embeddings", false);  // LlamaConfig / Qwen3Config default
+  return h;
+}
+
+// config.json token ids may be an int, a list (first wins) or null.
+int64_t config_token_id(const Json& c, const char* key) {
+  const Json* v = c.find(key);
+  if (!v || v->is_null()) return -1;
+  if (v->is_array()) return v->size() > 0 && (*v)[0].is_int() ? (*v)[0].as_int(key) : -1;
+  return v->is_int() ? v->as_int(key) : -1;
+}
+
+// tokenizer_config.json special tokens: "bos_token": "<s>" or {"content": "<s>", ...}.
+std::string config_token_text(const Json* tc, const char* key) {
+  if (!tc) return "";
+  const Json* v = tc->find(key);
+  if (!v) return "";
+  if (v->is_string()) return v->as_string();
+  if (v->is_object()) return v->get_string("content", "");
+  return "";
+}
+
+void add_tokenizer(GgufWriter& w, const Json& config, const std::string& tokenizer_text, const HParams& h,
+                   int64_t n_vocab, const ExportOptions& opt, ExportReport* rep) {
+  Json tok = Json::parse(tokenizer_text, "tokenizer.json");
+  const Json& model = tok.at("model", "tokenizer.json");
+  std::string mtype = model.get_string("type", "BPE");
+  RZ_CHECK(mtype == "BPE", "tokenizer.json: model type '%s': GGUF export writes byte-level BPE (gpt2) tokenizers only",
+           mtype.c_str());
+  std::vector<std::string> tokens(static_cast<size_t>(n_vocab));
+  std::vector<int64_t> types(size_t(n_vocab), 0);
+  const Json& vocab = model.at("vocab", "tokenizer.json: model");
+  RZ_CHECK(vocab.is_object(), "tokenizer.json: model.vocab is not an object");
+  auto place = [&](const std::string& text, int64_t id, int64_t type) {
+    RZ_CHECK(id >= 0 && id < n_vocab,
+             "tokenizer.json: token id %lld ('%s') is outside the %lld rows of the embedding (token_embd)",
+             (long long)id, text.c_str(), (long long)n_vocab);
+    tokens[size_t(id)] = text;
+    types[size_t(id)] = type;
+  };
+  for (const auto& kv : vocab.members()) place(kv.first, kv.second.as_int("tokenizer.json: model.vocab id"), kNormal);
+  if (const Json* added = tok.find("added_tokens"); added && added->is_array())
+    for (const Json& a : added->items()) {
+      std::string content = a.at("content", "tokenizer.json: added_tokens").as_string("content");
+      place(content, a.at("id", "tokenizer.json: added_tokens").as_int("id"),
+            a.get_bool("special", false) ? kControl : kUserDefined);
+    }
+  int64_t n_pad = 0;
+  for (int64_t i = 0; i < n_vocab; ++i)
+    if (types[size_t(i)] == 0) {
+      // llama.cpp's converter fills ids the tokenizer never produces the same way.
+      tokens[size_t(i)] = strfmt("[PAD%lld]", (long long)i);
+      types[size_t(i)] = kUnused;
+      ++n_pad;
+    }
+  if (n_pad) rep->notes.push_back(strfmt("%lld embedding rows have no token; written as [PADn] (unused)", (long long)n_pad));
+
+  std::vector<std::string> merges;
+  if (const Json* m = model.find("merges"); m && m->is_array()) {
+    merges.reserve(m->size());
+    for (const Json& e : m->items()) {
+      if (e.is_string()) {
+        merges.push_back(e.as_string());
+      } else {
+        RZ_CHECK(e.is_array() && e.size() == 2, "tokenizer.json: model.merges entries must be \"a b\" or [a, b]");
+        merges.push_back(e[0].as_string("merge") + " " + e[1].as_string("merge"));
+      }
+    }
+  }
+  RZ_CHECK(!merges.empty(), "tokenizer.json: no merges; llama.cpp's gpt2 tokenizer needs them");
+
+  std::string pre = opt.tokenizer_pre.empty() ? detect_tokenizer_pre(tok) : opt.tokenizer_pre;
+  RZ_CHECK(!pre.empty(),
+           "tokenizer.json: unknown pre_tokenizer (not the Qwen2, Llama 3 or GPT-2 split); name llama.cpp's "
+           "tokenizer.ggml.pre explicitly");
+  rep->notes.push_back("tokenizer: gpt2 BPE, pre '" + pre + "', " + std::to_string(n_vocab) + " tokens, " +
+                       std::to_string(merges.size()) + " merges");
+
+  w.set("tokenizer.ggml.model", GgufValue::str("gpt2"));
+  w.set("tokenizer.ggml.pre", GgufValue::str(pre));
+  w.set("tokenizer.ggml.tokens", GgufValue::array_strings(std::move(tokens)));
+  w.set("tokenizer.ggml.token_type", GgufValue::array_ints(GgufValueType::kInt32, std::move(types)));
+  w.set("tokenizer.ggml.merges", GgufValue::array_strings(std::move(merges)));
+
+  const std::vector<std::string>& toks = w.find("tokenizer.ggml.tokens")->strings;
+  auto id_of = [&](const std::string& text) -> int64_t {
+    if (text.empty()) return -1;
+    for (size_t i = 0; i < toks.size(); ++i)
+      if (toks[i] == text) return int64_t(i);
+    return -1;
+  };
+  const Json* tc = opt.tokenizer_config;
+  struct Special {
+    const char* gguf_key;
+    const char* config_key;
+    const char* text_key;
+  };
+  const Special specials[] = {{"tokenizer.ggml.bos_token_id", "bos_token_id", "bos_token"},
+                              {"tokenizer.ggml.eos_token_id", "eos_token_id", "eos_token"},
+                              {"tokenizer.ggml.padding_token_id", "pad_token_id", "pad_token"}};
+  int64_t bos = -1;
+  for (const Special& s : specials) {
+    // tokenizer_config.json names the token the chat format uses (Qwen3: eos <|im_end|>);
+    // config.json's id is the fallback (as llama.cpp's converter does).
+    int64_t id = id_of(config_token_text(tc, s.text_key));
+    if (id < 0) id = config_token_id(config, s.config_key);
+    if (id < 0 || id >= n_vocab) continue;
+    w.set(s.gguf_key, GgufValue::u32(uint32_t(id)));
+    if (s.gguf_key == specials[0].gguf_key) bos = id;
+  }
+  bool add_bos = h.arch == "llama" && bos >= 0;  // Llama prepends <s>; Qwen has no BOS
+  if (tc && tc->find("add_bos_token") && tc->find("add_bos_token")->is_bool()) add_bos = tc->get_bool("add_bos_token", add_bos);
+  w.set("tokenizer.ggml.add_bos_token", GgufValue::boolean(add_bos));
+  w.set("tokenizer.ggml.add_eos_token", GgufValue::boolean(false));
+  if (tc)
+    if (const Json* ct = tc->find("chat_template"); ct && ct->is_string())
+      w.set("tokenizer.chat_template", GgufValue::str(ct->as_string()));
+}
+
+std::string layout_name(const ExportTensor& t, const CodeStats& st, int64_t d_out) {
+  if (!t.row_bits.empty()) {
+    int64_t n2 = 0, n4 = 0, n8 = 0;
+    for (uint8_t b : t.row_bits) (b == 2 ? n2 : b == 4 ? n4 : n8)++;
+    if (n2 == d_out) return strfmt("ternary G=%d", t.group);
+    if (n4 == d_out) return strfmt("int4 G=%d", t.group);
+    if (n8 == d_out) return strfmt("int8 G=%d", t.group);
+    if (n8 == 0) return strfmt("mixed rows (%lld of %lld 4-bit) G=%d", (long long)n4, (long long)d_out, t.group);
+    return strfmt("mixed rows (%lld ternary, %lld int4, %lld int8) G=%d", (long long)n2, (long long)n4, (long long)n8,
+                  t.group);
+  }
+  return strfmt("codes %d..%d G=%d", st.min_code, st.max_code, t.group);
+}
+
+struct Expected {
+  std::vector<int64_t> shape;
+  bool required;
+};
+
+// Shapes llama.cpp will ask for, keyed by GGUF name (HF order [d_out, d_in]).
+std::vector<std::pair<std::string, Expected>> expected_tensors(const HParams& h, int64_t n_vocab) {
+  std::vector<std::pair<std::string, Expected>> e;
+  const int64_t q_dim = h.n_head * h.head_dim, kv_dim = h.n_kv * h.head_dim;
+  e.push_back({"token_embd.weight", {{n_vocab, h.n_embd}, true}});
+  for (int64_t l = 0; l < h.n_layer; ++l) {
+    std::string b = "blk." + std::to_string(l) + ".";
+    e.push_back({b + "attn_norm.weight", {{h.n_embd}, true}});
+    e.push_back({b + "attn_q.weight", {{q_dim, h.n_embd}, true}});
+    e.push_back({b + "attn_k.weight", {{kv_dim, h.n_embd}, true}});
+    e.push_back({b + "attn_v.weight", {{kv_dim, h.n_embd}, true}});
+    e.push_back({b + "attn_output.weight", {{h.n_embd, q_dim}, true}});
+    if (h.arch == "qwen3") {
+      e.push_back({b + "attn_q_norm.weight", {{h.head_dim}, true}});
+      e.push_back({b + "attn_k_norm.weight", {{h.head_dim}, true}});
+    }
+    e.push_back({b + "ffn_norm.weight", {{h.n_embd}, true}});
+    e.push_back({b + "ffn_gate.weight", {{h.n_ff, h.n_embd}, true}});
+    e.push_back({b + "ffn_up.weight", {{h.n_ff, h.n_embd}, true}});
+    e.push_back({b + "ffn_down.weight", {{h.n_embd, h.n_ff}, true}});
+  }
+  e.push_back({"output_norm.weight", {{h.n_embd}, true}});
+  e.push_back({"output.weight", {{n_vocab, h.n_embd}, !h.tied}});
+  return e;
+}
+
+std::string shape_str(const std::vector<int64_t>& s) {
+  std::string r = "[";
+  for (size_t i = 0; i < s.size(); ++i) r += (i ? ", " : "") + std::to_string(s[i]);
+  return r + "]";
+}
+
+}  // namespace
+
+std::string gguf_tensor_name(const std::string& hf) {
+  if (hf == "model.embed_tokens.weight") return "token_embd.weight";
+  if (hf == "model.norm.weight") return "output_norm.weight";
+  if (hf == "lm_head.weight") return "output.weight";
+  const std::string prefix = "model.layers.";
+  if (hf.compare(0, prefix.size(), prefix) != 0) return "";
+  size_t p = prefix.size(), q = p;
+  while (q < hf.size() && hf[q] >= '0' && hf[q] <= '9') ++q;
+  if (q == p || q - p > 4 || q >= hf.size() || hf[q] != '.') return "";
+  std::string layer = hf.substr(p, q - p), rest = hf.substr(q + 1);
+  static const char* const map[][2] = {
+      {"input_layernorm.weight", "attn_norm.weight"},      {"self_attn.q_proj.weight", "attn_q.weight"},
+      {"self_attn.k_proj.weight", "attn_k.weight"},        {"self_attn.v_proj.weight", "attn_v.weight"},
+      {"self_attn.o_proj.weight", "attn_output.weight"},   {"self_attn.q_norm.weight", "attn_q_norm.weight"},
+      {"self_attn.k_norm.weight", "attn_k_norm.weight"},   {"post_attention_layernorm.weight", "ffn_norm.weight"},
+      {"mlp.gate_proj.weight", "ffn_gate.weight"},         {"mlp.up_proj.weight", "ffn_up.weight"},
+      {"mlp.down_proj.weight", "ffn_down.weight"},
+  };
+  for (const auto& m : map)
+    if (rest == m[0]) return "blk." + std::to_string(std::stoll(layer)) + "." + m[1];
+  return "";
+}
+
+std::vector<int64_t> rope_interleave_rows(int64_t n_head, int64_t head_dim) {
+  // HF rotate-half pairs element i with i + D/2 inside a head; llama.cpp's `llama` rope pairs
+  // 2i with 2i + 1. Destination row h*D + 2i + j takes source row h*D + j*D/2 + i.
+  std::vector<int64_t> src(static_cast<size_t>(n_head * head_dim));
+  const int64_t half = head_dim / 2;
+  for (int64_t hh = 0; hh < n_head; ++hh)
+    for (int64_t i = 0; i < half; ++i)
+      for (int64_t j = 0; j < 2; ++j) src[size_t(hh * head_dim + 2 * i + j)] = hh * head_dim + j * half + i;
+  return src;
+}
+
+std::string detect_tokenizer_pre(const Json& tok) {
+  const Json* pre = tok.find("pre_tokenizer");
+  if (!pre || !pre->is_object()) return "";
+  std::vector<const Json*> parts;
+  if (pre->get_string("type", "") == "Sequence") {
+    if (const Json* list = pre->find("pretokenizers"); list && list->is_array())
+      for (const Json& p : list->items()) parts.push_back(&p);
+  } else {
+    parts.push_back(pre);
+  }
+  for (const Json* p : parts) {
+    std::string type = p->get_string("type", "");
+    if (type == "Split") {
+      const Json* pat = p->find("pattern");
+      if (!pat || !pat->is_object()) continue;
+      std::string re = pat->get_string("Regex", "");
+      if (re == kQwen2Split) return "qwen2";
+      if (re == kLlama3Split) return "llama-bpe";
+    } else if (type == "ByteLevel" && p->get_bool("use_regex", true) && parts.size() == 1) {
+      return "gpt-2";
+    }
+  }
+  return "";
+}
+
+int ExportReport::n_widened() const {
+  int n = 0;
+  for (const auto& t : tensors) n += t.widened;
+  return n;
+}
+int ExportReport::n_inexact() const {
+  int n = 0;
+  for (const auto& t : tensors) n += !t.exact;
+  return n;
+}
+
+std::string ExportReport::text() const {
+  std::string s;
+  s += strfmt("%-26s %-6s %-44s %12s  %s\n", "tensor", "type", "razor layout", "bytes", "exact");
+  for (const auto& t : tensors) {
+    s += strfmt("%-26s %-6s %-44s %12llu  %s%s\n", t.gguf_name.c_str(), ggml_type_name(t.type), t.layout.c_str(),
+                (unsigned long long)t.bytes, t.exact ? "yes" : "NO", t.widened ? " (widened)" : "");
+  }
+  for (const auto& t : tensors)
+    if (!t.note.empty()) s += "  " + t.gguf_name + ": " + t.note + "\n";
+  for (const auto& n : notes) s += "  " + n + "\n";
+  s += strfmt("%s: arch %s, %zu tensors, %lld parameters, %llu tensor bytes (%.3f bits/parameter), %d widened, %d "
+              "not exact\n",
+              path.c_str(), arch.c_str(), tensors.size(), (long long)params, (unsigned long long)tensor_bytes,
+              params ? 8.0 * double(tensor_bytes) / double(params) : 0.0, n_widened(), n_inexact());
+  return s;
+}
+
+GgufWriter build_gguf(const Json& config, const std::string& tokenizer_json, const std::vector<ExportTensor>& tensors,
+                      const ExportOptions& opt, ExportReport* rep) {
+  RZ_ASSERT(rep);
+  RZ_CHECK(opt.ternary_type == GgmlType::kTQ1_0 || opt.ternary_type == GgmlType::kTQ2_0,
+           "GGUF export: ternary type must be TQ1_0 or TQ2_0");
+  RZ_CHECK(opt.float_matrix_type == GgmlType::kF32 || opt.float_matrix_type == GgmlType::kF16 ||
+               opt.float_matrix_type == GgmlType::kBF16,
+           "GGUF export: float matrix type must be F32, F16 or BF16");
+  HParams h = read_hparams(config, opt);
+  rep->arch = h.arch;
+
+  // Map names and index the input.
+  std::vector<std::string> gnames(tensors.size());
+  const ExportTensor* embed = nullptr;
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    gnames[i] = gguf_tensor_name(tensors[i].name);
+    RZ_CHECK(!gnames[i].empty(), "%s: not a tensor of a %s model (no GGUF name for it)", tensors[i].name.c_str(),
+             h.arch.c_str());
+    for (size_t j = 0; j < i; ++j)
+      RZ_CHECK(gnames[j] != gnames[i], "%s: given twice", tensors[i].name.c_str());
+    if (gnames[i] == "token_embd.weight") embed = &tensors[i];
+  }
+  RZ_CHECK(embed && embed->shape.size() == 2, "model.embed_tokens.weight: missing or not 2-D");
+  const int64_t n_vocab = embed->shape[0];
+  if (n_vocab != h.n_vocab)
+    rep->notes.push_back(strfmt("config.json vocab_size %lld differs from the embedding's %lld rows; using the rows",
+                                (long long)h.n_vocab, (long long)n_vocab));
+  h.n_vocab = n_vocab;
+
+  auto expected = expected_tensors(h, n_vocab);
+  for (const auto& e : expected) {
+    bool found = false;
+    for (const auto& g : gnames) found = found || g == e.first;
+    RZ_CHECK(found || !e.second.required, "GGUF export: tensor for '%s' (shape %s) is missing", e.first.c_str(),
+             shape_str(e.second.shape).c_str());
+  }
+
+  GgufWriter w(opt.alignment);
+  const std::string a = h.arch;
+  w.set("general.architecture", GgufValue::str(a));
+  w.set("general.name", GgufValue::str(opt.model_name));
+  w.set("general.quantization_version", GgufValue::u32(2));
+  w.set(a + ".vocab_size", GgufValue::u32(uint32_t(n_vocab)));
+  w.set(a + ".context_length", GgufValue::u32(uint32_t(h.n_ctx)));
+  w.set(a + ".embedding_length", GgufValue::u32(uint32_t(h.n_embd)));
+  w.set(a + ".block_count", GgufValue::u32(uint32_t(h.n_layer)));
+  w.set(a + ".feed_forward_length", GgufValue::u32(uint32_t(h.n_ff)));
+  w.set(a + ".attention.head_count", GgufValue::u32(uint32_t(h.n_head)));
+  w.set(a + ".attention.head_count_kv", GgufValue::u32(uint32_t(h.n_kv)));
+  w.set(a + ".attention.key_length", GgufValue::u32(uint32_t(h.head_dim)));
+  w.set(a + ".attention.value_length", GgufValue::u32(uint32_t(h.head_dim)));
+  w.set(a + ".rope.dimension_count", GgufValue::u32(uint32_t(h.head_dim)));
+  w.set(a + ".rope.freq_base", GgufValue::f32(float(h.rope_theta)));
+  w.set(a + ".attention.layer_norm_rms_epsilon", GgufValue::f32(float(h.rms_eps)));
+  add_tokenizer(w, config, tokenizer_json, h, n_vocab, opt, rep);
+
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    const ExportTensor& t = tensors[i];
+    const std::string& gname = gnames[i];
+    const Expected* exp = nullptr;
+    for (const auto& e : expected)
+      if (e.first == gname) exp = &e.second;
+    if (!exp) {
+      RZ_CHECK(gname.compare(0, 4, "blk.") != 0,
+               "%s: layer index beyond num_hidden_layers = %lld, or a tensor %s does not have", t.name.c_str(),
+               (long long)h.n_layer, h.arch.c_str());
+      fail("%s: unexpected tensor for %s", t.name.c_str(), h.arch.c_str());
+    }
+    if (gname == "output.weight" && h.tied) {
+      rep->notes.push_back("lm_head.weight: tie_word_embeddings is set; llama.cpp reuses token_embd, not written");
+      continue;
+    }
+    RZ_CHECK(t.shape == exp->shape, "%s: shape %s, but config.json implies %s", t.name.c_str(),
+             shape_str(t.shape).c_str(), shape_str(exp->shape).c_str());
+
+    ExportTensorReport r;
+    r.hf_name = t.name;
+    r.gguf_name = gname;
+    const int64_t d_out = t.shape.size() == 2 ? t.shape[0] : 1, d_in = t.shape.back();
+    r.params = d_out * d_in;
+    // llama.cpp's `llama` graph applies rope to adjacent pairs: permute q/k rows (exact).
+    std::vector<int64_t> src_row;
+    if (h.arch == "llama" && (gname.find(".attn_q.weight") != std::string::npos ||
+                              gname.find(".attn_k.weight") != std::string::npos)) {
+      src_row = rope_interleave_rows(d_out / h.head_dim, h.head_dim);
+      r.note = "rows permuted from HF rotate-half to llama.cpp interleaved rope order";
+    }
+    auto row_of = [&](int64_t dst) { return src_row.empty() ? dst : src_row[size_t(dst)]; };
+
+    std::vector<int64_t> ne = {d_in};
+    if (t.shape.size() == 2) ne.push_back(d_out);
+    std::vector<uint8_t> bytes;
+    if (t.codes) {
+      RZ_CHECK(t.shape.size() == 2, "%s: integer codes given for a 1-D tensor", t.name.c_str());
+      RZ_CHECK(t.scales && t.group > 0 && d_in % t.group == 0,
+               "%s: group size %d must divide the row length %lld (and scales must be given)", t.name.c_str(), t.group,
+               (long long)d_in);
+      const int64_t gpr = d_in / t.group;
+      if (!t.row_bits.empty()) {
+        RZ_CHECK(int64_t(t.row_bits.size()) == d_out, "%s: %zu row kinds for %lld rows", t.name.c_str(),
+                 t.row_bits.size(), (long long)d_out);
+        for (int64_t row = 0; row < d_out; ++row) {
+          int b = t.row_bits[size_t(row)];
+          RZ_CHECK(b == 2 || b == 4 || b == 8, "%s: row %lld: kind %d bits (2, 4 or 8)", t.name.c_str(),
+                   (long long)row, b);
+          const int m = b == 2 ? 1 : b == 4 ? 7 : 127;
+          for (int64_t k = 0; k < d_in; ++k) {
+            int q = t.codes[row * d_in + k];
+            RZ_CHECK(q >= -m && q <= m, "%s: row %lld is declared %d-bit but holds the code %d", t.name.c_str(),
+                     (long long)row, b, q);
+          }
+        }
+      }
+      CodeStats st = code_stats(t.codes, t.scales, d_out, d_in, t.group);
+      TypeChoice c = choose_gguf_type(t.name, st, d_in, t.group, opt.ternary_type);
+      r.layout = layout_name(t, st, d_out);
+      r.type = c.type;
+      r.widened = c.widened;
+      if (!c.reason.empty()) r.note = r.note.empty() ? c.reason : c.reason + "; " + r.note;
+      const uint64_t rb = gguf_row_bytes(c.type, d_in);
+      bytes.resize(size_t(rb * uint64_t(d_out)));
+      for (int64_t row = 0; row < d_out; ++row) {
+        int64_t s = row_of(row);
+        encode_row(c.type, t.codes + s * d_in, t.scales + s * gpr, d_in, t.group, bytes.data() + row * rb);
+      }
+    } else {
+      RZ_CHECK(t.data, "%s: neither codes nor float data given", t.name.c_str());
+      const bool vec = t.shape.size() == 1;
+      r.type = vec ? GgmlType::kF32 : opt.float_matrix_type;
+      r.layout = vec ? "norm (float)" : "float";
+      const uint64_t rb = gguf_row_bytes(r.type, d_in);
+      bytes.resize(size_t(rb * uint64_t(d_out)));
+      int64_t changed = 0;
+      for (int64_t row = 0; row < d_out; ++row) {
+        const float* x = t.data + row_of(row) * d_in;
+        encode_floats(r.type, x, d_in, bytes.data() + row * rb);
+        if (r.type != GgmlType::kF32) {
+          std::vector<float> back(static_cast<size_t>(d_in));
+          dequantize_row(r.type, bytes.data() + row * rb, d_in, back.data());
+          for (int64_t k = 0; k < d_in; ++k) changed += back[size_t(k)] != x[k];
+        }
+      }
+      if (changed) {
+        r.exact = false;
+        std::string n = strfmt("%lld of %lld values rounded to %s", (long long)changed, (long long)r.params,
+                               ggml_type_name(r.type));
+        r.note = r.note.empty() ? n : n + "; " + r.note;
+      }
+    }
+    r.bytes = bytes.size();
+    rep->params += r.params;
+    rep->tensor_bytes += r.bytes;
+    w.add_tensor(gname, r.type, ne, std::move(bytes));
+    rep->tensors.push_back(std::move(r));
+  }
+  return w;
+}
+
+ExportReport export_gguf(const std::string& path, const Json& config, const std::string& tokenizer_json,
+                         const std::vector<ExportTensor>& tensors, const ExportOptions& opt) {
+  ExportReport rep;
+  rep.path = path;
+  GgufWriter w = build_gguf(config, tokenizer_json, tensors, opt, &rep);
+  w.write(path);
+  return rep;
+}
+
+}  // namespace razor

@@ -1,0 +1,148 @@
+#include "train/data.h"
+
+#include <sys/stat.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <sstream>
+
+#include "core/checksum.h"
+#include "core/error.h"
+#include "io/json.h"
+#include "io/tokenizer.h"
+#include "train/arith.h"
+#include "train/file_util.h"
+#include "train/shards.h"
+
+namespace razor {
+
+std::string default_corpus_dir() {
+  const char* e = std::getenv("RAZOR_CORPUS_DIR");
+  return (e && *e) ? std::string(e) : std::string("data/corpus");
+}
+
+static std::string source_key(const std::string& path) {
+  struct stat st;
+  if (stat(path.c_str(), &st) != 0) fail("--data: %s: no such file", path.c_str());
+  return strfmt("%s:%lld:%lld", path.c_str(), (long long)st.st_size, (long long)st.st_mtime);
+}
+
+static bool ends_with(const std::string& s, const std::string& suf) {
+  return s.size() >= suf.size() && s.compare(s.size() - suf.size(), suf.size(), suf) == 0;
+}
+
+static void ensure_default_corpus(const std::string& dir) {
+  if (path_exists(dir + "/train.txt") && path_exists(dir + "/valid.txt")) return;
+  std::fprintf(stderr, "razor: the default corpus is not in %s yet; fetching it with tools/fetch_corpus.sh ...\n",
+               dir.c_str());
+  if (!path_exists("tools/fetch_corpus.sh"))
+    fail("--data default: %s/train.txt is missing and tools/fetch_corpus.sh is not here; run razor from the "
+         "repository root or run `bash tools/fetch_corpus.sh` there first",
+         dir.c_str());
+  std::string cmd = "bash tools/fetch_corpus.sh '" + dir + "' 1>&2";
+  if (std::system(cmd.c_str()) != 0 || !path_exists(dir + "/train.txt"))
+    fail("--data default: tools/fetch_corpus.sh failed (it needs Debian's package archive); the corpus is "
+         "expected in %s/{train,valid}.txt",
+         dir.c_str());
+}
+
+// Splits text documents (empty-line separated) into train / held-out by index.
+static void split_text_docs(const std::string& text, int every, std::vector<std::string>& train,
+                            std::vector<std::string>& valid) {
+  std::vector<std::string_view> docs = split_documents(text);
+  for (size_t i = 0; i < docs.size(); ++i) {
+    if (every > 0 && i % size_t(every) == size_t(every - 1)) valid.emplace_back(docs[i]);
+    else train.emplace_back(docs[i]);
+  }
+}
+
+PreparedData prepare_data(const std::string& data, const std::string& tokenizer_path, const std::string& cache_dir) {
+  PreparedData out;
+  if (ends_with(data, ".tok")) {
+    TokenShard probe(data);  // validates
+    out.train_shard = data;
+    std::string v = data.substr(0, data.size() - 4) + ".valid.tok";
+    if (path_exists(v)) out.valid_shard = v;
+    out.description = "token shard " + data;
+    return out;
+  }
+  Tokenizer tok = Tokenizer::load(tokenizer_path);
+  const int32_t eos = tok.eos_id();
+  if (eos < 0) fail("%s: the tokenizer has no end-of-text token (<|endoftext|> or similar)", tokenizer_path.c_str());
+  const uint32_t V = uint32_t(tok.vocab_size());
+  const std::string tok_hash = hex64(hash64_file(tokenizer_path));
+
+  std::string key;
+  std::vector<std::string> sources;
+  if (data == "default") {
+    std::string dir = default_corpus_dir();
+    ensure_default_corpus(dir);
+    sources = {dir + "/train.txt", dir + "/valid.txt"};
+    key = "default|" + source_key(sources[0]) + "|" + source_key(sources[1]) +
+          strfmt("|arith:%d:%d:%llu", kArithDocs, kArithLinesPerDoc, (unsigned long long)kArithSeed);
+  } else {
+    sources = {data};
+    key = source_key(data);
+  }
+  key += "|" + tok_hash;
+  std::string dir = cache_dir + "/" + hex64(fnv1a64(key.data(), key.size())).substr(0, 12);
+  out.train_shard = dir + "/train.tok";
+  out.valid_shard = dir + "/valid.tok";
+  out.description = (data == "default" ? std::string("default corpus + arithmetic") : data) + " (tokenizer " +
+                    tokenizer_path + ")";
+  if (path_exists(out.train_shard) && path_exists(out.valid_shard)) return out;
+
+  make_dir(cache_dir);
+  make_dir(dir);
+  TextEncoder enc = [&tok](std::string_view s) { return tok.encode(s); };
+  std::fprintf(stderr, "razor: tokenizing %s into %s ...\n", data.c_str(), dir.c_str());
+  if (data == "default") {
+    std::vector<std::string> arith = make_arith_documents(kArithSeed, kArithDocs, kArithLinesPerDoc, ArithSplit::Train);
+    size_t n = build_token_shard({sources[0]}, out.train_shard, enc, eos, V, arith);
+    size_t m = build_token_shard({sources[1]}, out.valid_shard, enc, eos, V);
+    std::fprintf(stderr, "razor: %zu training tokens, %zu validation tokens\n", n, m);
+  } else if (ends_with(data, ".ids")) {
+    std::string text = read_file(data);
+    std::istringstream in(text);
+    std::string line;
+    std::vector<int32_t> tr, va;
+    std::vector<uint64_t> tr_docs, va_docs;
+    size_t lineno = 0;
+    while (std::getline(in, line)) {
+      ++lineno;
+      std::istringstream ls(line);
+      std::vector<int32_t> ids;
+      long long v;
+      std::string word;
+      while (ls >> word) {
+        char* end = nullptr;
+        v = std::strtoll(word.c_str(), &end, 10);
+        if (*end != '\0' || v < 0 || v >= (long long)V)
+          fail("%s:%zu: '%s' is not a token id in [0, %u)", data.c_str(), lineno, word.c_str(), V);
+        ids.push_back(int32_t(v));
+      }
+      if (ids.empty()) continue;
+      bool held = lineno % 20 == 0;
+      auto& dst = held ? va : tr;
+      (held ? va_docs : tr_docs).push_back(dst.size());
+      dst.insert(dst.end(), ids.begin(), ids.end());
+      dst.push_back(eos);
+    }
+    if (tr.empty()) fail("%s: no token ids found", data.c_str());
+    write_token_shard(out.train_shard, tr, tr_docs, V);
+    write_token_shard(out.valid_shard, va, va_docs, V);
+  } else {
+    std::string text = read_file(data);
+    std::vector<std::string> train, valid;
+    split_text_docs(text, 33, train, valid);
+    if (train.empty()) fail("%s: no text found", data.c_str());
+    ShardBuilder tb(enc, eos, V), vb(enc, eos, V);
+    for (auto& d : train) tb.add_document(d, data);
+    for (auto& d : valid) vb.add_document(d, data);
+    tb.write(out.train_shard);
+    vb.write(out.valid_shard);
+  }
+  return out;
+}
+
+}  // namespace razor

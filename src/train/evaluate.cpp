@@ -1,0 +1,63 @@
+#include "train/evaluate.h"
+
+#include <cmath>
+
+#include "train/arith.h"
+
+namespace razor {
+
+PplResult eval_perplexity(const Model& m, const TokenShard& shard, int T, int64_t max_windows, int batch) {
+  NoGradGuard ng;
+  int64_t nwin = int64_t(eval_window_count(shard, T));
+  if (max_windows > 0 && nwin > max_windows) nwin = max_windows;
+  PplResult r;
+  double nll = 0;
+  std::vector<int32_t> win(size_t(T) + 1);
+  for (int64_t w0 = 0; w0 < nwin; w0 += batch) {
+    int64_t B = std::min<int64_t>(batch, nwin - w0);
+    std::vector<int32_t> ids(size_t(B * T)), targets(size_t(B * T));
+    for (int64_t b = 0; b < B; ++b) {
+      eval_window(shard, T, uint64_t(w0 + b), win.data());
+      for (int t = 0; t < T; ++t) {
+        ids[size_t(b * T + t)] = win[size_t(t)];
+        targets[size_t(b * T + t)] = win[size_t(t) + 1];
+      }
+    }
+    Var logits = m.forward(ids, B, T).logits;
+    Var loss = cross_entropy(logits, targets);
+    nll += double(loss.item()) * double(B * T);
+    r.tokens += B * T;
+  }
+  r.mean_nll = r.tokens ? nll / double(r.tokens) : 0.0;
+  r.ppl = std::exp(r.mean_nll);
+  return r;
+}
+
+std::string greedy_complete(const Model& m, const Tokenizer& tok, const std::string& prompt, int max_tokens) {
+  NoGradGuard ng;
+  std::vector<int32_t> ids = tok.encode(prompt);
+  std::vector<int32_t> gen;
+  const int64_t V = m.cfg.vocab_size;
+  const int32_t eos = tok.eos_id();
+  for (int i = 0; i < max_tokens; ++i) {
+    if (int64_t(ids.size()) >= m.cfg.max_position_embeddings) break;
+    Var logits = m.forward(ids, 1, int64_t(ids.size())).logits;
+    const float* last = logits.value().data() + (int64_t(ids.size()) - 1) * V;
+    int32_t best = 0;
+    for (int64_t v = 1; v < V; ++v)
+      if (last[v] > last[best]) best = int32_t(v);
+    if (best == eos) break;
+    ids.push_back(best);
+    gen.push_back(best);
+    std::string text = tok.decode(gen);
+    if (text.find('\n') != std::string::npos) break;
+  }
+  return tok.decode(gen);
+}
+
+double eval_arith_accuracy(const Model& m, const Tokenizer& tok, int k, uint64_t seed) {
+  auto fn = [&](const std::string& prompt, int max_tokens) { return greedy_complete(m, tok, prompt, max_tokens); };
+  return eval_arith(fn, seed, k).accuracy();
+}
+
+}  // namespace razor

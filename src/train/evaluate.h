@@ -1,0 +1,31 @@
+// Model evaluation shared by pretrain, train, eval: validation perplexity over fixed windows
+// of a token shard, and greedy arithmetic exact-match accuracy. Works on any Model (full
+// precision, or fake-quant when quant hooks are installed).
+#pragma once
+#include <cstdint>
+#include <string>
+
+#include "io/tokenizer.h"
+#include "nn/model.h"
+#include "train/shards.h"
+
+namespace razor {
+
+struct PplResult {
+  double mean_nll = 0;  // nats per token
+  double ppl = 0;
+  int64_t tokens = 0;
+};
+
+// Perplexity over the first `max_windows` non-overlapping windows of T+1 tokens (0 = all),
+// evaluated in batches of `batch` windows, no grad.
+PplResult eval_perplexity(const Model& m, const TokenShard& shard, int T, int64_t max_windows = 0, int batch = 8);
+
+// Greedy continuation of `prompt` (up to max_tokens, stops at newline or EOS); full-sequence
+// forwards (prompts are short). Returns the decoded continuation.
+std::string greedy_complete(const Model& m, const Tokenizer& tok, const std::string& prompt, int max_tokens);
+
+// Exact-match accuracy on k held-out arithmetic problems.
+double eval_arith_accuracy(const Model& m, const Tokenizer& tok, int k = 200, uint64_t seed = 99);
+
+}  // namespace razor
