@@ -10,7 +10,7 @@
 #include "distill/hash.h"
 #include "distill/store.h"
 #include "distill/teacher_dump.h"
-#include "train/qad.h"
+#include "train/data.h"
 #include "train/shards.h"
 
 namespace razor {
@@ -21,7 +21,8 @@ int cmd_teacher(int argc, char** argv) {
                "[i*T, i*T+T+1)) and writes the teacher store: hidden states of every layer, top-K (or full) "
                "log-probs, entropy, layer cosines. An interrupted dump resumes where it stopped.");
   ap.option("--teacher", "data/teacher", "teacher checkpoint directory (Hugging Face layout)");
-  ap.option("--data", "data/corpus/train.txt", "training tokens: a .tok shard or a text file");
+  ap.option("--data", "default", "training data: default | FILE.txt | FILE.ids | FILE.tok (see razor train --help)");
+  ap.option("--cache", "data/cache", "where token shards built from text are cached");
   ap.option("--out", "", "store directory (required)");
   ap.option("--seq", "256", "sequence length T");
   ap.option("--topk", "64", "teacher log-probs kept per position (top-K + tail mass)");
@@ -67,7 +68,7 @@ int cmd_teacher(int argc, char** argv) {
   o.batch = ap.i64_in("batch", 1, 4096);
   o.shard_sequences = ap.i64_in("shard-sequences", 1, 1 << 20);
   const std::string teacher = ap.str("teacher");
-  std::string shard_path = resolve_token_shard(ap.str("data"), teacher, out + ".data");
+  std::string shard_path = prepare_data(ap.str("data"), teacher + "/tokenizer.json", ap.str("cache")).train_shard;
   TokenShard shard(shard_path);
   TeacherDumpResult r = dump_teacher_store(teacher, shard, out, o);
   if (r.resumed_from > 0 && r.sequences == r.resumed_from)

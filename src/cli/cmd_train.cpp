@@ -19,8 +19,9 @@ int cmd_train(int argc, char** argv) {
                "store (written first when missing). Writes metrics.csv, chart.svg, run.json, checkpoint/, "
                "student/ (latent weights) and student-dequant/ into --out and prints a summary.");
   ap.option("--teacher", "data/teacher", "teacher checkpoint directory (Hugging Face layout)");
-  ap.option("--data", "", "training tokens: .tok shard or text file (default: data/corpus/train.txt)");
-  ap.option("--valid", "", "validation tokens (default: valid.txt beside a train.txt)");
+  ap.option("--data", "default", "training data: default (corpus + arithmetic) | FILE.txt | FILE.ids | FILE.tok");
+  ap.option("--valid", "", "validation token shard .tok (default: the split of --data)");
+  ap.option("--cache", "data/cache", "where token shards built from text are cached");
   ap.option("--store", "", "teacher store directory (default: OUT/store; dumped when missing)");
   ap.option("--out", "", "run directory (default: runs/qad-rho<rho>-g<G>[-a8][-kv8])");
   ap.option("--bits", "", "bits per weight: 4 | 2.79 | 1.88 | 1.58 (default 1.88 = rho 1/8)");
@@ -66,6 +67,7 @@ int cmd_train(int argc, char** argv) {
   c.teacher_dir = ap.str("teacher");
   c.data = ap.str("data");
   c.valid = ap.str("valid");
+  c.cache_dir = ap.str("cache");
   c.store = ap.str("store");
   c.out = ap.str("out");
   if (ap.given("bits") && ap.given("rho")) fail("--bits/--rho: give one of them");

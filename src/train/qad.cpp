@@ -17,6 +17,7 @@
 #include "quant/plan.h"
 #include "train/arith.h"
 #include "train/checkpoint.h"
+#include "train/data.h"
 #include "train/file_util.h"
 #include "train/metrics.h"
 #include "train/shards.h"
@@ -49,32 +50,6 @@ std::string QadStepLog::json() const {
 
 static bool ends_with(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
-static std::string base_name(const std::string& p) {
-  size_t k = p.find_last_of('/');
-  return k == std::string::npos ? p : p.substr(k + 1);
-}
-
-std::string resolve_token_shard(const std::string& path, const std::string& teacher_dir, const std::string& cache_dir) {
-  if (!path_exists(path)) fail("--data: %s: no such file", path.c_str());
-  if (ends_with(path, ".tok")) return path;
-  std::string tok_path = teacher_dir + "/tokenizer.json";
-  if (!path_exists(tok_path))
-    fail("--data: %s is a text file but the teacher %s has no tokenizer.json (give a .tok token shard)", path.c_str(),
-         teacher_dir.c_str());
-  uint64_t key[2] = {hash64_file(path), hash64_file(tok_path)};
-  std::string name = base_name(path);
-  if (ends_with(name, ".txt")) name = name.substr(0, name.size() - 4);
-  make_dir(cache_dir);
-  std::string out = cache_dir + "/" + name + "-" + hex64(hash64(key, sizeof key)) + ".tok";
-  if (path_exists(out)) return out;
-  auto tok = std::make_shared<Tokenizer>(Tokenizer::load(tok_path));
-  int32_t eos = tok->eos_id();
-  if (eos < 0) fail("%s: the tokenizer has no end-of-text token to separate documents", tok_path.c_str());
-  build_token_shard({path}, out, [tok](std::string_view t) { return tok->encode(t); }, eos,
-                    uint32_t(tok->vocab_size()));
-  return out;
 }
 
 bool pack_student_hook(const std::string& student_dir, const std::string& out_path, double rho, int group, float beta,
@@ -255,11 +230,13 @@ QadSummary run_qad(const QadConfig& cin) {
   make_dir(parent_dir(c.out).empty() ? "." : parent_dir(c.out));
   make_dir(c.out);
   if (c.store.empty()) c.store = c.out + "/store";
-  bool default_data = c.data.empty();
-  if (default_data) c.data = "data/corpus/train.txt";
-  if (c.valid.empty() && ends_with(c.data, "train.txt")) {
-    std::string v = c.data.substr(0, c.data.size() - 9) + "valid.txt";
-    if (path_exists(v)) c.valid = v;
+  if (c.data.empty()) c.data = "default";
+  // Train and validation shards (built and cached on first use; data.h).
+  PreparedData prep = prepare_data(c.data, c.teacher_dir + "/tokenizer.json", c.cache_dir);
+  if (c.valid.empty()) {
+    c.valid = prep.valid_shard;
+  } else if (!ends_with(c.valid, ".tok")) {
+    fail("--valid: %s: give a token shard (.tok); text validation data comes with --data", c.valid.c_str());
   }
   double a_task, a_feature, a_logit;
   qad_default_weights(c.rho, &a_task, &a_feature, &a_logit);
@@ -272,10 +249,7 @@ QadSummary run_qad(const QadConfig& cin) {
   const uint64_t t_hash = teacher_checkpoint_hash(c.teacher_dir);
   const uint64_t k_hash = tokenizer_file_hash(c.teacher_dir);
   if (!path_exists(store_manifest_path(c.store))) {
-    if (default_data && !path_exists(c.data))
-      fail("--data: the default corpus %s is missing (run `bash tools/fetch_corpus.sh`, or give --data)",
-           c.data.c_str());
-    std::string shard_path = resolve_token_shard(c.data, c.teacher_dir, c.out + "/data");
+    const std::string shard_path = prep.train_shard;
     TokenShard shard(shard_path);
     TeacherDumpOptions d = c.dump;
     d.seq_len = c.seq;
@@ -361,7 +335,7 @@ QadSummary run_qad(const QadConfig& cin) {
 
   // ---- validation data, teacher reference
   std::unique_ptr<TokenShard> valid;
-  if (!c.valid.empty()) valid.reset(new TokenShard(resolve_token_shard(c.valid, c.teacher_dir, c.out + "/data")));
+  if (!c.valid.empty()) valid.reset(new TokenShard(c.valid));
   QadSummary sum;
   sum.teacher_ppl = sum.student_ppl = NAN;
   std::unique_ptr<Model> teacher;

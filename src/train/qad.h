@@ -26,8 +26,9 @@ namespace razor {
 
 struct QadConfig {
   std::string teacher_dir = "data/teacher";
-  std::string data;   // training tokens: a .tok shard or a text file ("" = data/corpus/train.txt)
-  std::string valid;  // validation tokens, same forms ("" = valid.txt beside a train.txt; none otherwise)
+  std::string data;   // --data as train/data.h reads it ("" = "default": the default corpus + arithmetic)
+  std::string valid;  // a validation .tok ("" = the split prepare_data gives, if any)
+  std::string cache_dir = "data/cache";  // where prepare_data caches token shards
   std::string store;  // teacher store ("" = <out>/store); dumped when it has no manifest
   std::string out;    // run directory ("" = runs/<name>)
   TeacherDumpOptions dump;  // store settings when the store must be written (seq_len is set from `seq`)
@@ -87,10 +88,6 @@ void qad_default_weights(double rho, double* a_task, double* a_feature, double* 
 
 // Runs (or resumes) a QAD run. Errors name the option or file at fault.
 QadSummary run_qad(const QadConfig& cfg);
-
-// Stand-in until src/train/data.h lands: `path` as a token shard — a .tok file as is, or a
-// text file tokenized with <teacher_dir>/tokenizer.json into <cache_dir>/<name>-<hash>.tok.
-std::string resolve_token_shard(const std::string& path, const std::string& teacher_dir, const std::string& cache_dir);
 
 // Hook point for the packed model: writes <out>/student.razor from the trained student (its
 // latent weights are in <out>/student/, HF layout). The integrator wires `razor pack` here;
