@@ -1,0 +1,137 @@
+#include "distill/teacher_dump.h"
+
+#include <algorithm>
+#include <cmath>
+#include <set>
+#include <vector>
+
+#include "core/checksum.h"
+#include "core/error.h"
+#include "core/threads.h"
+#include "io/json.h"
+#include "nn/model.h"
+#include "train/file_util.h"
+#include "train/metrics.h"
+#include "train/shards.h"
+
+namespace razor {
+
+uint64_t teacher_checkpoint_hash(const std::string& dir) {
+  std::vector<uint64_t> parts;
+  std::string single = dir + "/model.safetensors", index = dir + "/model.safetensors.index.json";
+  if (path_exists(single)) {
+    parts.push_back(hash64_file(single));
+  } else if (path_exists(index)) {
+    Json idx = Json::parse(read_file(index), index);
+    std::set<std::string> files;  // sorted, each once: the order is fixed whatever the map's order
+    for (const auto& kv : idx.at("weight_map", index.c_str()).members())
+      files.insert(kv.second.as_string((index + ": weight_map").c_str()));
+    for (const std::string& f : files) parts.push_back(hash64_file(dir + "/" + f));
+  } else {
+    fail("%s: no model.safetensors or model.safetensors.index.json (not a teacher checkpoint)", dir.c_str());
+  }
+  parts.push_back(hash64_file(dir + "/config.json"));
+  return hash64(parts.data(), parts.size() * sizeof(uint64_t));
+}
+
+uint64_t tokenizer_file_hash(const std::string& dir) {
+  std::string p = dir + "/tokenizer.json";
+  return path_exists(p) ? hash64_file(p) : 0;
+}
+
+int64_t teacher_dump_sequences(const TokenShard& data, const TeacherDumpOptions& opt) {
+  int64_t n = int64_t(eval_window_count(data, int(opt.seq_len)));
+  if (opt.max_sequences > 0) n = std::min(n, opt.max_sequences);
+  return n;
+}
+
+TeacherDumpResult dump_teacher_store(const std::string& teacher_dir, const TokenShard& data,
+                                     const std::string& store_dir, const TeacherDumpOptions& opt) {
+  RZ_CHECK(opt.seq_len >= 2, "--seq: must be at least 2 (got %lld)", (long long)opt.seq_len);
+  RZ_CHECK(opt.batch >= 1, "teacher batch must be >= 1 (got %lld)", (long long)opt.batch);
+  double t0 = now_seconds();
+  std::unique_ptr<Model> teacher = Model::load(teacher_dir, /*trainable=*/false);
+  const ModelConfig& cfg = teacher->cfg;
+  if (int64_t(data.vocab_size()) > cfg.vocab_size)
+    fail("%s: token vocabulary %u is larger than the teacher's (%lld): tokenized with another tokenizer?",
+         data.path().c_str(), data.vocab_size(), (long long)cfg.vocab_size);
+  const int64_t T = opt.seq_len;
+  const int64_t total = teacher_dump_sequences(data, opt);
+  if (total < 1)
+    fail("%s: %llu tokens give no window of %lld + 1 tokens", data.path().c_str(), (unsigned long long)data.size(),
+         (long long)T);
+
+  StoreInfo info;
+  info.teacher_id = teacher_dir;
+  info.teacher_hash = teacher_checkpoint_hash(teacher_dir);
+  info.tokenizer_hash = tokenizer_file_hash(teacher_dir);
+  info.seq_len = T;
+  info.num_layers = cfg.num_hidden_layers;
+  info.hidden_size = cfg.hidden_size;
+  info.vocab_size = cfg.vocab_size;
+  info.hidden_dtype = opt.hidden;
+  info.logits = opt.logits;
+  info.top_k = opt.logits == LogitStorage::TopK ? std::min(opt.top_k, cfg.vocab_size) : opt.top_k;
+  info.logp_dtype = opt.logp_dtype;
+  info.shard_sequences = opt.shard_sequences;
+  info.validate();
+
+  StoreWriter writer(store_dir, info);
+  TeacherDumpResult res;
+  res.resumed_from = writer.next_sequence();
+  if (writer.complete()) {
+    res.sequences = writer.next_sequence();
+    res.complete = true;
+    res.seconds = now_seconds() - t0;
+    return res;
+  }
+  if (writer.next_sequence() > total)
+    fail("%s: the store already holds %lld sequences but the data gives only %lld", store_dir.c_str(),
+         (long long)writer.next_sequence(), (long long)total);
+
+  NoGradGuard no_grad;
+  ProgressLine progress(total, 10, opt.progress ? opt.progress : stderr);
+  const int64_t L = cfg.num_hidden_layers, C = cfg.hidden_size, V = cfg.vocab_size;
+  std::vector<int32_t> windows, inputs;
+  int64_t written = 0;
+  for (int64_t first = writer.next_sequence(); first < total;) {
+    int64_t B = std::min(opt.batch, total - first);
+    if (opt.stop_after >= 0) B = std::min(B, opt.stop_after - written);
+    if (B <= 0) break;
+    windows.assign(size_t(B * (T + 1)), 0);
+    inputs.assign(size_t(B * T), 0);
+    for (int64_t b = 0; b < B; ++b) {
+      eval_window(data, int(T), uint64_t(first + b), &windows[size_t(b * (T + 1))]);
+      std::copy_n(&windows[size_t(b * (T + 1))], T, &inputs[size_t(b * T)]);
+    }
+    ForwardResult fr = teacher->forward(inputs, B, T, /*want_hidden=*/true);
+    RZ_ASSERT(int64_t(fr.hidden.size()) == L + 1);
+    double nll = 0;
+    for (int64_t b = 0; b < B; ++b) {
+      std::vector<const float*> taps(size_t(L + 1));
+      for (int64_t l = 0; l <= L; ++l) taps[size_t(l)] = fr.hidden[size_t(l)].value().data() + b * T * C;
+      const float* logits = fr.logits.value().data() + b * T * V;
+      writer.add_sequence(&windows[size_t(b * (T + 1))], nullptr, taps, logits);
+      for (int64_t t = 0; t < T; ++t) {  // teacher NLL, for the progress line only
+        const float* z = logits + t * V;
+        float mx = *std::max_element(z, z + V);
+        double se = 0;
+        for (int64_t v = 0; v < V; ++v) se += std::exp(double(z[v] - mx));
+        nll += double(mx) + std::log(se) - double(z[windows[size_t(b * (T + 1) + t + 1)]]);
+      }
+    }
+    first += B;
+    written += B;
+    if (opt.progress) progress.update(first, nll / double(B * T), double(B * T), "teacher nll");
+  }
+  if (opt.progress) progress.finish();
+  res.sequences = writer.next_sequence();
+  if (res.sequences == total) {
+    writer.finish();
+    res.complete = true;
+  }
+  res.seconds = now_seconds() - t0;
+  return res;
+}
+
+}  // namespace razor

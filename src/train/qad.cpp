@@ -1,0 +1,496 @@
+#include "train/qad.h"
+
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <memory>
+#include <sstream>
+
+#include "core/checksum.h"
+#include "core/error.h"
+#include "core/rng.h"
+#include "core/threads.h"
+#include "io/json.h"
+#include "io/tokenizer.h"
+#include "nn/model.h"
+#include "nn/quant_hooks.h"
+#include "quant/plan.h"
+#include "train/arith.h"
+#include "train/checkpoint.h"
+#include "train/data.h"
+#include "train/file_util.h"
+#include "train/metrics.h"
+#include "train/shards.h"
+
+namespace razor {
+
+void qad_default_weights(double rho, double* a_task, double* a_feature, double* a_logit) {
+  bool four_bit = period_from_rho(rho) == 1;  // every row 4-bit
+  *a_task = four_bit ? 0.05 : 0.1;
+  *a_feature = four_bit ? 0.5 : 0.1;
+  *a_logit = 2.0;
+}
+
+static std::string fmt_num(double v) {
+  if (!std::isfinite(v)) return "null";
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.9g", v);
+  return buf;
+}
+
+std::string QadStepLog::json() const {
+  std::string s = "{\"step\":" + std::to_string(step) + ",\"loss\":" + fmt_num(loss) + ",\"ce\":" + fmt_num(ce) +
+                  ",\"feature\":" + fmt_num(feature) + ",\"logit\":" + fmt_num(logit) + ",\"fkl\":" + fmt_num(fkl) +
+                  ",\"rkl\":" + fmt_num(rkl) + ",\"lambda\":" + fmt_num(lambda) + ",\"layers\":[";
+  for (size_t i = 0; i < layers.size(); ++i) s += (i ? "," : "") + std::to_string(layers[i]);
+  s += "],\"lr\":" + fmt_num(lr) + ",\"grad_norm\":" + fmt_num(grad_norm) + ",\"tokens_per_s\":" +
+       fmt_num(tokens_per_s) + "}";
+  return s;
+}
+
+static bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+bool pack_student_hook(const std::string& student_dir, const std::string& out_path, double rho, int group, float beta,
+                       bool a8, bool kv8) {
+  // INTEGRATION POINT: call razor pack (branch `infer`) here, e.g.
+  //   pack_hf_student(student_dir, out_path, QuantSpec{PrecisionPlan{rho, group, beta}, a8, kv8});
+  (void)student_dir, (void)out_path, (void)rho, (void)group, (void)beta, (void)a8, (void)kv8;
+  return false;
+}
+
+namespace {
+
+// Store sequence read by global sample j (see the header): epoch permutations cached.
+class SequenceOrder {
+ public:
+  SequenceOrder(int64_t n, uint64_t seed) : n_(n), seed_(seed) {}
+  int64_t at(int64_t j) {
+    int64_t e = j / n_;
+    if (e != epoch_) {
+      perm_.resize(size_t(n_));
+      for (int64_t i = 0; i < n_; ++i) perm_[size_t(i)] = i;
+      Rng rng(seed_ ^ (0x9e3779b97f4a7c15ull * uint64_t(e + 1)));
+      for (int64_t i = n_ - 1; i > 0; --i) std::swap(perm_[size_t(i)], perm_[size_t(rng.below(uint64_t(i + 1)))]);
+      epoch_ = e;
+    }
+    return perm_[size_t(j % n_)];
+  }
+
+ private:
+  int64_t n_;
+  uint64_t seed_;
+  int64_t epoch_ = -1;
+  std::vector<int64_t> perm_;
+};
+
+// Mean next-token NLL -> perplexity over up to `windows` evaluation windows, no grad.
+double eval_perplexity(const Model& m, const TokenShard& shard, int T, int B, int64_t windows) {
+  NoGradGuard ng;
+  int64_t n = std::min<int64_t>(int64_t(eval_window_count(shard, T)), windows);
+  if (n < 1) return NAN;
+  double nll = 0;
+  int64_t count = 0;
+  std::vector<int32_t> win(size_t(T) + 1), ids, targets;
+  for (int64_t first = 0; first < n; first += B) {
+    int64_t b = std::min<int64_t>(B, n - first);
+    ids.clear();
+    targets.clear();
+    for (int64_t i = 0; i < b; ++i) {
+      eval_window(shard, T, uint64_t(first + i), win.data());
+      ids.insert(ids.end(), win.begin(), win.end() - 1);
+      targets.insert(targets.end(), win.begin() + 1, win.end());
+    }
+    ForwardResult fr = m.forward(ids, b, T);
+    Var ce = cross_entropy(fr.logits, targets);
+    nll += double(ce.item()) * double(b * T);
+    count += b * T;
+  }
+  return std::exp(nll / double(count));
+}
+
+// Greedy completion with the full forward each token (short answers, no KV cache needed).
+GreedyCompleteFn greedy_fn(const Model& m, const Tokenizer& tok) {
+  return [&m, &tok](const std::string& prompt, int max_tokens) {
+    NoGradGuard ng;
+    std::vector<int32_t> ids;
+    if (tok.eos_id() >= 0) ids.push_back(tok.eos_id());  // a document start, as in training
+    tok.encode_append(prompt, ids);
+    std::vector<int32_t> out;
+    const int64_t V = m.cfg.vocab_size;
+    for (int i = 0; i < max_tokens; ++i) {
+      if (int64_t(ids.size()) >= m.cfg.max_position_embeddings) break;
+      ForwardResult fr = m.forward(ids, 1, int64_t(ids.size()));
+      const float* z = fr.logits.value().data() + (int64_t(ids.size()) - 1) * V;
+      int32_t best = int32_t(std::max_element(z, z + V) - z);
+      if (best == tok.eos_id()) break;
+      out.push_back(best);
+      ids.push_back(best);
+      if (tok.decode(out).find('\n') != std::string::npos) break;
+    }
+    return tok.decode(out);
+  };
+}
+
+Json config_json(const QadConfig& c, const StoreInfo& store, double a_task, double a_feature, double a_logit,
+                 int64_t total_steps) {
+  Json j = Json::object();
+  j.set("format", "razor-qad-run");
+  j.set("teacher", c.teacher_dir);
+  j.set("teacher_hash", hex64(store.teacher_hash));
+  j.set("data", c.data);
+  j.set("valid", c.valid);
+  j.set("store", c.store);
+  j.set("store_sequences", store.num_sequences);
+  j.set("rho", c.rho);
+  j.set("bits", PrecisionPlan{c.rho, c.group, c.beta}.str());
+  j.set("group", int64_t(c.group));
+  j.set("beta", double(c.beta));
+  j.set("a8", c.a8);
+  j.set("kv8", c.kv8);
+  const char* ll[] = {"eakld", "cakld", "fkl", "rkl"};
+  j.set("loss_logit", c.logit_none ? "none" : ll[int(c.distill.logit_loss)]);
+  j.set("eakld_clip", c.distill.eakld_clip == EakldClip::Token ? "token" : "batch");
+  j.set("eakld_k", int64_t(c.distill.entropy_k));
+  std::string feat = c.feature_none ? "none" : c.distill.afd_mode == AfdMode::Adaptive ? "adaptive"
+                                           : c.distill.afd_mode == AfdMode::Fixed    ? "fixed"
+                                                                                      : "fixed:";
+  if (!c.feature_none && c.distill.afd_mode == AfdMode::List)
+    for (size_t i = 0; i < c.distill.afd_layers.size(); ++i)
+      feat += (i ? "," : "") + std::to_string(c.distill.afd_layers[i]);
+  j.set("feature", feat);
+  j.set("afd_k", int64_t(c.distill.afd_k));
+  j.set("mask_align", c.distill.mask_align == MaskAlign::Razor ? "razor" : "reference");
+  j.set("a_task", a_task);
+  j.set("a_feature", a_feature);
+  j.set("a_logit", a_logit);
+  j.set("lr", double(c.lr));
+  j.set("schedule", lr_schedule_name(c.schedule));
+  j.set("warmup", double(c.warmup_frac));
+  j.set("weight_decay", double(c.weight_decay));
+  j.set("batch", int64_t(c.batch));
+  j.set("seq", int64_t(c.seq));
+  j.set("accum", int64_t(c.accum));
+  j.set("steps", total_steps);
+  j.set("seed", int64_t(c.seed));
+  j.set("eval_every", c.eval_every);
+  j.set("ckpt_every", c.ckpt_every);
+  return j;
+}
+
+// Fields a resumed run must share with the checkpoint (else its loss curve means nothing).
+void check_resume_config(const Json& have, const Json& want, const std::string& where) {
+  const char* keys[] = {"teacher_hash", "store_sequences", "rho", "group", "beta", "a8", "kv8", "loss_logit",
+                        "eakld_clip", "eakld_k", "feature", "afd_k", "mask_align", "a_task", "a_feature",
+                        "a_logit", "lr", "schedule", "warmup", "weight_decay", "batch", "seq", "accum", "steps",
+                        "seed"};
+  for (const char* k : keys) {
+    const Json* a = have.find(k);
+    const Json* b = want.find(k);
+    std::string sa = a ? a->dump() : "(missing)", sb = b ? b->dump() : "(missing)";
+    if (sa != sb)
+      fail("--resume: %s was made with %s = %s, this run asks for %s (use the same options, or a new --out)",
+           where.c_str(), k, sa.c_str(), sb.c_str());
+  }
+}
+
+// Keeps the lines of a JSON-lines log whose "step" is <= keep (the resumed run redoes the rest).
+void trim_json_log(const std::string& path, int64_t keep) {
+  if (!path_exists(path)) return;
+  std::ifstream in(path);
+  std::string line, kept;
+  while (std::getline(in, line)) {
+    if (line.empty()) continue;
+    Json j = Json::parse(line, path);
+    if (j.get_int("step", INT64_MAX) <= keep) kept += line + "\n";
+  }
+  write_file_atomic(path, kept);
+}
+
+}  // namespace
+
+QadSummary run_qad(const QadConfig& cin) {
+  QadConfig c = cin;
+  if (c.threads > 0) set_num_threads(c.threads);
+  RZ_CHECK(c.batch >= 1, "--batch: must be >= 1 (got %d)", c.batch);
+  RZ_CHECK(c.accum >= 1, "--accum: must be >= 1 (got %d)", c.accum);
+  RZ_CHECK(c.seq >= 2, "--seq: must be >= 2 (got %d)", c.seq);
+  RZ_CHECK(c.lr > 0 && std::isfinite(c.lr), "--lr: must be > 0 (got %g)", double(c.lr));
+  RZ_CHECK(c.group >= 1, "--group: must be >= 1 (got %d)", c.group);
+  c.distill.validate();
+  if (!is_directory(c.teacher_dir))
+    fail("--teacher: %s is not a directory (train one with `razor pretrain`, or give a Hugging Face checkpoint)",
+         c.teacher_dir.c_str());
+  if (c.out.empty()) {
+    char name[96];
+    std::snprintf(name, sizeof name, "runs/qad-rho%g-g%d%s%s", c.rho, c.group, c.a8 ? "-a8" : "", c.kv8 ? "-kv8" : "");
+    c.out = name;
+  }
+  make_dir(parent_dir(c.out).empty() ? "." : parent_dir(c.out));
+  make_dir(c.out);
+  if (c.store.empty()) c.store = c.out + "/store";
+  if (c.data.empty()) c.data = "default";
+  // Train and validation shards (built and cached on first use; data.h).
+  PreparedData prep = prepare_data(c.data, c.teacher_dir + "/tokenizer.json", c.cache_dir);
+  if (c.valid.empty()) {
+    c.valid = prep.valid_shard;
+  } else if (!ends_with(c.valid, ".tok")) {
+    fail("--valid: %s: give a token shard (.tok); text validation data comes with --data", c.valid.c_str());
+  }
+  double a_task, a_feature, a_logit;
+  qad_default_weights(c.rho, &a_task, &a_feature, &a_logit);
+  if (c.a_task >= 0) a_task = c.a_task;
+  if (c.a_feature >= 0) a_feature = c.a_feature;
+  if (c.a_logit >= 0) a_logit = c.a_logit;
+  FILE* log = c.log;
+
+  // ---- teacher store (dumped when missing or unfinished)
+  const uint64_t t_hash = teacher_checkpoint_hash(c.teacher_dir);
+  const uint64_t k_hash = tokenizer_file_hash(c.teacher_dir);
+  if (!path_exists(store_manifest_path(c.store))) {
+    const std::string shard_path = prep.train_shard;
+    TokenShard shard(shard_path);
+    TeacherDumpOptions d = c.dump;
+    d.seq_len = c.seq;
+    if (!c.progress) d.progress = nullptr;
+    if (log) std::fprintf(log, "teacher store: writing %s (%lld sequences of %d tokens)\n", c.store.c_str(),
+                          (long long)teacher_dump_sequences(shard, d), c.seq);
+    if (log) std::fflush(log);
+    TeacherDumpResult r = dump_teacher_store(c.teacher_dir, shard, c.store, d);
+    if (!r.complete) fail("%s: the teacher dump stopped before the end", c.store.c_str());
+  }
+  StoreReader store(c.store, StoreVerify::Lazy);
+  store.check_compatible(t_hash, k_hash);
+  const StoreInfo& si = store.info();
+  if (si.seq_len != c.seq)
+    fail("--seq: the store %s holds sequences of %lld tokens, not %d (give --seq %lld or another --store)",
+         c.store.c_str(), (long long)si.seq_len, c.seq, (long long)si.seq_len);
+  const int64_t N = store.num_sequences();
+  RZ_CHECK(N >= 1, "%s: the teacher store holds no sequences", c.store.c_str());
+
+  // ---- student, optimizer
+  std::unique_ptr<Model> student = Model::load(c.teacher_dir, /*trainable=*/true);
+  if (student->cfg.num_hidden_layers != si.num_layers || student->cfg.hidden_size != si.hidden_size ||
+      student->cfg.vocab_size != si.vocab_size)
+    fail("%s: store shape (L=%lld C=%lld V=%lld) does not match the teacher %s", c.store.c_str(),
+         (long long)si.num_layers, (long long)si.hidden_size, (long long)si.vocab_size, c.teacher_dir.c_str());
+  QuantSpec spec;
+  spec.plan = PrecisionPlan{c.rho, c.group, c.beta};
+  spec.a8 = c.a8;
+  spec.kv8 = c.kv8;
+  install_quant_hooks(*student, spec);
+  const size_t P = size_t(student->params.numel());
+  AdamWConfig acfg;
+  acfg.weight_decay = c.weight_decay;
+  AdamW opt(P, acfg);
+  for (const Param& p : student->entries)
+    if (p.kind == ParamKind::Norm) opt.exclude_from_decay(size_t(p.offset), size_t(p.value.numel()));
+
+  const int64_t per_step = int64_t(c.batch) * c.accum;
+  int64_t total_steps = c.steps > 0 ? c.steps : int64_t(std::ceil(c.epochs * double(N) / double(per_step)));
+  RZ_CHECK(total_steps >= 1, "--steps/--epochs: the run has no step (epochs %g, %lld sequences)", c.epochs,
+           (long long)N);
+  LrSchedule sched;
+  sched.kind = c.schedule;
+  sched.peak_lr = c.lr;
+  sched.total_steps = total_steps;
+  sched.warmup_frac = c.warmup_frac;
+
+  Json run = config_json(c, si, a_task, a_feature, a_logit, total_steps);
+  const std::string ckpt_dir = c.out + "/checkpoint";
+  int64_t step0 = 0;
+  if (c.resume) {
+    if (!checkpoint_exists(ckpt_dir)) fail("--resume: %s has no checkpoint", ckpt_dir.c_str());
+    Checkpoint ck = load_checkpoint(ckpt_dir);
+    check_resume_config(ck.meta.config, run, ck.loaded_from);
+    if (ck.params.size() != P) fail("%s: %zu parameters, the student has %zu", ck.loaded_from.c_str(), ck.params.size(), P);
+    std::copy(ck.params.begin(), ck.params.end(), student->params.data());
+    opt.m() = ck.adam_m;
+    opt.v() = ck.adam_v;
+    opt.set_steps_done(ck.meta.step);
+    step0 = ck.meta.step;
+    if (log) std::fprintf(log, "resuming %s at step %lld of %lld\n", ck.loaded_from.c_str(), (long long)step0,
+                          (long long)total_steps);
+    if (log) std::fflush(log);
+  }
+  write_file_atomic(c.out + "/run.json", run.dump(2) + "\n");
+
+  // ---- logs
+  std::vector<std::string> cols = {"step", "loss", "loss_ce", "loss_feature", "loss_logit", "fkl", "rkl", "lambda"};
+  int n_layer_cols = c.feature_none ? 0
+                     : c.distill.afd_mode == AfdMode::Adaptive ? std::min<int>(c.distill.afd_k, int(si.num_layers))
+                     : c.distill.afd_mode == AfdMode::Fixed    ? 3
+                                                               : int(c.distill.afd_layers.size());
+  for (int i = 0; i < n_layer_cols; ++i) cols.push_back("afd_layer" + std::to_string(i + 1));
+  for (const char* k : {"lr", "grad_norm", "tokens_per_s", "val_ppl"}) cols.push_back(k);
+  const std::string csv_path = c.out + "/metrics.csv";
+  MetricsCsv csv(csv_path, cols, c.resume, double(step0));
+  std::unique_ptr<std::ofstream> jlog;
+  if (!c.log_json.empty()) {
+    if (c.resume) trim_json_log(c.log_json, step0);
+    jlog.reset(new std::ofstream(c.log_json, c.resume ? std::ios::app : std::ios::trunc));
+    if (!*jlog) fail("--log-json: cannot write %s", c.log_json.c_str());
+  }
+
+  // ---- validation data, teacher reference
+  std::unique_ptr<TokenShard> valid;
+  if (!c.valid.empty()) valid.reset(new TokenShard(c.valid));
+  QadSummary sum;
+  sum.teacher_ppl = sum.student_ppl = NAN;
+  std::unique_ptr<Model> teacher;
+  if (valid || (c.final_outputs && c.arith_k > 0)) teacher = Model::load(c.teacher_dir, /*trainable=*/false);
+  if (valid) sum.teacher_ppl = eval_perplexity(*teacher, *valid, c.seq, c.batch, c.eval_windows);
+
+  // ---- the loop
+  SequenceOrder order(N, c.seed);
+  ProgressLine progress(total_steps, 10);
+  double tokens_total = 0, seconds_total = 0;
+  std::vector<SequenceView> views(size_t(c.batch));
+  std::vector<int32_t> ids(size_t(c.batch) * size_t(c.seq));
+  const int64_t B = c.batch, T = c.seq;
+  const double inv = 1.0 / double(c.accum);
+  for (int64_t s = step0; s < total_steps; ++s) {
+    double t0 = now_seconds();
+    QadStepLog lg;
+    lg.step = s + 1;
+    student->zero_grad();
+    for (int a = 0; a < c.accum; ++a) {
+      for (int64_t b = 0; b < B; ++b) {
+        int64_t j = (s * c.accum + a) * B + b;
+        views[size_t(b)] = store.sequence(order.at(j));
+        std::copy_n(views[size_t(b)].ids, T, &ids[size_t(b * T)]);
+      }
+      ForwardResult fr = student->forward(ids, B, T, /*want_hidden=*/!c.feature_none);
+      Var ce = cross_entropy(fr.logits, ce_targets(views));
+      Var total = scale(ce, float(a_task * inv));
+      lg.ce += double(ce.item()) * inv;
+      if (!c.logit_none) {
+        DistillStats st;
+        Var l = logit_distill_loss(fr.logits, views, c.distill, &st);
+        total = add(total, scale(l, float(a_logit * inv)));
+        lg.logit += st.logit * inv;
+        lg.fkl += st.fkl * inv;
+        lg.rkl += st.rkl * inv;
+        lg.lambda += st.lambda * inv;
+      } else {
+        lg.logit = lg.fkl = lg.rkl = lg.lambda = NAN;
+      }
+      if (!c.feature_none) {
+        DistillStats st;
+        Var f = afd_loss(fr.hidden, views, c.distill, &st);
+        total = add(total, scale(f, float(a_feature * inv)));
+        lg.feature += st.feature * inv;
+        lg.layers = st.layers;
+      } else {
+        lg.feature = NAN;
+      }
+      lg.loss += double(total.item());
+      backward(total);
+    }
+    lg.lr = sched.lr_at(s);
+    lg.grad_norm = opt.step(student->params.data(), student->grads.data(), float(lg.lr));
+    if (!std::isfinite(lg.grad_norm))
+      fail("step %lld: the gradient norm is not finite (loss %g); lower --lr or check the teacher store",
+           (long long)(s + 1), lg.loss);
+    double dt = now_seconds() - t0;
+    lg.tokens_per_s = double(per_step * T) / dt;
+    tokens_total += double(per_step * T);
+    seconds_total += dt;
+
+    double vppl = NAN;
+    bool last = s + 1 == total_steps;
+    if (valid && ((c.eval_every > 0 && (s + 1) % c.eval_every == 0) || last)) {
+      vppl = eval_perplexity(*student, *valid, c.seq, c.batch, c.eval_windows);
+      sum.student_ppl = vppl;
+    }
+    std::vector<double> row = {double(s + 1), lg.loss, lg.ce, lg.feature, lg.logit, lg.fkl, lg.rkl, lg.lambda};
+    for (int i = 0; i < n_layer_cols; ++i) row.push_back(i < int(lg.layers.size()) ? double(lg.layers[size_t(i)]) : NAN);
+    row.insert(row.end(), {lg.lr, lg.grad_norm, lg.tokens_per_s, vppl});
+    csv.row(row);
+    if (jlog) {
+      *jlog << lg.json() << "\n";
+      jlog->flush();
+    }
+    sum.log.push_back(lg);
+    if (c.progress) {
+      char extra[64] = "";
+      if (std::isfinite(vppl)) std::snprintf(extra, sizeof extra, "val_ppl %.3f", vppl);
+      progress.update(s + 1, lg.loss, double(per_step * T), extra);
+    }
+    if ((c.ckpt_every > 0 && (s + 1) % c.ckpt_every == 0) || last) {
+      CheckpointMeta meta;
+      meta.step = s + 1;
+      meta.data_cursor = uint64_t(s + 1);
+      Rng r(c.seed);
+      std::copy(r.s, r.s + 4, meta.rng.begin());
+      meta.config = run;
+      save_checkpoint(ckpt_dir, meta, student->params.data(), opt.m().data(), opt.v().data(), P);
+    }
+    if (c.stop_after >= 0 && s + 1 >= c.stop_after) {
+      if (c.progress) progress.finish();
+      sum.steps = s + 1;
+      return sum;
+    }
+  }
+  if (c.progress) progress.finish();
+  sum.steps = total_steps;
+  sum.tokens_per_s = seconds_total > 0 ? tokens_total / seconds_total : 0;
+  write_metrics_chart(csv_path, c.out + "/chart.svg");
+
+  // ---- bit accounting
+  BitReport br = bit_report(model_matrices(*student, spec));
+  sum.avg_bits = br.avg_bits;
+  sum.avg_bits_no_scales = br.avg_bits_no_scales;
+  sum.student_bytes = int64_t(std::ceil(double(br.quantized_params) * br.avg_bits / 8.0)) +
+                      (br.total_params - br.quantized_params) * 2;
+  sum.teacher_bytes = br.total_params * 2;
+  if (!c.final_outputs) return sum;
+
+  // ---- outputs: latent student, dequantized student, arithmetic, summary, packed hook
+  student->save(c.out + "/student");
+  {
+    Model deq(student->cfg, /*trainable=*/false);
+    deq.params.copy_from(student->params);
+    for (Param& p : deq.entries) {
+      WeightLayout l = spec.layout_for(p.name, p.kind);
+      if (!l.quantized()) continue;
+      fake_quant_weight(p.name, p.value, p.value, l);  // in place
+    }
+    deq.save(c.out + "/student-dequant");
+  }
+  if (path_exists(c.teacher_dir + "/tokenizer.json")) {
+    std::string tj = read_file(c.teacher_dir + "/tokenizer.json");
+    write_file_atomic(c.out + "/student/tokenizer.json", tj);
+    write_file_atomic(c.out + "/student-dequant/tokenizer.json", tj);
+    if (c.arith_k > 0) {
+      Tokenizer tok = Tokenizer::load(c.teacher_dir + "/tokenizer.json");
+      sum.teacher_arith = eval_arith(greedy_fn(*teacher, tok), c.seed, c.arith_k).accuracy();
+      sum.student_arith = eval_arith(greedy_fn(*student, tok), c.seed, c.arith_k).accuracy();
+    }
+  }
+  bool packed = pack_student_hook(c.out + "/student", c.out + "/student.razor", c.rho, c.group, c.beta, c.a8, c.kv8);
+  if (log) {
+    auto pct = [](double v) {
+      char b[32];
+      if (v < 0) return std::string("-");
+      std::snprintf(b, sizeof b, "%.1f%%", 100 * v);
+      return std::string(b);
+    };
+    std::fprintf(log, "\n%-26s %14s %14s\n", "", "teacher", "student");
+    std::fprintf(log, "%-26s %14.3f %14.3f\n", "valid perplexity", sum.teacher_ppl, sum.student_ppl);
+    std::fprintf(log, "%-26s %14s %14s\n", "arith exact match", pct(sum.teacher_arith).c_str(),
+                 pct(sum.student_arith).c_str());
+    std::fprintf(log, "%-26s %14s %14.4f\n", "bits/weight (with scales)", "16 (bf16)", sum.avg_bits);
+    std::fprintf(log, "%-26s %14s %14.4f\n", "bits/weight (no scales)", "16 (bf16)", sum.avg_bits_no_scales);
+    std::fprintf(log, "%-26s %12.2f MB %12.2f MB\n", "weights size (est.)", sum.teacher_bytes / 1e6,
+                 sum.student_bytes / 1e6);
+    std::fprintf(log, "%-26s %14s %14.0f\n", "train tokens/s", "", sum.tokens_per_s);
+    std::fprintf(log, "\nrun: %s (metrics.csv, chart.svg, run.json, checkpoint/, student/, student-dequant/)\n",
+                 c.out.c_str());
+    if (!packed) std::fprintf(log, "student.razor: not written (razor pack is not wired into razor train yet)\n");
+  }
+  return sum;
+}
+
+}  // namespace razor
