@@ -13,7 +13,9 @@
 #include "core/error.h"
 #include "core/rng.h"
 #include "infer/engine.h"
+#include "infer/generate.h"
 #include "io/razor_file.h"
+#include "io/tokenizer.h"
 #include "infer/pack.h"
 #include "kernels/qgemm.h"
 #include "model_test_util.h"
@@ -298,5 +300,95 @@ TEST_SUITE("infer") {
       CHECK(d8.max_abs <= 0.1 * d8.max_logit);
       CHECK(d8.mean_abs > 3 * d.mean_abs);  // the A8 rounding is visible: the A8 path is really exercised
     }
+  }
+
+  TEST_CASE("generate: UTF-8 stream holds partial characters; validator rejects bad UTF-8") {
+    Utf8Stream u;
+    const std::string euro = "\xe2\x82\xac";  // U+20AC, 3 bytes
+    CHECK(u.push("a" + euro.substr(0, 1)) == "a");
+    CHECK(u.push(euro.substr(1, 1)) == "");
+    CHECK(u.push(euro.substr(2) + "b") == euro + "b");
+    CHECK(u.flush().empty());
+    CHECK(u.push("x\x80y") == "x\xef\xbf\xbdy");  // a stray continuation byte becomes U+FFFD
+    CHECK(valid_utf8("h\xc3\xa9llo " + euro));
+    CHECK_FALSE(valid_utf8("\xc3"));          // truncated
+    CHECK_FALSE(valid_utf8("\xc0\xaf"));      // overlong
+    CHECK_FALSE(valid_utf8("\xed\xa0\x80"));  // surrogate
+    CHECK_FALSE(valid_utf8("\xff"));
+  }
+
+  TEST_CASE("generate: sampler is seeded, temp 0 and top-k 1 are greedy, options are validated") {
+    std::vector<float> z = {0.1f, 2.0f, 1.9f, -1.0f, 0.5f};
+    SamplerOptions g;
+    g.temp = 0;
+    CHECK(Sampler(g, 5).sample(z.data()) == 1);
+    SamplerOptions k1;
+    k1.top_k = 1;
+    CHECK(Sampler(k1, 5).sample(z.data()) == 1);
+    SamplerOptions o;
+    o.temp = 1.0f;
+    o.top_k = 0;
+    o.top_p = 1.0f;
+    o.seed = 5;
+    Sampler a(o, 5), b(o, 5);
+    std::vector<int> hist(5);
+    for (int i = 0; i < 2000; ++i) {
+      const int32_t x = a.sample(z.data());
+      CHECK(x == b.sample(z.data()));
+      ++hist[size_t(x)];
+    }
+    CHECK(hist[1] > hist[4]);
+    CHECK(hist[3] > 0);  // no cut: even the least likely token appears
+    SamplerOptions p = o;
+    p.top_p = 0.5f;  // p(1) + p(2) > 0.5 after softmax: only tokens 1 and 2
+    Sampler c(p, 5);
+    for (int i = 0; i < 200; ++i) {
+      const int32_t x = c.sample(z.data());
+      CHECK((x == 1 || x == 2));
+    }
+    SamplerOptions bad = o;
+    bad.temp = -1;
+    CHECK_THROWS_AS(bad.validate(), Error);
+    bad = o;
+    bad.top_p = 0;
+    CHECK_THROWS_AS(bad.validate(), Error);
+  }
+
+  TEST_CASE("generate: same seed gives the same text, streamed text is valid UTF-8, EOS stops") {
+    const std::string tj = train_bpe({"hello world, h\xc3\xa9llo w\xc3\xb6rld \xe2\x82\xac 123 hello again"}, 300);
+    const Tokenizer tok = Tokenizer::from_json(tj, "test");
+    ModelConfig c = parity_config(64);
+    c.vocab_size = tok.vocab_size();
+    auto m = random_model(c, 21, 0.05f);
+    PackedModel pm = pack_model(*m, PackOptions());
+    const std::vector<int32_t> prompt = tok.encode("hello");
+    auto run = [&](uint64_t seed, std::vector<int32_t> eos, GenerateStats* st) {
+      Engine e(pm, 64);
+      SamplerOptions o;
+      o.seed = seed;
+      Sampler s(o, c.vocab_size);
+      std::string text;
+      *st = generate(e, tok, prompt, 40, s, eos, [&](const std::string& t) { text += t; });
+      return text;
+    };
+    GenerateStats s1, s2, s3;
+    const std::string a = run(3, {}, &s1), b = run(3, {}, &s2);
+    CHECK(a == b);
+    CHECK(s1.generated == 40);
+    CHECK(valid_utf8(a));
+    // Stop at the first token the seed-3 run produced: nothing is generated.
+    Engine e(pm, 64);
+    SamplerOptions o;
+    o.seed = 3;
+    Sampler smp(o, c.vocab_size);
+    const int32_t first = smp.sample(e.forward(prompt.data(), int64_t(prompt.size())));
+    run(3, {first}, &s3);
+    CHECK(s3.stopped_at_eos);
+    CHECK(s3.generated == 0);
+    // Context overflow is an error, not a crash.
+    Engine small(pm, 8);
+    SamplerOptions og;
+    Sampler sg(og, c.vocab_size);
+    CHECK_THROWS_AS(generate(small, tok, prompt, 40, sg, {}, [](const std::string&) {}), Error);
   }
 }

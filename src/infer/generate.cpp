@@ -76,19 +76,39 @@ int utf8_len(unsigned char c) {
 
 }  // namespace
 
+// Length of the well-formed UTF-8 sequence at s[i] (1..4), 0 when it is invalid, or -1 when it
+// is a valid prefix cut off by the end of s.
+int utf8_seq(std::string_view s, size_t i) {
+  const unsigned char c = static_cast<unsigned char>(s[i]);
+  const int len = utf8_len(c);
+  if (len <= 1) return len;
+  for (int k = 1; k < len; ++k) {
+    if (i + size_t(k) >= s.size()) return -1;
+    const unsigned char d = static_cast<unsigned char>(s[i + size_t(k)]);
+    // Second-byte ranges exclude overlongs (E0, F0), surrogates (ED) and > U+10FFFF (F4).
+    const unsigned char lo = k > 1 ? 0x80 : c == 0xe0 ? 0xa0 : c == 0xf0 ? 0x90 : 0x80;
+    const unsigned char hi = k > 1 ? 0xbf : c == 0xed ? 0x9f : c == 0xf4 ? 0x8f : 0xbf;
+    if (d < lo || d > hi) return 0;
+  }
+  return len;
+}
+
 std::string Utf8Stream::push(std::string_view bytes) {
   pending_.append(bytes.data(), bytes.size());
-  // Find the start of a trailing incomplete sequence (at most 3 bytes back).
-  size_t cut = pending_.size();
-  for (size_t back = 1; back <= 3 && back <= pending_.size(); ++back) {
-    const unsigned char c = static_cast<unsigned char>(pending_[pending_.size() - back]);
-    if ((c & 0xc0) == 0x80) continue;  // continuation byte: keep looking for the lead
-    const int len = utf8_len(c);
-    if (len > int(back)) cut = pending_.size() - back;
-    break;
+  std::string out;
+  size_t i = 0;
+  while (i < pending_.size()) {
+    const int n = utf8_seq(pending_, i);
+    if (n < 0) break;  // wait for the rest of this character
+    if (n == 0) {
+      out += "\xef\xbf\xbd";  // U+FFFD for a byte that cannot start or continue a character
+      ++i;
+    } else {
+      out.append(pending_, i, size_t(n));
+      i += size_t(n);
+    }
   }
-  std::string out = pending_.substr(0, cut);
-  pending_.erase(0, cut);
+  pending_.erase(0, i);
   return out;
 }
 
@@ -99,24 +119,13 @@ std::string Utf8Stream::flush() {
 }
 
 bool valid_utf8(std::string_view s) {
-  size_t i = 0;
-  while (i < s.size()) {
-    const unsigned char c = static_cast<unsigned char>(s[i]);
-    const int len = utf8_len(c);
-    if (len == 0 || i + size_t(len) > s.size()) return false;
-    uint32_t cp = len == 1 ? c : len == 2 ? c & 0x1f : len == 3 ? c & 0x0f : c & 0x07;
-    for (int k = 1; k < len; ++k) {
-      const unsigned char d = static_cast<unsigned char>(s[i + size_t(k)]);
-      if ((d & 0xc0) != 0x80) return false;
-      cp = (cp << 6) | (d & 0x3f);
-    }
-    if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) || (cp >= 0xd800 && cp <= 0xdfff))
-      return false;
-    i += size_t(len);
+  for (size_t i = 0; i < s.size();) {
+    const int n = utf8_seq(s, i);
+    if (n <= 0) return false;
+    i += size_t(n);
   }
   return true;
 }
-
 std::string chat_prompt(const std::string& prompt) {
   return "<|im_start|>user\n" + prompt + "<|im_end|>\n<|im_start|>assistant\n";
 }
