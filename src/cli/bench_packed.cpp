@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "cli/args.h"
+#include "cli/bench_util.h"
 #include "cli/commands.h"
 #include "core/cpu.h"
 #include "core/error.h"
@@ -23,28 +24,6 @@
 #include "kernels/qgemm.h"
 
 namespace razor {
-
-namespace {
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
-
-// Runs f until at least min_reps runs and min_seconds have passed (at most max_reps);
-// returns the median seconds per run.
-template <class F>
-double time_median(F f, int min_reps, double min_seconds, int max_reps) {
-  f();  // warm-up: page faults, caches, thread pool
-  std::vector<double> t;
-  const double start = now_seconds();
-  while (int(t.size()) < max_reps && (int(t.size()) < min_reps || now_seconds() - start < min_seconds)) {
-    const double t0 = now_seconds();
-    f();
-    t.push_back(now_seconds() - t0);
-  }
-  return median(t);
-}
 
 // Streaming read bandwidth (bytes/s) over `bytes` of memory with the current thread count:
 // one 64-byte line per iteration, software-prefetched like the kernels' weight stream.
@@ -73,8 +52,6 @@ double read_bandwidth(size_t bytes) {
   std::free(p);
   return double(n / 8 * 8 * sizeof(uint64_t)) / t;
 }
-
-}  // namespace
 
 int bench_packed(int argc, char** argv) {
   const std::string kind = argv[1];

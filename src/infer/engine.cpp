@@ -1,0 +1,229 @@
+// The packed prefill / decode forward (see engine.h for the math and the buffers).
+#include "infer/engine.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "autograd/ops.h"  // RopeTable: the training forward's exact cos/sin
+#include "core/error.h"
+#include "core/half.h"
+#include "core/threads.h"
+#include "kernels/qgemm.h"
+
+namespace razor {
+
+namespace {
+
+// HF RMSNorm, summed exactly as the training op (ops_norm.cpp) sums, so both see the same fp32.
+inline void rmsnorm_row(const float* x, const float* w, int64_t C, float eps, float* y) {
+  float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+  int64_t c = 0;
+  for (; c + 4 <= C; c += 4) {
+    s0 += x[c] * x[c];
+    s1 += x[c + 1] * x[c + 1];
+    s2 += x[c + 2] * x[c + 2];
+    s3 += x[c + 3] * x[c + 3];
+  }
+  for (; c < C; ++c) s0 += x[c] * x[c];
+  const float ms = ((s0 + s1) + (s2 + s3)) / float(C);
+  const float rs = 1.0f / std::sqrt(ms + eps);
+  for (int64_t k = 0; k < C; ++k) y[k] = (x[k] * rs) * w[k];
+}
+
+// Rotate-half RoPE of one head vector x [D] in place with the row's cos/sin [D/2].
+inline void rope_row(float* x, const float* cs, const float* sn, int64_t D) {
+  const int64_t half = D / 2;
+  for (int64_t i = 0; i < half; ++i) {
+    const float a = x[i], b = x[i + half];
+    x[i] = a * cs[i] - b * sn[i];
+    x[i + half] = b * cs[i] + a * sn[i];
+  }
+}
+
+}  // namespace
+
+Engine::Engine(const PackedModel& m, int64_t max_context, int64_t chunk) : m_(m) {
+  const ModelConfig& c = m.cfg;
+  C_ = c.hidden_size, H_ = c.num_attention_heads, K_ = c.num_key_value_heads, D_ = c.head_dim;
+  F_ = c.intermediate_size, V_ = c.vocab_size;
+  G_ = m.embed.desc.G;
+  RZ_CHECK(max_context >= 0 && chunk >= 1, "engine: max_context %lld and chunk %lld must be positive",
+           (long long)max_context, (long long)chunk);
+  max_ctx_ = max_context == 0 ? c.max_position_embeddings : max_context;
+  RZ_CHECK(max_ctx_ <= c.max_position_embeddings,
+           "context of %lld tokens exceeds the model's max_position_embeddings %lld", (long long)max_ctx_,
+           (long long)c.max_position_embeddings);
+  for (int64_t w : {C_, H_ * D_, F_})
+    RZ_CHECK(w % G_ == 0, "engine: a linear input of width %lld is not divisible by the group size %d",
+             (long long)w, G_);
+  chunk_ = std::min(chunk, max_ctx_);
+  const RopeTable rt = RopeTable::make(max_ctx_, D_, c.rope_theta);
+  rope_cos_ = rt.cos;
+  rope_sin_ = rt.sin;
+  const int64_t n = chunk_, widest = std::max({C_, H_ * D_, F_});
+  x_.resize(size_t(n * C_));
+  h_.resize(size_t(n * C_));
+  q_.resize(size_t(n * H_ * D_));
+  k_.resize(size_t(n * K_ * D_));
+  v_.resize(size_t(n * K_ * D_));
+  att_.resize(size_t(n * H_ * D_));
+  gate_.resize(size_t(n * F_));
+  up_.resize(size_t(n * F_));
+  qx_.resize(size_t(n * widest));
+  sx_.resize(size_t(n * widest / G_));
+  logits_.resize(size_t(V_));
+  row_codes_.resize(size_t(G_));
+  score_threads_ = std::max(1, num_threads());
+  scores_.resize(size_t(score_threads_) * size_t(max_ctx_));
+  const size_t L = size_t(c.num_hidden_layers), kvn = L * size_t(max_ctx_ * K_);
+  kq_.resize(kvn * size_t(D_));
+  vq_.resize(kvn * size_t(D_));
+  ks_.resize(kvn);
+  vs_.resize(kvn);
+}
+
+void Engine::linear(const PackedMatrix& W, const float* x, int64_t n, float* y) {
+  const int64_t d_in = W.desc.d_in;
+  RZ_ASSERT(W.desc.G == G_);
+  quantize_a8(x, n, d_in, G_, qx_.data(), sx_.data());
+  qgemm(W, qx_.data(), sx_.data(), n, y);
+}
+
+const float* Engine::forward(const int32_t* ids, int64_t n, bool all_logits) {
+  RZ_CHECK(n >= 1, "engine: no tokens to run");
+  RZ_CHECK(pos_ + n <= max_ctx_,
+           "context of %lld tokens exceeds the limit of %lld (max_position_embeddings %lld); shorten the prompt or "
+           "the generation",
+           (long long)(pos_ + n), (long long)max_ctx_, (long long)m_.cfg.max_position_embeddings);
+  for (int64_t i = 0; i < n; ++i)
+    RZ_CHECK(ids[i] >= 0 && ids[i] < V_, "engine: token id %d is outside the vocabulary [0, %lld)", ids[i],
+             (long long)V_);
+  if (all_logits && all_logits_.size() < size_t(n * V_)) all_logits_.resize(size_t(n * V_));
+  for (int64_t s = 0; s < n; s += chunk_) {
+    const int64_t m = std::min(chunk_, n - s);
+    const bool last = s + m == n;
+    run_chunk(ids + s, m, all_logits ? all_logits_.data() + s * V_ : (last ? logits_.data() : nullptr), all_logits);
+  }
+  return all_logits ? all_logits_.data() : logits_.data();
+}
+
+void Engine::attention(int layer, int64_t n, int64_t p0) {
+  const int64_t HpK = H_ / K_, D = D_;
+  const float scale = float(1.0 / std::sqrt(double(D)));
+  const int8_t* KQ = kq_.data() + size_t(layer) * size_t(max_ctx_ * K_ * D);
+  const int8_t* VQ = vq_.data() + size_t(layer) * size_t(max_ctx_ * K_ * D);
+  const float* KS = ks_.data() + size_t(layer) * size_t(max_ctx_ * K_);
+  const float* VS = vs_.data() + size_t(layer) * size_t(max_ctx_ * K_);
+  const int nt = std::min(score_threads_, num_threads());
+  const int64_t work = n * H_;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nt) if (work > 1 && (p0 + n) * D * n * H_ > 65536)
+  for (int64_t w = 0; w < work; ++w) {
+    const int64_t t = w / H_, hh = w % H_, kh = hh / HpK, p = p0 + t;
+    float* sc = scores_.data() + size_t(omp_get_thread_num()) * size_t(max_ctx_);
+    const float* q = q_.data() + (t * H_ + hh) * D;
+    float mx = -INFINITY;
+    for (int64_t j = 0; j <= p; ++j) {
+      const int8_t* kj = KQ + (j * K_ + kh) * D;
+      float d = 0;
+      for (int64_t i = 0; i < D; ++i) d += q[i] * float(kj[i]);
+      sc[j] = d * KS[j * K_ + kh] * scale;
+      mx = std::max(mx, sc[j]);
+    }
+    float sum = 0;
+    for (int64_t j = 0; j <= p; ++j) {
+      sc[j] = std::exp(sc[j] - mx);
+      sum += sc[j];
+    }
+    float* o = att_.data() + (t * H_ + hh) * D;
+    std::fill(o, o + D, 0.0f);
+    for (int64_t j = 0; j <= p; ++j) {
+      const float a = sc[j] * VS[j * K_ + kh];
+      const int8_t* vj = VQ + (j * K_ + kh) * D;
+      for (int64_t i = 0; i < D; ++i) o[i] += a * float(vj[i]);
+    }
+    const float inv = 1.0f / sum;
+    for (int64_t i = 0; i < D; ++i) o[i] *= inv;
+  }
+}
+
+void Engine::run_chunk(const int32_t* ids, int64_t n, float* logits_out, bool all_logits) {
+  const ModelConfig& c = m_.cfg;
+  const float eps = float(c.rms_norm_eps);
+  const int64_t p0 = pos_, half = D_ / 2;
+  if (score_threads_ < num_threads()) {  // the thread count grew since construction (rare)
+    score_threads_ = num_threads();
+    scores_.resize(size_t(score_threads_) * size_t(max_ctx_));
+  }
+
+  // Embedding rows dequantized from their int4 codes: x = q * s per group.
+  const PackedMatrix& E = m_.embed;
+  const int64_t gb = group_code_bytes(RowKind::Int4, G_), ng = C_ / G_;
+  for (int64_t t = 0; t < n; ++t) {
+    const uint8_t* row = E.row(ids[t]);
+    const uint16_t* s = E.row_scales(ids[t]);
+    for (int64_t g = 0; g < ng; ++g) {
+      decode_group_ref(E.row_kind(ids[t]), G_, row + g * gb, row_codes_.data());
+      const float sg = f16_to_f32(s[g]);
+      for (int k = 0; k < G_; ++k) x_[size_t(t * C_ + g * G_ + k)] = float(row_codes_[size_t(k)]) * sg;
+    }
+  }
+
+  for (int l = 0; l < int(m_.layers.size()); ++l) {
+    const PackedLayer& ly = m_.layers[size_t(l)];
+    for (int64_t t = 0; t < n; ++t) rmsnorm_row(&x_[size_t(t * C_)], ly.attn_norm.data(), C_, eps, &h_[size_t(t * C_)]);
+    // q, k, v from one A8 quantization of h (they share the input).
+    quantize_a8(h_.data(), n, C_, G_, qx_.data(), sx_.data());
+    qgemm(ly.q, qx_.data(), sx_.data(), n, q_.data());
+    qgemm(ly.k, qx_.data(), sx_.data(), n, k_.data());
+    qgemm(ly.v, qx_.data(), sx_.data(), n, v_.data());
+    for (int64_t t = 0; t < n; ++t) {
+      const float* cs = rope_cos_.data() + (p0 + t) * half;
+      const float* sn = rope_sin_.data() + (p0 + t) * half;
+      for (int64_t hh = 0; hh < H_; ++hh) {
+        float* q = &q_[size_t((t * H_ + hh) * D_)];
+        if (c.qk_norm()) rmsnorm_row(q, ly.q_norm.data(), D_, eps, q);
+        rope_row(q, cs, sn, D_);
+      }
+      for (int64_t kh = 0; kh < K_; ++kh) {
+        float* k = &k_[size_t((t * K_ + kh) * D_)];
+        if (c.qk_norm()) rmsnorm_row(k, ly.k_norm.data(), D_, eps, k);
+        rope_row(k, cs, sn, D_);
+      }
+    }
+    // KV8 into the cache: one scale per (token, kv head) over D (A8 with G = D).
+    const size_t base = (size_t(l) * size_t(max_ctx_) + size_t(p0)) * size_t(K_);
+    quantize_a8(k_.data(), n * K_, D_, int(D_), kq_.data() + base * size_t(D_), ks_.data() + base);
+    quantize_a8(v_.data(), n * K_, D_, int(D_), vq_.data() + base * size_t(D_), vs_.data() + base);
+    attention(l, n, p0);
+    linear(ly.o, att_.data(), n, h_.data());
+    for (int64_t i = 0; i < n * C_; ++i) x_[size_t(i)] += h_[size_t(i)];
+    for (int64_t t = 0; t < n; ++t) rmsnorm_row(&x_[size_t(t * C_)], ly.mlp_norm.data(), C_, eps, &h_[size_t(t * C_)]);
+    quantize_a8(h_.data(), n, C_, G_, qx_.data(), sx_.data());
+    qgemm(ly.gate, qx_.data(), sx_.data(), n, gate_.data());
+    qgemm(ly.up, qx_.data(), sx_.data(), n, up_.data());
+    for (int64_t i = 0; i < n * F_; ++i) {
+      const float g = gate_[size_t(i)];
+      gate_[size_t(i)] = g * (1.0f / (1.0f + std::exp(-g))) * up_[size_t(i)];  // as ops_activation.cpp
+    }
+    linear(ly.down, gate_.data(), n, h_.data());
+    for (int64_t i = 0; i < n * C_; ++i) x_[size_t(i)] += h_[size_t(i)];
+  }
+  pos_ += n;
+  if (!logits_out) return;
+  // Final norm and lm_head: every row with all_logits, else only the last.
+  const int64_t first = all_logits ? 0 : n - 1, rows = n - first;
+  for (int64_t t = first; t < n; ++t)
+    rmsnorm_row(&x_[size_t(t * C_)], m_.final_norm.data(), C_, eps, &h_[size_t((t - first) * C_)]);
+  linear(m_.head(), h_.data(), rows, logits_out);
+}
+
+std::vector<float> packed_logits(const PackedModel& m, const std::vector<int32_t>& ids) {
+  Engine e(m, int64_t(ids.size()), 256);
+  const float* z = e.forward(ids.data(), int64_t(ids.size()), true);
+  return std::vector<float>(z, z + ids.size() * size_t(m.cfg.vocab_size));
+}
+
+}  // namespace razor

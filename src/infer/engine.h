@@ -1,0 +1,70 @@
+// The packed inference forward: prefill (many tokens) and decode (one token) on a PackedModel
+// with an int8 KV cache (NUMERICS.md §4, §10).
+//
+// Per layer: RMSNorm -> A8 (kernels' quantize_a8 with the model's G; the QAT forward's
+// act_quant gives identical codes, tests/test_infer.cpp holds them equal) -> q/k/v qgemm ->
+// qwen3 per-head q/k RMSNorm -> RoPE (rotate-half, HF) -> KV8: K and V stored as int8 with one
+// fp32 scale per (token, kv head) over head_dim, exactly the training KV8 -> causal GQA
+// attention dequantizing K/V on the fly -> A8 -> o_proj -> residual -> RMSNorm -> A8 ->
+// gate/up qgemm -> SwiGLU -> A8 -> down -> residual; final RMSNorm -> A8 -> lm_head qgemm.
+// The embedding row is dequantized from its int4 codes. Q, scores, probabilities, norms and
+// the residual stream stay fp32.
+//
+// All scratch (activations for a chunk of tokens, the KV cache for max_context tokens, logits)
+// is allocated when the Engine is built: decoding allocates nothing per token. Prompts longer
+// than the chunk are prefilled chunk by chunk. Threads: the kernels' OpenMP plus one parallel
+// loop over (token, head) in attention.
+// Deliberately not here: sampling and text (infer/generate.h), file IO (infer/pack.h).
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "infer/pack.h"
+
+namespace razor {
+
+class Engine {
+ public:
+  // max_context: tokens the KV cache holds (0: max_position_embeddings); a value above
+  // max_position_embeddings is an error. chunk: tokens per prefill step (scratch size).
+  explicit Engine(const PackedModel& m, int64_t max_context = 0, int64_t chunk = 256);
+
+  // Appends n tokens at positions pos()..pos()+n-1 and returns the logits of the last one [V].
+  // With all_logits, returns logits of every token [n, V] (a buffer sized on first use).
+  // Throws when the context would exceed max_context() or an id is outside the vocabulary.
+  const float* forward(const int32_t* ids, int64_t n, bool all_logits = false);
+  const float* decode(int32_t id) { return forward(&id, 1); }
+  void reset() { pos_ = 0; }
+  int64_t pos() const { return pos_; }
+  int64_t max_context() const { return max_ctx_; }
+  const PackedModel& model() const { return m_; }
+  // Bytes of the KV cache (codes + scales) for max_context tokens.
+  int64_t kv_bytes() const { return int64_t(kq_.size() + vq_.size() + 4 * (ks_.size() + vs_.size())); }
+
+ private:
+  void run_chunk(const int32_t* ids, int64_t n, float* logits_out, bool all_logits);
+  void linear(const PackedMatrix& W, const float* x, int64_t n, float* y);  // y [n, d_out]
+  void attention(int layer, int64_t n, int64_t p0);
+
+  const PackedModel& m_;
+  int64_t max_ctx_, chunk_, pos_ = 0;
+  int64_t C_, H_, K_, D_, F_, V_;
+  int G_;
+  std::vector<float> rope_cos_, rope_sin_;  // [max_ctx, D/2]
+  // Scratch for one chunk.
+  std::vector<float> x_, h_, q_, k_, v_, att_, gate_, up_, logits_;
+  std::vector<int8_t> qx_;
+  std::vector<float> sx_;
+  std::vector<float> scores_;  // [threads, max_ctx]
+  int score_threads_ = 0;
+  std::vector<float> all_logits_;
+  std::vector<int8_t> row_codes_;
+  // KV cache per layer: codes [L, max_ctx, K, D], scales [L, max_ctx, K].
+  std::vector<int8_t> kq_, vq_;
+  std::vector<float> ks_, vs_;
+};
+
+// Logits of every position of ids in one prefill from an empty context ([n, V], row-major).
+std::vector<float> packed_logits(const PackedModel& m, const std::vector<int32_t>& ids);
+
+}  // namespace razor

@@ -1,0 +1,291 @@
+// Packing a Model into PackedMatrix form and the .razor round trip of a PackedModel.
+#include "infer/pack.h"
+
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "core/error.h"
+#include "core/half.h"
+#include "io/razor_file.h"
+#include "nn/model.h"
+#include "quant/quantize.h"
+
+namespace razor {
+
+namespace {
+
+const char* kFormat = "razor-packed";
+
+std::string layer_prefix(int l) { return "model.layers." + std::to_string(l) + "."; }
+
+// Visits every matrix slot of a PackedModel (mutable, for loading) with its HF name.
+template <class F>
+void for_each_matrix(PackedModel& pm, F f) {
+  f("model.embed_tokens.weight", pm.embed);
+  for (int l = 0; l < int(pm.layers.size()); ++l) {
+    PackedLayer& ly = pm.layers[size_t(l)];
+    const std::string p = layer_prefix(l);
+    f(p + "self_attn.q_proj.weight", ly.q);
+    f(p + "self_attn.k_proj.weight", ly.k);
+    f(p + "self_attn.v_proj.weight", ly.v);
+    f(p + "self_attn.o_proj.weight", ly.o);
+    f(p + "mlp.gate_proj.weight", ly.gate);
+    f(p + "mlp.up_proj.weight", ly.up);
+    f(p + "mlp.down_proj.weight", ly.down);
+  }
+  if (!pm.cfg.tie_word_embeddings) f("lm_head.weight", pm.lm_head);
+}
+
+template <class F>
+void for_each_norm(PackedModel& pm, F f) {
+  for (int l = 0; l < int(pm.layers.size()); ++l) {
+    PackedLayer& ly = pm.layers[size_t(l)];
+    const std::string p = layer_prefix(l);
+    f(p + "input_layernorm.weight", ly.attn_norm);
+    if (pm.cfg.qk_norm()) {
+      f(p + "self_attn.q_norm.weight", ly.q_norm);
+      f(p + "self_attn.k_norm.weight", ly.k_norm);
+    }
+    f(p + "post_attention_layernorm.weight", ly.mlp_norm);
+  }
+  f("model.norm.weight", pm.final_norm);
+}
+
+// Expected [d_out, d_in] of a matrix from its name.
+void matrix_shape(const ModelConfig& c, const std::string& name, int64_t& d_out, int64_t& d_in) {
+  auto ends = [&](const char* s) {
+    size_t n = std::strlen(s);
+    return name.size() >= n && name.compare(name.size() - n, n, s) == 0;
+  };
+  const int64_t C = c.hidden_size, HD = c.num_attention_heads * c.head_dim, KD = c.num_key_value_heads * c.head_dim,
+                F = c.intermediate_size;
+  if (ends("embed_tokens.weight") || name == "lm_head.weight") d_out = c.vocab_size, d_in = C;
+  else if (ends("q_proj.weight")) d_out = HD, d_in = C;
+  else if (ends("k_proj.weight") || ends("v_proj.weight")) d_out = KD, d_in = C;
+  else if (ends("o_proj.weight")) d_out = C, d_in = HD;
+  else if (ends("gate_proj.weight") || ends("up_proj.weight")) d_out = F, d_in = C;
+  else if (ends("down_proj.weight")) d_out = C, d_in = F;
+  else RZ_ASSERT_MSG(false, "unknown matrix name");
+}
+
+int64_t norm_size(const ModelConfig& c, const std::string& name) {
+  return name.find("q_norm") != std::string::npos || name.find("k_norm") != std::string::npos ? c.head_dim
+                                                                                              : c.hidden_size;
+}
+
+void copy_bytes(AlignedBytes& dst, const uint8_t* src, size_t n) {
+  dst = AlignedBytes(n);
+  std::memcpy(dst.data(), src, n);
+}
+
+// Drops the page-aligned interior of [p, p + n) from the page cache mapping once copied, so
+// loading does not hold the file and its copy resident at the same time.
+void release_pages(const uint8_t* p, size_t n) {
+  const uintptr_t page = uintptr_t(sysconf(_SC_PAGESIZE));
+  uintptr_t a = (uintptr_t(p) + page - 1) / page * page, b = (uintptr_t(p) + n) / page * page;
+  if (b > a) madvise(reinterpret_cast<void*>(a), b - a, MADV_DONTNEED);
+}
+
+}  // namespace
+
+PackedDesc packed_desc_for(const WeightLayout& l, int64_t d_out, int64_t d_in, bool ternary5,
+                           const std::string& name) {
+  PackedDesc d;
+  d.G = l.group;
+  d.d_out = d_out;
+  d.d_in = d_in;
+  switch (l.kind) {
+    case LayoutKind::kTernary:
+      d.layout = ternary5 ? PackedLayout::Ternary5 : PackedLayout::Ternary2;
+      break;
+    case LayoutKind::kInt4: d.layout = PackedLayout::Int4; break;
+    case LayoutKind::kMixedRows:
+      d.layout = PackedLayout::Mixed;
+      RZ_CHECK(l.period >= 2 && l.period <= 1024, "%s: super-group period %lld not packable (2..1024)", name.c_str(),
+               (long long)l.period);
+      d.P = int32_t(l.period);
+      break;
+    default: fail("%s: layout %s has no packed form (packable: ternary, int4, mixed rows)", name.c_str(), l.str().c_str());
+  }
+  check_packed_desc(d, name.c_str());
+  return d;
+}
+
+std::vector<std::pair<std::string, const PackedMatrix*>> PackedModel::matrices() const {
+  std::vector<std::pair<std::string, const PackedMatrix*>> out;
+  for_each_matrix(const_cast<PackedModel&>(*this),
+                  [&](const std::string& n, PackedMatrix& m) { out.emplace_back(n, &m); });
+  return out;
+}
+
+int64_t PackedModel::decode_bytes_per_token() const {
+  int64_t b = 0;
+  for (const auto& e : matrices())
+    if (e.second != &embed) b += e.second->stream_bytes();
+  if (cfg.tie_word_embeddings) b += embed.stream_bytes();  // the tied lm_head
+  b += embed.stream_bytes() / embed.desc.d_out;           // one embedding row
+  return b;
+}
+
+int64_t PackedModel::packed_bytes() const {
+  int64_t b = 0;
+  for (const auto& e : matrices()) b += e.second->stream_bytes();
+  for_each_norm(const_cast<PackedModel&>(*this),
+                [&](const std::string&, std::vector<float>& v) { b += int64_t(v.size() * sizeof(float)); });
+  return b;
+}
+
+PackedModel pack_model(const Model& m, const PackOptions& opt) {
+  PackedModel pm;
+  pm.cfg = m.cfg;
+  pm.opt = opt;
+  pm.layers.resize(size_t(m.cfg.num_hidden_layers));
+  const WeightLayout lin = opt.plan.linear_layout(), emb = opt.plan.embedding_layout();
+  lin.validate("--rho/--group");
+  for_each_matrix(pm, [&](const std::string& name, PackedMatrix& dst) {
+    const Param* p = m.find(name);
+    RZ_ASSERT_MSG(p, "model lacks a matrix the packed model needs");
+    const bool is_emb = name == "model.embed_tokens.weight" || name == "lm_head.weight";
+    const WeightLayout& l = is_emb ? emb : lin;
+    const QuantizedWeight qw = quantize_weight(name, p->value, l);
+    const PackedDesc d = packed_desc_for(l, qw.d_out, qw.d_in, opt.ternary5, name);
+    dst = pack_matrix(d, qw.codes.data(), qw.scales.data(), name.c_str());
+  });
+  for_each_norm(pm, [&](const std::string& name, std::vector<float>& dst) {
+    const Param* p = m.find(name);
+    RZ_ASSERT_MSG(p, "model lacks a norm the packed model needs");
+    dst.assign(p->value.data(), p->value.data() + p->value.numel());
+  });
+  return pm;
+}
+
+void PackedModel::save(const std::string& path) const {
+  RazorFileWriter w;
+  w.set("config", cfg.to_json());
+  Json lay = Json::object();
+  lay.set("format", kFormat);
+  lay.set("rho", opt.plan.rho);
+  lay.set("P", int64_t(opt.plan.period()));
+  lay.set("G", int64_t(opt.plan.group));
+  lay.set("beta", double(opt.plan.beta));
+  lay.set("ternary", opt.ternary5 ? "5trit" : "2bit");
+  lay.set("a8", opt.a8);
+  lay.set("kv8", opt.kv8);
+  Json per = Json::object();
+  for (const auto& e : matrices()) {
+    const PackedDesc& d = e.second->desc;
+    std::string ln = layout_name(d.layout);
+    if (d.layout == PackedLayout::Mixed) ln += std::to_string(d.P);
+    per.set(e.first, ln);
+    Json extra = Json::object();
+    extra.set("layout", ln);
+    extra.set("P", int64_t(d.P));
+    extra.set("G", int64_t(d.G));
+    extra.set("d_out", d.d_out);
+    extra.set("d_in", d.d_in);
+    w.add(e.first + ".codes", "u8", {int64_t(e.second->codes.size())}, e.second->codes.data(), e.second->codes.size(),
+          extra);
+    w.add(e.first + ".scales", "f16", {d.d_out, d.d_in / d.G}, e.second->scales.data(), e.second->scales.size());
+  }
+  lay.set("tensors", per);
+  w.set("layout", lay);
+  for_each_norm(const_cast<PackedModel&>(*this), [&](const std::string& name, std::vector<float>& v) {
+    w.add(name, "f32", {int64_t(v.size())}, v.data(), v.size() * sizeof(float));
+  });
+  if (!tokenizer_json.empty())
+    w.add("tokenizer.json", "u8", {int64_t(tokenizer_json.size())}, tokenizer_json.data(), tokenizer_json.size());
+  w.write(path);
+}
+
+PackedModel PackedModel::load(const std::string& path) {
+  RazorFile f = RazorFile::open(path, true);
+  const Json& h = f.header();
+  const Json* cj = h.find("config");
+  const Json* lj = h.find("layout");
+  RZ_CHECK(cj && lj && lj->is_object() && lj->get_string("format", "") == kFormat,
+           "%s: not a packed model (the .razor header lacks the \"config\" / \"layout\" sections of %s)",
+           path.c_str(), kFormat);
+  PackedModel pm;
+  pm.cfg = ModelConfig::from_json(*cj, path + ": config");
+  pm.file_bytes = f.file_size();
+  const std::string tern = lj->get_string("ternary", "2bit");
+  RZ_CHECK(tern == "2bit" || tern == "5trit", "%s: layout.ternary must be \"2bit\" or \"5trit\", got \"%s\"",
+           path.c_str(), tern.c_str());
+  pm.opt.ternary5 = tern == "5trit";
+  pm.opt.plan.rho = lj->get_double("rho", 0.125);
+  pm.opt.plan.group = int(lj->get_int("G", 64));
+  pm.opt.plan.beta = float(lj->get_double("beta", 2.0));
+  pm.opt.a8 = lj->get_bool("a8", false);
+  pm.opt.kv8 = lj->get_bool("kv8", false);
+  RZ_CHECK(pm.opt.plan.rho >= 0 && pm.opt.plan.rho <= 1, "%s: layout.rho %g outside [0, 1]", path.c_str(),
+           pm.opt.plan.rho);
+  RZ_CHECK(pm.cfg.num_hidden_layers <= 4096, "%s: config: %lld layers is not plausible", path.c_str(),
+           (long long)pm.cfg.num_hidden_layers);
+  pm.layers.resize(size_t(pm.cfg.num_hidden_layers));
+  // The hash pass made every page resident; drop them and copy tensor by tensor.
+  release_pages(f.mapped()->data(), f.file_size());
+
+  for_each_matrix(pm, [&](const std::string& name, PackedMatrix& dst) {
+    const std::string cn = name + ".codes";
+    const RazorTensor* ct = f.find(cn);
+    RZ_CHECK(ct, "%s: tensor %s is missing", path.c_str(), cn.c_str());
+    const Json& m = ct->meta;
+    PackedDesc d;
+    const std::string ln = m.get_string("layout", "");
+    try {
+      d = parse_layout(ln.c_str());
+    } catch (const Error&) {
+      fail("%s: tensor %s: bad layout \"%s\"", path.c_str(), cn.c_str(), ln.c_str());
+    }
+    d.G = int(m.get_int("G", 0));
+    d.d_out = m.get_int("d_out", 0);
+    d.d_in = m.get_int("d_in", 0);
+    int64_t eo = 0, ei = 0;
+    matrix_shape(pm.cfg, name, eo, ei);
+    RZ_CHECK(d.d_out == eo && d.d_in == ei, "%s: tensor %s is [%lld, %lld], the config implies [%lld, %lld]",
+             path.c_str(), cn.c_str(), (long long)d.d_out, (long long)d.d_in, (long long)eo, (long long)ei);
+    check_packed_desc(d, (path + ": " + cn).c_str());
+    PackedMatrix probe;
+    probe.desc = d;
+    const int64_t last = d.d_out - 1;
+    const uint64_t code_bytes = uint64_t(probe.row_offset(last) + row_code_bytes(probe.row_kind(last), d.G, d.d_in));
+    const RazorTensor& c = f.get(cn, "u8", code_bytes);
+    RZ_CHECK(c.shape.size() == 1 && c.shape[0] == int64_t(code_bytes), "%s: tensor %s: shape does not match %llu bytes",
+             path.c_str(), cn.c_str(), (unsigned long long)code_bytes);
+    const std::string sn = name + ".scales";
+    const RazorTensor& s = f.get(sn, "f16", uint64_t(d.d_out * (d.d_in / d.G) * 2));
+    RZ_CHECK(s.shape.size() == 2 && s.shape[0] == d.d_out && s.shape[1] == d.d_in / d.G,
+             "%s: tensor %s: shape is not [%lld, %lld]", path.c_str(), sn.c_str(), (long long)d.d_out,
+             (long long)(d.d_in / d.G));
+    probe.desc = d;
+    copy_bytes(probe.codes, f.data(c), c.nbytes);
+    copy_bytes(probe.scales, f.data(s), s.nbytes);
+    release_pages(f.data(c), c.nbytes);
+    release_pages(f.data(s), s.nbytes);
+    // Scales must be positive finite fp16 (the kernels trust them).
+    const uint16_t* sc = reinterpret_cast<const uint16_t*>(probe.scales.data());
+    for (int64_t i = 0; i < d.d_out * (d.d_in / d.G); ++i) {
+      const float v = f16_to_f32(sc[i]);
+      RZ_CHECK(v > 0.0f && v <= 65504.0f, "%s: tensor %s: scale %lld is %g (must be positive and finite)",
+               path.c_str(), sn.c_str(), (long long)i, double(v));
+    }
+    dst = std::move(probe);
+  });
+  for_each_norm(pm, [&](const std::string& name, std::vector<float>& dst) {
+    const int64_t n = norm_size(pm.cfg, name);
+    const RazorTensor& t = f.get(name, "f32", uint64_t(n) * 4);
+    RZ_CHECK(t.shape.size() == 1 && t.shape[0] == n, "%s: tensor %s: shape is not [%lld]", path.c_str(), name.c_str(),
+             (long long)n);
+    dst.resize(size_t(n));
+    std::memcpy(dst.data(), f.data(t), size_t(n) * 4);
+  });
+  if (const RazorTensor* t = f.find("tokenizer.json")) {
+    RZ_CHECK(t->dtype == "u8", "%s: tensor tokenizer.json has dtype %s, expected u8", path.c_str(), t->dtype.c_str());
+    pm.tokenizer_json.assign(reinterpret_cast<const char*>(f.data(*t)), size_t(t->nbytes));
+  }
+  return pm;
+}
+
+}  // namespace razor
