@@ -3,6 +3,7 @@
 #   make test         build and run the doctest suite
 #   make PORTABLE=1   any x86-64; SIMD paths chosen at run time (always true for kernels)
 #   make SAN=1        AddressSanitizer + UndefinedBehaviorSanitizer build (build-san/)
+#   make MPI=1        data-parallel training over Open MPI (build-mpi/; `make MPI=1 test-mpi`)
 #   make CROSS=aarch64  cross-build for ARM (build-aarch64/); `make CROSS=aarch64 test` runs under qemu
 #   make deps         install the Debian packages razor needs
 # Kernel files are compiled with per-file ISA flags chosen by their suffix:
@@ -57,6 +58,10 @@ ifeq ($(CROSS),aarch64)
 else
   SRC := $(filter-out %_neon.cpp %_dotprod.cpp,$(ALL_SRC))
 endif
+# *_mpi.cpp (core/dist_mpi.cpp) links Open MPI: only in `make MPI=1`.
+ifneq ($(MPI),1)
+  SRC := $(filter-out %_mpi.cpp,$(SRC))
+endif
 MAIN_SRC := src/cli/main.cpp
 LIB_SRC := $(filter-out $(MAIN_SRC),$(SRC))
 TEST_SRC := $(wildcard tests/*.cpp)
@@ -67,7 +72,7 @@ MAIN_OBJ := $(call obj,$(MAIN_SRC))
 TEST_OBJ := $(call obj,$(TEST_SRC))
 TEST_BIN := $(BUILD)/razor_tests
 
-.PHONY: all test deps clean bench-gemm aarch64-test
+.PHONY: all test test-mpi deps clean bench-gemm aarch64-test
 all: $(EXE) $(TEST_BIN)
 
 $(EXE): $(MAIN_OBJ) $(BUILD)/librazor.a
@@ -103,6 +108,15 @@ test: $(TEST_BIN)
 else
 test: $(EXE) $(TEST_BIN)
 	./$(TEST_BIN) $(TEST_ARGS)
+endif
+
+# Data-parallel checks under mpirun (needs `make MPI=1`, i.e. Debian's libopenmpi-dev openmpi-bin):
+# 2 ranks against 1 process on one machine. CI: `make MPI=1 -j2 test-mpi`.
+test-mpi: $(EXE) $(TEST_BIN)
+ifeq ($(MPI),1)
+	RAZOR_BIN=./$(EXE) bash tests/test_mpi.sh
+else
+	@echo "test-mpi: build with MPI=1 (make MPI=1 test-mpi)"; exit 1
 endif
 
 deps:

@@ -5,6 +5,7 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "core/dist.h"
 #include "core/error.h"
 #include "core/threads.h"
 #include "distill/hash.h"
@@ -68,9 +69,15 @@ int cmd_teacher(int argc, char** argv) {
   o.batch = ap.i64_in("batch", 1, 4096);
   o.shard_sequences = ap.i64_in("shard-sequences", 1, 1 << 20);
   const std::string teacher = ap.str("teacher");
-  std::string shard_path = prepare_data(ap.str("data"), teacher + "/tokenizer.json", ap.str("cache")).train_shard;
+  // Under mpirun, rank 0 builds the token cache first, then every rank writes its shards.
+  const bool lead = dist_rank() == 0;
+  std::string shard_path;
+  if (lead) shard_path = prepare_data(ap.str("data"), teacher + "/tokenizer.json", ap.str("cache")).train_shard;
+  dist_barrier();
+  if (!lead) shard_path = prepare_data(ap.str("data"), teacher + "/tokenizer.json", ap.str("cache")).train_shard;
   TokenShard shard(shard_path);
   TeacherDumpResult r = dump_teacher_store(teacher, shard, out, o);
+  if (!lead) return 0;
   if (r.resumed_from > 0 && r.sequences == r.resumed_from)
     std::printf("%s: already complete (%lld sequences)\n", out.c_str(), (long long)r.sequences);
   else

@@ -6,6 +6,7 @@
 
 #include "cli/commands.h"
 #include "core/cpu.h"
+#include "core/dist.h"
 #include "core/error.h"
 
 namespace razor {
@@ -60,10 +61,15 @@ int main(int argc, char** argv) {
     try {
       return c.fn(argc - 1, argv + 1);
     } catch (const Error& e) {
-      std::fprintf(stderr, "razor: error: %s\n", e.what());
+      if (dist_size() > 1) std::fprintf(stderr, "razor: error: rank %d: %s\n", dist_rank(), e.what());
+      else std::fprintf(stderr, "razor: error: %s\n", e.what());
+      std::fflush(stderr);
+      dist_abort(1);  // under mpirun the other ranks may wait in a collective: end the job
       return 1;
     } catch (const std::bad_alloc&) {
       std::fprintf(stderr, "razor: error: out of memory\n");
+      std::fflush(stderr);
+      dist_abort(1);
       return 1;
     }
   }

@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <limits>
 #include <mutex>
@@ -500,19 +501,31 @@ StoreWriter::StoreWriter(const std::string& dir, const StoreInfo& info) : dir_(d
     info_.num_sequences = have.num_sequences;
     return;
   }
-  // An unfinished dump: drop a partial shard, keep (and verify) the complete ones.
+  // An unfinished dump: drop a partial shard, keep (and verify) the complete ones. Shards
+  // after a gap come from a parallel dump (several writers, whole shards each: shard k holds
+  // sequences from k*S); they are kept too, and next_sequence() is the end of the prefix.
+  std::vector<int64_t> found;
   if (DIR* d = ::opendir(dir_.c_str())) {
     while (dirent* e = ::readdir(d)) {
       std::string name = e->d_name;
-      if (name.rfind("shard-", 0) == 0 && name.size() > 8 && name.compare(name.size() - 8, 8, ".bin.tmp") == 0)
+      if (name.rfind("shard-", 0) != 0) continue;
+      if (name.size() > 8 && name.compare(name.size() - 8, 8, ".bin.tmp") == 0) {
         ::unlink((dir_ + "/" + name).c_str());
+        continue;
+      }
+      long long k = -1;
+      int used = 0;
+      if (std::sscanf(name.c_str(), "shard-%lld.bin%n", &k, &used) == 1 && used == int(name.size()) && k >= 0 &&
+          name == store_shard_name(k))
+        found.push_back(k);
     }
     ::closedir(d);
   }
+  std::sort(found.begin(), found.end());
   ShardHeader want = make_header(info_, layout_);
-  for (int64_t i = 0;; ++i) {
+  bool prefix = true;
+  for (int64_t i : found) {
     const std::string name = store_shard_name(i), path = dir_ + "/" + name;
-    if (!file_exists(path)) break;
     Mapping m;
     m.open(path);
     ShardHeader h;
@@ -521,14 +534,42 @@ StoreWriter::StoreWriter(const std::string& dir, const StoreInfo& info) : dir_(d
     } catch (const Error& e) {
       fail("%s (cannot resume the teacher dump: delete this shard and the ones after it, then re-run)", e.what());
     }
-    if (int64_t(h.first_sequence) != next_)
-      fail("%s: starts at sequence %llu, expected %lld (shards out of order; delete it and the ones after it)",
-           path.c_str(), (unsigned long long)h.first_sequence, (long long)next_);
-    shards_.push_back({name, next_, int64_t(h.num_sequences), m.size, h.payload_checksum});
-    next_ += int64_t(h.num_sequences);
+    if (prefix && i != int64_t(shards_.size())) prefix = false;  // a gap: the prefix ends here
+    const int64_t first = int64_t(h.first_sequence), count = int64_t(h.num_sequences);
+    if (prefix) {
+      if (first != next_)
+        fail("%s: starts at sequence %llu, expected %lld (shards out of order; delete it and the ones after it)",
+             path.c_str(), (unsigned long long)h.first_sequence, (long long)next_);
+      next_ += count;
+    } else if (first != i * info_.shard_sequences || count > info_.shard_sequences) {
+      fail("%s: starts at sequence %llu with %lld sequences, expected %lld with at most %lld (delete it and re-run)",
+           path.c_str(), (unsigned long long)h.first_sequence, (long long)count,
+           (long long)(i * info_.shard_sequences), (long long)info_.shard_sequences);
+    }
+    shards_.push_back({name, i, first, count, m.size, h.payload_checksum});
   }
+  prefix_shards_ = 0;
+  while (prefix_shards_ < int64_t(shards_.size()) && shards_[size_t(prefix_shards_)].index == prefix_shards_)
+    ++prefix_shards_;
   info_.num_sequences = next_;
   record_.resize(size_t(layout_.bytes));
+}
+
+int64_t StoreWriter::shard_on_disk(int64_t k) const {
+  for (const ShardMeta& s : shards_)
+    if (s.index == k) return s.count;
+  return -1;
+}
+
+void StoreWriter::start_shard(int64_t k) {
+  if (complete_) fail("%s: the teacher store is complete (%lld sequences); it takes no more", dir_.c_str(), (long long)next_);
+  RZ_ASSERT(fd_ < 0 && k >= 0);
+  next_ = k * info_.shard_sequences;
+  open_shard(k);
+}
+
+void StoreWriter::end_shard() {
+  if (fd_ >= 0 && shard_count_ > 0) close_shard();
 }
 
 StoreWriter::~StoreWriter() {
@@ -537,8 +578,9 @@ StoreWriter::~StoreWriter() {
   delete static_cast<Hash64*>(hasher_);
 }
 
-void StoreWriter::open_shard() {
-  const std::string name = store_shard_name(int64_t(shards_.size()));
+void StoreWriter::open_shard(int64_t index) {
+  open_index_ = index;
+  const std::string name = store_shard_name(index);
   tmp_path_ = dir_ + "/" + name + ".tmp";
   fd_ = ::open(tmp_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
   if (fd_ < 0) fail("%s: cannot create: %s", tmp_path_.c_str(), std::strerror(errno));
@@ -562,13 +604,19 @@ void StoreWriter::close_shard() {
   if (::fsync(fd_) != 0) fail("%s: fsync failed: %s", tmp_path_.c_str(), std::strerror(errno));
   ::close(fd_);
   fd_ = -1;
-  const std::string name = store_shard_name(int64_t(shards_.size()));
+  const std::string name = store_shard_name(open_index_);
   const std::string path = dir_ + "/" + name;
   if (std::rename(tmp_path_.c_str(), path.c_str()) != 0)
     fail("%s: cannot rename into place: %s", path.c_str(), std::strerror(errno));
   fsync_dir(dir_);
-  shards_.push_back({name, next_ - shard_count_, shard_count_,
-                     int64_t(sizeof h) + shard_count_ * layout_.bytes, h.payload_checksum});
+  ShardMeta meta{name, open_index_, next_ - shard_count_, shard_count_,
+                 int64_t(sizeof h) + shard_count_ * layout_.bytes, h.payload_checksum};
+  auto it = std::find_if(shards_.begin(), shards_.end(), [&](const ShardMeta& s) { return s.index >= open_index_; });
+  if (it != shards_.end() && it->index == open_index_)
+    *it = meta;  // rewritten (a sequential dump reaching a shard a parallel one left)
+  else
+    shards_.insert(it, meta);
+  if (open_index_ == prefix_shards_) ++prefix_shards_;
   shard_count_ = 0;
 }
 
@@ -576,7 +624,7 @@ void StoreWriter::add_sequence(const int32_t* ids, const uint8_t* mask, const st
                                const float* logits) {
   if (complete_) fail("%s: the teacher store is complete (%lld sequences); it takes no more", dir_.c_str(), (long long)next_);
   encode_record(info_, layout_, ids, mask, hidden, logits, record_.data());
-  if (fd_ < 0) open_shard();
+  if (fd_ < 0) open_shard(prefix_shards_);
   write_all(fd_, record_.data(), record_.size(), tmp_path_);
   static_cast<Hash64*>(hasher_)->update(record_.data(), record_.size());
   ++shard_count_;
@@ -590,7 +638,11 @@ void StoreWriter::finish() {
   info_.num_sequences = next_;
   Json j = info_to_json(info_, layout_);
   Json shards = Json::array();
+  int64_t covered = 0;
   for (const ShardMeta& s : shards_) {
+    if (covered >= next_) break;  // shards past the end (a longer earlier dump) are not part of this store
+    RZ_ASSERT(s.first == covered);
+    covered += s.count;
     Json o = Json::object();
     o.set("file", s.file);
     o.set("first_sequence", s.first);
@@ -599,6 +651,7 @@ void StoreWriter::finish() {
     o.set("checksum", hash_hex(s.checksum));
     shards.push_back(std::move(o));
   }
+  RZ_ASSERT(covered == next_);
   j.set("shards", std::move(shards));
   write_file_atomic(store_manifest_path(dir_), j.dump(2) + "\n");
   fsync_dir(dir_);

@@ -131,21 +131,36 @@ class StoreWriter {
   // See encode_record for the arguments.
   void add_sequence(const int32_t* ids, const uint8_t* mask, const std::vector<const float*>& hidden,
                     const float* logits);
-  // Writes the last (partial) shard and then the manifest.
+  // Writes the last (partial) shard and then the manifest. The shards on disk must cover
+  // [0, next_sequence()) without a gap.
   void finish();
+
+  // Parallel dumps: several writers (one per process) on one directory, each writing whole
+  // shards; shard k holds sequences [k*S, min(k*S + S, total)). Construct every writer before
+  // any of them writes (the constructor deletes leftover temporary shards), write, wait for
+  // all, then one process opens a new StoreWriter (which finds the prefix complete) and
+  // calls finish().
+  // Sequences in complete shard k found on disk or written by this writer (-1: none).
+  int64_t shard_on_disk(int64_t k) const;
+  // The next add_sequence calls fill shard k, from sequence k*S; it closes itself after S.
+  void start_shard(int64_t k);
+  // Closes the open shard when it holds fewer than S sequences (the last shard).
+  void end_shard();
 
  private:
   struct ShardMeta {
     std::string file;
-    int64_t first = 0, count = 0, bytes = 0;
+    int64_t index = 0, first = 0, count = 0, bytes = 0;
     uint64_t checksum = 0;
   };
-  void open_shard();
+  void open_shard(int64_t index);
   void close_shard();
   std::string dir_;
   StoreInfo info_;
   RecordLayout layout_;
-  std::vector<ShardMeta> shards_;
+  std::vector<ShardMeta> shards_;  // by index; a parallel dump may leave gaps
+  int64_t prefix_shards_ = 0;      // shards 0..prefix_shards_-1 are all present
+  int64_t open_index_ = -1;        // index of the open shard
   std::vector<uint8_t> record_;
   int fd_ = -1;
   std::string tmp_path_;

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "core/checksum.h"
+#include "core/dist.h"
 #include "core/error.h"
 #include "core/threads.h"
 #include "io/json.h"
@@ -76,6 +77,11 @@ TeacherDumpResult dump_teacher_store(const std::string& teacher_dir, const Token
   info.shard_sequences = opt.shard_sequences;
   info.validate();
 
+  const int ranks = opt.ranks > 0 ? opt.ranks : dist_size();
+  const int rank = opt.ranks > 0 ? opt.rank : dist_rank();
+  RZ_CHECK(rank >= 0 && rank < ranks, "teacher dump: rank %d out of [0, %d)", rank, ranks);
+  FILE* progress_out = rank == 0 ? opt.progress : nullptr;  // one progress line per job
+
   StoreWriter writer(store_dir, info);
   TeacherDumpResult res;
   res.resumed_from = writer.next_sequence();
@@ -88,48 +94,90 @@ TeacherDumpResult dump_teacher_store(const std::string& teacher_dir, const Token
   if (writer.next_sequence() > total)
     fail("%s: the store already holds %lld sequences but the data gives only %lld", store_dir.c_str(),
          (long long)writer.next_sequence(), (long long)total);
+  // Every writer is constructed (leftover temporary shards deleted) before any rank writes.
+  if (ranks > 1) dist_barrier();
 
   NoGradGuard no_grad;
-  ProgressLine progress(total, 10, opt.progress ? opt.progress : stderr);
   const int64_t L = cfg.num_hidden_layers, C = cfg.hidden_size, V = cfg.vocab_size;
   std::vector<int32_t> windows, inputs;
   int64_t written = 0;
-  for (int64_t first = writer.next_sequence(); first < total;) {
-    int64_t B = std::min(opt.batch, total - first);
-    if (opt.stop_after >= 0) B = std::min(B, opt.stop_after - written);
-    if (B <= 0) break;
-    windows.assign(size_t(B * (T + 1)), 0);
-    inputs.assign(size_t(B * T), 0);
-    for (int64_t b = 0; b < B; ++b) {
-      eval_window(data, int(T), uint64_t(first + b), &windows[size_t(b * (T + 1))]);
-      std::copy_n(&windows[size_t(b * (T + 1))], T, &inputs[size_t(b * T)]);
-    }
-    ForwardResult fr = teacher->forward(inputs, B, T, /*want_hidden=*/true);
-    RZ_ASSERT(int64_t(fr.hidden.size()) == L + 1);
-    double nll = 0;
-    for (int64_t b = 0; b < B; ++b) {
-      std::vector<const float*> taps(size_t(L + 1));
-      for (int64_t l = 0; l <= L; ++l) taps[size_t(l)] = fr.hidden[size_t(l)].value().data() + b * T * C;
-      const float* logits = fr.logits.value().data() + b * T * V;
-      writer.add_sequence(&windows[size_t(b * (T + 1))], nullptr, taps, logits);
-      for (int64_t t = 0; t < T; ++t) {  // teacher NLL, for the progress line only
-        const float* z = logits + t * V;
-        float mx = *std::max_element(z, z + V);
-        double se = 0;
-        for (int64_t v = 0; v < V; ++v) se += std::exp(double(z[v] - mx));
-        nll += double(mx) + std::log(se) - double(z[windows[size_t(b * (T + 1) + t + 1)]]);
+  // Runs the teacher over sequences [first, end) into the writer's open (or next) shard;
+  // false when the stop_after hook ended it early.
+  auto write_range = [&](int64_t first, int64_t end, ProgressLine& progress, int64_t done_before) {
+    for (; first < end;) {
+      int64_t B = std::min(opt.batch, end - first);
+      if (opt.stop_after >= 0) B = std::min(B, opt.stop_after - written);
+      if (B <= 0) return false;
+      windows.assign(size_t(B * (T + 1)), 0);
+      inputs.assign(size_t(B * T), 0);
+      for (int64_t b = 0; b < B; ++b) {
+        eval_window(data, int(T), uint64_t(first + b), &windows[size_t(b * (T + 1))]);
+        std::copy_n(&windows[size_t(b * (T + 1))], T, &inputs[size_t(b * T)]);
       }
+      ForwardResult fr = teacher->forward(inputs, B, T, /*want_hidden=*/true);
+      RZ_ASSERT(int64_t(fr.hidden.size()) == L + 1);
+      double nll = 0;
+      for (int64_t b = 0; b < B; ++b) {
+        std::vector<const float*> taps(size_t(L + 1));
+        for (int64_t l = 0; l <= L; ++l) taps[size_t(l)] = fr.hidden[size_t(l)].value().data() + b * T * C;
+        const float* logits = fr.logits.value().data() + b * T * V;
+        writer.add_sequence(&windows[size_t(b * (T + 1))], nullptr, taps, logits);
+        for (int64_t t = 0; t < T; ++t) {  // teacher NLL, for the progress line only
+          const float* z = logits + t * V;
+          float mx = *std::max_element(z, z + V);
+          double se = 0;
+          for (int64_t v = 0; v < V; ++v) se += std::exp(double(z[v] - mx));
+          nll += double(mx) + std::log(se) - double(z[windows[size_t(b * (T + 1) + t + 1)]]);
+        }
+      }
+      first += B;
+      written += B;
+      if (progress_out) progress.update(done_before + written, nll / double(B * T), double(B * T), "teacher nll");
     }
-    first += B;
-    written += B;
-    if (opt.progress) progress.update(first, nll / double(B * T), double(B * T), "teacher nll");
+    return true;
+  };
+
+  if (ranks == 1) {  // one process: sequential, resumes after the last complete shard
+    ProgressLine progress(total, 10, progress_out ? progress_out : stderr);
+    write_range(writer.next_sequence(), total, progress, res.resumed_from);
+    if (progress_out) progress.finish();
+    res.sequences = writer.next_sequence();
+    if (res.sequences == total) {
+      writer.finish();
+      res.complete = true;
+    }
+    res.seconds = now_seconds() - t0;
+    return res;
   }
-  if (opt.progress) progress.finish();
-  res.sequences = writer.next_sequence();
-  if (res.sequences == total) {
-    writer.finish();
-    res.complete = true;
+
+  // Several ranks: shard k (sequences [k*S, k*S + S)) belongs to rank k mod N; shards already
+  // complete on disk are kept, so a rerun writes only the missing ones.
+  const int64_t S = info.shard_sequences, num_shards = (total + S - 1) / S;
+  int64_t mine = 0;
+  for (int64_t k = rank; k < num_shards; k += ranks) mine += std::min(S, total - k * S);
+  ProgressLine progress(mine, 10, progress_out ? progress_out : stderr);
+  int64_t kept = 0;
+  bool stopped = false;
+  for (int64_t k = rank; k < num_shards && !stopped; k += ranks) {
+    const int64_t first = k * S, count = std::min(S, total - first);
+    if (writer.shard_on_disk(k) == count) {
+      kept += count;
+      continue;
+    }
+    writer.start_shard(k);  // missing, or from a dump of another length: (re)written
+    stopped = !write_range(first, first + count, progress, kept);
+    if (!stopped) writer.end_shard();
   }
+  if (progress_out) progress.finish();
+  res.resumed_from = kept;
+  dist_barrier();  // every rank's shards are on disk
+  if (rank == 0 && !stopped) {
+    StoreWriter all(store_dir, info);  // finds the shards of every rank
+    if (all.next_sequence() == total) all.finish();
+  }
+  dist_barrier();  // the manifest (if any) is on disk before any rank reads the store
+  res.complete = path_exists(store_manifest_path(store_dir));
+  res.sequences = res.complete ? total : kept + written;
   res.seconds = now_seconds() - t0;
   return res;
 }

@@ -5,6 +5,8 @@
 // shard (the same windows as eval_window), so a dump is a pure function of (teacher, shard,
 // settings) and an interrupted dump resumes at StoreWriter::next_sequence(). Every token is
 // a target (mask all ones): the corpus has no prompts and no padding.
+// Under mpirun each rank writes whole shards (shard k to rank k mod N) into the same store
+// directory, which must then be on a file system every rank sees.
 // The teacher runs without gradients (Model(trainable=false)), a few sequences per forward;
 // StoreWriter computes top-K / entropy / cosines from the raw outputs.
 // Deliberately not here: the store format (distill/store.h), tokenizing text (the caller
@@ -30,6 +32,10 @@ struct TeacherDumpOptions {
   int64_t batch = 4;                          // sequences per teacher forward
   int64_t shard_sequences = 64;               // sequences per store shard file
   int64_t stop_after = -1;                    // test hook: stop (without finishing) after this many new sequences
+  // Parallel dump (core/dist.h): rank r of N writes shards r, r+N, ... of the same store and
+  // rank 0 writes the manifest once every rank is done. ranks = 0: the MPI job's own rank and
+  // size (0 of 1 without MPI). Tests set them to play the ranks one after another.
+  int rank = 0, ranks = 0;
   FILE* progress = stderr;                    // nullptr: silent
 };
 

@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "core/checksum.h"
+#include "core/dist.h"
 #include "core/error.h"
 #include "core/rng.h"
 #include "core/threads.h"
@@ -44,7 +45,7 @@ std::string QadStepLog::json() const {
                   ",\"rkl\":" + fmt_num(rkl) + ",\"lambda\":" + fmt_num(lambda) + ",\"layers\":[";
   for (size_t i = 0; i < layers.size(); ++i) s += (i ? "," : "") + std::to_string(layers[i]);
   s += "],\"lr\":" + fmt_num(lr) + ",\"grad_norm\":" + fmt_num(grad_norm) + ",\"tokens_per_s\":" +
-       fmt_num(tokens_per_s) + "}";
+       fmt_num(tokens_per_s) + ",\"comm_s\":" + fmt_num(comm_s) + "}";
   return s;
 }
 
@@ -208,10 +209,32 @@ void trim_json_log(const std::string& path, int64_t keep) {
   write_file_atomic(path, kept);
 }
 
+// Replicas stay bit-identical when every rank gets the same allreduce result; this checks
+// that (a checksum of the parameters, compared by max over ranks) and, should an MPI
+// library ever hand ranks different roundings, copies rank 0's state to all.
+void sync_replicas(float* params, float* m, float* v, size_t P, FILE* log) {
+  uint64_t h = hash64(params, P * sizeof(float));
+  double mine[4] = {double(h >> 32), double(h & 0xffffffffu), -double(h >> 32), -double(h & 0xffffffffu)};
+  dist_allreduce_max(mine, 4);
+  if (mine[0] == -mine[2] && mine[1] == -mine[3]) return;
+  if (log) std::fprintf(log, "note: rank parameters diverged (float rounding); re-synchronised from rank 0\n");
+  dist_broadcast(params, P * sizeof(float), 0);
+  dist_broadcast(m, P * sizeof(float), 0);
+  dist_broadcast(v, P * sizeof(float), 0);
+}
+
 }  // namespace
 
 QadSummary run_qad(const QadConfig& cin) {
   QadConfig c = cin;
+  // Data parallelism (core/dist.h): rank r runs micro-batches r, r+N, ... of every step.
+  const int ranks = c.data_parallel ? dist_size() : 1;
+  const int rank = c.data_parallel ? dist_rank() : 0;
+  const bool lead = rank == 0;  // writes run.json, metrics, checkpoints, outputs
+  if (!lead) {
+    c.log = nullptr;
+    c.progress = false;
+  }
   if (c.threads > 0) set_num_threads(c.threads);
   RZ_CHECK(c.batch >= 1, "--batch: must be >= 1 (got %d)", c.batch);
   RZ_CHECK(c.accum >= 1, "--accum: must be >= 1 (got %d)", c.accum);
@@ -232,7 +255,12 @@ QadSummary run_qad(const QadConfig& cin) {
   if (c.store.empty()) c.store = c.out + "/store";
   if (c.data.empty()) c.data = "default";
   // Train and validation shards (built and cached on first use; data.h).
-  PreparedData prep = prepare_data(c.data, c.teacher_dir + "/tokenizer.json", c.cache_dir);
+  // Rank 0 builds the token cache first; the others then find it (or build their own copy
+  // when the cache directory is not shared).
+  PreparedData prep;
+  if (lead) prep = prepare_data(c.data, c.teacher_dir + "/tokenizer.json", c.cache_dir);
+  if (ranks > 1) dist_barrier();
+  if (!lead) prep = prepare_data(c.data, c.teacher_dir + "/tokenizer.json", c.cache_dir);
   if (c.valid.empty()) {
     c.valid = prep.valid_shard;
   } else if (!ends_with(c.valid, ".tok")) {
@@ -253,6 +281,7 @@ QadSummary run_qad(const QadConfig& cin) {
     TokenShard shard(shard_path);
     TeacherDumpOptions d = c.dump;
     d.seq_len = c.seq;
+    if (!c.data_parallel) d.rank = 0, d.ranks = 1;
     if (!c.progress) d.progress = nullptr;
     if (log) std::fprintf(log, "teacher store: writing %s (%lld sequences of %d tokens)\n", c.store.c_str(),
                           (long long)teacher_dump_sequences(shard, d), c.seq);
@@ -298,9 +327,13 @@ QadSummary run_qad(const QadConfig& cin) {
   sched.warmup_frac = c.warmup_frac;
 
   Json run = config_json(c, si, a_task, a_feature, a_logit, total_steps);
+  run.set("ranks", int64_t(ranks));  // informative: a resume may use another N
+  if (lead && ranks > 1 && c.accum % ranks != 0 && log)
+    std::fprintf(log, "note: --accum %d is not a multiple of the %d ranks: some ranks idle part of each step\n",
+                 c.accum, ranks);
   const std::string ckpt_dir = c.out + "/checkpoint";
   int64_t step0 = 0;
-  if (c.resume) {
+  if (c.resume && lead) {  // rank 0 reads the checkpoint, the others get it by broadcast
     if (!checkpoint_exists(ckpt_dir)) fail("--resume: %s has no checkpoint", ckpt_dir.c_str());
     Checkpoint ck = load_checkpoint(ckpt_dir);
     check_resume_config(ck.meta.config, run, ck.loaded_from);
@@ -314,7 +347,14 @@ QadSummary run_qad(const QadConfig& cin) {
                           (long long)total_steps);
     if (log) std::fflush(log);
   }
-  write_file_atomic(c.out + "/run.json", run.dump(2) + "\n");
+  if (c.resume && ranks > 1) {
+    dist_broadcast(&step0, sizeof step0, 0);
+    dist_broadcast(student->params.data(), P * sizeof(float), 0);
+    dist_broadcast(opt.m().data(), P * sizeof(float), 0);
+    dist_broadcast(opt.v().data(), P * sizeof(float), 0);
+    opt.set_steps_done(step0);
+  }
+  if (lead) write_file_atomic(c.out + "/run.json", run.dump(2) + "\n");
 
   // ---- logs
   std::vector<std::string> cols = {"step", "loss", "loss_ce", "loss_feature", "loss_logit", "fkl", "rkl", "lambda"};
@@ -325,9 +365,10 @@ QadSummary run_qad(const QadConfig& cin) {
   for (int i = 0; i < n_layer_cols; ++i) cols.push_back("afd_layer" + std::to_string(i + 1));
   for (const char* k : {"lr", "grad_norm", "tokens_per_s", "val_ppl"}) cols.push_back(k);
   const std::string csv_path = c.out + "/metrics.csv";
-  MetricsCsv csv(csv_path, cols, c.resume, double(step0));
+  std::unique_ptr<MetricsCsv> csv;
+  if (lead) csv.reset(new MetricsCsv(csv_path, cols, c.resume, double(step0)));
   std::unique_ptr<std::ofstream> jlog;
-  if (!c.log_json.empty()) {
+  if (lead && !c.log_json.empty()) {
     if (c.resume) trim_json_log(c.log_json, step0);
     jlog.reset(new std::ofstream(c.log_json, c.resume ? std::ios::app : std::ios::trunc));
     if (!*jlog) fail("--log-json: cannot write %s", c.log_json.c_str());
@@ -335,17 +376,21 @@ QadSummary run_qad(const QadConfig& cin) {
 
   // ---- validation data, teacher reference
   std::unique_ptr<TokenShard> valid;
-  if (!c.valid.empty()) valid.reset(new TokenShard(c.valid));
+  if (lead && !c.valid.empty()) valid.reset(new TokenShard(c.valid));
   QadSummary sum;
   sum.teacher_ppl = sum.student_ppl = NAN;
   std::unique_ptr<Model> teacher;
-  if (valid || (c.final_outputs && c.arith_k > 0)) teacher = Model::load(c.teacher_dir, /*trainable=*/false);
+  if (valid || (lead && c.final_outputs && c.arith_k > 0)) teacher = Model::load(c.teacher_dir, /*trainable=*/false);
   if (valid) sum.teacher_ppl = eval_perplexity(*teacher, *valid, c.seq, c.batch, c.eval_windows);
 
   // ---- the loop
   SequenceOrder order(N, c.seed);
   ProgressLine progress(total_steps, 10);
-  double tokens_total = 0, seconds_total = 0;
+  double tokens_total = 0, seconds_total = 0, comm_total = 0;
+  // Logged values reduced over ranks: ce logit fkl rkl lambda feature loss, then the AFD
+  // layers of the last micro-batch (count + up to L+1 ids, filled by the rank that ran it).
+  const size_t kStats = 7, L1 = size_t(si.num_layers) + 1;
+  std::vector<double> stats(kStats + 1 + L1);
   std::vector<SequenceView> views(size_t(c.batch));
   std::vector<int32_t> ids(size_t(c.batch) * size_t(c.seq));
   const int64_t B = c.batch, T = c.seq;
@@ -355,7 +400,7 @@ QadSummary run_qad(const QadConfig& cin) {
     QadStepLog lg;
     lg.step = s + 1;
     student->zero_grad();
-    for (int a = 0; a < c.accum; ++a) {
+    for (int a = rank; a < c.accum; a += ranks) {
       for (int64_t b = 0; b < B; ++b) {
         int64_t j = (s * c.accum + a) * B + b;
         views[size_t(b)] = store.sequence(order.at(j));
@@ -388,6 +433,27 @@ QadSummary run_qad(const QadConfig& cin) {
       lg.loss += double(total.item());
       backward(total);
     }
+    if (ranks > 1) {
+      // Sum of every rank's micro-batch gradients (each already scaled by 1/accum) = the
+      // single-process gradient of the same global batch, up to float summation order.
+      double tc = now_seconds();
+      dist_allreduce_sum(student->grads.data(), P);
+      std::fill(stats.begin(), stats.end(), 0.0);
+      double* st = stats.data();
+      st[0] = lg.ce, st[1] = lg.logit, st[2] = lg.fkl, st[3] = lg.rkl, st[4] = lg.lambda, st[5] = lg.feature;
+      st[6] = lg.loss;
+      if ((c.accum - 1) % ranks == rank) {
+        st[kStats] = double(lg.layers.size());
+        for (size_t i = 0; i < lg.layers.size() && i < L1; ++i) st[kStats + 1 + i] = double(lg.layers[i]);
+      }
+      dist_allreduce_sum(stats.data(), stats.size());
+      lg.ce = st[0], lg.logit = st[1], lg.fkl = st[2], lg.rkl = st[3], lg.lambda = st[4], lg.feature = st[5];
+      lg.loss = st[6];
+      lg.layers.resize(size_t(st[kStats]));
+      for (size_t i = 0; i < lg.layers.size(); ++i) lg.layers[i] = int(st[kStats + 1 + i]);
+      lg.comm_s = now_seconds() - tc;
+      comm_total += lg.comm_s;
+    }
     lg.lr = sched.lr_at(s);
     lg.grad_norm = opt.step(student->params.data(), student->grads.data(), float(lg.lr));
     if (!std::isfinite(lg.grad_norm))
@@ -407,7 +473,7 @@ QadSummary run_qad(const QadConfig& cin) {
     std::vector<double> row = {double(s + 1), lg.loss, lg.ce, lg.feature, lg.logit, lg.fkl, lg.rkl, lg.lambda};
     for (int i = 0; i < n_layer_cols; ++i) row.push_back(i < int(lg.layers.size()) ? double(lg.layers[size_t(i)]) : NAN);
     row.insert(row.end(), {lg.lr, lg.grad_norm, lg.tokens_per_s, vppl});
-    csv.row(row);
+    if (csv) csv->row(row);
     if (jlog) {
       *jlog << lg.json() << "\n";
       jlog->flush();
@@ -419,6 +485,9 @@ QadSummary run_qad(const QadConfig& cin) {
       progress.update(s + 1, lg.loss, double(per_step * T), extra);
     }
     if ((c.ckpt_every > 0 && (s + 1) % c.ckpt_every == 0) || last) {
+      if (ranks > 1) sync_replicas(student->params.data(), opt.m().data(), opt.v().data(), P, log);
+    }
+    if (lead && ((c.ckpt_every > 0 && (s + 1) % c.ckpt_every == 0) || last)) {
       CheckpointMeta meta;
       meta.step = s + 1;
       meta.data_cursor = uint64_t(s + 1);
@@ -436,7 +505,9 @@ QadSummary run_qad(const QadConfig& cin) {
   if (c.progress) progress.finish();
   sum.steps = total_steps;
   sum.tokens_per_s = seconds_total > 0 ? tokens_total / seconds_total : 0;
-  write_metrics_chart(csv_path, c.out + "/chart.svg");
+  sum.ranks = ranks;
+  sum.comm_fraction = seconds_total > 0 ? comm_total / seconds_total : 0;
+  if (lead) write_metrics_chart(csv_path, c.out + "/chart.svg");
 
   // ---- bit accounting
   BitReport br = bit_report(model_matrices(*student, spec));
@@ -445,7 +516,7 @@ QadSummary run_qad(const QadConfig& cin) {
   sum.student_bytes = int64_t(std::ceil(double(br.quantized_params) * br.avg_bits / 8.0)) +
                       (br.total_params - br.quantized_params) * 2;
   sum.teacher_bytes = br.total_params * 2;
-  if (!c.final_outputs) return sum;
+  if (!c.final_outputs || !lead) return sum;
 
   // ---- outputs: latent student, dequantized student, arithmetic, summary, packed hook
   student->save(c.out + "/student");
@@ -486,6 +557,8 @@ QadSummary run_qad(const QadConfig& cin) {
     std::fprintf(log, "%-26s %12.2f MB %12.2f MB\n", "weights size (est.)", sum.teacher_bytes / 1e6,
                  sum.student_bytes / 1e6);
     std::fprintf(log, "%-26s %14s %14.0f\n", "train tokens/s", "", sum.tokens_per_s);
+    if (ranks > 1)
+      std::fprintf(log, "%-26s %14s %13.1f%%\n", "step time in allreduce", "", 100 * sum.comm_fraction);
     std::fprintf(log, "\nrun: %s (metrics.csv, chart.svg, run.json, checkpoint/, student/, student-dequant/)\n",
                  c.out.c_str());
     if (!packed) std::fprintf(log, "student.razor: not written (razor pack is not wired into razor train yet)\n");

@@ -10,6 +10,13 @@
 // j = (s*accum + a)*B + b, which is store sequence perm_e[j mod N] with e = j / N and perm_e a
 // Fisher-Yates permutation seeded by (seed, e) alone; the data cursor is the step, so a
 // resumed run reads exactly the sequences the interrupted one would have read.
+//
+// Data parallel (mpirun -np N, core/dist.h): every rank holds the whole student and
+// optimizer; rank r runs micro-batches a = r, r+N, ... of each step (so the global batch,
+// batch * accum, is the same for any N: use accum a multiple of N), the gradients are summed
+// with one bucketed allreduce, and every rank applies the same AdamW step. Rank 0 alone
+// writes run.json, metrics, checkpoints and the outputs; a checkpoint holds no N, so
+// --resume works with another N (rank 0 reads it and broadcasts it).
 // Deliberately not here: the store writer (distill/teacher_dump.h), the losses
 // (distill/losses.h), packing the student (`razor pack`, see pack_student_hook).
 #pragma once
@@ -61,6 +68,9 @@ struct QadConfig {
   int64_t stop_after = -1;     // test hook: return after this step (as if killed), no final outputs
   FILE* log = stdout;          // summary and notes (nullptr: silent); progress goes to stderr
   bool progress = true;
+  // Under mpirun: data parallel over the job's ranks (see below). false: this process runs
+  // alone whatever the job's size (tests compare the two).
+  bool data_parallel = true;
 };
 
 // One optimizer step's record (what --log-json writes). Every value is measured in the
@@ -70,6 +80,7 @@ struct QadStepLog {
   double loss = 0, ce = 0, feature = 0, logit = 0, fkl = 0, rkl = 0, lambda = 0;
   std::vector<int> layers;  // AFD layers of the last micro-batch
   double lr = 0, grad_norm = 0, tokens_per_s = 0;
+  double comm_s = 0;  // seconds in the gradient allreduce (0 with one rank)
   std::string json() const;
 };
 
@@ -79,7 +90,9 @@ struct QadSummary {
   double teacher_arith = -1, student_arith = -1;     // -1: not measured
   double avg_bits = 0, avg_bits_no_scales = 0;
   int64_t student_bytes = 0, teacher_bytes = 0;      // estimated packed / bf16 sizes
-  double tokens_per_s = 0;
+  double tokens_per_s = 0;     // global tokens (all ranks) per second of step time
+  int ranks = 1;
+  double comm_fraction = 0;    // share of step time spent in the gradient allreduce
   std::vector<QadStepLog> log;                       // the steps this call ran
 };
 
