@@ -11,6 +11,7 @@
 #include "core/error.h"
 #include "core/rng.h"
 #include "core/threads.h"
+#include "infer/pack.h"
 #include "io/json.h"
 #include "io/tokenizer.h"
 #include "nn/model.h"
@@ -55,10 +56,18 @@ static bool ends_with(const std::string& s, const std::string& suffix) {
 
 bool pack_student_hook(const std::string& student_dir, const std::string& out_path, double rho, int group, float beta,
                        bool a8, bool kv8) {
-  // INTEGRATION POINT: call razor pack (branch `infer`) here, e.g.
-  //   pack_hf_student(student_dir, out_path, QuantSpec{PrecisionPlan{rho, group, beta}, a8, kv8});
-  (void)student_dir, (void)out_path, (void)rho, (void)group, (void)beta, (void)a8, (void)kv8;
-  return false;
+  std::unique_ptr<Model> m = Model::load(student_dir, /*trainable=*/false);
+  PackOptions opt;
+  opt.plan.rho = rho;
+  opt.plan.group = group;
+  opt.plan.beta = beta;
+  opt.a8 = a8;
+  opt.kv8 = kv8;
+  PackedModel pm = pack_model(*m, opt);
+  std::string tok = student_dir + "/tokenizer.json";
+  if (path_exists(tok)) pm.tokenizer_json = read_file(tok);
+  pm.save(out_path);
+  return true;
 }
 
 namespace {
