@@ -43,7 +43,7 @@ int cmd_quantize(int argc, char** argv) {
   if (path_exists(tok)) write_file_atomic(a.str("out") + "/tokenizer.json", read_file(tok));
   std::printf("%s %s: %d tensors, weight rel. error %.4f, %.4f bits/weight (%.4f without scales), %.2f%% of "
               "parameters quantized -> %s\n",
-              spec.str().c_str(), ptq_method_name(method), rep.tensors, rep.rel_error, br.avg_bits,
+              ((a.str("plan").empty() ? "" : "plan " + a.str("plan") + " + ") + spec.str()).c_str(), ptq_method_name(method), rep.tensors, rep.rel_error, br.avg_bits,
               br.avg_bits_no_scales, 100 * br.quantized_share, a.str("out").c_str());
   return 0;
 }
