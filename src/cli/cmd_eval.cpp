@@ -30,7 +30,8 @@ int cmd_eval(int argc, char** argv) {
   a.option("--rho", "", "quantize with this rho instead of --bits (e.g. 1/8)");
   a.option("--group", "64", "quantization group size G");
   a.option("--beta", "2.0", "ternary scale factor");
-  a.option("--ptq", "rtn", "rtn | rtn-gamma | ptqtp");
+  a.option("--ptq", "rtn", "rtn | rtn-gamma | ptqtp | asym | log2 (asym / log2 take --bits 2..8)");
+  a.option("--plan", "", "bit-budget plan from `razor plan` (per-tensor layouts; other tensors follow --bits)");
   a.flag("--a8", "8-bit activations into every linear");
   a.flag("--kv8", "8-bit K and V");
   a.option("--threads", "0", "threads (0: all cores)");
@@ -43,10 +44,14 @@ int cmd_eval(int argc, char** argv) {
   std::unique_ptr<Model> m = Model::load(dir, /*trainable=*/false);
   std::string desc = "full precision";
   double bits = 32, bits_ns = 32;
-  if (!a.str("bits").empty() || !a.str("rho").empty() || a.on("a8") || a.on("kv8")) {
-    QuantSpec spec = make_quant_spec(a.str("bits").empty() ? "32" : a.str("bits"), a.str("rho"),
-                                     int(a.i64_in("group", 1, 1 << 16)), a.f64_in("beta", 0.01, 100.0));
-    if (a.str("bits").empty() && a.str("rho").empty()) {
+  const bool has_plan = !a.str("plan").empty();
+  if (!a.str("bits").empty() || !a.str("rho").empty() || has_plan || a.on("a8") || a.on("kv8")) {
+    PtqMethod method = parse_ptq_method(a.str("ptq"));
+    std::string bits_arg = a.str("bits").empty() ? (has_plan ? "1.88" : "32") : a.str("bits");
+    QuantSpec spec = make_quant_spec(bits_arg, a.str("rho"), int(a.i64_in("group", 1, 1 << 16)),
+                                     a.f64_in("beta", 0.01, 100.0), method);
+    if (has_plan) apply_plan_file(spec, *m, a.str("plan"));
+    if (a.str("bits").empty() && a.str("rho").empty() && !has_plan) {
       // A8 / KV8 only: weights stay full precision.
       spec.quantize_embedding = false;
       spec.overrides.clear();
@@ -54,17 +59,16 @@ int cmd_eval(int argc, char** argv) {
     }
     spec.a8 = a.on("a8");
     spec.kv8 = a.on("kv8");
-    PtqMethod method = parse_ptq_method(a.str("ptq"));
     PtqReport rep = apply_ptq(*m, spec, method);
     // Weights now hold their dequantized values; hooks add only A8 / KV8.
     QuantSpec act = spec;
     act.overrides.clear();
     for (const Param& p : m->entries) act.overrides.push_back({p.name, WeightLayout::none()});
     install_quant_hooks(*m, act);
-    BitReport br = bit_report(model_matrices(*m, spec));
+    BitReport br = ptq_bit_report(*m, spec, method);
     bits = br.avg_bits;
     bits_ns = br.avg_bits_no_scales;
-    desc = spec.str() + " " + ptq_method_name(method) + strfmt(" (weight rel. error %.4f)", rep.rel_error);
+    desc = (has_plan ? "plan " + a.str("plan") + " + " : std::string()) + spec.str() + " " + ptq_method_name(method) + strfmt(" (weight rel. error %.4f)", rep.rel_error);
   }
   PreparedData data = prepare_data(a.str("data"), tok_path);
   if (data.valid_shard.empty()) fail("--data %s: has no validation split", a.str("data").c_str());

@@ -26,6 +26,7 @@ int cmd_train(int argc, char** argv) {
   ap.option("--out", "", "run directory (default: runs/qad-rho<rho>-g<G>[-a8][-kv8])");
   ap.option("--bits", "", "bits per weight: 4 | 2.79 | 1.88 | 1.58 (default 1.88 = rho 1/8)");
   ap.option("--rho", "", "share of 4-bit rows: 1/8, 0.5, 0, 1 ... (instead of --bits)");
+  ap.option("--plan", "", "bit-budget plan from `razor plan` (per-tensor layouts; other tensors follow --bits/--rho)");
   ap.option("--group", "64", "quantization group size G");
   ap.option("--beta", "2", "ternary scale factor (s = beta * mean|w|)");
   ap.flag("--a8", "8-bit activations into every linear (default on)");
@@ -73,6 +74,7 @@ int cmd_train(int argc, char** argv) {
   if (ap.given("bits") && ap.given("rho")) fail("--bits/--rho: give one of them");
   c.rho = ap.given("rho") ? parse_rho(ap.str("rho")) : ap.given("bits") ? parse_precision(ap.str("bits")) : 0.125;
   c.group = int(ap.i64_in("group", 1, 1 << 16));
+  c.plan = ap.str("plan");
   c.beta = float(ap.f64_in("beta", 1e-6, 1e6));
   if (ap.on("a8") && ap.on("no-a8")) fail("--a8/--no-a8: give one of them");
   if (ap.on("kv8") && ap.on("no-kv8")) fail("--kv8/--no-kv8: give one of them");

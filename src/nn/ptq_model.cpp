@@ -3,6 +3,8 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "quant/asym.h"
+#include "quant/budget.h"
 #include "quant/ptq.h"
 
 namespace razor {
@@ -11,7 +13,9 @@ PtqMethod parse_ptq_method(const std::string& s, const char* option) {
   if (s == "rtn") return PtqMethod::Rtn;
   if (s == "rtn-gamma") return PtqMethod::RtnGamma;
   if (s == "ptqtp") return PtqMethod::Ptqtp;
-  fail("%s: expected rtn, rtn-gamma or ptqtp, got '%s'", option, s.c_str());
+  if (s == "asym") return PtqMethod::Asym;
+  if (s == "log2") return PtqMethod::Log2;
+  fail("%s: expected rtn, rtn-gamma, ptqtp, asym or log2, got '%s'", option, s.c_str());
 }
 
 const char* ptq_method_name(PtqMethod m) {
@@ -19,14 +23,25 @@ const char* ptq_method_name(PtqMethod m) {
     case PtqMethod::Rtn: return "rtn";
     case PtqMethod::RtnGamma: return "rtn-gamma";
     case PtqMethod::Ptqtp: return "ptqtp";
+    case PtqMethod::Asym: return "asym";
+    case PtqMethod::Log2: return "log2";
   }
   return "?";
 }
 
-QuantSpec make_quant_spec(const std::string& bits, const std::string& rho, int group, double beta) {
+QuantSpec make_quant_spec(const std::string& bits, const std::string& rho, int group, double beta,
+                          PtqMethod method) {
   QuantSpec s;
   s.plan.group = group;
   s.plan.beta = float(beta);
+  if (method == PtqMethod::Asym || method == PtqMethod::Log2) {
+    RZ_CHECK(rho.empty(), "--ptq %s: takes --bits 2..8, not --rho", ptq_method_name(method));
+    RZ_CHECK(bits.size() == 1 && bits[0] >= '2' && bits[0] <= '8', "--ptq %s: --bits must be an integer 2..8, got '%s'",
+             ptq_method_name(method), bits.c_str());
+    s.plan.rho = 1.0;
+    s.uniform_bits = bits[0] - '0';
+    return s;
+  }
   if (!rho.empty()) {
     s.plan.rho = parse_rho(rho, "--rho");
   } else if (bits == "2" || bits == "3") {
@@ -37,6 +52,26 @@ QuantSpec make_quant_spec(const std::string& bits, const std::string& rho, int g
     s.plan.rho = parse_precision(bits, "--bits");
   }
   return s;
+}
+
+void apply_plan_file(QuantSpec& spec, const Model& m, const std::string& path) {
+  for (auto& o : load_plan(path)) {
+    const Param* p = m.find(o.first);
+    RZ_CHECK(p != nullptr, "%s: tensor '%s' is not in the model", path.c_str(), o.first.c_str());
+    if (o.second.quantized()) check_quantizable(o.first, p->value, o.second);
+    spec.overrides.push_back(std::move(o));
+  }
+}
+
+BitReport ptq_bit_report(const Model& m, const QuantSpec& spec, PtqMethod method) {
+  std::vector<MatrixEntry> ms = model_matrices(m, spec);
+  BitReport br = bit_report(ms);
+  if (method != PtqMethod::Asym || br.quantized_params == 0) return br;
+  double extra = 0;
+  for (const MatrixEntry& e : ms)
+    if (e.layout.quantized() && !e.shared) extra += double(e.d_out * e.d_in) * e.layout.bits / e.layout.group;
+  br.avg_bits += extra / double(br.quantized_params);
+  return br;
 }
 
 PtqReport apply_ptq(Model& m, const QuantSpec& spec, PtqMethod method) {
@@ -53,6 +88,15 @@ PtqReport apply_ptq(Model& m, const QuantSpec& spec, PtqMethod method) {
         break;
       case PtqMethod::RtnGamma: q = rtn_gamma(p.name, p.value, l); break;
       case PtqMethod::Ptqtp: q = ptqtp(p.name, p.value, l); break;
+      case PtqMethod::Asym:
+      case PtqMethod::Log2:
+        RZ_CHECK(l.kind == LayoutKind::kUniform || l.kind == LayoutKind::kInt4 || l.kind == LayoutKind::kInt8,
+                 "%s: --ptq %s needs an n-bit layout (got %s)", p.name.c_str(), ptq_method_name(method),
+                 l.str().c_str());
+        q = calibrated_quant_weight(p.name, p.value,
+                                    method == PtqMethod::Asym ? CalibratedKind::Asym : CalibratedKind::Log2, l.bits,
+                                    l.group);
+        break;
     }
     num += sum_squared_error(p.value, q);
     for (int64_t i = 0; i < p.value.numel(); ++i) den += double(p.value[i]) * p.value[i];

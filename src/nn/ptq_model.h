@@ -11,13 +11,22 @@
 
 namespace razor {
 
-enum class PtqMethod { Rtn, RtnGamma, Ptqtp };
+// Asym / Log2 (quant/asym.h) read the bits of each tensor's layout (uniform n-bit, int4, int8)
+// and need a spec with uniform_bits (make_quant_spec with bits "2".."8").
+enum class PtqMethod { Rtn, RtnGamma, Ptqtp, Asym, Log2 };
 PtqMethod parse_ptq_method(const std::string& s, const char* option = "--ptq");
 const char* ptq_method_name(PtqMethod m);
 
 // --bits / --rho / --group / --beta -> spec. bits "2" or "3" select uniform n-bit absmax
-// linears (PTQ baselines); otherwise the EdgeRazor super-group plan.
-QuantSpec make_quant_spec(const std::string& bits, const std::string& rho, int group, double beta);
+// linears (PTQ baselines); otherwise the EdgeRazor super-group plan. With method Asym / Log2,
+// bits must be an integer 2..8 (every linear n-bit; embedding / lm_head 4-bit).
+QuantSpec make_quant_spec(const std::string& bits, const std::string& rho, int group, double beta,
+                          PtqMethod method = PtqMethod::Rtn);
+// Loads a `razor plan` file into spec.overrides, checked against the model's tensors.
+void apply_plan_file(QuantSpec& spec, const Model& m, const std::string& path);
+
+// bit_report of the model under spec; for Asym also the n-bit zero point of every group.
+BitReport ptq_bit_report(const Model& m, const QuantSpec& spec, PtqMethod method);
 
 struct PtqReport {
   int tensors = 0;

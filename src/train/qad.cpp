@@ -16,6 +16,7 @@
 #include "io/tokenizer.h"
 #include "nn/model.h"
 #include "nn/quant_hooks.h"
+#include "quant/budget.h"
 #include "quant/plan.h"
 #include "train/arith.h"
 #include "train/checkpoint.h"
@@ -154,6 +155,7 @@ Json config_json(const QadConfig& c, const StoreInfo& store, double a_task, doub
   j.set("store", c.store);
   j.set("store_sequences", store.num_sequences);
   j.set("rho", c.rho);
+  if (!c.plan.empty()) j.set("plan", c.plan);
   j.set("bits", PrecisionPlan{c.rho, c.group, c.beta}.str());
   j.set("group", int64_t(c.group));
   j.set("beta", double(c.beta));
@@ -194,7 +196,7 @@ void check_resume_config(const Json& have, const Json& want, const std::string& 
   const char* keys[] = {"teacher_hash", "store_sequences", "rho", "group", "beta", "a8", "kv8", "loss_logit",
                         "eakld_clip", "eakld_k", "feature", "afd_k", "mask_align", "a_task", "a_feature",
                         "a_logit", "lr", "schedule", "warmup", "weight_decay", "batch", "seq", "accum", "steps",
-                        "seed"};
+                        "seed", "plan"};
   for (const char* k : keys) {
     const Json* a = have.find(k);
     const Json* b = want.find(k);
@@ -317,6 +319,7 @@ QadSummary run_qad(const QadConfig& cin) {
   spec.plan = PrecisionPlan{c.rho, c.group, c.beta};
   spec.a8 = c.a8;
   spec.kv8 = c.kv8;
+  if (!c.plan.empty()) spec.overrides = load_plan(c.plan);
   install_quant_hooks(*student, spec);
   const size_t P = size_t(student->params.numel());
   AdamWConfig acfg;

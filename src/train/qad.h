@@ -44,6 +44,7 @@ struct QadConfig {
   int group = 64;
   float beta = 2.0f;
   bool a8 = true, kv8 = true;
+  std::string plan;  // bit-budget plan file (`razor plan`): per-tensor layouts over rho/group ("" = none)
 
   DistillConfig distill;
   bool logit_none = false, feature_none = false;
