@@ -5,6 +5,7 @@
 #   make SAN=1        AddressSanitizer + UndefinedBehaviorSanitizer build (build-san/)
 #   make fuzz         libFuzzer targets fuzz/fuzz_*.cpp (clang, ASan+UBSan, build-fuzz/), each run
 #                     FUZZ_SECONDS (default 30) over fuzz/seeds/<target>/; FUZZ_TARGETS=fuzz_json limits it
+#                     (needs clang + compiler-rt: tools/install_deps.sh --fuzz)
 #   make CROSS=aarch64  cross-build for ARM (build-aarch64/); `make CROSS=aarch64 test` runs under qemu
 #   make deps         install the Debian packages razor needs
 # Kernel files are compiled with per-file ISA flags chosen by their suffix:
