@@ -14,8 +14,11 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <string>
 #include <string_view>
+#include <system_error>
+#include <vector>
 
 #include "core/error.h"
 
@@ -25,9 +28,21 @@ inline std::string_view as_text(const uint8_t* data, size_t size) {
   return std::string_view(reinterpret_cast<const char*>(data), size);
 }
 
-// A per-process scratch path under /tmp (parallel fuzz jobs do not collide).
+// A per-process scratch path under /tmp (parallel fuzz jobs do not collide); removed when
+// the process exits normally (libFuzzer exits through exit() at -max_total_time).
+inline std::vector<std::string>& scratch_paths() {
+  static std::vector<std::string> paths;
+  return paths;
+}
 inline std::string scratch(const std::string& name) {
-  return "/tmp/razor_fuzz_" + std::to_string(::getpid()) + "_" + name;
+  if (scratch_paths().empty())
+    std::atexit([] {
+      std::error_code ec;
+      for (const std::string& p : scratch_paths()) std::filesystem::remove_all(p, ec);
+    });
+  std::string p = "/tmp/razor_fuzz_" + std::to_string(::getpid()) + "_" + name;
+  scratch_paths().push_back(p);
+  return p;
 }
 
 // Writes bytes to path (plain write: the loaders, not the writer, are under test).
