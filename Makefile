@@ -4,6 +4,9 @@
 #   make PORTABLE=1   any x86-64; SIMD paths chosen at run time (always true for kernels)
 #   make SAN=1        AddressSanitizer + UndefinedBehaviorSanitizer build (build-san/)
 #   make MPI=1        data-parallel training over Open MPI (build-mpi/; `make MPI=1 test-mpi`)
+#   make fuzz         libFuzzer targets fuzz/fuzz_*.cpp (clang, ASan+UBSan, build-fuzz/), each run
+#                     FUZZ_SECONDS (default 30) over fuzz/seeds/<target>/; FUZZ_TARGETS=fuzz_json limits it
+#                     (needs clang + compiler-rt: tools/install_deps.sh --fuzz)
 #   make CROSS=aarch64  cross-build for ARM (build-aarch64/); `make CROSS=aarch64 test` runs under qemu
 #   make deps         install the Debian packages razor needs
 # Kernel files are compiled with per-file ISA flags chosen by their suffix:
@@ -32,6 +35,15 @@ ifeq ($(SAN),1)
   OPT := -O1 -g -fno-omit-frame-pointer
   SANFLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined
   BUILD := build-san
+  EXE := $(BUILD)/razor
+endif
+ifeq ($(FUZZ),1)
+  # The library compiled by clang with coverage instrumentation for libFuzzer; the fuzz
+  # targets themselves add -fsanitize=fuzzer (libFuzzer's main) when linking.
+  CXX := clang++
+  OPT := -O1 -g -fno-omit-frame-pointer
+  SANFLAGS := -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined
+  BUILD := build-fuzz
   EXE := $(BUILD)/razor
 endif
 ifeq ($(MPI),1)
@@ -72,7 +84,7 @@ MAIN_OBJ := $(call obj,$(MAIN_SRC))
 TEST_OBJ := $(call obj,$(TEST_SRC))
 TEST_BIN := $(BUILD)/razor_tests
 
-.PHONY: all test test-mpi deps clean bench-gemm aarch64-test
+.PHONY: all test test-mpi deps clean bench-gemm aarch64-test fuzz fuzz-build
 all: $(EXE) $(TEST_BIN)
 
 $(EXE): $(MAIN_OBJ) $(BUILD)/librazor.a
@@ -122,7 +134,22 @@ endif
 deps:
 	bash tools/install_deps.sh
 
+# Fuzzing: one file per target, fuzz/fuzz_<name>.cpp (adding a target is adding that file and
+# its seeds fuzz/seeds/fuzz_<name>/). New inputs found go to build-fuzz/corpus/<target>/.
+FUZZ_SECONDS ?= 30
+FUZZ_ALL := $(patsubst fuzz/%.cpp,%,$(wildcard fuzz/fuzz_*.cpp))
+FUZZ_TARGETS ?= $(FUZZ_ALL)
+FUZZ_BIN := $(patsubst %,build-fuzz/%,$(FUZZ_TARGETS))
+ifeq ($(FUZZ),1)
+fuzz-build: $(FUZZ_BIN)
+build-fuzz/fuzz_%: fuzz/fuzz_%.cpp fuzz/fuzz_common.h $(BUILD)/librazor.a
+	$(CXX) $(CXXFLAGS) -fsanitize=fuzzer -o $@ $< $(BUILD)/librazor.a $(LDFLAGS) -fsanitize=fuzzer
+endif
+fuzz:
+	$(MAKE) FUZZ=1 fuzz-build FUZZ_TARGETS="$(FUZZ_TARGETS)"
+	bash tools/run_fuzz.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
 clean:
-	rm -rf build build-portable build-san build-aarch64 build-mpi razor
+	rm -rf build build-portable build-san build-aarch64 build-mpi build-fuzz razor
 
 -include $(LIB_OBJ:.o=.d) $(MAIN_OBJ:.o=.d) $(TEST_OBJ:.o=.d)

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Installs the Debian packages razor builds and tests with, when missing.
-# Usage: tools/install_deps.sh [--test]   (--test adds what the test suite uses:
-#   Node.js/npm for reference tokenizers, Debian text packages for the default corpus)
+# Usage: tools/install_deps.sh [--test] [--fuzz]   (--test adds what the test suite uses:
+#   Node.js/npm for reference tokenizers, Debian text packages for the default corpus;
+#   --fuzz adds clang and compiler-rt, which `make fuzz` needs for -fsanitize=fuzzer)
 set -euo pipefail
 pkgs=(g++ make doctest-dev libstb-dev)
-if [[ "${1:-}" == "--test" ]]; then
-  pkgs+=(unicode-data nodejs npm)
-fi
+for arg in "$@"; do
+  [[ "$arg" == "--test" ]] && pkgs+=(unicode-data nodejs npm)
+  [[ "$arg" == "--fuzz" ]] && pkgs+=(clang libclang-rt-dev)
+done
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

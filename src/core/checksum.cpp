@@ -46,6 +46,9 @@ Hash64::Hash64() {
 }
 
 void Hash64::update(const void* data, size_t n) {
+  // An empty span may come as (nullptr, 0) (an empty vector's data()); memcpy from null is
+  // undefined even for 0 bytes.
+  if (n == 0) return;
   const uint8_t* p = static_cast<const uint8_t*>(data);
   total_ += n;
   if (buf_len_ > 0) {

@@ -12,6 +12,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <initializer_list>
 #include <limits>
 #include <mutex>
 #include <numeric>
@@ -164,14 +165,22 @@ struct Mapping {
 };
 
 // Validates a whole shard file (header, size, checksum) against `want`; returns its header.
-ShardHeader validate_shard(const Mapping& m, const ShardHeader& want, const std::string& what, bool checksum) {
+// With `checksum`, also range-checks every token id and top-K id: the losses index logits
+// with them, and a checksum only proves the file is what some writer wrote.
+ShardHeader validate_shard(const Mapping& m, const ShardHeader& want, const RecordLayout& layout,
+                           const std::string& what, bool checksum) {
   if (m.size < int64_t(sizeof(ShardHeader)))
     fail("%s: truncated: %lld bytes, shorter than the 128-byte header", what.c_str(), (long long)m.size);
   ShardHeader h;
   std::memcpy(&h, m.base, sizeof h);
   check_header(h, want, what);
   if (h.num_sequences > uint64_t(1) << 40) fail("%s: implausible sequence count %llu", what.c_str(), (unsigned long long)h.num_sequences);
-  int64_t expect = int64_t(sizeof(ShardHeader)) + int64_t(h.num_sequences) * int64_t(h.record_bytes);
+  // record_bytes equals the layout's (< 2^40), but the product can still overflow.
+  int64_t expect = 0;
+  if (__builtin_mul_overflow(int64_t(h.num_sequences), int64_t(h.record_bytes), &expect) ||
+      __builtin_add_overflow(expect, int64_t(sizeof(ShardHeader)), &expect))
+    fail("%s: %llu sequences of %llu bytes do not fit in any file", what.c_str(), (unsigned long long)h.num_sequences,
+         (unsigned long long)h.record_bytes);
   if (m.size < expect)
     fail("%s: truncated: %lld bytes, expected %lld for %llu sequences", what.c_str(), (long long)m.size,
          (long long)expect, (unsigned long long)h.num_sequences);
@@ -180,6 +189,23 @@ ShardHeader validate_shard(const Mapping& m, const ShardHeader& want, const std:
          (long long)expect, (unsigned long long)h.num_sequences);
   if (checksum && hash64(m.base + sizeof(ShardHeader), size_t(expect) - sizeof(ShardHeader)) != h.payload_checksum)
     fail("%s: checksum mismatch (the file is damaged; delete it and re-run the teacher dump)", what.c_str());
+  if (checksum) {
+    const int64_t T = h.T, K = h.K, V = h.V;
+    for (uint64_t r = 0; r < h.num_sequences; ++r) {
+      const uint8_t* rec = m.base + sizeof(ShardHeader) + int64_t(r) * layout.bytes;
+      auto check_ids = [&](int64_t off, int64_t n, const char* field) {
+        for (int64_t i = 0; i < n; ++i) {
+          int32_t id;
+          std::memcpy(&id, rec + off + 4 * i, 4);
+          if (id < 0 || id >= V)
+            fail("%s: record %llu: %s[%lld] = %d is outside the vocabulary [0, %lld)", what.c_str(),
+                 (unsigned long long)r, field, (long long)i, id, (long long)V);
+        }
+      };
+      check_ids(layout.ids, T + 1, "ids");
+      if (layout.topk_ids >= 0) check_ids(layout.topk_ids, T * K, "topk_ids");
+    }
+  }
   return h;
 }
 
@@ -294,22 +320,37 @@ RecordLayout RecordLayout::make(const StoreInfo& info) {
   const int64_t K = info.logits == LogitStorage::TopK ? info.top_k : 0;
   RecordLayout r;
   int64_t off = 0;
+  // Section sizes are products of manifest fields that validate() bounds only one by one
+  // (T, C, V < 2^31, L < 4096): multiply with overflow checks and cap the record at 2^40
+  // bytes, so a hostile manifest gives an error instead of a wrapped (negative) size.
+  constexpr int64_t kMaxRecord = int64_t(1) << 40;
+  auto bytes_of = [&](std::initializer_list<int64_t> factors) {
+    int64_t n = 1;
+    for (int64_t f : factors)
+      if (__builtin_mul_overflow(n, f, &n) || n > kMaxRecord)
+        fail("teacher store: one record would exceed 2^40 bytes (T=%lld L=%lld C=%lld V=%lld K=%lld)", (long long)T,
+             (long long)L, (long long)C, (long long)V, (long long)K);
+    return n;
+  };
   auto take = [&](int64_t bytes) {
     int64_t at = off;
     off = align64(off + bytes);
+    if (off > kMaxRecord)
+      fail("teacher store: one record would exceed 2^40 bytes (T=%lld L=%lld C=%lld V=%lld K=%lld)", (long long)T,
+           (long long)L, (long long)C, (long long)V, (long long)K);
     return at;
   };
-  r.ids = take(4 * (T + 1));
+  r.ids = take(bytes_of({4, T + 1}));
   r.mask = take(T + 1);
-  r.hidden = take((L + 1) * T * C * (info.hidden_dtype == HiddenDtype::BF16 ? 2 : 1));
-  if (info.hidden_dtype == HiddenDtype::INT8) r.hidden_scale = take(4 * (L + 1) * T);
+  r.hidden = take(bytes_of({L + 1, T, C, info.hidden_dtype == HiddenDtype::BF16 ? 2 : 1}));
+  if (info.hidden_dtype == HiddenDtype::INT8) r.hidden_scale = take(bytes_of({4, L + 1, T}));
   const int64_t lp = info.logp_dtype == LogpDtype::F32 ? 4 : 2;
   if (K > 0) {
-    r.topk_ids = take(4 * T * K);
-    r.logp = take(lp * T * K);
+    r.topk_ids = take(bytes_of({4, T, K}));
+    r.logp = take(bytes_of({lp, T, K}));
     r.tail_logp = take(4 * T);
   } else {
-    r.logp = take(lp * T * V);
+    r.logp = take(bytes_of({lp, T, V}));
   }
   r.entropy = take(4 * T);
   r.target_logp = take(4 * T);
@@ -530,7 +571,7 @@ StoreWriter::StoreWriter(const std::string& dir, const StoreInfo& info) : dir_(d
     m.open(path);
     ShardHeader h;
     try {
-      h = validate_shard(m, want, path, true);
+      h = validate_shard(m, want, layout_, path, true);
     } catch (const Error& e) {
       fail("%s (cannot resume the teacher dump: delete this shard and the ones after it, then re-run)", e.what());
     }
@@ -699,7 +740,7 @@ StoreReader::StoreReader(const std::string& dir, StoreVerify verify) : dir_(dir)
       fail("%s: shard %s starts at sequence %lld, expected %lld", mpath.c_str(), file.c_str(), (long long)sh->first,
            (long long)total);
     sh->map.open(sh->path);
-    ShardHeader h = validate_shard(sh->map, want, sh->path, false);
+    ShardHeader h = validate_shard(sh->map, want, layout_, sh->path, false);
     if (int64_t(h.num_sequences) != sh->count || int64_t(h.first_sequence) != sh->first)
       fail("%s: the manifest says %lld sequences from %lld, the shard header says %llu from %llu", sh->path.c_str(),
            (long long)sh->count, (long long)sh->first, (unsigned long long)h.num_sequences,
@@ -715,7 +756,7 @@ StoreReader::StoreReader(const std::string& dir, StoreVerify verify) : dir_(dir)
          (long long)total);
   if (verify == StoreVerify::Eager) {
     for (auto& sh : shards_) {
-      std::call_once(sh->verified, [&] { validate_shard(sh->map, want, sh->path, true); });
+      std::call_once(sh->verified, [&] { validate_shard(sh->map, want, layout_, sh->path, true); });
     }
   }
 }
@@ -735,7 +776,7 @@ const StoreReader::Shard& StoreReader::shard_for(int64_t i, int64_t* local) cons
 SequenceView StoreReader::sequence(int64_t i) const {
   int64_t local;
   const Shard& sh = shard_for(i, &local);
-  std::call_once(sh.verified, [&] { validate_shard(sh.map, make_header(info_, layout_), sh.path, true); });
+  std::call_once(sh.verified, [&] { validate_shard(sh.map, make_header(info_, layout_), layout_, sh.path, true); });
   return view_record(info_, layout_, sh.map.base + sizeof(ShardHeader) + local * layout_.bytes);
 }
 

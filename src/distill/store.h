@@ -170,7 +170,7 @@ class StoreWriter {
   bool complete_ = false;
 };
 
-enum class StoreVerify { Eager, Lazy };  // checksums on open, or per shard on first access
+enum class StoreVerify { Eager, Lazy };  // checksums + id ranges on open, or per shard on first access
 
 struct StoreStats {
   int64_t sequences = 0, tokens = 0, shards = 0;
@@ -189,7 +189,8 @@ class StoreReader {
   const StoreInfo& info() const { return info_; }
   int64_t num_sequences() const { return info_.num_sequences; }
   // Sequence i in [0, num_sequences). With StoreVerify::Lazy the first access to a shard
-  // verifies its checksum (thread-safe); a bad shard throws razor::Error.
+  // verifies its checksum and that every token / top-K id lies in [0, V) (thread-safe); a
+  // bad shard throws razor::Error.
   SequenceView sequence(int64_t i) const;
   // Asks the kernel to read sequences [first, first+count) ahead (madvise WILLNEED), so the
   // next micro-batch is in memory before the training step needs it.

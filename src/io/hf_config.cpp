@@ -101,6 +101,19 @@ void ModelConfig::validate(const std::string& what) const {
   positive("head_dim", head_dim);
   positive("intermediate_size", intermediate_size);
   positive("max_position_embeddings", max_position_embeddings);
+  // Upper bounds far above any real model, so that products of sizes (V*C, L*C*F, H*D)
+  // cannot overflow int64 in tensor shapes: a hostile config.json gets an error, not UB.
+  auto at_most = [&](const char* name, int64_t v, int64_t hi) {
+    if (v > hi) fail("%s: %s: %lld is implausibly large (razor accepts at most %lld)", w, name, (long long)v, (long long)hi);
+  };
+  at_most("vocab_size", vocab_size, int64_t(1) << 26);
+  at_most("hidden_size", hidden_size, int64_t(1) << 20);
+  at_most("num_hidden_layers", num_hidden_layers, int64_t(1) << 12);
+  at_most("num_attention_heads", num_attention_heads, int64_t(1) << 12);
+  at_most("num_key_value_heads", num_key_value_heads, int64_t(1) << 12);
+  at_most("head_dim", head_dim, int64_t(1) << 16);
+  at_most("intermediate_size", intermediate_size, int64_t(1) << 22);
+  at_most("max_position_embeddings", max_position_embeddings, int64_t(1) << 26);
   if (num_attention_heads % num_key_value_heads != 0)
     fail("%s: num_key_value_heads: %lld does not divide num_attention_heads %lld", w, (long long)num_key_value_heads,
          (long long)num_attention_heads);

@@ -33,8 +33,9 @@ struct ModelConfig {
 
   bool qk_norm() const { return model_type == "qwen3"; }
   // Throws razor::Error naming the field (prefixed by `what`, e.g. the file) on any
-  // inconsistency: non-positive sizes, heads not dividing hidden_size (when head_dim is
-  // implied), kv heads not dividing heads, odd head_dim, ids outside the vocabulary.
+  // inconsistency: non-positive or implausibly large sizes (bounded so that no product of
+  // sizes overflows int64), heads not dividing hidden_size (when head_dim is implied), kv
+  // heads not dividing heads, odd head_dim, ids outside the vocabulary.
   void validate(const std::string& what = "config") const;
 
   static ModelConfig from_json(const Json& j, const std::string& what = "config.json");

@@ -223,6 +223,14 @@ Tokenizer Tokenizer::from_json(std::string_view json_text, const std::string& fi
     }
   }
   RZ_CHECK(max_id >= 0, "%s: model.vocab: empty", f);
+  // Per-id tables are sized by the largest id: bound the unused ids, so that a small file
+  // naming id 10^9 is an error rather than gigabytes of empty slots. Real files are dense
+  // (Qwen3: no hole at all); 65536 leaves room for reserved ranges.
+  const int64_t listed = int64_t(vocab->size()) + (added && added->is_array() ? int64_t(added->size()) : 0);
+  RZ_CHECK(max_id < listed + 65536,
+           "%s: largest token id %lld leaves more than 65536 unused ids below it (%lld tokens listed): not a "
+           "tokenizer.json razor can index",
+           f, (long long)max_id, (long long)listed);
   t.id_to_token_.assign(size_t(max_id + 1), std::string());
   t.id_bytes_.assign(size_t(max_id + 1), std::string());
   t.special_.assign(size_t(max_id + 1), 0);

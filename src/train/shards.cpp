@@ -150,7 +150,9 @@ TokenShard::TokenShard(const std::string& path, bool verify_checksum) : path_(pa
   RZ_CHECK(token_bytes_ == 2 || token_bytes_ == 4, "%s: token_bytes: %u, expected 2 (uint16) or 4 (uint32)", f,
            token_bytes_);
   vocab_size_ = get<uint32_t>(p, 20);
-  RZ_CHECK(vocab_size_ > 0, "%s: vocab_size: 0", f);
+  // Ids are handed out as int32: a larger vocabulary would turn valid ids negative.
+  RZ_CHECK(vocab_size_ > 0 && vocab_size_ <= uint32_t(INT32_MAX), "%s: vocab_size: %u is out of range [1, 2^31)", f,
+           vocab_size_);
   RZ_CHECK(token_bytes_ == (vocab_size_ <= 65535 ? 2u : 4u), "%s: token_bytes: %u does not match vocab_size %u", f,
            token_bytes_, vocab_size_);
   n_tokens_ = get<uint64_t>(p, 24);
