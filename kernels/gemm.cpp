@@ -76,12 +76,17 @@ void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float al
   const double flops = 2.0 * double(M) * double(N) * double(K);
   threads = int(std::max(1.0, std::min(double(threads), flops / kFlopsPerThread)));
   switch (active_isa()) {
+#if defined(__x86_64__) || defined(__i386__)
     case Isa::Avx512:
       sgemm_avx512(threads, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
       break;
     case Isa::Avx2:
       sgemm_avx2(threads, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
       break;
+#else
+    case Isa::Avx512:
+    case Isa::Avx2:
+#endif
     case Isa::Neon:  // no NEON micro-kernel yet: the portable tier
     case Isa::Ref:
       sgemm_scalar(threads, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);

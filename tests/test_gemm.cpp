@@ -48,8 +48,12 @@ struct Isas {
   const char* name;
   TierFn fn;
 };
+#if defined(__x86_64__) || defined(__i386__)
 const Isas kIsas[] = {{Isa::Ref, "ref", sgemm_scalar}, {Isa::Avx2, "avx2", sgemm_avx2},
                       {Isa::Avx512, "avx512", sgemm_avx512}};
+#else
+const Isas kIsas[] = {{Isa::Ref, "ref", sgemm_scalar}};  // x86 tiers are not built here
+#endif
 
 // Restores the thread count and tier a test changed.
 struct Restore {
