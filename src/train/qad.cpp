@@ -571,9 +571,9 @@ QadSummary run_qad(const QadConfig& cin) {
     std::fprintf(log, "%-26s %14s %14.0f\n", "train tokens/s", "", sum.tokens_per_s);
     if (ranks > 1)
       std::fprintf(log, "%-26s %14s %13.1f%%\n", "step time in allreduce", "", 100 * sum.comm_fraction);
-    std::fprintf(log, "\nrun: %s (metrics.csv, chart.svg, run.json, checkpoint/, student/, student-dequant/)\n",
-                 c.out.c_str());
-    if (!packed) std::fprintf(log, "student.razor: not written (razor pack is not wired into razor train yet)\n");
+    std::fprintf(log, "\nrun: %s (metrics.csv, chart.svg, run.json, checkpoint/, student/, student-dequant/%s)\n",
+                 c.out.c_str(), packed ? ", student.razor" : "");
+    if (packed) std::fprintf(log, "try it: ./razor generate -m %s/student.razor -p \"And God said\"\n", c.out.c_str());
   }
   return sum;
 }
