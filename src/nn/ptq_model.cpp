@@ -66,6 +66,20 @@ void apply_plan_file(QuantSpec& spec, const Model& m, const std::string& path) {
 BitReport ptq_bit_report(const Model& m, const QuantSpec& spec, PtqMethod method) {
   std::vector<MatrixEntry> ms = model_matrices(m, spec);
   BitReport br = bit_report(ms);
+  if (method == PtqMethod::Ptqtp && br.quantized_params > 0) {
+    // The second plane (log2 3 bits) and its scale (16/G) for every ternary weight.
+    double extra = 0, extra_ns = 0;
+    for (const MatrixEntry& e : ms) {
+      const WeightLayout& l = e.layout;
+      if (e.shared || (l.kind != LayoutKind::kTernary && l.kind != LayoutKind::kMixedRows)) continue;
+      double ternary = double(e.d_out - (l.kind == LayoutKind::kMixedRows ? l.rows_4bit(e.d_out) : 0)) * double(e.d_in);
+      extra += ternary * (std::log2(3.0) + 16.0 / l.group);
+      extra_ns += ternary * std::log2(3.0);
+    }
+    br.avg_bits += extra / double(br.quantized_params);
+    br.avg_bits_no_scales += extra_ns / double(br.quantized_params);
+    return br;
+  }
   if (method != PtqMethod::Asym || br.quantized_params == 0) return br;
   double extra = 0;
   for (const MatrixEntry& e : ms)

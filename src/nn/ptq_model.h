@@ -25,7 +25,8 @@ QuantSpec make_quant_spec(const std::string& bits, const std::string& rho, int g
 // Loads a `razor plan` file into spec.overrides, checked against the model's tensors.
 void apply_plan_file(QuantSpec& spec, const Model& m, const std::string& path);
 
-// bit_report of the model under spec; for Asym also the n-bit zero point of every group.
+// bit_report of the model under spec; for Asym also the n-bit zero point of every group; for
+// PTQTP the second ternary plane and its scale on every ternary row (2 log2 3 + 32/G bits).
 BitReport ptq_bit_report(const Model& m, const QuantSpec& spec, PtqMethod method);
 
 struct PtqReport {
