@@ -15,7 +15,7 @@
 #include "train/adamw.h"
 #include "train/arith.h"
 #include "train/checkpoint.h"
-#include "train/file_util.h"
+#include "io/file_util.h"
 #include "train/metrics.h"
 #include "train/shards.h"
 
@@ -56,13 +56,13 @@ std::vector<int32_t> byte_encode(std::string_view s) {
 void patch_file(const std::string& path, long offset, unsigned char xor_mask) {
   std::string data = read_file(path);
   data[size_t(offset < 0 ? long(data.size()) + offset : offset)] ^= char(xor_mask);
-  write_file_durable(path, data.data(), data.size());
+  write_file_atomic(path, data.data(), data.size());
 }
 
 void truncate_file(const std::string& path, size_t drop) {
   std::string data = read_file(path);
   data.resize(data.size() - drop);
-  write_file_durable(path, data.data(), data.size());
+  write_file_atomic(path, data.data(), data.size());
 }
 
 }  // namespace
@@ -155,7 +155,7 @@ TEST_SUITE("train_infra") {
     CHECK(docs[0] == "first doc\nline two");
     CHECK(docs[2] == "third");
     std::string text = "ab\n\ncd\nef\n";
-    write_file_durable(dir / "corpus.txt", text.data(), text.size());
+    write_file_atomic(dir / "corpus.txt", text.data(), text.size());
     size_t n = build_token_shard({dir / "corpus.txt"}, dir / "c.tok", byte_encode, 256, 257, {"Q: 1+1= A: 2"});
     TokenShard c(dir / "c.tok");
     CHECK(n == c.size());
@@ -178,7 +178,7 @@ TEST_SUITE("train_infra") {
     std::string bytes = read_file(good);
     auto variant = [&](const std::string& name, const std::function<void(const std::string&)>& breakit) {
       std::string p = dir / name;
-      write_file_durable(p, bytes.data(), bytes.size());
+      write_file_atomic(p, bytes.data(), bytes.size());
       breakit(p);
       return error_of([&] { TokenShard s(p); });
     };

@@ -8,7 +8,7 @@
 #include "core/threads.h"
 #include "io/json.h"
 #include "nn/ptq_model.h"
-#include "train/file_util.h"
+#include "io/file_util.h"
 
 namespace razor {
 

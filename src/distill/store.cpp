@@ -3,7 +3,6 @@
 
 #include <dirent.h>
 #include <fcntl.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -20,7 +19,9 @@
 #include "core/error.h"
 #include "core/half.h"
 #include "distill/hash.h"
+#include "io/file_util.h"
 #include "io/json.h"
+#include "io/mapped_file.h"
 
 namespace razor {
 
@@ -99,30 +100,6 @@ void check_header(const ShardHeader& h, const ShardHeader& want, const std::stri
   if (h.num_sequences == 0) fail("%s: shard holds no sequences", what.c_str());
 }
 
-bool file_exists(const std::string& p) {
-  struct stat st;
-  return ::stat(p.c_str(), &st) == 0;
-}
-
-void make_dirs(const std::string& dir) {
-  std::string cur;
-  for (size_t i = 0; i <= dir.size(); ++i) {
-    if (i == dir.size() || dir[i] == '/') {
-      if (!cur.empty() && !file_exists(cur) && ::mkdir(cur.c_str(), 0755) != 0 && errno != EEXIST)
-        fail("%s: cannot create directory: %s", cur.c_str(), std::strerror(errno));
-    }
-    if (i < dir.size()) cur += dir[i];
-  }
-}
-
-void fsync_dir(const std::string& dir) {
-  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY);
-  if (fd >= 0) {
-    ::fsync(fd);
-    ::close(fd);
-  }
-}
-
 void write_all(int fd, const void* data, size_t n, const std::string& what) {
   const uint8_t* p = static_cast<const uint8_t*>(data);
   while (n > 0) {
@@ -136,43 +113,15 @@ void write_all(int fd, const void* data, size_t n, const std::string& what) {
   }
 }
 
-// A read-only mapping of a whole file.
-struct Mapping {
-  uint8_t* base = nullptr;
-  int64_t size = 0;
-  void open(const std::string& path) {
-    int fd = ::open(path.c_str(), O_RDONLY);
-    if (fd < 0) fail("%s: cannot open: %s", path.c_str(), std::strerror(errno));
-    struct stat st;
-    if (::fstat(fd, &st) != 0) {
-      ::close(fd);
-      fail("%s: cannot stat: %s", path.c_str(), std::strerror(errno));
-    }
-    size = int64_t(st.st_size);
-    if (size > 0) {
-      void* p = ::mmap(nullptr, size_t(size), PROT_READ, MAP_PRIVATE, fd, 0);
-      if (p == MAP_FAILED) {
-        ::close(fd);
-        fail("%s: cannot mmap: %s", path.c_str(), std::strerror(errno));
-      }
-      base = static_cast<uint8_t*>(p);
-    }
-    ::close(fd);
-  }
-  ~Mapping() {
-    if (base) ::munmap(base, size_t(size));
-  }
-};
-
 // Validates a whole shard file (header, size, checksum) against `want`; returns its header.
 // With `checksum`, also range-checks every token id and top-K id: the losses index logits
 // with them, and a checksum only proves the file is what some writer wrote.
-ShardHeader validate_shard(const Mapping& m, const ShardHeader& want, const RecordLayout& layout,
+ShardHeader validate_shard(const MappedFile& m, const ShardHeader& want, const RecordLayout& layout,
                            const std::string& what, bool checksum) {
-  if (m.size < int64_t(sizeof(ShardHeader)))
-    fail("%s: truncated: %lld bytes, shorter than the 128-byte header", what.c_str(), (long long)m.size);
+  if (int64_t(m.size()) < int64_t(sizeof(ShardHeader)))
+    fail("%s: truncated: %lld bytes, shorter than the 128-byte header", what.c_str(), (long long)m.size());
   ShardHeader h;
-  std::memcpy(&h, m.base, sizeof h);
+  std::memcpy(&h, m.data(), sizeof h);
   check_header(h, want, what);
   if (h.num_sequences > uint64_t(1) << 40) fail("%s: implausible sequence count %llu", what.c_str(), (unsigned long long)h.num_sequences);
   // record_bytes equals the layout's (< 2^40), but the product can still overflow.
@@ -181,18 +130,18 @@ ShardHeader validate_shard(const Mapping& m, const ShardHeader& want, const Reco
       __builtin_add_overflow(expect, int64_t(sizeof(ShardHeader)), &expect))
     fail("%s: %llu sequences of %llu bytes do not fit in any file", what.c_str(), (unsigned long long)h.num_sequences,
          (unsigned long long)h.record_bytes);
-  if (m.size < expect)
-    fail("%s: truncated: %lld bytes, expected %lld for %llu sequences", what.c_str(), (long long)m.size,
+  if (int64_t(m.size()) < expect)
+    fail("%s: truncated: %lld bytes, expected %lld for %llu sequences", what.c_str(), (long long)m.size(),
          (long long)expect, (unsigned long long)h.num_sequences);
-  if (m.size > expect)
-    fail("%s: %lld bytes, expected %lld for %llu sequences (trailing data)", what.c_str(), (long long)m.size,
+  if (int64_t(m.size()) > expect)
+    fail("%s: %lld bytes, expected %lld for %llu sequences (trailing data)", what.c_str(), (long long)m.size(),
          (long long)expect, (unsigned long long)h.num_sequences);
-  if (checksum && hash64(m.base + sizeof(ShardHeader), size_t(expect) - sizeof(ShardHeader)) != h.payload_checksum)
+  if (checksum && hash64(m.data() + sizeof(ShardHeader), size_t(expect) - sizeof(ShardHeader)) != h.payload_checksum)
     fail("%s: checksum mismatch (the file is damaged; delete it and re-run the teacher dump)", what.c_str());
   if (checksum) {
     const int64_t T = h.T, K = h.K, V = h.V;
     for (uint64_t r = 0; r < h.num_sequences; ++r) {
-      const uint8_t* rec = m.base + sizeof(ShardHeader) + int64_t(r) * layout.bytes;
+      const uint8_t* rec = m.data() + sizeof(ShardHeader) + int64_t(r) * layout.bytes;
       auto check_ids = [&](int64_t off, int64_t n, const char* field) {
         for (int64_t i = 0; i < n; ++i) {
           int32_t id;
@@ -529,7 +478,7 @@ StoreWriter::StoreWriter(const std::string& dir, const StoreInfo& info) : dir_(d
   RZ_CHECK(!dir.empty(), "teacher store: empty directory name");
   make_dirs(dir_);
   const std::string manifest = store_manifest_path(dir_);
-  if (file_exists(manifest)) {
+  if (path_exists(manifest)) {
     StoreInfo have = info_from_json(Json::parse(read_file(manifest), manifest), manifest);
     if (!same_settings(have, info_))
       fail("%s: an existing teacher store with different settings (teacher %s, T=%lld, L=%lld, C=%lld, V=%lld, "
@@ -567,8 +516,8 @@ StoreWriter::StoreWriter(const std::string& dir, const StoreInfo& info) : dir_(d
   bool prefix = true;
   for (int64_t i : found) {
     const std::string name = store_shard_name(i), path = dir_ + "/" + name;
-    Mapping m;
-    m.open(path);
+    std::shared_ptr<MappedFile> map = MappedFile::open(path);
+    const MappedFile& m = *map;
     ShardHeader h;
     try {
       h = validate_shard(m, want, layout_, path, true);
@@ -587,7 +536,7 @@ StoreWriter::StoreWriter(const std::string& dir, const StoreInfo& info) : dir_(d
            path.c_str(), (unsigned long long)h.first_sequence, (long long)count,
            (long long)(i * info_.shard_sequences), (long long)info_.shard_sequences);
     }
-    shards_.push_back({name, i, first, count, m.size, h.payload_checksum});
+    shards_.push_back({name, i, first, count, int64_t(m.size()), h.payload_checksum});
   }
   prefix_shards_ = 0;
   while (prefix_shards_ < int64_t(shards_.size()) && shards_[size_t(prefix_shards_)].index == prefix_shards_)
@@ -703,7 +652,7 @@ void StoreWriter::finish() {
 
 struct StoreReader::Shard {
   std::string path;
-  Mapping map;
+  std::shared_ptr<MappedFile> map;
   int64_t first = 0, count = 0;
   uint64_t checksum = 0;
   mutable std::once_flag verified;
@@ -711,7 +660,7 @@ struct StoreReader::Shard {
 
 StoreReader::StoreReader(const std::string& dir, StoreVerify verify) : dir_(dir) {
   const std::string mpath = store_manifest_path(dir_);
-  if (!file_exists(mpath))
+  if (!path_exists(mpath))
     fail("%s: no manifest.json (not a teacher store, or an unfinished dump: re-run `razor teacher` to resume it)",
          dir_.c_str());
   const std::string text = read_file(mpath);
@@ -739,8 +688,8 @@ StoreReader::StoreReader(const std::string& dir, StoreVerify verify) : dir_(dir)
     if (sh->first != total)
       fail("%s: shard %s starts at sequence %lld, expected %lld", mpath.c_str(), file.c_str(), (long long)sh->first,
            (long long)total);
-    sh->map.open(sh->path);
-    ShardHeader h = validate_shard(sh->map, want, layout_, sh->path, false);
+    sh->map = MappedFile::open(sh->path);
+    ShardHeader h = validate_shard(*sh->map, want, layout_, sh->path, false);
     if (int64_t(h.num_sequences) != sh->count || int64_t(h.first_sequence) != sh->first)
       fail("%s: the manifest says %lld sequences from %lld, the shard header says %llu from %llu", sh->path.c_str(),
            (long long)sh->count, (long long)sh->first, (unsigned long long)h.num_sequences,
@@ -756,7 +705,7 @@ StoreReader::StoreReader(const std::string& dir, StoreVerify verify) : dir_(dir)
          (long long)total);
   if (verify == StoreVerify::Eager) {
     for (auto& sh : shards_) {
-      std::call_once(sh->verified, [&] { validate_shard(sh->map, want, layout_, sh->path, true); });
+      std::call_once(sh->verified, [&] { validate_shard(*sh->map, want, layout_, sh->path, true); });
     }
   }
 }
@@ -776,18 +725,16 @@ const StoreReader::Shard& StoreReader::shard_for(int64_t i, int64_t* local) cons
 SequenceView StoreReader::sequence(int64_t i) const {
   int64_t local;
   const Shard& sh = shard_for(i, &local);
-  std::call_once(sh.verified, [&] { validate_shard(sh.map, make_header(info_, layout_), layout_, sh.path, true); });
-  return view_record(info_, layout_, sh.map.base + sizeof(ShardHeader) + local * layout_.bytes);
+  std::call_once(sh.verified, [&] { validate_shard(*sh.map, make_header(info_, layout_), layout_, sh.path, true); });
+  return view_record(info_, layout_, sh.map->data() + sizeof(ShardHeader) + local * layout_.bytes);
 }
 
 void StoreReader::prefetch(int64_t first, int64_t count) const {
-  const int64_t page = ::sysconf(_SC_PAGESIZE);
   for (int64_t i = std::max<int64_t>(first, 0); i < std::min(first + count, info_.num_sequences); ++i) {
     int64_t local;
     const Shard& sh = shard_for(i, &local);
     const int64_t off = int64_t(sizeof(ShardHeader)) + local * layout_.bytes;
-    const int64_t start = off / page * page;
-    ::madvise(sh.map.base + start, size_t(off + layout_.bytes - start), MADV_WILLNEED);
+    sh.map->prefetch(size_t(off), size_t(layout_.bytes));
   }
 }
 
@@ -809,7 +756,7 @@ StoreStats StoreReader::stats() const {
   s.record_bytes = layout_.bytes;
   s.bytes_per_token = double(layout_.bytes) / double(info_.seq_len);
   s.total_bytes = manifest_bytes_;
-  for (const auto& sh : shards_) s.total_bytes += sh->map.size;
+  for (const auto& sh : shards_) s.total_bytes += int64_t(sh->map->size());
   return s;
 }
 

@@ -11,7 +11,7 @@
 #include "core/threads.h"
 #include "io/json.h"
 #include "nn/model.h"
-#include "train/file_util.h"
+#include "io/file_util.h"
 #include "train/metrics.h"
 #include "train/shards.h"
 

@@ -1,5 +1,7 @@
 #include "io/gguf.h"
 
+#include "io/file_util.h"
+
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
@@ -424,45 +426,20 @@ std::vector<uint8_t> GgufWriter::serialize() const {
 }
 
 void GgufWriter::write(const std::string& path) const {
-  std::string tmp = path + ".tmp." + std::to_string(getpid());
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  if (fd < 0) fail("%s: cannot create: %s", tmp.c_str(), std::strerror(errno));
-  auto write_all = [&](const uint8_t* p, size_t n) {
-    while (n > 0) {
-      ssize_t w = ::write(fd, p, n);
-      if (w < 0) {
-        if (errno == EINTR) continue;
-        int e = errno;
-        ::close(fd);
-        ::unlink(tmp.c_str());
-        fail("%s: write failed: %s (the previous file, if any, is intact)", path.c_str(), std::strerror(e));
-      }
-      p += w;
-      n -= size_t(w);
-    }
-  };
+  AtomicFile f(path);
   std::vector<uint8_t> head = header();
-  write_all(head.data(), head.size());
+  f.write(head.data(), head.size());
   static const uint8_t zeros[64] = {0};
   for (const Tensor& t : tensors_) {
-    write_all(t.bytes.data(), t.bytes.size());
+    f.write(t.bytes.data(), t.bytes.size());
     uint64_t pad = align_up(t.bytes.size(), alignment_) - t.bytes.size();
     while (pad > 0) {
       size_t n = size_t(std::min<uint64_t>(pad, sizeof zeros));
-      write_all(zeros, n);
+      f.write(zeros, n);
       pad -= n;
     }
   }
-  if (::fsync(fd) != 0 || ::close(fd) != 0) {
-    int e = errno;
-    ::unlink(tmp.c_str());
-    fail("%s: write failed: %s (the previous file, if any, is intact)", path.c_str(), std::strerror(e));
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    int e = errno;
-    ::unlink(tmp.c_str());
-    fail("%s: cannot rename into place: %s", path.c_str(), std::strerror(e));
-  }
+  f.commit();
 }
 
 // ---- GgufFile

@@ -11,6 +11,8 @@
 #include <utility>
 #include <vector>
 
+#include "io/file_util.h"  // read_file, write_file_atomic
+
 namespace razor {
 
 class Json {
@@ -87,10 +89,5 @@ class Json {
 
 // Appends s to out as a JSON string literal (quoted, escaped).
 void json_escape(std::string& out, std::string_view s);
-
-// Reads a whole file into a string; throws razor::Error naming the file.
-std::string read_file(const std::string& path);
-// Writes data to path atomically (temporary name + fsync + rename).
-void write_file_atomic(const std::string& path, std::string_view data);
 
 }  // namespace razor

@@ -1,11 +1,6 @@
 // safetensors reader and writer; see safetensors.h for the format and what is validated.
 #include "io/safetensors.h"
 
-#include <fcntl.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
@@ -14,6 +9,7 @@
 
 #include "core/error.h"
 #include "core/half.h"
+#include "io/file_util.h"
 
 namespace razor {
 
@@ -72,33 +68,12 @@ int64_t StTensorInfo::numel() const {
 
 SafeTensorsReader::SafeTensorsReader(const std::string& path) : path_(path) {
   const char* p = path.c_str();
-  int fd = ::open(p, O_RDONLY);
-  if (fd < 0) fail("%s: cannot open: %s", p, std::strerror(errno));
-  struct stat st;
-  if (::fstat(fd, &st) != 0) {
-    int e = errno;
-    ::close(fd);
-    fail("%s: cannot stat: %s", p, std::strerror(e));
-  }
-  if (!S_ISREG(st.st_mode)) {
-    ::close(fd);
-    fail("%s: not a regular file", p);
-  }
-  uint64_t fsize = uint64_t(st.st_size);
-  if (fsize < 8) {
-    ::close(fd);
+  map_ = MappedFile::open(path);
+  const uint64_t fsize = map_->size();
+  if (fsize < 8)
     fail("%s: truncated safetensors file (%llu bytes; the 8-byte header length is missing)", p,
          (unsigned long long)fsize);
-  }
-  map_ = ::mmap(nullptr, size_t(fsize), PROT_READ, MAP_PRIVATE, fd, 0);
-  int e = errno;
-  ::close(fd);
-  if (map_ == MAP_FAILED) {
-    map_ = nullptr;
-    fail("%s: cannot mmap: %s", p, std::strerror(e));
-  }
-  map_size_ = size_t(fsize);
-  const uint8_t* base = static_cast<const uint8_t*>(map_);
+  const uint8_t* base = map_->data();
   try {
     uint64_t n = 0;
     for (int i = 0; i < 8; ++i) n |= uint64_t(base[i]) << (8 * i);  // little-endian on every host
@@ -178,15 +153,12 @@ SafeTensorsReader::SafeTensorsReader(const std::string& path) : path_(path) {
              (unsigned long long)order[i - 1]->end, (unsigned long long)order[i]->begin,
              (unsigned long long)order[i]->end);
   } catch (...) {
-    ::munmap(map_, map_size_);
-    map_ = nullptr;
+    map_.reset();
     throw;
   }
 }
 
-SafeTensorsReader::~SafeTensorsReader() {
-  if (map_) ::munmap(map_, map_size_);
-}
+SafeTensorsReader::~SafeTensorsReader() = default;
 
 const StTensorInfo* SafeTensorsReader::find(const std::string& name) const {
   for (const StTensorInfo& t : tensors_)
@@ -277,24 +249,6 @@ void SafeTensorsWriter::set_metadata(const std::string& key, const std::string& 
   metadata_.emplace_back(key, value);
 }
 
-namespace {
-
-// Writes all of data or throws (the caller removes the temporary file).
-void write_all(int fd, const void* data, size_t n, const std::string& path) {
-  const char* p = static_cast<const char*>(data);
-  while (n > 0) {
-    ssize_t w = ::write(fd, p, n);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      fail("%s: write failed: %s (the previous file, if any, is intact)", path.c_str(), std::strerror(errno));
-    }
-    p += w;
-    n -= size_t(w);
-  }
-}
-
-}  // namespace
-
 void SafeTensorsWriter::write(const std::string& path) const {
   Json hdr = Json::object();
   if (!metadata_.empty()) {
@@ -323,47 +277,29 @@ void SafeTensorsWriter::write(const std::string& path) const {
   // Pad with spaces so the data region starts at a 64-byte aligned file offset.
   while ((8 + text.size()) % 64 != 0) text.push_back(' ');
 
-  std::string tmp = path + ".tmp." + std::to_string(getpid());
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  if (fd < 0) fail("%s: cannot create: %s", tmp.c_str(), std::strerror(errno));
-  try {
-    uint8_t len[8];
-    uint64_t n = text.size();
-    for (int i = 0; i < 8; ++i) len[i] = uint8_t(n >> (8 * i));
-    write_all(fd, len, 8, path);
-    write_all(fd, text.data(), text.size(), path);
-    std::vector<uint16_t> buf;
-    for (const Entry& e : entries_) {
-      int64_t count = 1;
-      for (int64_t d : e.shape) count *= d;
-      if (e.dtype == StDType::F32) {
-        write_all(fd, e.data, size_t(count) * 4, path);
-      } else {
-        const int64_t chunk = 1 << 16;
-        buf.resize(size_t(chunk));
-        for (int64_t i = 0; i < count; i += chunk) {
-          int64_t m = std::min(chunk, count - i);
-          f32_to_bf16(e.data + i, buf.data(), m);
-          write_all(fd, buf.data(), size_t(m) * 2, path);
-        }
+  AtomicFile f(path);
+  uint8_t len[8];
+  uint64_t n = text.size();
+  for (int i = 0; i < 8; ++i) len[i] = uint8_t(n >> (8 * i));
+  f.write(len, 8);
+  f.write(text.data(), text.size());
+  std::vector<uint16_t> buf;
+  for (const Entry& e : entries_) {
+    int64_t count = 1;
+    for (int64_t d : e.shape) count *= d;
+    if (e.dtype == StDType::F32) {
+      f.write(e.data, size_t(count) * 4);
+    } else {
+      const int64_t chunk = 1 << 16;
+      buf.resize(size_t(chunk));
+      for (int64_t i = 0; i < count; i += chunk) {
+        int64_t m = std::min(chunk, count - i);
+        f32_to_bf16(e.data + i, buf.data(), m);
+        f.write(buf.data(), size_t(m) * 2);
       }
     }
-    if (::fsync(fd) != 0) fail("%s: fsync failed: %s", path.c_str(), std::strerror(errno));
-  } catch (...) {
-    ::close(fd);
-    ::unlink(tmp.c_str());
-    throw;
   }
-  if (::close(fd) != 0) {
-    int e = errno;
-    ::unlink(tmp.c_str());
-    fail("%s: write failed: %s (the previous file, if any, is intact)", path.c_str(), std::strerror(e));
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    int e = errno;
-    ::unlink(tmp.c_str());
-    fail("%s: cannot rename into place: %s", path.c_str(), std::strerror(e));
-  }
+  f.commit();
 }
 
 }  // namespace razor

@@ -18,6 +18,7 @@
 
 #include "core/tensor.h"
 #include "io/json.h"
+#include "io/mapped_file.h"
 
 namespace razor {
 
@@ -63,8 +64,7 @@ class SafeTensorsReader {
   std::string path_;
   std::vector<StTensorInfo> tensors_;
   Json metadata_;
-  void* map_ = nullptr;
-  size_t map_size_ = 0;
+  std::shared_ptr<MappedFile> map_;
   const uint8_t* data_ = nullptr;  // start of the data region
 };
 

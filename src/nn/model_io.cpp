@@ -9,6 +9,9 @@
 #include "core/error.h"
 #include "io/safetensors.h"
 #include "nn/model.h"
+#include "io/file_util.h"
+
+#include "io/file_util.h"
 
 namespace razor {
 
@@ -111,7 +114,7 @@ std::unique_ptr<Model> Model::load(const std::string& dir, bool trainable) {
 void Model::save(const std::string& dir, bool bf16) const {
   struct stat st;
   if (::stat(dir.c_str(), &st) != 0) {
-    if (::mkdir(dir.c_str(), 0755) != 0) fail("%s: cannot create directory", dir.c_str());
+    make_dirs(dir);
   } else if (!S_ISDIR(st.st_mode)) {
     fail("%s: exists and is not a directory", dir.c_str());
   }

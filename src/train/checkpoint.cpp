@@ -5,7 +5,8 @@
 
 #include "core/checksum.h"
 #include "core/error.h"
-#include "train/file_util.h"
+#include "io/file_util.h"
+#include "io/mapped_file.h"
 
 namespace razor {
 
@@ -35,26 +36,27 @@ uint64_t write_array(const std::string& path, const float* data, size_t n) {
 
 std::vector<float> read_array(const std::string& path, uint64_t expect_count, uint64_t expect_sum) {
   const char* f = path.c_str();
-  FileMap m(path);
-  RZ_CHECK(m.size >= kArrayHeader, "%s: %zu bytes, shorter than the %u-byte header (truncated)", f, m.size,
+  std::shared_ptr<MappedFile> map = MappedFile::open(path);
+  const MappedFile& m = *map;
+  RZ_CHECK(m.size() >= kArrayHeader, "%s: %zu bytes, shorter than the %u-byte header (truncated)", f, m.size(),
            kArrayHeader);
-  RZ_CHECK(std::memcmp(m.data, kArrayMagic, 8) == 0, "%s: bad magic (not a razor f32 array)", f);
+  RZ_CHECK(std::memcmp(m.data(), kArrayMagic, 8) == 0, "%s: bad magic (not a razor f32 array)", f);
   uint32_t version, hb;
   uint64_t count, sum;
-  std::memcpy(&version, m.data + 8, 4);
-  std::memcpy(&hb, m.data + 12, 4);
-  std::memcpy(&count, m.data + 16, 8);
-  std::memcpy(&sum, m.data + 24, 8);
+  std::memcpy(&version, m.data() + 8, 4);
+  std::memcpy(&hb, m.data() + 12, 4);
+  std::memcpy(&count, m.data() + 16, 8);
+  std::memcpy(&sum, m.data() + 24, 8);
   RZ_CHECK(version == kArrayVersion, "%s: version %u not supported (expected %u)", f, version, kArrayVersion);
   RZ_CHECK(hb == kArrayHeader, "%s: header_bytes %u, expected %u", f, hb, kArrayHeader);
   RZ_CHECK(count == expect_count, "%s: count %llu, but state.json says n_params %llu", f, (unsigned long long)count,
            (unsigned long long)expect_count);
-  RZ_CHECK(count <= (m.size - kArrayHeader) / 4 && m.size == kArrayHeader + count * 4,
-           "%s: file size %zu does not match count %llu (truncated or padded)", f, m.size, (unsigned long long)count);
+  RZ_CHECK(count <= (m.size() - kArrayHeader) / 4 && m.size() == kArrayHeader + count * 4,
+           "%s: file size %zu does not match count %llu (truncated or padded)", f, m.size(), (unsigned long long)count);
   RZ_CHECK(sum == expect_sum, "%s: checksum in the file header differs from state.json (mixed checkpoints?)", f);
-  RZ_CHECK(fnv1a64(m.data + kArrayHeader, count * 4) == sum, "%s: checksum mismatch (data corrupted)", f);
+  RZ_CHECK(fnv1a64(m.data() + kArrayHeader, count * 4) == sum, "%s: checksum mismatch (data corrupted)", f);
   std::vector<float> out(count);
-  if (count) std::memcpy(out.data(), m.data + kArrayHeader, count * 4);
+  if (count) std::memcpy(out.data(), m.data() + kArrayHeader, count * 4);
   return out;
 }
 
@@ -115,7 +117,7 @@ void save_checkpoint(const std::string& dir, const CheckpointMeta& meta, const f
     written();
   }
   std::string cfg = meta.config.dump(2) + "\n";
-  write_file_durable(tmp + "/config.json", cfg.data(), cfg.size());
+  write_file_atomic(tmp + "/config.json", cfg.data(), cfg.size());
   written();
   Json st = Json::object();
   st.set("format", "razor-checkpoint");
@@ -129,7 +131,7 @@ void save_checkpoint(const std::string& dir, const CheckpointMeta& meta, const f
   st.set("checksums", std::move(sums));
   std::string state = st.dump(2) + "\n";
   // state.json last: a directory without it is never a checkpoint.
-  write_file_durable(tmp + "/state.json", state.data(), state.size());
+  write_file_atomic(tmp + "/state.json", state.data(), state.size());
   written();
   fsync_dir(tmp);
 

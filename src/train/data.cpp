@@ -11,7 +11,7 @@
 #include "io/json.h"
 #include "io/tokenizer.h"
 #include "train/arith.h"
-#include "train/file_util.h"
+#include "io/file_util.h"
 #include "train/shards.h"
 
 namespace razor {
@@ -92,8 +92,7 @@ PreparedData prepare_data(const std::string& data, const std::string& tokenizer_
                     tokenizer_path + ")";
   if (path_exists(out.train_shard) && path_exists(out.valid_shard)) return out;
 
-  make_dir(cache_dir);
-  make_dir(dir);
+  make_dirs(dir);
   TextEncoder enc = [&tok](std::string_view s) { return tok.encode(s); };
   std::fprintf(stderr, "razor: tokenizing %s into %s ...\n", data.c_str(), dir.c_str());
   if (data == "default") {

@@ -9,7 +9,7 @@
 
 #include "core/error.h"
 #include "io/json.h"
-#include "train/file_util.h"
+#include "io/file_util.h"
 
 namespace razor {
 
@@ -66,7 +66,7 @@ MetricsCsv::MetricsCsv(const std::string& path, std::vector<std::string> columns
       keep += line + "\n";
     }
   }
-  write_file_durable(path, keep.data(), keep.size());
+  write_file_atomic(path, keep.data(), keep.size());
   f_ = std::fopen(path.c_str(), "ab");
   if (!f_) fail("%s: cannot open for appending: %s", path.c_str(), std::strerror(errno));
 }
@@ -244,7 +244,7 @@ std::string render_svg_chart(const std::vector<ChartPanel>& panels, const std::s
 
 void write_svg_chart(const std::string& path, const std::vector<ChartPanel>& panels, const std::string& x_label) {
   std::string svg = render_svg_chart(panels, x_label);
-  write_file_durable(path, svg.data(), svg.size());
+  write_file_atomic(path, svg.data(), svg.size());
 }
 
 void write_metrics_chart(const std::string& csv_path, const std::string& svg_path) {

@@ -12,7 +12,7 @@
 #include "train/checkpoint.h"
 #include "train/data.h"
 #include "train/evaluate.h"
-#include "train/file_util.h"
+#include "io/file_util.h"
 #include "train/metrics.h"
 #include "train/shards.h"
 
@@ -77,7 +77,7 @@ void run_pretrain(const PretrainOptions& opt_in) {
   sched.total_steps = opt.steps;
   sched.warmup_frac = opt.warmup;
 
-  make_dir(opt.out);
+  make_dirs(opt.out);
   const std::string ckpt_dir = opt.out + "/checkpoint";
   Json run = options_json(opt);
   run.set("data_description", data.description);

@@ -21,7 +21,7 @@
 #include "train/arith.h"
 #include "train/checkpoint.h"
 #include "train/data.h"
-#include "train/file_util.h"
+#include "io/file_util.h"
 #include "train/metrics.h"
 #include "train/shards.h"
 
@@ -261,8 +261,7 @@ QadSummary run_qad(const QadConfig& cin) {
     std::snprintf(name, sizeof name, "runs/qad-rho%g-g%d%s%s", c.rho, c.group, c.a8 ? "-a8" : "", c.kv8 ? "-kv8" : "");
     c.out = name;
   }
-  make_dir(parent_dir(c.out).empty() ? "." : parent_dir(c.out));
-  make_dir(c.out);
+  make_dirs(c.out);
   if (c.store.empty()) c.store = c.out + "/store";
   if (c.data.empty()) c.data = "default";
   // Train and validation shards (built and cached on first use; data.h).

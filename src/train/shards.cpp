@@ -6,7 +6,8 @@
 #include "core/error.h"
 #include "core/rng.h"
 #include "io/json.h"
-#include "train/file_util.h"
+#include "io/file_util.h"
+#include "io/mapped_file.h"
 
 namespace razor {
 
@@ -61,22 +62,11 @@ void write_token_shard(const std::string& path, const std::vector<int32_t>& toke
   put<uint64_t>(h, 40, sum);
   put<uint64_t>(h, 48, fnv1a64(h, 48));
 
-  std::string tmp = path + ".tmp";
-  try {
-    FileWriter w(tmp);
-    w.write(h, sizeof h);
-    w.write(body.data(), body.size());
-    w.write(doc_starts.data(), doc_starts.size() * 8);
-    w.close();
-  } catch (...) {
-    remove_tree(tmp);
-    throw;
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    remove_tree(tmp);
-    fail("%s: cannot rename into place", path.c_str());
-  }
-  fsync_dir(parent_dir(path));
+  AtomicFile w(path);
+  w.write(h, sizeof h);
+  w.write(body.data(), body.size());
+  w.write(doc_starts.data(), doc_starts.size() * 8);
+  w.commit();
 }
 
 std::vector<std::string_view> split_documents(std::string_view text) {
@@ -134,9 +124,9 @@ size_t build_token_shard(const std::vector<std::string>& text_files, const std::
 }
 
 TokenShard::TokenShard(const std::string& path, bool verify_checksum) : path_(path) {
-  map_ = std::make_unique<FileMap>(path);
-  const unsigned char* p = map_->data;
-  const uint64_t size = map_->size;
+  map_ = MappedFile::open(path);
+  const unsigned char* p = map_->data();
+  const uint64_t size = map_->size();
   const char* f = path.c_str();
   RZ_CHECK(size >= kHeaderBytes, "%s: not a token shard: %llu bytes, shorter than the %u-byte header (truncated?)", f,
            (unsigned long long)size, kHeaderBytes);

@@ -28,7 +28,7 @@
 
 namespace razor {
 
-struct FileMap;
+class MappedFile;
 using TextEncoder = std::function<std::vector<int32_t>(std::string_view)>;
 
 // Writes a shard (temporary name + fsync + rename). doc_starts may be empty.
@@ -87,7 +87,7 @@ class TokenShard {
 
  private:
   std::string path_;
-  std::unique_ptr<FileMap> map_;
+  std::shared_ptr<MappedFile> map_;
   uint64_t n_tokens_ = 0, n_docs_ = 0;
   uint32_t vocab_size_ = 0, token_bytes_ = 0;
   const unsigned char* tokens_ = nullptr;

@@ -1,8 +1,7 @@
-#include "train/file_util.h"
+#include "io/file_util.h"
 
 #include <dirent.h>
 #include <fcntl.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -62,22 +61,58 @@ void fsync_dir(const std::string& dir) {
   ::close(fd);
 }
 
-void write_file_durable(const std::string& path, const void* data, size_t n) {
-  std::string tmp = path + ".tmp";
-  try {
-    FileWriter w(tmp);
-    w.write(data, n);
-    w.close();
-  } catch (...) {
-    ::unlink(tmp.c_str());
-    throw;
+AtomicFile::AtomicFile(const std::string& path) : path_(path), tmp_(path + ".tmp." + std::to_string(::getpid())) {
+  fd_ = ::open(tmp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd_ < 0) fail("%s: cannot create: %s", tmp_.c_str(), std::strerror(errno));
+}
+
+AtomicFile::~AtomicFile() {
+  if (fd_ >= 0) ::close(fd_);
+  if (!committed_) ::unlink(tmp_.c_str());
+}
+
+void AtomicFile::write(const void* data, size_t n) {
+  const char* p = static_cast<const char*>(data);
+  while (n > 0) {
+    ssize_t w = ::write(fd_, p, n);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      fail("%s: write failed: %s (the previous file, if any, is intact)", path_.c_str(), std::strerror(errno));
+    }
+    p += w;
+    n -= size_t(w);
   }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    int e = errno;
-    ::unlink(tmp.c_str());
-    fail("%s: cannot rename into place: %s", path.c_str(), std::strerror(e));
-  }
-  fsync_dir(parent_dir(path));
+}
+
+void AtomicFile::commit() {
+  RZ_ASSERT(fd_ >= 0 && !committed_);
+  int fd = fd_;
+  fd_ = -1;
+  if (::fsync(fd) != 0 || ::close(fd) != 0)
+    fail("%s: write failed: %s (the previous file, if any, is intact)", path_.c_str(), std::strerror(errno));
+  if (std::rename(tmp_.c_str(), path_.c_str()) != 0)
+    fail("%s: cannot rename into place: %s", path_.c_str(), std::strerror(errno));
+  committed_ = true;
+  fsync_dir(parent_dir(path_));
+}
+
+std::string read_file(const std::string& path) {
+  FILE* f = std::fopen(path.c_str(), "rb");
+  if (!f) fail("%s: cannot open: %s", path.c_str(), std::strerror(errno));
+  std::string data;
+  char buf[1 << 16];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) data.append(buf, n);
+  bool err = std::ferror(f);
+  std::fclose(f);
+  if (err) fail("%s: read error", path.c_str());
+  return data;
+}
+
+void write_file_atomic(const std::string& path, std::string_view data) {
+  AtomicFile f(path);
+  f.write(data.data(), data.size());
+  f.commit();
 }
 
 bool path_exists(const std::string& path) {
@@ -95,6 +130,11 @@ void make_dir(const std::string& path) {
     fail("%s: cannot create directory: %s", path.c_str(), std::strerror(errno));
 }
 
+void make_dirs(const std::string& path) {
+  for (size_t i = 1; i <= path.size(); ++i)
+    if (i == path.size() || path[i] == '/') make_dir(path.substr(0, i));
+}
+
 void remove_tree(const std::string& path) {
   struct stat st;
   if (::lstat(path.c_str(), &st) != 0) return;
@@ -110,32 +150,6 @@ void remove_tree(const std::string& path) {
   } else if (::unlink(path.c_str()) != 0) {
     fail("%s: cannot remove: %s", path.c_str(), std::strerror(errno));
   }
-}
-
-FileMap::FileMap(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) fail("%s: cannot open: %s", path.c_str(), std::strerror(errno));
-  struct stat st;
-  if (::fstat(fd, &st) != 0) {
-    int e = errno;
-    ::close(fd);
-    fail("%s: cannot stat: %s", path.c_str(), std::strerror(e));
-  }
-  size = size_t(st.st_size);
-  if (size > 0) {
-    void* p = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
-    if (p == MAP_FAILED) {
-      int e = errno;
-      ::close(fd);
-      fail("%s: cannot map: %s", path.c_str(), std::strerror(e));
-    }
-    data = static_cast<const unsigned char*>(p);
-  }
-  ::close(fd);
-}
-
-FileMap::~FileMap() {
-  if (data) ::munmap(const_cast<unsigned char*>(data), size);
 }
 
 }  // namespace razor
