@@ -1,5 +1,6 @@
 #include "train/evaluate.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "train/arith.h"
@@ -28,36 +29,42 @@ PplResult eval_perplexity(const Model& m, const TokenShard& shard, int T, int64_
     nll += double(loss.item()) * double(B * T);
     r.tokens += B * T;
   }
-  r.mean_nll = r.tokens ? nll / double(r.tokens) : 0.0;
+  // No window at all (a validation split shorter than one window): no figure, not ppl 1.
+  r.mean_nll = r.tokens ? nll / double(r.tokens) : NAN;
   r.ppl = std::exp(r.mean_nll);
   return r;
 }
 
-std::string greedy_complete(const Model& m, const Tokenizer& tok, const std::string& prompt, int max_tokens) {
+std::string greedy_complete(const Model& m, const Tokenizer& tok, const std::string& prompt, int max_tokens,
+                            bool document_start) {
   NoGradGuard ng;
-  std::vector<int32_t> ids = tok.encode(prompt);
+  std::vector<int32_t> ids;
+  const int32_t eos = tok.eos_id();
+  if (document_start && eos >= 0) ids.push_back(eos);
+  tok.encode_append(prompt, ids);
   std::vector<int32_t> gen;
   const int64_t V = m.cfg.vocab_size;
-  const int32_t eos = tok.eos_id();
   for (int i = 0; i < max_tokens; ++i) {
     if (int64_t(ids.size()) >= m.cfg.max_position_embeddings) break;
     Var logits = m.forward(ids, 1, int64_t(ids.size())).logits;
     const float* last = logits.value().data() + (int64_t(ids.size()) - 1) * V;
-    int32_t best = 0;
-    for (int64_t v = 1; v < V; ++v)
-      if (last[v] > last[best]) best = int32_t(v);
+    int32_t best = int32_t(std::max_element(last, last + V) - last);  // first maximum, as before
     if (best == eos) break;
     ids.push_back(best);
     gen.push_back(best);
-    std::string text = tok.decode(gen);
-    if (text.find('\n') != std::string::npos) break;
+    if (tok.decode(gen).find('\n') != std::string::npos) break;
   }
   return tok.decode(gen);
 }
 
+GreedyCompleteFn greedy_completer(const Model& m, const Tokenizer& tok, bool document_start) {
+  return [&m, &tok, document_start](const std::string& prompt, int max_tokens) {
+    return greedy_complete(m, tok, prompt, max_tokens, document_start);
+  };
+}
+
 double eval_arith_accuracy(const Model& m, const Tokenizer& tok, int k, uint64_t seed) {
-  auto fn = [&](const std::string& prompt, int max_tokens) { return greedy_complete(m, tok, prompt, max_tokens); };
-  return eval_arith(fn, seed, k).accuracy();
+  return eval_arith(greedy_completer(m, tok), seed, k).accuracy();
 }
 
 }  // namespace razor

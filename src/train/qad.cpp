@@ -21,6 +21,7 @@
 #include "train/arith.h"
 #include "train/checkpoint.h"
 #include "train/data.h"
+#include "train/evaluate.h"
 #include "io/file_util.h"
 #include "train/metrics.h"
 #include "train/shards.h"
@@ -95,54 +96,6 @@ class SequenceOrder {
   int64_t epoch_ = -1;
   std::vector<int64_t> perm_;
 };
-
-// Mean next-token NLL -> perplexity over up to `windows` evaluation windows, no grad.
-double eval_perplexity(const Model& m, const TokenShard& shard, int T, int B, int64_t windows) {
-  NoGradGuard ng;
-  int64_t n = std::min<int64_t>(int64_t(eval_window_count(shard, T)), windows);
-  if (n < 1) return NAN;
-  double nll = 0;
-  int64_t count = 0;
-  std::vector<int32_t> win(size_t(T) + 1), ids, targets;
-  for (int64_t first = 0; first < n; first += B) {
-    int64_t b = std::min<int64_t>(B, n - first);
-    ids.clear();
-    targets.clear();
-    for (int64_t i = 0; i < b; ++i) {
-      eval_window(shard, T, uint64_t(first + i), win.data());
-      ids.insert(ids.end(), win.begin(), win.end() - 1);
-      targets.insert(targets.end(), win.begin() + 1, win.end());
-    }
-    ForwardResult fr = m.forward(ids, b, T);
-    Var ce = cross_entropy(fr.logits, targets);
-    nll += double(ce.item()) * double(b * T);
-    count += b * T;
-  }
-  return std::exp(nll / double(count));
-}
-
-// Greedy completion with the full forward each token (short answers, no KV cache needed).
-GreedyCompleteFn greedy_fn(const Model& m, const Tokenizer& tok) {
-  return [&m, &tok](const std::string& prompt, int max_tokens) {
-    NoGradGuard ng;
-    std::vector<int32_t> ids;
-    if (tok.eos_id() >= 0) ids.push_back(tok.eos_id());  // a document start, as in training
-    tok.encode_append(prompt, ids);
-    std::vector<int32_t> out;
-    const int64_t V = m.cfg.vocab_size;
-    for (int i = 0; i < max_tokens; ++i) {
-      if (int64_t(ids.size()) >= m.cfg.max_position_embeddings) break;
-      ForwardResult fr = m.forward(ids, 1, int64_t(ids.size()));
-      const float* z = fr.logits.value().data() + (int64_t(ids.size()) - 1) * V;
-      int32_t best = int32_t(std::max_element(z, z + V) - z);
-      if (best == tok.eos_id()) break;
-      out.push_back(best);
-      ids.push_back(best);
-      if (tok.decode(out).find('\n') != std::string::npos) break;
-    }
-    return tok.decode(out);
-  };
-}
 
 Json config_json(const QadConfig& c, const StoreInfo& store, double a_task, double a_feature, double a_logit,
                  int64_t total_steps) {
@@ -392,7 +345,7 @@ QadSummary run_qad(const QadConfig& cin) {
   sum.teacher_ppl = sum.student_ppl = NAN;
   std::unique_ptr<Model> teacher;
   if (valid || (lead && c.final_outputs && c.arith_k > 0)) teacher = Model::load(c.teacher_dir, /*trainable=*/false);
-  if (valid) sum.teacher_ppl = eval_perplexity(*teacher, *valid, c.seq, c.batch, c.eval_windows);
+  if (valid) sum.teacher_ppl = eval_perplexity(*teacher, *valid, c.seq, c.eval_windows, c.batch).ppl;
 
   // ---- the loop
   SequenceOrder order(N, c.seed);
@@ -478,7 +431,7 @@ QadSummary run_qad(const QadConfig& cin) {
     double vppl = NAN;
     bool last = s + 1 == total_steps;
     if (valid && ((c.eval_every > 0 && (s + 1) % c.eval_every == 0) || last)) {
-      vppl = eval_perplexity(*student, *valid, c.seq, c.batch, c.eval_windows);
+      vppl = eval_perplexity(*student, *valid, c.seq, c.eval_windows, c.batch).ppl;
       sum.student_ppl = vppl;
     }
     std::vector<double> row = {double(s + 1), lg.loss, lg.ce, lg.feature, lg.logit, lg.fkl, lg.rkl, lg.lambda};
@@ -547,8 +500,8 @@ QadSummary run_qad(const QadConfig& cin) {
     write_file_atomic(c.out + "/student-dequant/tokenizer.json", tj);
     if (c.arith_k > 0) {
       Tokenizer tok = Tokenizer::load(c.teacher_dir + "/tokenizer.json");
-      sum.teacher_arith = eval_arith(greedy_fn(*teacher, tok), c.seed, c.arith_k).accuracy();
-      sum.student_arith = eval_arith(greedy_fn(*student, tok), c.seed, c.arith_k).accuracy();
+      sum.teacher_arith = eval_arith(greedy_completer(*teacher, tok, /*document_start=*/true), c.seed, c.arith_k).accuracy();
+      sum.student_arith = eval_arith(greedy_completer(*student, tok, /*document_start=*/true), c.seed, c.arith_k).accuracy();
     }
   }
   bool packed = pack_student_hook(c.out + "/student", c.out + "/student.razor", c.rho, c.group, c.beta, c.a8, c.kv8);
