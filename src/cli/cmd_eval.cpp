@@ -47,27 +47,24 @@ int cmd_eval(int argc, char** argv) {
   const bool has_plan = !a.str("plan").empty();
   if (!a.str("bits").empty() || !a.str("rho").empty() || has_plan || a.on("a8") || a.on("kv8")) {
     PtqMethod method = parse_ptq_method(a.str("ptq"));
-    std::string bits_arg = a.str("bits").empty() ? (has_plan ? "1.88" : "32") : a.str("bits");
+    const bool weights = !a.str("bits").empty() || !a.str("rho").empty() || has_plan;
+    std::string bits_arg = a.str("bits").empty() ? "1.88" : a.str("bits");
     QuantSpec spec = make_quant_spec(bits_arg, a.str("rho"), int(a.i64_in("group", 1, 1 << 16)),
                                      a.f64_in("beta", 0.01, 100.0), method);
     if (has_plan) apply_plan_file(spec, *m, a.str("plan"));
-    if (a.str("bits").empty() && a.str("rho").empty() && !has_plan) {
-      // A8 / KV8 only: weights stay full precision.
-      spec.quantize_embedding = false;
-      spec.overrides.clear();
-      for (const Param& p : m->entries) spec.overrides.push_back({p.name, WeightLayout::none()});
-    }
+    spec.quantize_weights = weights;  // false: A8 / KV8 only
     spec.a8 = a.on("a8");
     spec.kv8 = a.on("kv8");
     PtqReport rep = apply_ptq(*m, spec, method);
-    // Weights now hold their dequantized values; hooks add only A8 / KV8.
+    // Weights now hold their dequantized values; the hooks add only A8 / KV8.
     QuantSpec act = spec;
-    act.overrides.clear();
-    for (const Param& p : m->entries) act.overrides.push_back({p.name, WeightLayout::none()});
+    act.quantize_weights = false;
     install_quant_hooks(*m, act);
-    BitReport br = ptq_bit_report(*m, spec, method);
-    bits = br.avg_bits;
-    bits_ns = br.avg_bits_no_scales;
+    if (weights) {
+      BitReport br = ptq_bit_report(*m, spec, method);
+      bits = br.avg_bits;
+      bits_ns = br.avg_bits_no_scales;
+    }
     desc = (has_plan ? "plan " + a.str("plan") + " + " : std::string()) + spec.str() + " " + ptq_method_name(method) + strfmt(" (weight rel. error %.4f)", rep.rel_error);
   }
   PreparedData data = prepare_data(a.str("data"), tok_path);

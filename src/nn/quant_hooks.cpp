@@ -6,6 +6,7 @@
 namespace razor {
 
 WeightLayout QuantSpec::layout_for(const std::string& name, ParamKind kind) const {
+  if (!quantize_weights) return WeightLayout::none();
   for (const auto& o : overrides)
     if (o.first == name) return o.second;
   if (kind == ParamKind::Norm) return WeightLayout::none();
@@ -16,7 +17,9 @@ WeightLayout QuantSpec::layout_for(const std::string& name, ParamKind kind) cons
 }
 
 std::string QuantSpec::str() const {
-  std::string s = uniform_bits > 0 ? strfmt("uniform int%d G=%d", uniform_bits, plan.group) : plan.str();
+  std::string s = !quantize_weights ? std::string("full-precision weights")
+                  : uniform_bits > 0 ? strfmt("uniform int%d G=%d", uniform_bits, plan.group)
+                                     : plan.str();
   if (a8) s += " A8";
   if (kv8) s += " KV8";
   return s;

@@ -17,6 +17,7 @@ struct QuantSpec {
   PrecisionPlan plan;          // rho, G, beta for the linears
   bool a8 = false;             // 8-bit per-token per-group activations into every linear
   bool kv8 = false;            // 8-bit K (after norm + RoPE) and V, one scale per (token, kv head)
+  bool quantize_weights = true;    // false: weights stay as they are (A8 / KV8 hooks only)
   bool quantize_embedding = true;  // embedding and lm_head at 4-bit (NUMERICS.md §2)
   int uniform_bits = 0;        // 2..8: every linear n-bit absmax instead of the plan (PTQ baselines)
   // Per-tensor overrides (e.g. a bit-budget plan): HF name -> layout.
