@@ -66,10 +66,7 @@ PreparedData prepare_data(const std::string& data, const std::string& tokenizer_
     out.description = "token shard " + data;
     return out;
   }
-  Tokenizer tok = Tokenizer::load(tokenizer_path);
-  const int32_t eos = tok.eos_id();
-  if (eos < 0) fail("%s: the tokenizer has no end-of-text token (<|endoftext|> or similar)", tokenizer_path.c_str());
-  const uint32_t V = uint32_t(tok.vocab_size());
+  // The cache key needs only the tokenizer's bytes; it is parsed only when shards are built.
   const std::string tok_hash = hex64(hash64_file(tokenizer_path));
 
   std::string key;
@@ -92,6 +89,10 @@ PreparedData prepare_data(const std::string& data, const std::string& tokenizer_
                     tokenizer_path + ")";
   if (path_exists(out.train_shard) && path_exists(out.valid_shard)) return out;
 
+  Tokenizer tok = Tokenizer::load(tokenizer_path);
+  const int32_t eos = tok.eos_id();
+  if (eos < 0) fail("%s: the tokenizer has no end-of-text token (<|endoftext|> or similar)", tokenizer_path.c_str());
+  const uint32_t V = uint32_t(tok.vocab_size());
   make_dirs(dir);
   TextEncoder enc = [&tok](std::string_view s) { return tok.encode(s); };
   std::fprintf(stderr, "razor: tokenizing %s into %s ...\n", data.c_str(), dir.c_str());
