@@ -672,8 +672,8 @@ TEST_SUITE("distill") {
     CHECK(afd_select_layers(batch, cfg) == std::vector<int>{0, 4});
     parse_afd("6", cfg);
     check_throws_containing([&] { afd_select_layers(batch, cfg); }, "outside the feature taps");
-    check_throws_containing([&] { parse_afd("1,x", cfg); }, "--afd");
-    check_throws_containing([&] { parse_logit_loss("kl"); }, "--logit-loss");
+    check_throws_containing([&] { parse_afd("1,x", cfg); }, "--feature");
+    check_throws_containing([&] { parse_logit_loss("kl"); }, "--loss-logit");
   }
 
   TEST_CASE("AFD: value against the direct formula and finite-difference gradients (bf16 and int8 teacher)") {

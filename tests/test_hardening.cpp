@@ -1,11 +1,15 @@
 // Hardening: regression tests for the defects the fuzzers (fuzz/) and the sanitizer build
-// found in the loaders, one case per defect, and the command-line test (tools/test_cli.sh).
-// Each case is a hostile input that used to crash, overflow or allocate without bound and
-// must now give a razor::Error naming the field.
+// found in the loaders, one case per defect; a full disk while a checkpoint or a teacher-store
+// shard is written (RLIMIT_FSIZE); and the scripted tests tools/test_cli.sh (bad command
+// lines) and tools/test_crash.sh (SIGKILL at random moments, then --resume).
+// Each loader case is a hostile input that used to crash, overflow or allocate without bound
+// and must now give a razor::Error naming the field.
 // Deliberately not here: the loaders' ordinary error cases (their own module's tests).
 #include <doctest/doctest.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -20,7 +24,9 @@
 #include "io/hf_config.h"
 #include "io/json.h"
 #include "io/razor_file.h"
+#include "io/file_util.h"
 #include "io/tokenizer.h"
+#include "train/checkpoint.h"
 #include "train/shards.h"
 
 using namespace razor;
@@ -44,6 +50,52 @@ std::string scratch_dir(const std::string& name) {
   fs::remove_all(d);
   fs::create_directories(d);
   return d;
+}
+
+// A full disk, simulated: while it lives, files this process writes cannot grow past
+// `bytes` (RLIMIT_FSIZE, soft limit only) and SIGXFSZ is ignored, so write() fails with
+// EFBIG the way it fails with ENOSPC on a full disk. The destructor restores both.
+class FileSizeLimit {
+ public:
+  explicit FileSizeLimit(rlim_t bytes) {
+    REQUIRE(::getrlimit(RLIMIT_FSIZE, &saved_) == 0);
+    old_handler_ = std::signal(SIGXFSZ, SIG_IGN);
+    rlimit r = saved_;
+    r.rlim_cur = bytes;
+    REQUIRE(::setrlimit(RLIMIT_FSIZE, &r) == 0);
+  }
+  ~FileSizeLimit() {
+    ::setrlimit(RLIMIT_FSIZE, &saved_);
+    std::signal(SIGXFSZ, old_handler_);
+  }
+
+ private:
+  rlimit saved_{};
+  void (*old_handler_)(int) = SIG_DFL;
+};
+
+// Runs `bash tools/<script> <razor binary>` from the repository root; the test binary does
+// not link main, so it runs the one `make` put next to it (./razor, or build-san/razor under
+// SAN=1). Returns false (and says SKIPPED) when the binary or the script is missing.
+void run_script(const std::string& script, const std::string& summary_prefix) {
+#if defined(__SANITIZE_ADDRESS__)
+  const char* exe = "build-san/razor";
+#else
+  const char* exe = "razor";
+#endif
+  const std::string path = "tools/" + script;
+  if (!fs::exists(exe) || !fs::exists(path)) {
+    MESSAGE("SKIPPED: " << exe << " or " << path << " not found (run from the repository root after make)");
+    return;
+  }
+  const std::string log =
+      (fs::temp_directory_path() / ("razor_" + script + "_" + std::to_string(::getpid()) + ".log")).string();
+  const int rc = std::system(("bash " + path + " " + std::string(exe) + " > " + log + " 2>&1").c_str());
+  const std::string out = read_file(log);
+  fs::remove(log);
+  CHECK_MESSAGE(rc == 0, out);  // the whole log only when something failed
+  const size_t last = out.rfind(summary_prefix);
+  MESSAGE(out.substr(last == std::string::npos ? 0 : last));
 }
 
 }  // namespace
@@ -212,24 +264,112 @@ TEST_SUITE("hardening") {
     CHECK(contains(cfg("num_hidden_layers", 100000), "num_hidden_layers"));
   }
 
-  TEST_CASE("command line: bad options exit with `razor: error:`, never a crash (tools/test_cli.sh)") {
-    // The script needs the razor binary of this build; the test binary does not link main,
-    // so it runs the one `make` put next to it (./razor, or build-san/razor under SAN=1).
-#if defined(__SANITIZE_ADDRESS__)
-    const char* exe = "build-san/razor";
-#else
-    const char* exe = "razor";
-#endif
-    if (!fs::exists(exe) || !fs::exists("tools/test_cli.sh")) {
-      MESSAGE("SKIPPED: " << exe << " or tools/test_cli.sh not found (run from the repository root after make)");
-      return;
+  TEST_CASE("full disk while saving a checkpoint: the previous one stays loadable, the error names the file") {
+    const std::string root = scratch_dir("ckpt_full");
+    const std::string ck = root + "/checkpoint";
+    const size_t n = 4096;  // 16 KiB + 32 bytes per array file
+    std::vector<float> p1(n, 1.0f), m1(n, 0.5f), v1(n, 0.25f), p2(n, 2.0f);
+    CheckpointMeta meta;
+    meta.step = 7;
+    meta.data_cursor = 7;
+    meta.config = Json::object();
+    save_checkpoint(ck, meta, p1.data(), m1.data(), v1.data(), n);
+    meta.step = 8;
+    std::string e;
+    {
+      FileSizeLimit full(8192);  // params.f32 of the next save does not fit
+      e = error_of([&] { save_checkpoint(ck, meta, p2.data(), m1.data(), v1.data(), n); });
     }
-    const std::string log = (fs::temp_directory_path() / ("razor_cli_" + std::to_string(::getpid()) + ".log")).string();
-    const int rc = std::system(("bash tools/test_cli.sh " + std::string(exe) + " > " + log + " 2>&1").c_str());
-    const std::string out = read_file(log);
-    fs::remove(log);
-    CHECK_MESSAGE(rc == 0, out);  // the whole table only when something failed
-    const size_t last = out.rfind("test_cli:");
-    MESSAGE(out.substr(last == std::string::npos ? 0 : last));
+    CHECK(contains(e, ck + ".tmp/params.f32"));
+    CHECK(contains(e, "write failed"));
+    CHECK(contains(e, "previous checkpoint"));
+    Checkpoint got = load_checkpoint(ck);
+    CHECK(got.loaded_from == ck);
+    CHECK(got.meta.step == 7);
+    CHECK(got.params == p1);
+    CHECK(got.adam_m == m1);
+    CHECK(got.adam_v == v1);
+
+    // A large config.json (the last file but one) failing: the arrays fit, the save still fails
+    // as a whole and the old checkpoint is the one loaded.
+    meta.config.set("note", std::string(20000, 'x'));
+    {
+      FileSizeLimit full(16384 + 64);
+      e = error_of([&] { save_checkpoint(ck, meta, p2.data(), m1.data(), v1.data(), n); });
+    }
+    CHECK(contains(e, "config.json"));
+    CHECK(contains(e, "write failed"));
+    CHECK(load_checkpoint(ck).meta.step == 7);
+    CHECK(load_checkpoint(ck).params == p1);
+
+    // Space again: the next save succeeds and clears the debris.
+    save_checkpoint(ck, meta, p2.data(), m1.data(), v1.data(), n);
+    CHECK(load_checkpoint(ck).meta.step == 8);
+    CHECK(load_checkpoint(ck).params == p2);
+    CHECK_FALSE(path_exists(ck + ".tmp"));
+    CHECK_FALSE(path_exists(ck + ".old"));
+    fs::remove_all(root);
+  }
+
+  TEST_CASE("full disk while writing a teacher-store shard: complete shards stay, the dump resumes") {
+    StoreInfo info;
+    info.teacher_hash = 0x1234;
+    info.tokenizer_hash = 0x5678;
+    info.seq_len = 4;
+    info.num_layers = 1;
+    info.hidden_size = 4;
+    info.vocab_size = 9;
+    info.top_k = 3;
+    info.shard_sequences = 2;
+    const std::string dir = scratch_dir("store_full");
+    std::vector<float> hidden(16, 0.5f), logits(36, 0.f);
+    for (size_t i = 0; i < logits.size(); ++i) logits[i] = float(i % 9);
+    std::vector<const float*> taps(2, hidden.data());
+    auto ids_of = [](int seq) {
+      std::vector<int32_t> ids(5);
+      for (int t = 0; t < 5; ++t) ids[size_t(t)] = (seq + t) % 9;
+      return ids;
+    };
+    const std::string shard0 = dir + "/" + store_shard_name(0), shard1 = dir + "/" + store_shard_name(1);
+    std::string e, before;
+    {
+      StoreWriter w(dir, info);
+      for (int s = 0; s < 2; ++s) w.add_sequence(ids_of(s).data(), nullptr, taps, logits.data());
+      REQUIRE(path_exists(shard0));  // shard 0 is complete and renamed into place
+      before = read_file(shard0);
+      FileSizeLimit full(before.size() / 2);  // not even one record of shard 1 fits
+      e = error_of([&] {
+        for (int s = 2; s < 4; ++s) w.add_sequence(ids_of(s).data(), nullptr, taps, logits.data());
+        w.finish();
+      });
+    }
+    CHECK(contains(e, store_shard_name(1)));
+    CHECK(contains(e, "write failed"));
+    CHECK(read_file(shard0) == before);
+    CHECK_FALSE(path_exists(shard1));
+    CHECK_FALSE(path_exists(store_manifest_path(dir)));
+    {
+      StoreWriter w(dir, info);  // resumes after the complete shard, drops the partial one
+      CHECK(w.next_sequence() == 2);
+      for (int s = 2; s < 4; ++s) w.add_sequence(ids_of(s).data(), nullptr, taps, logits.data());
+      w.finish();
+    }
+    CHECK_FALSE(path_exists(shard1 + ".tmp"));
+    StoreReader r(dir);
+    REQUIRE(r.num_sequences() == 4);
+    for (int s = 0; s < 4; ++s) {
+      CAPTURE(s);
+      std::vector<int32_t> want = ids_of(s);
+      CHECK(std::vector<int32_t>(r.sequence(s).ids, r.sequence(s).ids + 5) == want);
+    }
+    fs::remove_all(dir);
+  }
+
+  TEST_CASE("command line: bad options exit with `razor: error:`, never a crash (tools/test_cli.sh)") {
+    run_script("test_cli.sh", "test_cli:");
+  }
+
+  TEST_CASE("crash safety: SIGKILL at random moments, then --resume, gives the uninterrupted run's bits (tools/test_crash.sh)") {
+    run_script("test_crash.sh", "test_crash:");
   }
 }

@@ -11,12 +11,14 @@ RAZOR=${1:-./razor}
 TIMEOUT=${TIMEOUT:-30}
 [ -x "$RAZOR" ] || { echo "test_cli: $RAZOR not found (make first)"; exit 2; }
 RAZOR=$(realpath "$RAZOR")
+ROOT=$(pwd)
 tmp=$(mktemp -d /tmp/razor_cli.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
 printf 'not json' >"$tmp/bad.json"
 : >"$tmp/empty.txt"
 
 pass=0 fail=0 skip=0
+short() { local a="$*"; [ ${#a} -le 160 ] && echo "$a" || echo "${a:0:160}... (${#a} chars)"; }
 # One row: the substring the error line must contain ("-": any), then the arguments.
 check() {
   local want=$1; shift
@@ -24,7 +26,7 @@ check() {
   out=$(cd "$tmp" && timeout "$TIMEOUT" "$RAZOR" "$@" 2>&1 </dev/null)
   rc=$?
   if grep -q "not built yet" <<<"$out"; then
-    skip=$((skip + 1)); echo "SKIP  razor $* (command not built yet)"; return
+    skip=$((skip + 1)); echo "SKIP  razor $(short "$@") (command not built yet)"; return
   fi
   local why=
   if [ $rc -eq 124 ]; then why="timed out after ${TIMEOUT}s (value not rejected up front?)"
@@ -35,7 +37,25 @@ check() {
   elif grep -qiE 'AddressSanitizer|runtime error|Assertion|terminate called' <<<"$out"; then why="sanitizer/assert output"
   fi
   if [ -n "$why" ]; then
-    fail=$((fail + 1)); echo "FAIL  razor $*: $why (rc $rc)"; sed 's/^/      | /' <<<"$out" | head -5
+    fail=$((fail + 1)); echo "FAIL  razor $(short "$@"): $why (rc $rc)"; sed 's/^/      | /' <<<"$out" | head -5
+  else
+    pass=$((pass + 1))
+  fi
+}
+
+# A row that must succeed: exit 0 within 4 x TIMEOUT (it does real work), no sanitizer output, and (unless "-") the
+# substring in its output (e.g. the note a documented truncation prints).
+ok() {
+  local want=$1; shift
+  local out rc why=
+  out=$(cd "$tmp" && timeout $((TIMEOUT * 4)) "$RAZOR" "$@" 2>&1 </dev/null)
+  rc=$?
+  if [ $rc -ne 0 ]; then why="exit status $rc"
+  elif [ "$want" != "-" ] && ! grep -qF -- "$want" <<<"$out"; then why="output does not mention '$want'"
+  elif grep -qiE 'AddressSanitizer|runtime error|Assertion|terminate called' <<<"$out"; then why="sanitizer/assert output"
+  fi
+  if [ -n "$why" ]; then
+    fail=$((fail + 1)); echo "FAIL  razor $(short "$@"): $why"; sed 's/^/      | /' <<<"$out" | tail -5
   else
     pass=$((pass + 1))
   fi
@@ -107,6 +127,7 @@ check "-" pretrain --schedule linear --steps 1 --out "$tmp/run2"
 check "-" pretrain --tokenizer "$tmp/missing.json" --steps 1 --out "$tmp/run3"
 check "-" pretrain --tokenizer "$tmp/bad.json" --steps 1 --out "$tmp/run4"
 check "--seq" pretrain --seq
+check "--resume" pretrain --resume --data "$tmp/missing.txt" --out "$tmp/fresh"
 
 # quantize
 check "-" quantize
@@ -154,6 +175,97 @@ if "$RAZOR" tokenize --train -f "$tmp/corpus.txt" -o "$tmp/tok.json" --vocab 270
 else
   fail=$((fail + 1)); echo "FAIL  razor tokenize --train on a tiny corpus"
 fi
+# train, teacher, pack, export, plan: bad values, rejected before any data is prepared or a
+# teacher is run (the train rows give a missing --data so nothing heavy starts if one slips).
+T=$ROOT/data/teacher
+if [ -f "$T/config.json" ]; then
+  TR=(train --teacher "$T" --data "$tmp/missing.txt" --out "$tmp/tr")
+  check "--bits" "${TR[@]}" --bits 3
+  check "--bits" "${TR[@]}" --bits 2 --rho 0.5
+  check "--rho" "${TR[@]}" --rho 2
+  check "--rho" "${TR[@]}" --rho 1/0
+  check "--group" "${TR[@]}" --group 0
+  check "--beta" "${TR[@]}" --beta -1
+  check "--loss-logit" "${TR[@]}" --loss-logit kl
+  check "--eakld-clip" "${TR[@]}" --eakld-clip sometimes
+  check "--eakld-k" "${TR[@]}" --eakld-k 1
+  check "--feature" "${TR[@]}" --feature fixed:1,x
+  check "--feature" "${TR[@]}" --feature fixed:
+  check "--feature" "${TR[@]}" --feature fixed:99
+  check "--feature" "${TR[@]}" --feature everything
+  check "--mask-align" "${TR[@]}" --mask-align left
+  check "--a-task" "${TR[@]}" --a-task -1
+  check "--a-logit" "${TR[@]}" --a-logit nan
+  check "--lr" "${TR[@]}" --lr 0
+  check "--lr" "${TR[@]}" --lr 100
+  check "--schedule" "${TR[@]}" --schedule linear
+  check "--warmup" "${TR[@]}" --warmup 1.5
+  check "--batch" "${TR[@]}" --batch 0
+  check "--seq" "${TR[@]}" --seq 1
+  check "--steps" "${TR[@]}" --steps -1
+  check "--epochs" "${TR[@]}" --epochs 0
+  check "--topk" "${TR[@]}" --topk 0
+  check "--hidden" "${TR[@]}" --hidden fp8
+  check "--a8" "${TR[@]}" --a8 --no-a8
+  check "--teacher" train --teacher "$tmp/no-teacher" --out "$tmp/tr"
+  check "--data" "${TR[@]}"
+  check "--valid" train --teacher "$T" --valid "$tmp/corpus.txt" --data "$tmp/corpus.txt" --cache "$tmp/cache" --out "$tmp/tr"
+  check "--resume" "${TR[@]}" --resume
+  check "--seq" teacher --teacher "$T" --out "$tmp/st" --seq 0
+  check "--topk" teacher --teacher "$T" --out "$tmp/st" --topk 0
+  check "--topk" teacher --teacher "$T" --out "$tmp/st" --topk 5 --full-logits
+  check "--logp" teacher --teacher "$T" --out "$tmp/st" --logp f64
+  check "--hidden" teacher --teacher "$T" --out "$tmp/st" --hidden fp8
+  check "--shard-sequences" teacher --teacher "$T" --out "$tmp/st" --shard-sequences 0
+  check "--out" teacher --teacher "$T"
+  check "-" teacher --teacher "$tmp/no-teacher" --out "$tmp/st"
+  check "-" pack -m "$tmp/no-model" -o "$tmp/p.razor"
+  check "--group" pack -m "$T" --group 32 -o "$tmp/p.razor"
+  check "--ternary" pack -m "$T" --ternary 3bit -o "$tmp/p.razor"
+  check "--bits" pack -m "$T" --bits 7 -o "$tmp/p.razor"
+  check "-" export --hf "$tmp/no-model" --gguf "$tmp/x.gguf"
+  check "--float-type" export --hf "$T" --gguf "$tmp/x.gguf" --float-type f8
+  check "-" export --hf "$T"
+  check "--budget" plan --teacher "$T" --budget 0 -o "$tmp/plan.json"
+  check "--budget" plan --teacher "$T" --budget 99 -o "$tmp/plan.json"
+  check "--rhos" plan --teacher "$T" --rhos 0,2 -o "$tmp/plan.json"
+  check "--sensitivity" plan --teacher "$T" --sensitivity vibes -o "$tmp/plan.json"
+  check "--method" plan --teacher "$T" --method guess -o "$tmp/plan.json"
+  check "--windows" plan --teacher "$T" --windows 0 -o "$tmp/plan.json"
+  check "-" plan --from "$tmp/bad.json" -o "$tmp/plan.json"
+
+  # generate: prompts. A packed model of the default teacher (context 512 tokens).
+  if "$RAZOR" pack -m "$T" -o "$tmp/t.razor" >/dev/null 2>&1; then
+    G=(generate -m "$tmp/t.razor" --temp 0)
+    check "--prompt" "${G[@]}" -p ""
+    check "--prompt" "${G[@]}"
+    check "--prompt" "${G[@]}" -p "$(printf 'bad \xff\xfe utf-8')"
+    check "--prompt" "${G[@]}" -p "$(printf 'cut \xe2\x82')"       # truncated 3-byte sequence
+    check "--prompt" "${G[@]}" -p "$(printf 'overlong \xc0\xaf')"   # overlong encoding of '/'
+    check "--prompt" "${G[@]}" -p "$(printf 'surrogate \xed\xa0\x80')"
+    check "context" "${G[@]}" -p "$(printf 'word %.0s' $(seq 600))"  # 600 tokens > 512
+    check "context" "${G[@]}" -p "$(head -c 100000 /dev/zero | tr '\0' 'a')"  # 100 KB prompt
+    check "--tokens" "${G[@]}" -p hi -n 0
+    check "--tokens" "${G[@]}" -p hi -n -1
+    check "--temp" "${G[@]}" -p hi --temp -1
+    check "--temp" "${G[@]}" -p hi --temp nan
+    check "--top-k" "${G[@]}" -p hi --top-k -1
+    check "--top-p" "${G[@]}" -p hi --top-p 0
+    check "--top-p" "${G[@]}" -p hi --top-p 1.5
+    check "--seed" "${G[@]}" -p hi --seed -5
+    check "--threads" "${G[@]}" -p hi --threads 0
+    check "-" generate -m "$tmp/no-model.razor" -p hi
+    check "-" generate -m "$T/config.json" -p hi
+    # Documented truncation: -n past the context is cut to what fits, with a note, exit 0.
+    ok "context limit" "${G[@]}" -p "$(printf 'word %.0s' $(seq 500))" -n 100000  # a few tokens fit
+    ok "-" "${G[@]}" -p "$(printf 'caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80')" -n 2  # valid multi-byte UTF-8
+  else
+    fail=$((fail + 1)); echo "FAIL  razor pack -m $T (needed for the generate rows)"
+  fi
+else
+  skip=$((skip + 1)); echo "SKIP  train/teacher/pack/generate rows: $T not found"
+fi
+
 # Numbers at the edges of the parsers.
 check "-" score --threads 99999999999999999999
 check "--seq" pretrain --seq 1e3

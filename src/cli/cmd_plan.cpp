@@ -75,6 +75,12 @@ int cmd_plan(int argc, char** argv) {
   bo.budget = a.f64_in("budget", 0.5, 32);
   bo.with_scales = !a.on("no-scales");
   bo.method = a.str("method");
+  // Checked again where they are used; here so a typo fails before minutes of measurement.
+  if (bo.method != "auto" && bo.method != "knapsack" && bo.method != "closed-form")
+    fail("--method: expected auto, knapsack or closed-form, got '%s'", bo.method.c_str());
+  const std::string mode = a.str("sensitivity");
+  if (mode != "loss" && mode != "proxy" && mode != "weight")
+    fail("--sensitivity: expected loss, proxy or weight, got '%s'", mode.c_str());
   const int group = int(a.i64_in("group", 1, 1 << 16));
   const float beta = float(a.f64_in("beta", 0.01, 100.0));
 

@@ -62,9 +62,17 @@ int cmd_teacher(int argc, char** argv) {
   o.logits = ap.on("full-logits") ? LogitStorage::Full : LogitStorage::TopK;
   o.top_k = ap.i64_in("topk", 1, 1 << 20);
   if (ap.given("topk") && ap.on("full-logits")) fail("--topk: not with --full-logits");
-  o.logp_dtype = ap.given("logp") ? parse_logp_dtype(ap.str("logp"))
-                                  : (o.logits == LogitStorage::Full ? LogpDtype::F16 : LogpDtype::F32);
-  o.hidden = parse_hidden_dtype(ap.str("hidden"));
+  try {
+    o.logp_dtype = ap.given("logp") ? parse_logp_dtype(ap.str("logp"))
+                                    : (o.logits == LogitStorage::Full ? LogpDtype::F16 : LogpDtype::F32);
+  } catch (const Error& e) {
+    fail("--logp: %s", e.what());
+  }
+  try {
+    o.hidden = parse_hidden_dtype(ap.str("hidden"));
+  } catch (const Error& e) {
+    fail("--hidden: %s", e.what());
+  }
   o.max_sequences = ap.i64_in("sequences", 0, int64_t(1) << 40);
   o.batch = ap.i64_in("batch", 1, 4096);
   o.shard_sequences = ap.i64_in("shard-sequences", 1, 1 << 20);

@@ -111,7 +111,11 @@ int cmd_train(int argc, char** argv) {
   c.epochs = ap.f64_in("epochs", 1e-9, 1e9);
   c.dump.max_sequences = ap.i64_in("sequences", 0, int64_t(1) << 40);
   c.dump.top_k = ap.i64_in("topk", 1, 1 << 20);
-  c.dump.hidden = parse_hidden_dtype(ap.str("hidden"));
+  try {
+    c.dump.hidden = parse_hidden_dtype(ap.str("hidden"));
+  } catch (const Error& e) {
+    fail("--hidden: %s", e.what());
+  }
   c.threads = int(ap.i64_in("threads", 0, 4096));
   c.seed = uint64_t(ap.i64_in("seed", 0, INT64_MAX));
   c.eval_every = ap.i64_in("eval-every", 0, int64_t(1) << 40);

@@ -186,7 +186,7 @@ LogitLoss parse_logit_loss(const std::string& s) {
   if (s == "cakld") return LogitLoss::Cakld;
   if (s == "fkl") return LogitLoss::Forward;
   if (s == "rkl") return LogitLoss::Reverse;
-  fail("--logit-loss: '%s' is not one of eakld, cakld, fkl, rkl", s.c_str());
+  fail("--loss-logit: '%s' is not one of eakld, cakld, fkl, rkl, none", s.c_str());
 }
 EakldClip parse_eakld_clip(const std::string& s) {
   if (s == "token") return EakldClip::Token;
@@ -212,7 +212,7 @@ void parse_afd(const std::string& s, DistillConfig& cfg) {
     char* end = nullptr;
     long v = tok.empty() ? -1 : std::strtol(tok.c_str(), &end, 10);
     if (tok.empty() || *end != '\0' || v < 0 || v > 4096)
-      fail("--afd: '%s' is not adaptive, fixed or a comma list of layer indices", s.c_str());
+      fail("--feature: '%s' is not adaptive, fixed or a comma list of layer indices (fixed:L1,L2,..)", s.c_str());
     cfg.afd_layers.push_back(int(v));
     i = j + 1;
   }
@@ -220,7 +220,7 @@ void parse_afd(const std::string& s, DistillConfig& cfg) {
 void DistillConfig::validate() const {
   RZ_CHECK(entropy_k >= 2, "EAKLD: entropy k = %d must be >= 2", entropy_k);
   RZ_CHECK(afd_k >= 1, "AFD: k = %d must be >= 1", afd_k);
-  if (afd_mode == AfdMode::List) RZ_CHECK(!afd_layers.empty(), "--afd: empty layer list");
+  if (afd_mode == AfdMode::List) RZ_CHECK(!afd_layers.empty(), "--feature: empty layer list");
 }
 
 // ---- positions
@@ -350,7 +350,7 @@ std::vector<int> afd_select_layers(const std::vector<SequenceView>& teacher, con
     layers = {1, (L + 1) / 2, L};
   } else {
     for (int l : cfg.afd_layers) {
-      RZ_CHECK(l >= 0 && l <= L, "--afd: layer %d outside the feature taps [0, %d]", l, L);
+      RZ_CHECK(l >= 0 && l <= L, "--feature: layer %d outside the feature taps [0, %d]", l, L);
       layers.push_back(l);
     }
   }

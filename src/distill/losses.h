@@ -17,9 +17,9 @@
 namespace razor {
 
 enum class MaskAlign { Razor, Reference };         // --mask-align razor|reference
-enum class LogitLoss { Eakld, Cakld, Forward, Reverse };  // --logit-loss eakld|cakld|fkl|rkl
+enum class LogitLoss { Eakld, Cakld, Forward, Reverse };  // --loss-logit eakld|cakld|fkl|rkl
 enum class EakldClip { Token, Batch };             // --eakld-clip token|batch
-enum class AfdMode { Adaptive, Fixed, List };      // --afd adaptive|fixed|<l1,l2,...>
+enum class AfdMode { Adaptive, Fixed, List };      // --feature adaptive|fixed|fixed:<l1,l2,...>
 
 MaskAlign parse_mask_align(const std::string& s);
 LogitLoss parse_logit_loss(const std::string& s);

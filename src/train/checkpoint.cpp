@@ -100,9 +100,12 @@ Checkpoint load_dir(const std::string& dir) {
 
 }  // namespace
 
-void save_checkpoint(const std::string& dir, const CheckpointMeta& meta, const float* params, const float* adam_m,
-                     const float* adam_v, size_t n, const CheckpointSaveOptions& opt) {
-  const std::string tmp = dir + ".tmp", old = dir + ".old";
+namespace {
+
+// Writes the complete new checkpoint into `tmp` (nothing outside it is touched).
+void write_checkpoint_files(const std::string& dir, const std::string& tmp, const CheckpointMeta& meta,
+                            const float* params, const float* adam_m, const float* adam_v, size_t n,
+                            const CheckpointSaveOptions& opt) {
   remove_tree(tmp);  // a crashed earlier save
   make_dir(tmp);
   int files = 0;
@@ -134,6 +137,23 @@ void save_checkpoint(const std::string& dir, const CheckpointMeta& meta, const f
   write_file_atomic(tmp + "/state.json", state.data(), state.size());
   written();
   fsync_dir(tmp);
+}
+
+}  // namespace
+
+void save_checkpoint(const std::string& dir, const CheckpointMeta& meta, const float* params, const float* adam_m,
+                     const float* adam_v, size_t n, const CheckpointSaveOptions& opt) {
+  const std::string tmp = dir + ".tmp", old = dir + ".old";
+  try {
+    write_checkpoint_files(dir, tmp, meta, params, adam_m, adam_v, n, opt);
+  } catch (const Error& e) {
+    // A full disk, a quota, a file-size limit: the new checkpoint is incomplete in <dir>.tmp
+    // (never read; removed by the next save), the previous one in <dir> was not touched.
+    if (checkpoint_exists(dir))
+      fail("%s (checkpoint of step %lld not saved; the previous checkpoint in %s is intact)", e.what(),
+           (long long)meta.step, dir.c_str());
+    fail("%s (checkpoint of step %lld not saved)", e.what(), (long long)meta.step);
+  }
 
   if (is_directory(dir)) {
     remove_tree(old);  // dir is complete, so the older copy is no longer needed

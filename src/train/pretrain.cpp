@@ -39,6 +39,8 @@ static Json options_json(const PretrainOptions& o) {
 
 void run_pretrain(const PretrainOptions& opt_in) {
   PretrainOptions opt = opt_in;
+  if (opt.resume && !checkpoint_exists(opt.out + "/checkpoint"))  // before any data is prepared
+    fail("--resume: no checkpoint in %s/checkpoint", opt.out.c_str());
   Tokenizer tok = Tokenizer::load(opt.tokenizer);
   if (opt.model.vocab_size == 0) opt.model.vocab_size = tok.vocab_size();
   if (opt.model.vocab_size < tok.vocab_size())

@@ -161,11 +161,17 @@ void check_resume_config(const Json& have, const Json& want, const std::string& 
 }
 
 // Keeps the lines of a JSON-lines log whose "step" is <= keep (the resumed run redoes the rest).
+// A last line without its newline (the run was killed while writing it) is dropped unparsed.
 void trim_json_log(const std::string& path, int64_t keep) {
   if (!path_exists(path)) return;
-  std::ifstream in(path);
-  std::string line, kept;
-  while (std::getline(in, line)) {
+  const std::string text = read_file(path);
+  std::string kept;
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t end = text.find('\n', pos);
+    if (end == std::string::npos) break;  // partial last line
+    std::string line = text.substr(pos, end - pos);
+    pos = end + 1;
     if (line.empty()) continue;
     Json j = Json::parse(line, path);
     if (j.get_int("step", INT64_MAX) <= keep) kept += line + "\n";
@@ -209,11 +215,20 @@ QadSummary run_qad(const QadConfig& cin) {
   if (!is_directory(c.teacher_dir))
     fail("--teacher: %s is not a directory (train one with `razor pretrain`, or give a Hugging Face checkpoint)",
          c.teacher_dir.c_str());
+  if (!c.feature_none && c.distill.afd_mode == AfdMode::List) {
+    // Checked here, before the data and the teacher dump, not at the first step.
+    const int64_t L = ModelConfig::load(c.teacher_dir + "/config.json").num_hidden_layers;
+    for (int l : c.distill.afd_layers)
+      if (l > L) fail("--feature: layer %d outside the feature taps [0, %lld] of %s", l, (long long)L,
+                      c.teacher_dir.c_str());
+  }
   if (c.out.empty()) {
     char name[96];
     std::snprintf(name, sizeof name, "runs/qad-rho%g-g%d%s%s", c.rho, c.group, c.a8 ? "-a8" : "", c.kv8 ? "-kv8" : "");
     c.out = name;
   }
+  if (c.resume && lead && !checkpoint_exists(c.out + "/checkpoint"))  // before any data or teacher work
+    fail("--resume: %s/checkpoint has no checkpoint", c.out.c_str());
   make_dirs(c.out);
   if (c.store.empty()) c.store = c.out + "/store";
   if (c.data.empty()) c.data = "default";
