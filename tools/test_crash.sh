@@ -174,5 +174,17 @@ fi
 same_checkpoint pre-ref pre-cut
 same_file "pre: model weights" pre-ref/model/model.safetensors pre-cut/model/model.safetensors
 
+# ---- --resume with options that change the run is refused (naming the option), before any step
+refused() {  # option-name razor-args...
+  local opt=$1; shift
+  local out rc; out=$("$RAZOR" "$@" 2>&1); rc=$?
+  if [ $rc -ne 1 ] || ! grep -q "^razor: error: --resume: .*$opt" <<<"$out"; then
+    bad "--resume with another $opt: rc $rc, expected a 'razor: error: --resume: ... $opt' line"; tail -3 <<<"$out"
+  fi
+}
+refused seed "${TRAIN[@]//@OUT@/qad-cut}" --out qad-cut --resume --seed 8
+refused lr "${PRE[@]}" --out pre-cut --resume --lr 0.01
+refused seed "${PRE[@]}" --out pre-cut --resume --seed 4
+
 echo "test_crash: $fail failed (SEED=$SEED, KILLS=$KILLS), $(( $(ms) / 1000 - ${t_start%.*} )) s"
 [ $fail -eq 0 ]

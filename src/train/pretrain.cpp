@@ -87,6 +87,22 @@ void run_pretrain(const PretrainOptions& opt_in) {
   if (opt.resume) {
     if (!checkpoint_exists(ckpt_dir)) fail("--resume: no checkpoint in %s", ckpt_dir.c_str());
     Checkpoint ck = load_checkpoint(ckpt_dir);
+    // Options that shape the loss curve must be the checkpoint's (else the resumed run is not
+    // the run it continues). Paths (tokenizer, data) may be spelled differently; not compared.
+    // --steps may grow (a longer run continued; data/README.md), with a note: the schedule
+    // then differs from the first run's.
+    for (const char* k : {"model", "batch", "seq", "accum", "lr", "weight_decay", "schedule", "warmup", "seed"}) {
+      const Json* a = ck.meta.config.find(k);
+      const Json* b = run.find(k);
+      const std::string sa = a ? a->dump() : "(missing)", sb = b ? b->dump() : "(missing)";
+      if (sa != sb)
+        fail("--resume: %s was made with %s = %s, this run asks for %s (use the same options, or a new --out)",
+             ck.loaded_from.c_str(), k, sa.c_str(), sb.c_str());
+    }
+    const Json* ck_steps = ck.meta.config.find("steps");
+    if (ck_steps && ck_steps->dump() != run.find("steps")->dump())
+      std::fprintf(stderr, "razor pretrain: note: --steps %lld, the checkpoint's run had %s: the LR schedule changes\n",
+                   (long long)opt.steps, ck_steps->dump().c_str());
     if (ck.params.size() != P)
       fail("--resume: %s holds %zu parameters, this model has %zu (different --config?)", ck.loaded_from.c_str(),
            ck.params.size(), P);
