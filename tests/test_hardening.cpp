@@ -76,7 +76,7 @@ class FileSizeLimit {
 
 // Runs `bash tools/<script> <razor binary>` from the repository root; the test binary does
 // not link main, so it runs the one `make` put next to it (./razor, or build-san/razor under
-// SAN=1). Returns false (and says SKIPPED) when the binary or the script is missing.
+// SAN=1). Says SKIPPED when the binary or the script is missing.
 void run_script(const std::string& script, const std::string& summary_prefix) {
 #if defined(__SANITIZE_ADDRESS__)
   const char* exe = "build-san/razor";
