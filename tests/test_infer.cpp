@@ -302,6 +302,60 @@ TEST_SUITE("infer") {
     }
   }
 
+  TEST_CASE("pack: a per-tensor plan (razor plan) is honoured, survives the file and keeps parity") {
+    ModelConfig c = parity_config(64);
+    c.tie_word_embeddings = false;
+    auto m = random_model(c, 21, 0.05f, 1.0f);
+    QuantSpec spec;
+    spec.plan.rho = 0.125;
+    spec.plan.group = 64;
+    spec.a8 = spec.kv8 = true;
+    // A plan mixing every packable layout; the other tensors follow rho 1/8.
+    spec.overrides = {{"model.layers.0.self_attn.q_proj.weight", WeightLayout::uniform(4, 64)},
+                      {"model.layers.0.mlp.down_proj.weight", WeightLayout::ternary(64, 2.0f)},
+                      {"model.layers.1.mlp.up_proj.weight", WeightLayout::mixed_rows(2, 64, 2.0f)},
+                      {"model.layers.1.self_attn.o_proj.weight", WeightLayout::mixed_rows(4, 64, 2.0f)}};
+    PackOptions opt;
+    opt.plan = spec.plan;
+    opt.a8 = opt.kv8 = true;
+    opt.overrides = spec.overrides;
+    PackedModel pm = pack_model(*m, opt);
+    TempDir dir;
+    const std::string path = dir.path + "/plan.razor";
+    pm.save(path);
+    PackedModel ld = PackedModel::load(path);
+    for (const auto& e : ld.matrices()) {
+      const Param* p = m->find(e.first);
+      REQUIRE(p);
+      const WeightLayout l = spec.layout_for(e.first, p->kind);
+      const PackedDesc want = packed_desc_for(l, e.second->desc.d_out, e.second->desc.d_in, false, e.first);
+      CHECK_MESSAGE(e.second->desc.layout == want.layout, e.first);
+      CHECK_MESSAGE(e.second->desc.P == want.P, e.first);
+      const QuantizedWeight qw = quantize_weight(e.first, p->value, l);
+      std::vector<int8_t> codes(qw.codes.size());
+      std::vector<float> scales(qw.scales.size());
+      unpack_matrix(*e.second, codes.data(), scales.data());
+      CHECK_MESSAGE(codes == qw.codes, e.first);
+      CHECK_MESSAGE(scales == qw.scales, e.first);
+    }
+    CHECK(ld.layers[0].q.desc.layout == PackedLayout::Int4);
+    CHECK(ld.layers[0].down.desc.layout == PackedLayout::Ternary2);
+    CHECK(ld.layers[1].o.desc.P == 4);
+    CHECK(ld.layers[1].k.desc.P == 8);  // not in the plan: rho 1/8
+
+    install_quant_hooks(*m, spec);
+    const std::vector<int32_t> prompt = prompt_ids(12, int(c.vocab_size), 5);
+    const Diff d = compare(packed_logits(ld, prompt), reference_logits(*m, prompt));
+    MESSAGE("plan parity: max |dlogit| " << d.max_abs << " mean " << d.mean_abs << " (max |logit| " << d.max_logit << ")");
+    CHECK(d.max_abs <= 2e-3 * d.max_logit);
+    CHECK(d.mean_abs <= 1e-4 * d.max_logit);
+
+    // A planned group size other than the model's G is refused (one A8 group size per model).
+    PackOptions bad = opt;
+    bad.overrides = {{"model.layers.0.self_attn.q_proj.weight", WeightLayout::uniform(4, 128)}};
+    CHECK_THROWS_WITH_AS(pack_model(*m, bad), doctest::Contains("group size"), Error);
+  }
+
   TEST_CASE("generate: UTF-8 stream holds partial characters; validator rejects bad UTF-8") {
     Utf8Stream u;
     const std::string euro = "\xe2\x82\xac";  // U+20AC, 3 bytes
