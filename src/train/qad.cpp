@@ -506,6 +506,20 @@ QadSummary run_qad(const QadConfig& cin) {
     }
   }
   bool packed = pack_student_hook(c.out + "/student", c.out + "/student.razor", c.rho, c.group, c.beta, c.a8, c.kv8, c.plan);
+  {
+    // The summary, machine-readable (scripts: tools/ablations.sh, tools/budget_table.sh).
+    Json j = Json::object();
+    j.set("steps", sum.steps);
+    if (std::isfinite(sum.teacher_ppl)) j.set("teacher_ppl", sum.teacher_ppl);  // NaN: no validation data
+    if (std::isfinite(sum.student_ppl)) j.set("student_ppl", sum.student_ppl);
+    if (sum.teacher_arith >= 0) j.set("teacher_arith", sum.teacher_arith);
+    if (sum.student_arith >= 0) j.set("student_arith", sum.student_arith);
+    j.set("avg_bits", sum.avg_bits);
+    j.set("avg_bits_no_scales", sum.avg_bits_no_scales);
+    j.set("tokens_per_s", sum.tokens_per_s);
+    j.set("student_razor", packed ? c.out + "/student.razor" : std::string());
+    write_file_atomic(c.out + "/summary.json", j.dump(2) + "\n");
+  }
   if (log) {
     auto pct = [](double v) {
       char b[32];
