@@ -22,6 +22,9 @@
 #include "nn/model.h"
 #include "nn/quant_hooks.h"
 #include "quant/act_quant.h"
+#include "train/evaluate.h"
+#include "train/evaluate_packed.h"
+#include "train/shards.h"
 
 using namespace razor;
 
@@ -354,6 +357,76 @@ TEST_SUITE("infer") {
     PackOptions bad = opt;
     bad.overrides = {{"model.layers.0.self_attn.q_proj.weight", WeightLayout::uniform(4, 128)}};
     CHECK_THROWS_WITH_AS(pack_model(*m, bad), doctest::Contains("group size"), Error);
+  }
+
+  TEST_CASE("eval on a .razor: perplexity, per-token log-probs and greedy completion equal the fake-quant path") {
+    const std::string tj = train_bpe({"Q: 12+30= A: 42\n\nQ: 7+8= A: 15\n\nhello world, the end."}, 300);
+    const Tokenizer tok = Tokenizer::from_json(tj, "test");
+    ModelConfig c = parity_config(64);
+    c.tie_word_embeddings = false;
+    c.vocab_size = tok.vocab_size();
+    c.max_position_embeddings = 64;
+    // A plain random model (ppl near the vocabulary size) for perplexity and scores; one whose next
+    // token has a wide margin (random_model's embed_std) for greedy text, as in the parity test.
+    auto m = random_model(c, 31, 0.05f);
+    auto peaked = random_model(c, 31, 0.05f, 1.0f);
+    QuantSpec spec;
+    spec.plan.rho = 0.125;
+    spec.plan.group = 64;
+    spec.a8 = spec.kv8 = true;
+    PackOptions opt;
+    opt.plan = spec.plan;
+    opt.a8 = opt.kv8 = true;
+    PackedModel pm = pack_model(*m, opt);
+    pm.tokenizer_json = tj;
+    TempDir dir;
+    pm.save(dir.path + "/m.razor");
+    const PackedModel ld = PackedModel::load(dir.path + "/m.razor");
+    install_quant_hooks(*m, spec);
+    PackedModel pk = pack_model(*peaked, opt);
+    install_quant_hooks(*peaked, spec);
+
+    // Perplexity over the same windows of a token shard.
+    Rng rng(4);
+    std::vector<int32_t> ids;
+    for (int i = 0; i < 6 * 33; ++i) ids.push_back(int32_t(rng.below(uint64_t(c.vocab_size))));
+    write_token_shard(dir.path + "/v.tok", ids, {}, uint32_t(c.vocab_size));
+    TokenShard shard(dir.path + "/v.tok");
+    const PplResult want = eval_perplexity(*m, shard, 32, 5);
+    const PplResult got = packed_perplexity(ld, shard, 32, 5);
+    MESSAGE("fake-quant ppl " << want.ppl << ", packed ppl " << got.ppl);
+    CHECK(got.tokens == want.tokens);
+    CHECK(got.tokens == 5 * 32);
+    CHECK(std::fabs(got.ppl / want.ppl - 1) <= 1e-3);  // the issue asks 0.5%; they differ by fp32 order only
+
+    // razor score: per-token log-probs.
+    const std::vector<int32_t> seq(ids.begin(), ids.begin() + 40);
+    const std::vector<double> lw = next_token_logprobs(*m, seq), lg = packed_next_token_logprobs(ld, seq);
+    REQUIRE(lw.size() == lg.size());
+    double worst = 0, mean = 0;
+    for (size_t i = 0; i < lw.size(); ++i) {
+      worst = std::max(worst, std::fabs(lw[i] - lg[i]));
+      mean += std::fabs(lw[i] - lg[i]) / double(lw.size());
+    }
+    double max_logit = 0;
+    for (float z : reference_logits(*m, seq)) max_logit = std::max(max_logit, double(std::fabs(z)));
+    MESSAGE("score: max |d log p| " << worst << ", mean " << mean << " (max |logit| " << max_logit << ")");
+    // Both sides compute the same integers except where an fp32-order difference (~1e-6 relative
+    // in norms, softmax, RoPE) moves a value across an A8 / KV8 rounding boundary: one code step,
+    // and a K/V code then shifts every later position. Unlike the parity test's models (residual
+    // stream dominated by a large embedding), this plain random model (max |logit| ~2) shows it:
+    // measured max 0.0091 (0.43% of max |logit|), mean 0.0011 (0.05%). Bounds: 2% and 0.2%.
+    CHECK(worst <= 2e-2 * max_logit);
+    CHECK(mean <= 2e-3 * max_logit);
+
+    // Greedy completion (KV cache) equals the full-forward greedy completion of the fake-quant model.
+    const GreedyCompleteFn a = greedy_completer(*peaked, tok), b = packed_greedy_completer(pk, tok);
+    for (const char* prompt : {"Q: 12+30= A:", "hello", "the end"}) {
+      const std::string x = a(prompt, 12), y = b(prompt, 12);
+      CHECK_MESSAGE(x == y, prompt);
+      CHECK(!x.empty());
+    }
+    CHECK_THROWS_AS(packed_next_token_logprobs(ld, {1}), Error);
   }
 
   TEST_CASE("generate: UTF-8 stream holds partial characters; validator rejects bad UTF-8") {
