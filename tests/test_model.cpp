@@ -44,6 +44,16 @@ std::string err_of(const std::string& path) {
 
 bool contains(const std::string& s, const std::string& sub) { return s.find(sub) != std::string::npos; }
 
+// The error ModelConfig::from_json gives for a config text ("" when it parses).
+std::string config_error(const std::string& text) {
+  try {
+    ModelConfig::from_json(Json::parse(text), "cfg.json");
+  } catch (const Error& e) {
+    return std::string(e.what());
+  }
+  return std::string();
+}
+
 }  // namespace
 
 TEST_SUITE("model") {
@@ -251,14 +261,7 @@ TEST_SUITE("model") {
     CHECK(rp.rope_theta == 1000000.0);
     CHECK(rp.rope_scaling.type == "default");
 
-    auto err = [](const std::string& t) {
-      try {
-        ModelConfig::from_json(Json::parse(t), "cfg.json");
-      } catch (const Error& e) {
-        return std::string(e.what());
-      }
-      return std::string();
-    };
+    auto err = config_error;
     const std::string base = R"("model_type":"llama","vocab_size":100,"hidden_size":64,"num_hidden_layers":1,"num_attention_heads":4,"intermediate_size":128)";
     CHECK(contains(err("{" + base + R"(,"rope_scaling":{"rope_type":"yarn","factor":4}})"), "rope_type \"yarn\""));
     CHECK(contains(err("{" + base + R"(,"rope_scaling":{"rope_type":"llama3","low_freq_factor":1,"high_freq_factor":4,"original_max_position_embeddings":8192}})"),
@@ -271,14 +274,7 @@ TEST_SUITE("model") {
   }
 
   TEST_CASE("hf config: validation errors name the field") {
-    auto err = [](const std::string& text) {
-      try {
-        ModelConfig::from_json(Json::parse(text), "cfg.json");
-      } catch (const Error& e) {
-        return std::string(e.what());
-      }
-      return std::string();
-    };
+    auto err = config_error;
     std::string base = R"("vocab_size":100,"hidden_size":64,"num_hidden_layers":2,"intermediate_size":128)";
     CHECK(contains(err("{\"model_type\":\"llama\"," + base + ",\"num_attention_heads\":5}"),
                    "cfg.json: num_attention_heads: 5 does not divide hidden_size 64"));
