@@ -60,7 +60,7 @@ Engine::Engine(const PackedModel& m, int64_t max_context, int64_t chunk) : m_(m)
     RZ_CHECK(w % G_ == 0, "engine: a linear input of width %lld is not divisible by the group size %d",
              (long long)w, G_);
   chunk_ = std::min(chunk, max_ctx_);
-  const RopeTable rt = RopeTable::make(max_ctx_, D_, c.rope_theta);
+  const RopeTable rt = RopeTable::make(max_ctx_, c.rope_inv_freq());
   rope_cos_ = rt.cos;
   rope_sin_ = rt.sin;
   const int64_t n = chunk_, widest = std::max({C_, H_ * D_, F_});
