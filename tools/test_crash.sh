@@ -93,9 +93,11 @@ run_case() {
       echo "$name: full disk at the checkpoint after step $step: $(grep -o 'razor: error: .*' "$log" | head -1 | cut -c1-150)"
       continue
     fi
-    # A delay inside what is left of the run (the reference's time, pro rata of the steps left).
+    # A delay within the first half of what is left of the run (the reference's time, pro
+    # rata of the steps left): the machine's speed varies, and a run that ends before its
+    # kill makes the experiment start again.
     local done_steps=$((step < 0 ? 0 : step))
-    local hi=$((ref_ms * (STEPS - done_steps) / STEPS * 9 / 10))
+    local hi=$((ref_ms * (STEPS - done_steps) / STEPS / 2))
     [ $hi -ge 60 ] || hi=60
     local d; d=$(delay 30 $hi)
     log=$name-cut.$tries.log
