@@ -68,7 +68,9 @@ run_case() {
   t1=$(ms); ref_ms=$((t1 - t0))
   echo "$name: reference run ${ref_ms} ms"
   local kills=0 tries=0 resumes=0 last_step=-1 disk_full_done=0 step rc pid log
-  while [ $kills -lt "$KILLS" ] && [ $tries -lt $((KILLS * 6)) ]; do
+  # Until KILLS kills, at least one of them in a resumed run, and the full-disk resume.
+  while { [ $kills -lt "$KILLS" ] || [ $resumes -lt 1 ] || [ $disk_full_done -eq 0 ]; } &&
+        [ $tries -lt $((KILLS * 8)) ]; do
     tries=$((tries + 1))
     step=$(ckpt_step "$cut_out/checkpoint")
     local resume=()
