@@ -395,6 +395,39 @@ TEST_SUITE("qgemm") {
         }
   }
 
+  TEST_CASE("qgemm_multi: several matrices on one input equal qgemm per matrix, decode and prefill") {
+    // Row ranges of the threads cross matrix boundaries; d_out not a multiple of 8 on purpose.
+    const int64_t d_in = 1024;
+    for (const char* layout : {"mixed8", "ternary2", "int4"}) {
+      CAPTURE(layout);
+      std::vector<PackedMatrix> Ws;
+      for (int64_t d_out : {1000, 517, 300}) {
+        const PackedDesc d = make_desc(layout, 64, d_out, d_in);
+        Ws.push_back(pack_matrix(d, random_codes(d, uint64_t(d_out)).data(), random_scales(d, 3, false).data()));
+      }
+      for (int64_t N : {1, 2, 4, 6}) {
+        CAPTURE(N);
+        Rng rng{uint64_t(N)};
+        std::vector<int8_t> qx(size_t(N * d_in));
+        for (int8_t& v : qx) v = int8_t(int(rng.below(255)) - 127);
+        std::vector<float> sx(size_t(N * d_in / 64));
+        for (float& v : sx) v = 0.01f + 0.1f * rng.uniform();
+        std::vector<std::vector<float>> want(3), got(3);
+        const PackedMatrix* W[3];
+        float* Y[3];
+        for (int m = 0; m < 3; ++m) {
+          want[size_t(m)].assign(size_t(N * Ws[size_t(m)].desc.d_out), 0.0f);
+          got[size_t(m)].assign(want[size_t(m)].size(), NAN);
+          qgemm(Ws[size_t(m)], qx.data(), sx.data(), N, want[size_t(m)].data());
+          W[m] = &Ws[size_t(m)];
+          Y[m] = got[size_t(m)].data();
+        }
+        qgemm_multi(W, Y, 3, qx.data(), sx.data(), N);
+        for (int m = 0; m < 3; ++m) CHECK(got[size_t(m)] == want[size_t(m)]);
+      }
+    }
+  }
+
   TEST_CASE("qgemm: threaded dispatch over many rows equals the reference") {
     // Large enough to take the OpenMP path; row ranges split on multiples of 8.
     const PackedDesc d = make_desc("mixed8", 64, 8 * 67 + 5, 1024);
