@@ -73,8 +73,9 @@ const StepActs* prepare_step_acts(const QgemmArgs& a, int64_t steps) {
           _mm_store_si128(reinterpret_cast<__m128i*>(&A.x[k][16 * b]), v);
         }
       }
+      const int lg = G == 64 ? 6 : G == 128 ? 7 : 8;  // log2(G): no division per lane
       for (int L = 0; L < 16; ++L) {
-        const int64_t g = (s * 256 + L * 16) / G;
+        const int64_t g = (s * 256 + L * 16) >> lg;
         const bool valid = 4 * s + L / 4 < nblk;
         const bool first = L % lanes_per_group == 0;
         const int32_t sum = valid && first ? a.sumx[n * ng + g] : 0;
@@ -86,13 +87,14 @@ const StepActs* prepare_step_acts(const QgemmArgs& a, int64_t steps) {
   return buf.data();
 }
 
-// Tokens n0 .. n0 + NT - 1 of row i over all steps; acts = prepared activations of token 0.
+// Tokens n0 .. n0 + NT - 1 of row i over all steps into out[t] (16 fp32 lanes to be summed);
+// acts = prepared activations of token 0.
 template <RowKind K, int NT>
 void row_steps_avx512(const QgemmArgs& a, const StepActs* acts, int64_t steps, int64_t i, const uint8_t* row,
-                      int64_t n0, __m512i sidx) {
+                      int64_t n0, __m512i sidx, __m512* out) {
   const PackedMatrix& W = *a.W;
   const int G = W.desc.G, gps = 256 / G;
-  const int64_t d_in = W.desc.d_in, d_out = W.desc.d_out;
+  const int64_t d_in = W.desc.d_in;
   const int64_t step_bytes = K == RowKind::Int4 ? 128 : 64;
   const int64_t row_bytes = K == RowKind::Int4 ? d_in / 2 : d_in / 4;  // row_code_bytes(), inline
   const uint16_t* sw = W.row_scales(i);
@@ -143,25 +145,33 @@ void row_steps_avx512(const QgemmArgs& a, const StepActs* acts, int64_t steps, i
       accf[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc), _mm512_mul_ps(swv, _mm512_load_ps(A.sx)), accf[t]);
     }
   }
-  for (int t = 0; t < NT; ++t) a.y[(n0 + t) * d_out + i] = _mm512_reduce_add_ps(accf[t]);
+  for (int t = 0; t < NT; ++t) out[t] = accf[t];
 }
 
 template <RowKind K>
-void row_steps_all_avx512(const QgemmArgs& a, const StepActs* acts, int64_t steps, int64_t i, const uint8_t* row,
-                          __m512i sidx) {
-  int64_t n0 = 0;
-  for (; n0 + 4 <= a.N; n0 += 4) row_steps_avx512<K, 4>(a, acts, steps, i, row, n0, sidx);
-  switch (a.N - n0) {
-    case 3: row_steps_avx512<K, 3>(a, acts, steps, i, row, n0, sidx); break;
-    case 2: row_steps_avx512<K, 2>(a, acts, steps, i, row, n0, sidx); break;
-    case 1: row_steps_avx512<K, 1>(a, acts, steps, i, row, n0, sidx); break;
-    default: break;
+void row_tile_avx512(const QgemmArgs& a, const StepActs* acts, int64_t steps, int64_t i, const uint8_t* row,
+                     int64_t n0, int nt, __m512i sidx, __m512* out) {
+  switch (nt) {
+    case 4: row_steps_avx512<K, 4>(a, acts, steps, i, row, n0, sidx, out); break;
+    case 3: row_steps_avx512<K, 3>(a, acts, steps, i, row, n0, sidx, out); break;
+    case 2: row_steps_avx512<K, 2>(a, acts, steps, i, row, n0, sidx, out); break;
+    default: row_steps_avx512<K, 1>(a, acts, steps, i, row, n0, sidx, out); break;
   }
+}
+
+// The lane sums of four rows' accumulators: {sum a, sum b, sum c, sum d}. Each row's lanes are
+// added in the same order whatever its neighbours, so a row's result does not depend on how
+// rows are split across threads.
+inline __m128 reduce4(__m512 a, __m512 b, __m512 c, __m512 d) {
+  auto half = [](__m512 v) { return _mm256_add_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1)); };
+  const __m256 ab = _mm256_hadd_ps(half(a), half(b)), cd = _mm256_hadd_ps(half(c), half(d));
+  const __m256 abcd = _mm256_hadd_ps(ab, cd);  // 128-bit lane h: {a, b, c, d} partial sums of half h
+  return _mm_add_ps(_mm256_castps256_ps128(abcd), _mm256_extractf128_ps(abcd, 1));
 }
 
 void qgemm_rows_steps_avx512(const QgemmArgs& a, int64_t row_begin, int64_t row_end) {
   const PackedMatrix& W = *a.W;
-  const int64_t steps = (W.desc.d_in / 64 + 3) / 4;
+  const int64_t steps = (W.desc.d_in / 64 + 3) / 4, d_out = W.desc.d_out;
   const StepActs* acts = prepare_step_acts(a, steps);
   // Lane L of a step belongs to the step's group L / (G / 16).
   const __m512i sidx = _mm512_srlv_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
@@ -169,13 +179,39 @@ void qgemm_rows_steps_avx512(const QgemmArgs& a, int64_t row_begin, int64_t row_
   const int64_t b4 = row_code_bytes(RowKind::Int4, W.desc.G, W.desc.d_in);
   const int64_t b2 = row_code_bytes(RowKind::Ternary2, W.desc.G, W.desc.d_in);
   const uint8_t* row = W.row(row_begin);  // rows are contiguous: walk them without row_offset()
-  for (int64_t i = row_begin; i < row_end; ++i) {
-    if (W.row_kind(i) == RowKind::Int4) {
-      row_steps_all_avx512<RowKind::Int4>(a, acts, steps, i, row, sidx);
-      row += b4;
-    } else {
-      row_steps_all_avx512<RowKind::Ternary2>(a, acts, steps, i, row, sidx);
-      row += b2;
+  // Four rows at a time: their accumulators are reduced together (one store of 4 outputs per
+  // token instead of four horizontal sums); tokens in tiles of 4 per row (codes stay in L1).
+  for (int64_t i = row_begin; i < row_end; i += 4) {
+    const int r = int(std::min<int64_t>(4, row_end - i));
+    const uint8_t* rp[4];
+    bool int4[4];
+    for (int q = 0; q < r; ++q) {
+      rp[q] = row;
+      int4[q] = W.row_kind(i + q) == RowKind::Int4;
+      row += int4[q] ? b4 : b2;
+    }
+    for (int64_t n0 = 0; n0 < a.N; n0 += 4) {
+      const int nt = int(std::min<int64_t>(4, a.N - n0));
+      __m512 acc[4][4];
+      for (int q = 0; q < 4; ++q)
+        for (int t = 0; t < 4; ++t) acc[q][t] = _mm512_setzero_ps();
+      for (int q = 0; q < r; ++q) {
+        if (int4[q])
+          row_tile_avx512<RowKind::Int4>(a, acts, steps, i + q, rp[q], n0, nt, sidx, acc[q]);
+        else
+          row_tile_avx512<RowKind::Ternary2>(a, acts, steps, i + q, rp[q], n0, nt, sidx, acc[q]);
+      }
+      for (int t = 0; t < nt; ++t) {
+        const __m128 y4 = reduce4(acc[0][t], acc[1][t], acc[2][t], acc[3][t]);
+        float* y = a.y + (n0 + t) * d_out + i;
+        if (r == 4) {
+          _mm_storeu_ps(y, y4);
+        } else {
+          alignas(16) float tmp[4];
+          _mm_store_ps(tmp, y4);
+          for (int q = 0; q < r; ++q) y[q] = tmp[q];
+        }
+      }
     }
   }
 }

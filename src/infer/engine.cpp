@@ -43,9 +43,14 @@ inline float dot16(const float* a, const float* b, int64_t D) {
     for (int l = 0; l < 16; ++l) acc[l] += a[i + l] * b[i + l];
   }
   for (int l = 0; i < D; ++i, ++l) acc[l] += a[i] * b[i];
-  for (int w = 8; w >= 1; w /= 2)
-    for (int l = 0; l < w; ++l) acc[l] += acc[l + w];
-  return acc[0];
+  // Pairwise tree 16 -> 8 -> 4 -> 2 -> 1, unrolled so each level is one vector add.
+#pragma omp simd
+  for (int l = 0; l < 8; ++l) acc[l] += acc[l + 8];
+#pragma omp simd
+  for (int l = 0; l < 4; ++l) acc[l] += acc[l + 4];
+  acc[0] += acc[2];
+  acc[1] += acc[3];
+  return acc[0] + acc[1];
 }
 
 // Rotate-half RoPE of one head vector x [D] in place with the row's cos/sin [D/2].
