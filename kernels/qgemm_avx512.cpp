@@ -169,6 +169,73 @@ inline __m128 reduce4(__m512 a, __m512 b, __m512 c, __m512 d) {
   return _mm_add_ps(_mm256_castps256_ps128(abcd), _mm256_extractf128_ps(abcd, 1));
 }
 
+// Decode (N = 1) on four rows at once: each step's activations are loaded once for the four
+// rows, the rows' independent chains overlap, and one reduction gives the four outputs.
+// KM bit q set: row q is int4 (else ternary2). Same per-row arithmetic as row_steps_avx512,
+// so results are identical to it bit for bit.
+template <unsigned KM>
+void quad_n1_avx512(const StepActs* A, int64_t steps, int64_t d_in, int gps, const uint8_t* const* rp,
+                    const uint16_t* const* sw, __m512i sidx, float* y) {
+  const __m512i m3 = _mm512_set1_epi8(3), m15 = _mm512_set1_epi8(15);
+  __m512 accf[4];
+  for (int q = 0; q < 4; ++q) accf[q] = _mm512_setzero_ps();
+  for (int64_t s = 0; s < steps; ++s) {
+    const StepActs& S = A[s];
+    const __m512i x0 = _mm512_load_si512(S.x[0]), x1 = _mm512_load_si512(S.x[1]);
+    const __m512i x2 = _mm512_load_si512(S.x[2]), x3 = _mm512_load_si512(S.x[3]);
+    const __m512 sxv = _mm512_load_ps(S.sx);
+    for (int q = 0; q < 4; ++q) {
+      const bool int4 = (KM >> q) & 1u;
+      const int64_t step_bytes = int4 ? 128 : 64, row_bytes = int4 ? d_in / 2 : d_in / 4;
+      const uint8_t* p = rp[q] + s * step_bytes;
+      const int64_t left = row_bytes - s * step_bytes;
+      _mm_prefetch(reinterpret_cast<const char*>(p + kStepPrefetch), _MM_HINT_T0);
+      __m512i u0, u1, u2, u3;
+      if (!int4) {
+        const __m512i v = left >= 64 ? _mm512_loadu_si512(p) : _mm512_maskz_loadu_epi8(low_bytes(left), p);
+        u0 = _mm512_and_si512(v, m3);
+        u1 = _mm512_and_si512(_mm512_srli_epi16(v, 2), m3);
+        u2 = _mm512_and_si512(_mm512_srli_epi16(v, 4), m3);
+        u3 = _mm512_and_si512(_mm512_srli_epi16(v, 6), m3);
+      } else {
+        _mm_prefetch(reinterpret_cast<const char*>(p + kStepPrefetch + 64), _MM_HINT_T0);
+        __m512i Av, Bv;
+        if (left >= 128) {
+          Av = _mm512_loadu_si512(p);
+          Bv = _mm512_loadu_si512(p + 64);
+        } else {
+          Av = _mm512_maskz_loadu_epi8(low_bytes(left), p);
+          Bv = _mm512_maskz_loadu_epi8(low_bytes(left - 64), p + 64);
+        }
+        const __m512i lo = _mm512_shuffle_i64x2(Av, Bv, 0x88), hi = _mm512_shuffle_i64x2(Av, Bv, 0xDD);
+        u0 = _mm512_and_si512(lo, m15);
+        u1 = _mm512_and_si512(hi, m15);
+        u2 = _mm512_and_si512(_mm512_srli_epi16(lo, 4), m15);
+        u3 = _mm512_and_si512(_mm512_srli_epi16(hi, 4), m15);
+      }
+      const __m128 sw4 = _mm_cvtph_ps(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(sw[q] + s * gps)));
+      const __m512 swv = _mm512_permutexvar_ps(sidx, _mm512_castps128_ps512(sw4));
+      __m512i acc = _mm512_load_si512(int4 ? S.nc8 : S.nc1);
+      acc = _mm512_dpbusd_epi32(acc, u0, x0);
+      acc = _mm512_dpbusd_epi32(acc, u1, x1);
+      acc = _mm512_dpbusd_epi32(acc, u2, x2);
+      acc = _mm512_dpbusd_epi32(acc, u3, x3);
+      accf[q] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc), _mm512_mul_ps(swv, sxv), accf[q]);
+    }
+  }
+  _mm_storeu_ps(y, reduce4(accf[0], accf[1], accf[2], accf[3]));
+}
+
+using QuadFn = void (*)(const StepActs*, int64_t, int64_t, int, const uint8_t* const*, const uint16_t* const*,
+                        __m512i, float*);
+// Indexed by the quad's kind mask.
+const QuadFn kQuadN1[16] = {
+    quad_n1_avx512<0>,  quad_n1_avx512<1>,  quad_n1_avx512<2>,  quad_n1_avx512<3>,
+    quad_n1_avx512<4>,  quad_n1_avx512<5>,  quad_n1_avx512<6>,  quad_n1_avx512<7>,
+    quad_n1_avx512<8>,  quad_n1_avx512<9>,  quad_n1_avx512<10>, quad_n1_avx512<11>,
+    quad_n1_avx512<12>, quad_n1_avx512<13>, quad_n1_avx512<14>, quad_n1_avx512<15>,
+};
+
 void qgemm_rows_steps_avx512(const QgemmArgs& a, int64_t row_begin, int64_t row_end) {
   const PackedMatrix& W = *a.W;
   const int64_t steps = (W.desc.d_in / 64 + 3) / 4, d_out = W.desc.d_out;
@@ -181,7 +248,24 @@ void qgemm_rows_steps_avx512(const QgemmArgs& a, int64_t row_begin, int64_t row_
   const uint8_t* row = W.row(row_begin);  // rows are contiguous: walk them without row_offset()
   // Four rows at a time: their accumulators are reduced together (one store of 4 outputs per
   // token instead of four horizontal sums); tokens in tiles of 4 per row (codes stay in L1).
-  for (int64_t i = row_begin; i < row_end; i += 4) {
+  int64_t i = row_begin;
+  if (a.N == 1) {  // decode: whole quads on the fused kernel
+    const int gps = 256 / W.desc.G;
+    for (; i + 4 <= row_end; i += 4) {
+      const uint8_t* rp[4];
+      const uint16_t* sw[4];
+      unsigned km = 0;
+      for (int q = 0; q < 4; ++q) {
+        const bool int4 = W.row_kind(i + q) == RowKind::Int4;
+        km |= unsigned(int4) << q;
+        rp[q] = row;
+        sw[q] = W.row_scales(i + q);
+        row += int4 ? b4 : b2;
+      }
+      kQuadN1[km](acts, steps, W.desc.d_in, gps, rp, sw, sidx, a.y + i);
+    }
+  }
+  for (; i < row_end; i += 4) {
     const int r = int(std::min<int64_t>(4, row_end - i));
     const uint8_t* rp[4];
     bool int4[4];
