@@ -455,6 +455,17 @@ GgufWriter build_gguf(const Json& config, const std::string& tokenizer_json, con
       CodeStats st = code_stats(t.codes, t.scales, d_out, d_in, t.group);
       TypeChoice c = choose_gguf_type(t.name, st, d_in, t.group, opt.ternary_type);
       r.layout = layout_name(t, st, d_out);
+      // Mixed rows: a GGUF tensor has one type, so the ternary rows take the int4 rows' Q4_0
+      // (exact, but 4.5 bits per weight where TQ2_0 / TQ1_0 would spend 2.06 / 1.69).
+      int64_t n_tern = 0, n_wide = 0;
+      for (uint8_t b : t.row_bits) (b == 2 ? n_tern : n_wide)++;
+      if (n_tern > 0 && n_wide > 0 && c.type == GgmlType::kQ4_0) {
+        c.widened = true;
+        c.reason = strfmt("mixed rows G=%d: a GGUF tensor has one type; Q4_0 holds the %lld int4 rows and the %lld "
+                          "ternary rows exactly, the ternary rows at 4.5 bits per weight instead of %s's %.2f",
+                          t.group, (long long)n_wide, (long long)n_tern, ggml_type_name(opt.ternary_type),
+                          opt.ternary_type == GgmlType::kTQ1_0 ? 54 * 8 / 256.0 : 66 * 8 / 256.0);
+      }
       r.type = c.type;
       r.widened = c.widened;
       if (!c.reason.empty()) r.note = r.note.empty() ? c.reason : c.reason + "; " + r.note;
