@@ -813,6 +813,7 @@ struct PackedRoundTrip {
   ExportReport rep;
   GgufVerify check;
   std::vector<std::pair<std::string, uint32_t>> types;  // GGUF name, type id
+  uint32_t file_type = 0;                                // general.file_type
 };
 PackedRoundTrip packed_round_trip(const PackedModel& pm, const ExportOptions& opt) {
   PackedRoundTrip out;
@@ -842,6 +843,7 @@ PackedRoundTrip packed_round_trip(const PackedModel& pm, const ExportOptions& op
     CHECK(std::memcmp(n.data, pm.layers[l].mlp_norm.data(), 256 * 4) == 0);
   }
   CHECK(f.get_str("general.architecture") == pm.cfg.model_type);
+  out.file_type = f.get_u32("general.file_type");
   CHECK(f.at("tokenizer.ggml.tokens").strings.size() == 32);
   CHECK(f.get_u32("tokenizer.ggml.eos_token_id") == 7);
   std::remove(rz.c_str());
@@ -868,6 +870,7 @@ TEST_SUITE("gguf") {
     CHECK(type_of(r, "blk.1.ffn_down.weight") == uint32_t(GgmlType::kTQ2_0));
     CHECK(type_of(r, "token_embd.weight") == uint32_t(GgmlType::kQ4_0));
     CHECK(type_of(r, "output.weight") == uint32_t(GgmlType::kQ4_0));
+    CHECK(r.file_type == 37);  // LLAMA_FTYPE_MOSTLY_TQ2_0: the linears outweigh the Q4_0 embedding
     CHECK(r.rep.n_widened() == 0);
     CHECK(r.rep.n_inexact() == 0);
     // TQ2_0 is 66 bytes per 256 weights: 2.0625 bits.
@@ -883,6 +886,7 @@ TEST_SUITE("gguf") {
     PackedRoundTrip r = packed_round_trip(pm, opt);
     CHECK(r.check.exact());
     CHECK(type_of(r, "blk.0.attn_k.weight") == uint32_t(GgmlType::kTQ1_0));
+    CHECK(r.file_type == 36);  // LLAMA_FTYPE_MOSTLY_TQ1_0
     opt.ternary_type = GgmlType::kTQ2_0;
     r = packed_round_trip(pm, opt);
     CHECK(r.check.exact());
@@ -895,6 +899,7 @@ TEST_SUITE("gguf") {
       PackedRoundTrip r = packed_round_trip(pm, ExportOptions{});
       CHECK(r.check.exact());
       CHECK(type_of(r, "blk.0.ffn_up.weight") == uint32_t(GgmlType::kQ4_0));
+      CHECK(r.file_type == 2);  // LLAMA_FTYPE_MOSTLY_Q4_0
       CHECK(r.rep.n_widened() == 14);  // every linear; embed and lm_head are int4 (natural Q4_0)
       CHECK(r.rep.text().find("mixed rows (64 of 512 4-bit) G=256") != std::string::npos);
       CHECK(r.rep.text().find("blk.0.ffn_up.weight: mixed rows G=256: a GGUF tensor has one type; Q4_0 holds the 64 "

@@ -252,6 +252,19 @@ std::string shape_str(const std::vector<int64_t>& s) {
 
 }  // namespace
 
+uint32_t llama_ftype_of(GgmlType t) {
+  switch (t) {
+    case GgmlType::kF32: return 0;    // LLAMA_FTYPE_ALL_F32
+    case GgmlType::kF16: return 1;    // LLAMA_FTYPE_MOSTLY_F16
+    case GgmlType::kQ4_0: return 2;   // LLAMA_FTYPE_MOSTLY_Q4_0
+    case GgmlType::kQ8_0: return 7;   // LLAMA_FTYPE_MOSTLY_Q8_0
+    case GgmlType::kBF16: return 32;  // LLAMA_FTYPE_MOSTLY_BF16
+    case GgmlType::kTQ1_0: return 36; // LLAMA_FTYPE_MOSTLY_TQ1_0
+    case GgmlType::kTQ2_0: return 37; // LLAMA_FTYPE_MOSTLY_TQ2_0
+  }
+  return 0;
+}
+
 std::string gguf_tensor_name(const std::string& hf) {
   if (hf == "model.embed_tokens.weight") return "token_embd.weight";
   if (hf == "model.norm.weight") return "output_norm.weight";
@@ -505,6 +518,18 @@ GgufWriter build_gguf(const Json& config, const std::string& tokenizer_json, con
     w.add_tensor(gname, r.type, ne, std::move(bytes));
     rep->tensors.push_back(std::move(r));
   }
+  // general.file_type (llama_ftype): the type holding most matrix bytes, as llama.cpp's
+  // converter records its output type; without it llama.cpp prints a "(guessed)" type.
+  uint64_t best = 0;
+  GgmlType main_type = GgmlType::kF32;
+  for (GgmlType t : {GgmlType::kF32, GgmlType::kF16, GgmlType::kBF16, GgmlType::kQ4_0, GgmlType::kQ8_0,
+                     GgmlType::kTQ1_0, GgmlType::kTQ2_0}) {
+    uint64_t b = 0;
+    for (const auto& r : rep->tensors)
+      if (r.type == t && r.layout != "norm (float)") b += r.bytes;
+    if (b > best) best = b, main_type = t;
+  }
+  w.set("general.file_type", GgufValue::u32(llama_ftype_of(main_type)));
   return w;
 }
 
