@@ -1,5 +1,6 @@
 // GGUF: block encodings against hand-computed bytes, encode/decode round trips, a synthetic
-// qwen3 / llama model exported and read back exactly, and the reader against broken files.
+// qwen3 / llama model exported and read back exactly, the reader against broken files, and
+// packed models (.razor) exported and read back with identical integers and scales.
 #include <doctest/doctest.h>
 
 #include <cstdio>
@@ -12,6 +13,8 @@
 #include "io/gguf.h"
 #include "io/gguf_blocks.h"
 #include "io/gguf_export.h"
+#include "infer/gguf_packed.h"
+#include "infer/pack.h"
 
 using namespace razor;
 
@@ -90,15 +93,15 @@ const char* kTokenizer = R"({
 })";
 
 // A tiny qwen3 / llama model covering every layout the exporter decides between.
-struct Model {
+struct TestModel {
   Json config;
   std::vector<QuantMatrix> mats;
   std::vector<std::vector<float>> floats;
   std::vector<ExportTensor> tensors;
 };
 
-Model make_model(const std::string& arch, bool tied) {
-  Model m;
+TestModel make_model(const std::string& arch, bool tied) {
+  TestModel m;
   Json c = Json::object();
   c.set("model_type", arch);
   c.set("num_hidden_layers", 1);
@@ -599,7 +602,7 @@ TEST_SUITE("gguf") {
   }
 
   TEST_CASE("export qwen3: metadata, tokenizer, tensors read back exactly") {
-    Model m = make_model("qwen3", false);
+    TestModel m = make_model("qwen3", false);
     Json tc = Json::object();
     tc.set("eos_token", "<|im_end|>");
     tc.set("chat_template", "{{ messages }}");
@@ -655,8 +658,9 @@ TEST_SUITE("gguf") {
     CHECK(qn.type == uint32_t(GgmlType::kF32));
     CHECK(qn.ne == std::vector<int64_t>{64});
     CHECK(std::memcmp(qn.data, m.floats[3].data(), 64 * 4) == 0);
-    // Report: k (ternary G=64 -> Q4_0), gate (G=16 -> F16), up (mixed G=16 -> F32) widened.
-    CHECK(rep.n_widened() == 3);
+    // Report: k (ternary G=64 -> Q4_0), v (mixed rows G=64 -> Q4_0), gate (G=16 -> F16),
+    // up (mixed G=16 -> F32) widened.
+    CHECK(rep.n_widened() == 4);
     CHECK(rep.n_inexact() == 0);
     std::string text = rep.text();
     CHECK(text.find("mixed rows (64 of 512 4-bit) G=16") != std::string::npos);
@@ -665,7 +669,7 @@ TEST_SUITE("gguf") {
   }
 
   TEST_CASE("export qwen3: TQ1_0 and tied embeddings") {
-    Model m = make_model("qwen3", true);
+    TestModel m = make_model("qwen3", true);
     ExportOptions opt;
     opt.ternary_type = GgmlType::kTQ1_0;
     ExportReport rep;
@@ -679,7 +683,7 @@ TEST_SUITE("gguf") {
   }
 
   TEST_CASE("export llama: q/k rows permuted, everything else as given") {
-    Model m = make_model("llama", false);
+    TestModel m = make_model("llama", false);
     ExportReport rep;
     GgufWriter w = build_gguf(m.config, kTokenizer, m.tensors, {}, &rep);
     std::vector<uint8_t> img = w.serialize();
@@ -695,7 +699,7 @@ TEST_SUITE("gguf") {
   }
 
   TEST_CASE("export errors name the tensor or key") {
-    Model m = make_model("qwen3", false);
+    TestModel m = make_model("qwen3", false);
     ExportReport rep;
     SUBCASE("missing tensor") {
       m.tensors.erase(m.tensors.begin() + 2);
@@ -741,6 +745,219 @@ TEST_SUITE("gguf") {
       ExportOptions opt;
       opt.tokenizer_pre = "qwen2";
       CHECK_NOTHROW(build_gguf(m.config, tok, m.tensors, opt, &rep));
+    }
+  }
+}
+
+namespace {
+
+// A packed model of random codes (every row's codes in its kind's range) and fp16 scales:
+// qwen3 or llama, 2 layers, hidden 256, GQA 4/2, D = 64, FFN 512, vocab 32 (kTokenizer).
+PackedMatrix random_packed_matrix(Rng& rng, PackedDesc d) {
+  PackedMatrix probe;
+  probe.desc = d;
+  std::vector<int8_t> q(size_t(d.d_out * d.d_in));
+  std::vector<float> s(size_t(d.d_out * (d.d_in / d.G)));
+  for (int64_t r = 0; r < d.d_out; ++r) {
+    const int mx = probe.row_kind(r) == RowKind::Int4 ? 7 : 1;
+    for (int64_t k = 0; k < d.d_in; ++k) q[size_t(r * d.d_in + k)] = int8_t(int(rng.below(2 * mx + 1)) - mx);
+  }
+  for (float& x : s) x = round_to_f16(0.001f + 0.05f * rng.uniform());
+  return pack_matrix(d, q.data(), s.data(), "test");
+}
+
+PackedModel random_packed_model(const std::string& arch, PackedLayout lin, int G, int P = 0) {
+  PackedModel pm;
+  ModelConfig& c = pm.cfg;
+  c.model_type = arch;
+  c.vocab_size = 32, c.hidden_size = 256, c.num_hidden_layers = 2, c.num_attention_heads = 4;
+  c.num_key_value_heads = 2, c.head_dim = 64, c.intermediate_size = 512, c.max_position_embeddings = 128;
+  c.rope_theta = 1000000.0, c.tie_word_embeddings = false, c.bos_token_id = 6, c.eos_token_ids = {7};
+  c.validate("test");
+  pm.opt.plan.group = G;
+  pm.opt.ternary5 = lin == PackedLayout::Ternary5;
+  pm.tokenizer_json = kTokenizer;
+  Rng rng(99);
+  auto desc = [&](PackedLayout l, int64_t o, int64_t i) {
+    PackedDesc d;
+    d.layout = l;
+    d.P = l == PackedLayout::Mixed ? P : 0;
+    d.G = G, d.d_out = o, d.d_in = i;
+    return d;
+  };
+  auto norm = [&](int64_t n) {
+    std::vector<float> v(static_cast<size_t>(n));
+    for (float& x : v) x = 1.0f + 0.1f * rng.normal();
+    return v;
+  };
+  pm.embed = random_packed_matrix(rng, desc(PackedLayout::Int4, 32, 256));
+  pm.lm_head = random_packed_matrix(rng, desc(PackedLayout::Int4, 32, 256));
+  pm.layers.resize(2);
+  for (PackedLayer& ly : pm.layers) {
+    ly.attn_norm = norm(256), ly.mlp_norm = norm(256), ly.q_norm = norm(64), ly.k_norm = norm(64);
+    ly.q = random_packed_matrix(rng, desc(lin, 256, 256));
+    ly.k = random_packed_matrix(rng, desc(lin, 128, 256));
+    ly.v = random_packed_matrix(rng, desc(lin, 128, 256));
+    ly.o = random_packed_matrix(rng, desc(lin, 256, 256));
+    ly.gate = random_packed_matrix(rng, desc(lin, 512, 256));
+    ly.up = random_packed_matrix(rng, desc(lin, 512, 256));
+    ly.down = random_packed_matrix(rng, desc(lin, 256, 512));
+  }
+  pm.final_norm = norm(256);
+  return pm;
+}
+
+// pm -> .razor -> load -> GGUF; every matrix of pm read back with decode_row_codes (an
+// independent path from verify_gguf) must give pm's integers and fp16 scales.
+struct PackedRoundTrip {
+  ExportReport rep;
+  GgufVerify check;
+  std::vector<std::pair<std::string, uint32_t>> types;  // GGUF name, type id
+  uint32_t file_type = 0;                                // general.file_type
+};
+PackedRoundTrip packed_round_trip(const PackedModel& pm, const ExportOptions& opt) {
+  PackedRoundTrip out;
+  const std::string rz = tmp_path("packed.razor"), gg = tmp_path("packed.gguf");
+  pm.save(rz);
+  const PackedModel loaded = PackedModel::load(rz);
+  out.rep = export_packed_gguf(gg, loaded, "", opt, &out.check);
+  GgufFile f = GgufFile::open(gg);
+  const bool llama = pm.cfg.model_type == "llama";
+  for (const auto& e : pm.matrices()) {
+    const PackedMatrix& m = *e.second;
+    QuantMatrix want;
+    want.d_out = m.desc.d_out, want.d_in = m.desc.d_in, want.group = m.desc.G;
+    want.codes.resize(size_t(want.d_out * want.d_in));
+    want.scales.resize(size_t(want.d_out * (want.d_in / want.group)));
+    unpack_matrix(m, want.codes.data(), want.scales.data());
+    const std::string gname = gguf_tensor_name(e.first);
+    std::vector<int64_t> perm;
+    if (llama && gname.find(".attn_q.") != std::string::npos) perm = rope_interleave_rows(4, 64);
+    if (llama && gname.find(".attn_k.") != std::string::npos) perm = rope_interleave_rows(2, 64);
+    check_tensor_exact(f.tensor(gname), want, perm);
+    out.types.push_back({gname, f.tensor(gname).type});
+  }
+  for (size_t l = 0; l < pm.layers.size(); ++l) {
+    const GgufTensorInfo& n = f.tensor("blk." + std::to_string(l) + ".ffn_norm.weight");
+    CHECK(n.type == uint32_t(GgmlType::kF32));
+    CHECK(std::memcmp(n.data, pm.layers[l].mlp_norm.data(), 256 * 4) == 0);
+  }
+  CHECK(f.get_str("general.architecture") == pm.cfg.model_type);
+  out.file_type = f.get_u32("general.file_type");
+  CHECK(f.at("tokenizer.ggml.tokens").strings.size() == 32);
+  CHECK(f.get_u32("tokenizer.ggml.eos_token_id") == 7);
+  std::remove(rz.c_str());
+  std::remove(gg.c_str());
+  return out;
+}
+
+uint32_t type_of(const PackedRoundTrip& r, const std::string& gname) {
+  for (const auto& t : r.types)
+    if (t.first == gname) return t.second;
+  FAIL("no tensor " << gname);
+  return 0;
+}
+
+}  // namespace
+
+TEST_SUITE("gguf") {
+  TEST_CASE("packed .razor -> GGUF: ternary G=256 is TQ2_0, int4 is Q4_0, identical integers and scales") {
+    PackedModel pm = random_packed_model("qwen3", PackedLayout::Ternary2, 256);
+    PackedRoundTrip r = packed_round_trip(pm, ExportOptions{});
+    CHECK(r.check.exact());
+    CHECK(r.check.max_abs_error == 0.0);
+    CHECK(r.check.tensors == 16 + 2 * 4 + 1);  // 14 linears + embed + lm_head, norms
+    CHECK(type_of(r, "blk.1.ffn_down.weight") == uint32_t(GgmlType::kTQ2_0));
+    CHECK(type_of(r, "token_embd.weight") == uint32_t(GgmlType::kQ4_0));
+    CHECK(type_of(r, "output.weight") == uint32_t(GgmlType::kQ4_0));
+    CHECK(r.file_type == 37);  // LLAMA_FTYPE_MOSTLY_TQ2_0: the linears outweigh the Q4_0 embedding
+    CHECK(r.rep.n_widened() == 0);
+    CHECK(r.rep.n_inexact() == 0);
+    // TQ2_0 is 66 bytes per 256 weights: 2.0625 bits.
+    for (const auto& t : r.rep.tensors)
+      if (t.gguf_name == "blk.0.attn_q.weight") CHECK(t.bytes == 256 * 66);
+  }
+
+  TEST_CASE("packed .razor -> GGUF: 5-trit ternary G=256 is TQ1_0 (auto), or TQ2_0 when asked") {
+    PackedModel pm = random_packed_model("qwen3", PackedLayout::Ternary5, 256);
+    ExportOptions opt;
+    opt.ternary_type = default_ternary_type(pm);
+    CHECK(opt.ternary_type == GgmlType::kTQ1_0);
+    PackedRoundTrip r = packed_round_trip(pm, opt);
+    CHECK(r.check.exact());
+    CHECK(type_of(r, "blk.0.attn_k.weight") == uint32_t(GgmlType::kTQ1_0));
+    CHECK(r.file_type == 36);  // LLAMA_FTYPE_MOSTLY_TQ1_0
+    opt.ternary_type = GgmlType::kTQ2_0;
+    r = packed_round_trip(pm, opt);
+    CHECK(r.check.exact());
+    CHECK(type_of(r, "blk.0.attn_k.weight") == uint32_t(GgmlType::kTQ2_0));
+  }
+
+  TEST_CASE("packed .razor -> GGUF: mixed rows and ternary G=64 widen to Q4_0 with a report") {
+    SUBCASE("mixed rows, P = 8, G = 256") {
+      PackedModel pm = random_packed_model("qwen3", PackedLayout::Mixed, 256, 8);
+      PackedRoundTrip r = packed_round_trip(pm, ExportOptions{});
+      CHECK(r.check.exact());
+      CHECK(type_of(r, "blk.0.ffn_up.weight") == uint32_t(GgmlType::kQ4_0));
+      CHECK(r.file_type == 2);  // LLAMA_FTYPE_MOSTLY_Q4_0
+      CHECK(r.rep.n_widened() == 14);  // every linear; embed and lm_head are int4 (natural Q4_0)
+      CHECK(r.rep.text().find("mixed rows (64 of 512 4-bit) G=256") != std::string::npos);
+      CHECK(r.rep.text().find("blk.0.ffn_up.weight: mixed rows G=256: a GGUF tensor has one type; Q4_0 holds the 64 "
+                              "int4 rows and the 448 ternary rows exactly") != std::string::npos);
+    }
+    SUBCASE("ternary, G = 64") {
+      PackedModel pm = random_packed_model("qwen3", PackedLayout::Ternary2, 64);
+      PackedRoundTrip r = packed_round_trip(pm, ExportOptions{});
+      CHECK(r.check.exact());
+      CHECK(type_of(r, "blk.1.attn_q.weight") == uint32_t(GgmlType::kQ4_0));
+      CHECK(r.rep.n_widened() == 14);
+      CHECK(r.rep.text().find("ternary G=64: TQ2_0 needs one scale per 256 weights") != std::string::npos);
+    }
+    SUBCASE("int4, G = 128: exact, not widened") {
+      PackedModel pm = random_packed_model("qwen3", PackedLayout::Int4, 128);
+      PackedRoundTrip r = packed_round_trip(pm, ExportOptions{});
+      CHECK(r.check.exact());
+      CHECK(type_of(r, "blk.0.attn_v.weight") == uint32_t(GgmlType::kQ4_0));
+      CHECK(r.rep.n_widened() == 0);
+    }
+  }
+
+  TEST_CASE("packed .razor -> GGUF: llama q/k rows permuted, verify follows the permutation") {
+    PackedModel pm = random_packed_model("llama", PackedLayout::Ternary2, 256);
+    PackedRoundTrip r = packed_round_trip(pm, ExportOptions{});
+    CHECK(r.check.exact());
+    CHECK(r.check.tensors == 16 + 2 * 2 + 1);
+  }
+
+  TEST_CASE("verify_gguf detects a changed code, a changed scale and a missing tokenizer") {
+    PackedModel pm = random_packed_model("qwen3", PackedLayout::Ternary2, 256);
+    const PackedExport ex = packed_export_tensors(pm);
+    ExportReport rep;
+    std::vector<uint8_t> img = build_gguf(pm.cfg.to_json(), kTokenizer, ex.tensors, {}, &rep).serialize();
+    GgufFile f0 = GgufFile::parse(img.data(), img.size(), "mem");
+    CHECK(verify_gguf(f0, ex.tensors).exact());
+    const GgufTensorInfo& q = f0.tensor("blk.0.attn_q.weight");
+    const size_t at = size_t(q.data - img.data());
+    SUBCASE("code") {
+      img[at + 3] ^= 0x01;  // weight 3 of the first block: 2-bit field 0 of byte 3
+      GgufFile f = GgufFile::parse(img.data(), img.size(), "mem");
+      GgufVerify v = verify_gguf(f, ex.tensors);
+      CHECK(!v.exact());
+      CHECK(v.code_mismatch == 1);
+      CHECK(v.value_mismatch == 1);
+      CHECK(v.text().find("NOT exact") != std::string::npos);
+    }
+    SUBCASE("scale") {
+      img[at + 64] ^= 0x01;  // lowest mantissa bit of the first block's fp16 d
+      GgufFile f = GgufFile::parse(img.data(), img.size(), "mem");
+      GgufVerify v = verify_gguf(f, ex.tensors);
+      CHECK(v.scale_mismatch == 1);
+      CHECK(v.max_abs_error > 0.0);
+    }
+    SUBCASE("no tokenizer") {
+      pm.tokenizer_json.clear();
+      CHECK_THROWS_WITH_AS(export_packed_gguf(tmp_path("none.gguf"), pm, "", {}, nullptr),
+                           doctest::Contains("no tokenizer.json"), Error);
     }
   }
 }

@@ -158,6 +158,9 @@ int bench_model(int argc, char** argv) {
   ap.option("--repeat", "1", "repetitions of each measurement (median reported)");
   ap.option("--bw-mib", "512", "buffer for the memory read-bandwidth probe in MiB (0: skip the roofline)");
   ap.flag("--json", "print one JSON object instead of the table");
+  ap.option("--save", "", "with --shape: write the synthetic model to this .razor file and exit (e.g. to export it "
+                          "with `razor export --gguf` and run identical weights in llama.cpp)");
+  ap.option("--tokenizer", "", "with --save: tokenizer.json to store in the file (ids must fit the shape's vocab)");
   if (!ap.parse(argc, argv, 1)) return 0;
   if (ap.given("--threads")) set_num_threads(int(ap.i64_in("--threads", 1, 1024)));
   const int64_t prompt = ap.i64_in("--prompt", 0, 1 << 20);
@@ -187,7 +190,15 @@ int bench_model(int argc, char** argv) {
     pm = synthetic_model(shape_config(ap.str("--shape")), opt);
     source = "synthetic " + ap.str("--shape") + " (random codes)";
     storage = pm.packed_bytes();
+    if (ap.given("--save")) {
+      if (ap.given("--tokenizer")) pm.tokenizer_json = read_file(ap.str("--tokenizer"));
+      pm.save(ap.str("--save"));
+      std::printf("razor bench: saved %s, %s (seed 1234) to %s\n", source.c_str(), pm.opt.plan.str().c_str(),
+                  ap.str("--save").c_str());
+      return 0;
+    }
   }
+  RZ_CHECK(!ap.given("--save") && !ap.given("--tokenizer"), "--save/--tokenizer: only with --shape (a synthetic model)");
   int64_t max_gen = 0;
   for (int64_t g : gens) max_gen = std::max(max_gen, g);
   const int64_t ctx = std::max(prompt, max_gen);

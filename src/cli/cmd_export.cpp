@@ -1,6 +1,7 @@
 // razor export --gguf: writes a model as GGUF for llama.cpp (io/gguf_export does the work).
-// Source today: a Hugging Face directory (--hf), exported in float (the quantized path from a
-// packed .razor model calls export_gguf with razor's integers; see docs/gguf.md).
+// Sources: a packed .razor student (-m; razor's integers and scales, never re-quantized, read
+// back and compared after writing: infer/gguf_packed) or a Hugging Face directory (--hf,
+// exported in float).
 #include <cstdio>
 #include <memory>
 #include <sys/stat.h>
@@ -8,6 +9,8 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "core/error.h"
+#include "infer/generate.h"
+#include "infer/gguf_packed.h"
 #include "io/gguf_export.h"
 #include "io/json.h"
 #include "nn/model.h"
@@ -26,17 +29,20 @@ int cmd_export(int argc, char** argv) {
                "exactly; a table reports the type of each tensor and what had to be widened.");
   ap.option("--gguf", "", "output GGUF file (written atomically)");
   ap.option("--hf", "", "Hugging Face model directory (config.json, model.safetensors, tokenizer.json)");
-  ap.option("-m,--model", "", "packed .razor model (not wired yet: use --hf)");
+  ap.option("-m,--model", "", "packed .razor model (default when neither -m nor --hf: newest runs/*/student.razor)");
+  ap.option("--ternary", "auto",
+            "GGUF type of all-ternary tensors with G = 256: tq2_0, tq1_0, or auto (tq1_0 when the .razor stores them "
+            "in 5 trits, else tq2_0)");
+  ap.option("--tokenizer", "", "tokenizer.json to write (default: the one inside the .razor / the --hf directory)");
+  ap.option("--tokenizer-config", "", "tokenizer_config.json (chat template, special tokens; default: --hf DIR's)");
   ap.option("--float-type", "f32", "GGUF type for unquantized matrices: f32 (exact), f16 or bf16");
   ap.option("--tokenizer-pre", "", "llama.cpp tokenizer.ggml.pre name (default: detected: qwen2, llama-bpe, gpt-2)");
   ap.option("--name", "razor", "general.name");
   ap.flag("--quiet", "do not print the per-tensor table");
+  ap.flag("--no-verify", "-m: do not read the written file back to compare it with razor's integers and scales");
   if (!ap.parse(argc, argv)) return 0;
   if (!ap.given("gguf")) fail("--gguf: required (the output file)");
-  if (ap.given("model"))
-    fail("--model: exporting a packed .razor model is not wired into this build yet; export the Hugging Face "
-         "checkpoint with --hf DIR");
-  if (!ap.given("hf")) fail("--hf: required (a Hugging Face model directory)");
+  if (ap.given("model") && ap.given("hf")) fail("--model and --hf: give one of them");
   ExportOptions opt;
   const std::string ft = ap.str("float-type");
   if (ft == "f32") opt.float_matrix_type = GgmlType::kF32;
@@ -45,14 +51,49 @@ int cmd_export(int argc, char** argv) {
   else fail("--float-type: '%s' is not f32, f16 or bf16", ft.c_str());
   opt.tokenizer_pre = ap.str("tokenizer-pre");
   opt.model_name = ap.str("name");
+  Json tok_cfg;
+  if (ap.given("tokenizer-config")) {
+    tok_cfg = Json::parse(read_file(ap.str("tokenizer-config")), ap.str("tokenizer-config"));
+    opt.tokenizer_config = &tok_cfg;
+  }
+  const std::string tok_override = ap.given("tokenizer") ? read_file(ap.str("tokenizer")) : std::string();
+
+  if (!ap.given("hf")) {
+    std::string path = ap.str("model");
+    if (path.empty()) path = latest_student();
+    if (path.empty()) fail("--model: none given and no runs/*/student.razor found; pass -m FILE or --hf DIR");
+    const PackedModel pm = PackedModel::load(path);
+    const std::string tern = ap.str("ternary");
+    if (tern == "auto") opt.ternary_type = default_ternary_type(pm);
+    else if (tern == "tq2_0") opt.ternary_type = GgmlType::kTQ2_0;
+    else if (tern == "tq1_0") opt.ternary_type = GgmlType::kTQ1_0;
+    else fail("--ternary: '%s' is not tq2_0, tq1_0 or auto", tern.c_str());
+    GgufVerify check;
+    ExportReport rep =
+        export_packed_gguf(ap.str("gguf"), pm, tok_override, opt, ap.on("no-verify") ? nullptr : &check);
+    std::string text = rep.text();
+    if (ap.on("quiet")) text = text.substr(text.rfind('\n', text.size() - 2) + 1);
+    std::printf("razor export: %s (%s%s%s) -> %s\n", path.c_str(), pm.opt.plan.str().c_str(), pm.opt.a8 ? ", A8" : "",
+                pm.opt.kv8 ? ", KV8" : "", ap.str("gguf").c_str());
+    std::fputs(text.c_str(), stdout);
+    if (rep.n_widened())
+      std::printf("widened: %d tensors are stored in a wider GGUF type than their razor layout needs (reasons above); "
+                  "the values are unchanged\n",
+                  rep.n_widened());
+    if (!ap.on("no-verify")) {
+      std::printf("%s\n", check.text().c_str());
+      RZ_CHECK(check.exact(), "%s: the written file does not reproduce razor's integers and scales", ap.str("gguf").c_str());
+    }
+    return 0;
+  }
+  if (ap.str("ternary") != "auto") fail("--ternary: only for -m (an --hf export has no ternary tensors)");
 
   const std::string dir = ap.str("hf");
   const std::string tok_path = dir + "/tokenizer.json";
-  if (!file_exists(tok_path)) fail("%s: missing (GGUF needs the tokenizer)", tok_path.c_str());
-  std::string tokenizer = read_file(tok_path);
-  Json tok_cfg;
+  if (tok_override.empty() && !file_exists(tok_path)) fail("%s: missing (GGUF needs the tokenizer)", tok_path.c_str());
+  std::string tokenizer = tok_override.empty() ? read_file(tok_path) : tok_override;
   const std::string tc_path = dir + "/tokenizer_config.json";
-  if (file_exists(tc_path)) {
+  if (!opt.tokenizer_config && file_exists(tc_path)) {
     tok_cfg = Json::parse(read_file(tc_path), tc_path);
     opt.tokenizer_config = &tok_cfg;
   }

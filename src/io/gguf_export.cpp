@@ -252,6 +252,19 @@ std::string shape_str(const std::vector<int64_t>& s) {
 
 }  // namespace
 
+uint32_t llama_ftype_of(GgmlType t) {
+  switch (t) {
+    case GgmlType::kF32: return 0;    // LLAMA_FTYPE_ALL_F32
+    case GgmlType::kF16: return 1;    // LLAMA_FTYPE_MOSTLY_F16
+    case GgmlType::kQ4_0: return 2;   // LLAMA_FTYPE_MOSTLY_Q4_0
+    case GgmlType::kQ8_0: return 7;   // LLAMA_FTYPE_MOSTLY_Q8_0
+    case GgmlType::kBF16: return 32;  // LLAMA_FTYPE_MOSTLY_BF16
+    case GgmlType::kTQ1_0: return 36; // LLAMA_FTYPE_MOSTLY_TQ1_0
+    case GgmlType::kTQ2_0: return 37; // LLAMA_FTYPE_MOSTLY_TQ2_0
+  }
+  return 0;
+}
+
 std::string gguf_tensor_name(const std::string& hf) {
   if (hf == "model.embed_tokens.weight") return "token_embd.weight";
   if (hf == "model.norm.weight") return "output_norm.weight";
@@ -455,6 +468,17 @@ GgufWriter build_gguf(const Json& config, const std::string& tokenizer_json, con
       CodeStats st = code_stats(t.codes, t.scales, d_out, d_in, t.group);
       TypeChoice c = choose_gguf_type(t.name, st, d_in, t.group, opt.ternary_type);
       r.layout = layout_name(t, st, d_out);
+      // Mixed rows: a GGUF tensor has one type, so the ternary rows take the int4 rows' Q4_0
+      // (exact, but 4.5 bits per weight where TQ2_0 / TQ1_0 would spend 2.06 / 1.69).
+      int64_t n_tern = 0, n_wide = 0;
+      for (uint8_t b : t.row_bits) (b == 2 ? n_tern : n_wide)++;
+      if (n_tern > 0 && n_wide > 0 && c.type == GgmlType::kQ4_0) {
+        c.widened = true;
+        c.reason = strfmt("mixed rows G=%d: a GGUF tensor has one type; Q4_0 holds the %lld int4 rows and the %lld "
+                          "ternary rows exactly, the ternary rows at 4.5 bits per weight instead of %s's %.2f",
+                          t.group, (long long)n_wide, (long long)n_tern, ggml_type_name(opt.ternary_type),
+                          opt.ternary_type == GgmlType::kTQ1_0 ? 54 * 8 / 256.0 : 66 * 8 / 256.0);
+      }
       r.type = c.type;
       r.widened = c.widened;
       if (!c.reason.empty()) r.note = r.note.empty() ? c.reason : c.reason + "; " + r.note;
@@ -494,6 +518,18 @@ GgufWriter build_gguf(const Json& config, const std::string& tokenizer_json, con
     w.add_tensor(gname, r.type, ne, std::move(bytes));
     rep->tensors.push_back(std::move(r));
   }
+  // general.file_type (llama_ftype): the type holding most matrix bytes, as llama.cpp's
+  // converter records its output type; without it llama.cpp prints a "(guessed)" type.
+  uint64_t best = 0;
+  GgmlType main_type = GgmlType::kF32;
+  for (GgmlType t : {GgmlType::kF32, GgmlType::kF16, GgmlType::kBF16, GgmlType::kQ4_0, GgmlType::kQ8_0,
+                     GgmlType::kTQ1_0, GgmlType::kTQ2_0}) {
+    uint64_t b = 0;
+    for (const auto& r : rep->tensors)
+      if (r.type == t && r.layout != "norm (float)") b += r.bytes;
+    if (b > best) best = b, main_type = t;
+  }
+  w.set("general.file_type", GgufValue::u32(llama_ftype_of(main_type)));
   return w;
 }
 

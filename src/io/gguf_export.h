@@ -82,6 +82,8 @@ GgufWriter build_gguf(const Json& config, const std::string& tokenizer_json, con
 ExportReport export_gguf(const std::string& path, const Json& config, const std::string& tokenizer_json,
                          const std::vector<ExportTensor>& tensors, const ExportOptions& opt = {});
 
+// llama.cpp's llama_ftype for a file whose matrices are mostly of type t (general.file_type).
+uint32_t llama_ftype_of(GgmlType t);
 // HF tensor name -> GGUF name ("" when the name is not part of a qwen3 / llama model).
 std::string gguf_tensor_name(const std::string& hf_name);
 // For arch `llama`: the source row of each destination row when q/k rows are permuted from HF's
