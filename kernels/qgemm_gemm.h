@@ -15,13 +15,14 @@ namespace razor {
 // has one. Below it the row kernels (4 tokens per weight decode) are as fast.
 constexpr int64_t kQgemmGemmMinTokens = 8;
 
-// Whether tier t has a GEMM path in this build and this CPU can run it (AVX-512 VNNI).
+// Whether tier t has a GEMM path in this build and this CPU can run it (AVX2, AVX-512 VNNI).
 bool qgemm_gemm_supported(QTier t);
 // y [N, d_out] = W q_x on the GEMM path of tier t (any N >= 1; threaded with OpenMP over
 // row tiles and token chunks; call from outside a parallel region). Overwrites y.
 void qgemm_gemm_tier(QTier t, const PackedMatrix& W, const int8_t* qx, const float* sx, int64_t N, float* y);
 
 // The per-ISA entry points (qgemm_gemm_<isa>.cpp).
+void qgemm_gemm_avx2(const PackedMatrix& W, const int8_t* qx, const float* sx, int64_t N, float* y);
 void qgemm_gemm_avx512(const PackedMatrix& W, const int8_t* qx, const float* sx, int64_t N, float* y);
 
 }  // namespace razor
