@@ -90,23 +90,31 @@ void head_avx512(const AttnKv8& a, int64_t kh, Scratch& sc) {
     }
     const int64_t pmax = *std::max_element(pos, pos + kQ);
     float* s = sc.s.data();
-    // Scores, 32 keys x 4 queries per pass: s = (q . k_j) * ks_j * scale.
+    // Scores, 32 keys x 4 queries per pass: s = (q . k_j) * ks_j * scale. Named
+    // accumulators (RZ_Q4): GCC keeps arrays of vectors in memory, a load and store per FMA.
+#define RZ_Q4(M) M(0) M(1) M(2) M(3)
+    const float *q_0 = qv[0], *q_1 = qv[1], *q_2 = qv[2], *q_3 = qv[3];
     for (int64_t j0 = 0; j0 <= pmax; j0 += 32) {
-      __m512 acc[kQ][2];
-      for (int b = 0; b < kQ; ++b) acc[b][0] = acc[b][1] = _mm512_setzero_ps();
+#define RZ_ZERO(b) __m512 a##b##_0 = _mm512_setzero_ps(), a##b##_1 = _mm512_setzero_ps();
+      RZ_Q4(RZ_ZERO)
+#undef RZ_ZERO
       for (int64_t i = 0; i < D; ++i) {
         const __m512 k0 = _mm512_loadu_ps(kt + i * cp + j0), k1 = _mm512_loadu_ps(kt + i * cp + j0 + 16);
-        for (int b = 0; b < kQ; ++b) {
-          const __m512 qb = _mm512_set1_ps(qv[b][i]);
-          acc[b][0] = _mm512_fmadd_ps(qb, k0, acc[b][0]);
-          acc[b][1] = _mm512_fmadd_ps(qb, k1, acc[b][1]);
-        }
+#define RZ_FMA(b)                                    \
+  {                                                  \
+    const __m512 qb = _mm512_set1_ps(q_##b[i]);      \
+    a##b##_0 = _mm512_fmadd_ps(qb, k0, a##b##_0);    \
+    a##b##_1 = _mm512_fmadd_ps(qb, k1, a##b##_1);    \
+  }
+        RZ_Q4(RZ_FMA)
+#undef RZ_FMA
       }
       const __m512 ks0 = _mm512_loadu_ps(&sc.ksh[size_t(j0)]), ks1 = _mm512_loadu_ps(&sc.ksh[size_t(j0 + 16)]);
-      for (int b = 0; b < kQ; ++b) {
-        _mm512_storeu_ps(s + b * cp + j0, _mm512_mul_ps(_mm512_mul_ps(acc[b][0], ks0), vscale));
-        _mm512_storeu_ps(s + b * cp + j0 + 16, _mm512_mul_ps(_mm512_mul_ps(acc[b][1], ks1), vscale));
-      }
+#define RZ_STORE(b)                                                                                 \
+  _mm512_storeu_ps(s + b * cp + j0, _mm512_mul_ps(_mm512_mul_ps(a##b##_0, ks0), vscale));          \
+  _mm512_storeu_ps(s + b * cp + j0 + 16, _mm512_mul_ps(_mm512_mul_ps(a##b##_1, ks1), vscale));
+      RZ_Q4(RZ_STORE)
+#undef RZ_STORE
     }
     // Softmax per query over j <= pos: weights w_j = exp(s_j - max) * vs_j, and their sum.
     float inv[kQ];
@@ -124,28 +132,42 @@ void head_avx512(const AttnKv8& a, int64_t kh, Scratch& sc) {
       }
       inv[b] = 1.0f / _mm512_reduce_add_ps(sum);
     }
-    // o = sum_j w_j v_j, two queries at a time (zero weights past each query's position).
-    for (int b = 0; b < kQ; b += 2) {
-      __m512 o0[DV], o1[DV];
-      for (int c = 0; c < DV; ++c) o0[c] = o1[c] = _mm512_setzero_ps();
-      const float* w0 = s + b * cp;
-      const float* w1 = s + (b + 1) * cp;
-      const int64_t pm = std::max(pos[b], pos[b + 1]);
-      for (int64_t j = 0; j <= pm; ++j) {
-        const float* vj = sc.vf.data() + j * D;
-        const __m512 x0 = _mm512_set1_ps(w0[j]), x1 = _mm512_set1_ps(w1[j]);
-        for (int c = 0; c < DV; ++c) {
-          const __m512 vv = _mm512_loadu_ps(vj + 16 * c);
-          o0[c] = _mm512_fmadd_ps(x0, vv, o0[c]);
-          o1[c] = _mm512_fmadd_ps(x1, vv, o1[c]);
-        }
+    // o = sum_j w_j v_j: 4 queries x 64 dims (16 named accumulators) per pass over the keys
+    // (zero weights past each query's position).
+    const float *w_0 = s, *w_1 = s + cp, *w_2 = s + 2 * cp, *w_3 = s + 3 * cp;
+    for (int64_t d0 = 0; d0 < D; d0 += 64) {
+#define RZ_ZERO(b)                                                                                  \
+  __m512 o##b##_0 = _mm512_setzero_ps(), o##b##_1 = _mm512_setzero_ps(), o##b##_2 = _mm512_setzero_ps(), \
+         o##b##_3 = _mm512_setzero_ps();
+      RZ_Q4(RZ_ZERO)
+#undef RZ_ZERO
+      for (int64_t j = 0; j <= pmax; ++j) {
+        const float* vj = sc.vf.data() + j * D + d0;
+        const __m512 v0 = _mm512_loadu_ps(vj), v1 = _mm512_loadu_ps(vj + 16), v2 = _mm512_loadu_ps(vj + 32),
+                     v3 = _mm512_loadu_ps(vj + 48);
+#define RZ_FMA(b)                                    \
+  {                                                  \
+    const __m512 x = _mm512_set1_ps(w_##b[j]);       \
+    o##b##_0 = _mm512_fmadd_ps(x, v0, o##b##_0);     \
+    o##b##_1 = _mm512_fmadd_ps(x, v1, o##b##_1);     \
+    o##b##_2 = _mm512_fmadd_ps(x, v2, o##b##_2);     \
+    o##b##_3 = _mm512_fmadd_ps(x, v3, o##b##_3);     \
+  }
+        RZ_Q4(RZ_FMA)
+#undef RZ_FMA
       }
-      if (b < nb)
-        for (int c = 0; c < DV; ++c) _mm512_storeu_ps(ov[b] + 16 * c, _mm512_mul_ps(o0[c], _mm512_set1_ps(inv[b])));
-      if (b + 1 < nb)
-        for (int c = 0; c < DV; ++c)
-          _mm512_storeu_ps(ov[b + 1] + 16 * c, _mm512_mul_ps(o1[c], _mm512_set1_ps(inv[b + 1])));
+#define RZ_STORE(b)                                                        \
+  if (b < nb) {                                                            \
+    const __m512 r = _mm512_set1_ps(inv[b]);                               \
+    _mm512_storeu_ps(ov[b] + d0, _mm512_mul_ps(o##b##_0, r));              \
+    _mm512_storeu_ps(ov[b] + d0 + 16, _mm512_mul_ps(o##b##_1, r));         \
+    _mm512_storeu_ps(ov[b] + d0 + 32, _mm512_mul_ps(o##b##_2, r));         \
+    _mm512_storeu_ps(ov[b] + d0 + 48, _mm512_mul_ps(o##b##_3, r));         \
+  }
+      RZ_Q4(RZ_STORE)
+#undef RZ_STORE
     }
+#undef RZ_Q4
   }
 }
 
