@@ -61,8 +61,28 @@ struct GemmTile {
   uint8_t* wt;   // [K/4][kRows][4]
   float* sw;     // [ng][kRows]
   int32_t* sh;   // [kRows]: log2(offset) of each row (0 for padding rows, whose codes are 0)
-  uint8_t* row;  // [K + 64] natural-order codes of one row (decode buffer)
+  uint8_t* nat;  // [kRows][K + 64] natural-order codes of the rows (decode buffer)
 };
+
+// 8 x 8 int32 transpose: out[k] = {r0[k], r1[k], ..., r7[k]}.
+inline void transpose8x8_epi32(__m256i r[8]) {
+  const __m256i t0 = _mm256_unpacklo_epi32(r[0], r[1]), t1 = _mm256_unpackhi_epi32(r[0], r[1]);
+  const __m256i t2 = _mm256_unpacklo_epi32(r[2], r[3]), t3 = _mm256_unpackhi_epi32(r[2], r[3]);
+  const __m256i t4 = _mm256_unpacklo_epi32(r[4], r[5]), t5 = _mm256_unpackhi_epi32(r[4], r[5]);
+  const __m256i t6 = _mm256_unpacklo_epi32(r[6], r[7]), t7 = _mm256_unpackhi_epi32(r[6], r[7]);
+  const __m256i u0 = _mm256_unpacklo_epi64(t0, t2), u1 = _mm256_unpackhi_epi64(t0, t2);
+  const __m256i u2 = _mm256_unpacklo_epi64(t1, t3), u3 = _mm256_unpackhi_epi64(t1, t3);
+  const __m256i u4 = _mm256_unpacklo_epi64(t4, t6), u5 = _mm256_unpackhi_epi64(t4, t6);
+  const __m256i u6 = _mm256_unpacklo_epi64(t5, t7), u7 = _mm256_unpackhi_epi64(t5, t7);
+  r[0] = _mm256_permute2x128_si256(u0, u4, 0x20);
+  r[1] = _mm256_permute2x128_si256(u1, u5, 0x20);
+  r[2] = _mm256_permute2x128_si256(u2, u6, 0x20);
+  r[3] = _mm256_permute2x128_si256(u3, u7, 0x20);
+  r[4] = _mm256_permute2x128_si256(u0, u4, 0x31);
+  r[5] = _mm256_permute2x128_si256(u1, u5, 0x31);
+  r[6] = _mm256_permute2x128_si256(u2, u6, 0x31);
+  r[7] = _mm256_permute2x128_si256(u3, u7, 0x31);
+}
 
 // Tokens n0 .. n0 + count - 1 into one block of stride kTok (missing tokens are zero).
 template <int kTok>
@@ -105,11 +125,13 @@ template <int kRows>
 void gemm_unpack_tile(const PackedMatrix& W, int64_t row0, int nrows, const GemmTile& tile) {
   const int G = W.desc.G;
   const int64_t K = W.desc.d_in, ng = W.groups();
+  const int64_t stride = K + 64;
   for (int r = 0; r < kRows; ++r) {
+    uint8_t* nat = tile.nat + r * stride;
     if (r >= nrows) {
       tile.sh[r] = 0;
       for (int64_t g = 0; g < ng; ++g) tile.sw[g * kRows + r] = 0.0f;
-      for (int64_t j = 0; j < K / 4; ++j) std::memset(tile.wt + (j * kRows + r) * 4, 0, 4);
+      std::memset(nat, 0, size_t(K));
       continue;
     }
     const int64_t i = row0 + r;
@@ -121,7 +143,7 @@ void gemm_unpack_tile(const PackedMatrix& W, int64_t row0, int nrows, const Gemm
     for (int64_t g = 0; g < ng; ++g) {
       tile.sw[g * kRows + r] = _cvtsh_ss(s[g]);
       const uint8_t* blk = src + g * gb;
-      uint8_t* out = tile.row + g * G;
+      uint8_t* out = nat + g * G;
       if (kind == RowKind::Ternary5) {
         decode_t5_avx2(blk, G, out);  // writes up to 64 bytes past out + G: the buffer has them
         continue;
@@ -136,15 +158,23 @@ void gemm_unpack_tile(const PackedMatrix& W, int64_t row0, int nrows, const Gemm
         _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + 64 * b + 32), u1);
       }
     }
-    // Dword j of the row goes to wt[j][r].
-    for (int64_t j = 0; j < K / 4; ++j) std::memcpy(tile.wt + (j * kRows + r) * 4, tile.row + 4 * j, 4);
   }
+  // Dword j of row r goes to wt[j][r]: 8 x 8 dword transposes, sequential 32-byte stores.
+  for (int r0 = 0; r0 < kRows; r0 += 8)
+    for (int64_t j0 = 0; j0 < K / 4; j0 += 8) {
+      __m256i v[8];
+      for (int r = 0; r < 8; ++r)
+        v[r] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(tile.nat + (r0 + r) * stride + 4 * j0));
+      transpose8x8_epi32(v);
+      for (int k = 0; k < 8; ++k)
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(tile.wt + ((j0 + k) * kRows + r0) * 4), v[k]);
+    }
 }
 
 template <class MK>
 void qgemm_gemm_run(const PackedMatrix& W, const int8_t* qx, const float* sx, int64_t N, float* y) {
   constexpr int kRows = MK::kRows, kTok = MK::kTok;
-  static_assert(kRows % 8 == 0 && kRows <= 32, "tile rows: whole vectors, a 32-bit mask");
+  static_assert(kRows % 8 == 0 && kRows <= 32, "tile rows: whole 8 x 8 transposes");
   const int G = W.desc.G;
   const int64_t K = W.desc.d_in, d_out = W.desc.d_out, ng = W.groups();
   const int64_t nblocks = (N + kTok - 1) / kTok, ntiles = (d_out + kRows - 1) / kRows;
@@ -161,6 +191,7 @@ void qgemm_gemm_run(const PackedMatrix& W, const int8_t* qx, const float* sx, in
   int nth = work < kGemmMinParallelWork ? 1 : num_threads();
   nth = int(std::max<int64_t>(1, std::min<int64_t>(nth, std::max(items, nblocks))));
 
+  const int64_t grab = ntiles >= 4 * nth ? nchunks : 1;
 #pragma omp parallel num_threads(nth)
   {
 #pragma omp for schedule(static)
@@ -169,22 +200,23 @@ void qgemm_gemm_run(const PackedMatrix& W, const int8_t* qx, const float* sx, in
                             nsum + b * kTok * ng, scale + b * kTok * ng);
 
     // Per-thread tile scratch, every part 64-byte aligned (K is a multiple of 64): wt, sw,
-    // sh, the row decode buffer (K + 64: ternary5 decoding writes past a group), the fp32 tile.
+    // sh, the rows' decode buffer (K + 64 each: ternary5 decoding writes past a group), the fp32 tile.
     static thread_local GemmScratch tile_scratch;
     const int64_t o_sw = K * kRows, o_sh = o_sw + ((ng * kRows * 4 + 63) & ~int64_t(63)),
-                  o_row = o_sh + ((kRows * 4 + 63) & ~int64_t(63)), o_c = o_row + K + 64,
+                  o_nat = o_sh + ((kRows * 4 + 63) & ~int64_t(63)), o_c = o_nat + kRows * (K + 64),
                   bytes = o_c + kTok * kRows * 4;
     uint8_t* base = tile_scratch.get(size_t(bytes));
     GemmTile tile;
     tile.wt = base;
     tile.sw = reinterpret_cast<float*>(base + o_sw);
     tile.sh = reinterpret_cast<int32_t*>(base + o_sh);
-    tile.row = base + o_row;
+    tile.nat = base + o_nat;
     float* c = reinterpret_cast<float*>(base + o_c);
     int64_t have = -1;  // the tile this thread has unpacked
 
-    // Dynamic: on a shared machine a descheduled thread must not hold the other one up.
-#pragma omp for schedule(dynamic, 1)
+    // Dynamic: on a shared machine a descheduled thread must not hold the other one up. A
+    // grab is a whole tile (all its chunks: one unpack) unless tiles are too few to share.
+#pragma omp for schedule(dynamic, grab)
     for (int64_t it = 0; it < items; ++it) {
       const int64_t ti = it / nchunks, ch = it % nchunks;
       const int64_t row0 = ti * kRows;
