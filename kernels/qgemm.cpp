@@ -44,6 +44,22 @@ TierFns tier_fns(QTier t) {
 // Below this many multiply-adds a call runs on one thread (fork/join costs more).
 constexpr int64_t kMinParallelWork = int64_t(1) << 18;
 
+// Per-(token, group) sums of the int8 activations [N, d_in / G], in a buffer reused across
+// calls (no allocation per decoded token).
+const int32_t* group_sums(const int8_t* qx, int64_t N, int64_t d_in, int G) {
+  static thread_local std::vector<int32_t> buf;
+  const int64_t ng = d_in / G;
+  if (buf.size() < size_t(N * ng)) buf.resize(size_t(N * ng));
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t g = 0; g < ng; ++g) {
+      const int8_t* x = qx + n * d_in + g * G;
+      int32_t s = 0;
+      for (int k = 0; k < G; ++k) s += x[k];
+      buf[size_t(n * ng + g)] = s;
+    }
+  return buf.data();
+}
+
 }  // namespace
 
 const char* qtier_name(QTier t) {
@@ -91,16 +107,9 @@ void qgemm_tier(QTier t, const PackedMatrix& W, const int8_t* qx, const float* s
   // Prefill: unpacked row tiles reused across all tokens (qgemm_gemm.h).
   if (N >= kQgemmGemmMinTokens && qgemm_gemm_supported(t)) return qgemm_gemm_tier(t, W, qx, sx, N, y);
   const int G = W.desc.G;
-  const int64_t d_in = W.desc.d_in, d_out = W.desc.d_out, ng = W.groups();
-  std::vector<int32_t> sumx(size_t(N * ng));
-  for (int64_t n = 0; n < N; ++n)
-    for (int64_t g = 0; g < ng; ++g) {
-      const int8_t* x = qx + n * d_in + g * G;
-      int32_t s = 0;
-      for (int k = 0; k < G; ++k) s += x[k];
-      sumx[size_t(n * ng + g)] = s;
-    }
-  const QgemmArgs a{&W, qx, sx, sumx.data(), N, y};
+  const int64_t d_in = W.desc.d_in, d_out = W.desc.d_out;
+  const int32_t* sumx = group_sums(qx, N, d_in, G);
+  const QgemmArgs a{&W, qx, sx, sumx, N, y};
   const int64_t work = d_out * d_in * N;
   int nth = work < kMinParallelWork ? 1 : num_threads();
   if (nth > d_out) nth = int(d_out);
@@ -124,6 +133,50 @@ void qgemm_tier(QTier t, const PackedMatrix& W, const int8_t* qx, const float* s
 
 void qgemm(const PackedMatrix& W, const int8_t* qx, const float* sx, int64_t N, float* y) {
   qgemm_tier(qtier_active(), W, qx, sx, N, y);
+}
+
+// ---- Several matrices on one input (decode: q/k/v, gate/up) in one parallel region ----
+
+void qgemm_multi(const PackedMatrix* const* Ws, float* const* ys, int count, const int8_t* qx, const float* sx,
+                 int64_t N) {
+  RZ_ASSERT(count >= 1 && N >= 1);
+  if (N > kMultiMaxTokens || count == 1) {  // prefill: each matrix on its own (the GEMM paths)
+    for (int m = 0; m < count; ++m) qgemm(*Ws[m], qx, sx, N, ys[m]);
+    return;
+  }
+  const QTier t = qtier_active();
+  const TierFns fns = tier_fns(t);
+  const int G = Ws[0]->desc.G;
+  const int64_t d_in = Ws[0]->desc.d_in;
+  int64_t units = 0, work = 0;  // units: blocks of 8 rows
+  for (int m = 0; m < count; ++m) {
+    RZ_ASSERT_MSG(Ws[m]->desc.d_in == d_in && Ws[m]->desc.G == G, "qgemm_multi: matrices must share d_in and G");
+    units += (Ws[m]->desc.d_out + 7) / 8;
+    work += Ws[m]->desc.d_out * d_in * N;
+  }
+  const int32_t* sumx = group_sums(qx, N, d_in, G);
+  // Thread t takes units [units * t / nt, units * (t + 1) / nt) of the matrices' rows in order.
+  auto run = [&](int64_t ub, int64_t ue) {
+    int64_t u0 = 0;
+    for (int m = 0; m < count && u0 < ue; ++m) {
+      const int64_t d_out = Ws[m]->desc.d_out, mu = (d_out + 7) / 8;
+      const int64_t b = std::max(ub, u0) - u0, e = std::min(ue, u0 + mu) - u0;
+      if (b < e) fns.rows(QgemmArgs{Ws[m], qx, sx, sumx, N, ys[m]}, b * 8, std::min(d_out, e * 8));
+      u0 += mu;
+    }
+  };
+  int nth = work < kMinParallelWork ? 1 : num_threads();
+  if (nth > units) nth = int(units);
+  if (nth <= 1) return run(0, units);
+#pragma omp parallel num_threads(nth)
+  {
+#ifdef _OPENMP
+    const int th = omp_get_thread_num(), nt = omp_get_num_threads();
+#else
+    const int th = 0, nt = 1;
+#endif
+    run(units * th / nt, units * (th + 1) / nt);
+  }
 }
 
 void quantize_a8_tier(QTier t, const float* x, int64_t N, int64_t C, int G, int8_t* q, float* scales) {

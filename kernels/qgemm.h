@@ -23,6 +23,13 @@ void quantize_a8_ref(const float* x, int64_t N, int64_t C, int G, int8_t* q, flo
 void qgemm(const PackedMatrix& W, const int8_t* qx, const float* sx, int64_t N, float* y);
 void qgemm_ref(const PackedMatrix& W, const int8_t* qx, const float* sx, int64_t N, float* y);
 
+// y_m = W_m x for count matrices sharing the input (same d_in and G), e.g. q/k/v or gate/up:
+// for N <= kMultiMaxTokens one parallel region and one pass of the activation sums for all of
+// them (decode); above it, qgemm() per matrix. Same results as qgemm() per matrix.
+constexpr int64_t kMultiMaxTokens = 4;
+void qgemm_multi(const PackedMatrix* const* Ws, float* const* ys, int count, const int8_t* qx, const float* sx,
+                 int64_t N);
+
 // The implementation tiers, for tests and benchmarks that exercise each one. Dotprod is the
 // NEON tier using the ARMv8.2 SDOT instruction; qgemm() picks it when active_isa() is Neon
 // and the CPU has it.

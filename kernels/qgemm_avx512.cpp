@@ -8,6 +8,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <vector>
 
 #include "kernels/qgemm.h"
 #include "kernels/qgemm_impl.h"
@@ -16,6 +17,290 @@
 namespace razor {
 
 namespace {
+
+// ---- Step path (ternary2 and int4 rows, G in {64, 128, 256}) ----
+// A "step" is 4 consecutive 64-weight blocks of a row (256 weights). One step's codes decode
+// into four zmm of unsigned offset codes u_k, k = 0..3, whose byte 16b + j is weight 16k + j
+// of block b (b = 0..3):
+//   ternary2: one 64-byte load (4 blocks of 16 bytes, block b in 128-bit lane b);
+//             u_k = (v >> 2k) & 3.
+//   int4:     two 64-byte loads A (blocks 0, 1), B (blocks 2, 3); lo = lanes (A0 A2 B0 B2) hold
+//             bytes 0..15 of each block, hi = (A1 A3 B1 B3) bytes 16..31; u0 = lo & 15,
+//             u1 = hi & 15, u2 = lo >> 4 & 15, u3 = hi >> 4 & 15.
+// The activations are laid out once per call in the same order (StepActs::x[k]), so every
+// int32 lane of the vpdpbusd accumulator holds a partial dot of one block, and lanes
+// 4b..4b+3 belong to group (4 * step + b) * 64 / G. Per step and token the accumulator starts
+// at the offset correction (-off * sum_x of each group, in the group's first lane), so each
+// group's lanes sum to its exact int32 dot; it is converted to fp32 and scaled per lane by
+// s_w(group) * s_x(group) (the row's 1..4 fp16 scales of the step, expanded by vpermps).
+// Per step this is ~20 instructions for 256 weights, and one row's step serves up to 4 tokens.
+struct alignas(64) StepActs {
+  int8_t x[4][64];   // activations in decode order (zero past d_in)
+  int32_t nc1[16];   // -1 * sum_x of the lane's group in its first lane, else 0 (ternary rows)
+  int32_t nc8[16];   // -8 * sum_x likewise (int4 rows)
+  float sx[16];      // s_x of the lane's group (0 past d_in)
+};
+
+// Mask of the first n bytes of a 64-byte vector (n clamped to [0, 64]).
+inline __mmask64 low_bytes(int64_t n) { return n >= 64 ? ~0ull : n <= 0 ? 0ull : (1ull << n) - 1; }
+
+// Software prefetch distance into the code stream. One core's hardware prefetchers alone
+// reached ~9 GB/s from DRAM on this machine's GEMV; 3-6 KiB ahead reached ~13 GB/s (2 and
+// 8 KiB: less).
+constexpr int64_t kStepPrefetch = 4096;
+
+bool step_path_ok(const PackedMatrix& W) {
+  const int G = W.desc.G;
+  return W.desc.layout != PackedLayout::Ternary5 && (G == 64 || G == 128 || G == 256);
+}
+
+// acts[n * steps + s] for every token n < N (thread-local buffer, reused across calls).
+const StepActs* prepare_step_acts(const QgemmArgs& a, int64_t steps) {
+  static thread_local std::vector<StepActs> buf;
+  const PackedMatrix& W = *a.W;
+  const int G = W.desc.G, lanes_per_group = G / 16;
+  const int64_t d_in = W.desc.d_in, ng = W.groups(), nblk = d_in / 64;
+  if (buf.size() < size_t(a.N * steps)) buf.resize(size_t(a.N * steps));
+  for (int64_t n = 0; n < a.N; ++n)
+    for (int64_t s = 0; s < steps; ++s) {
+      StepActs& A = buf[size_t(n * steps + s)];
+      const int8_t* x = a.qx + n * d_in;
+      for (int b = 0; b < 4; ++b) {
+        const int64_t blk = 4 * s + b;
+        for (int k = 0; k < 4; ++k) {
+          const __m128i v = blk < nblk ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(x + blk * 64 + 16 * k))
+                                       : _mm_setzero_si128();
+          _mm_store_si128(reinterpret_cast<__m128i*>(&A.x[k][16 * b]), v);
+        }
+      }
+      const int lg = G == 64 ? 6 : G == 128 ? 7 : 8;  // log2(G): no division per lane
+      for (int L = 0; L < 16; ++L) {
+        const int64_t g = (s * 256 + L * 16) >> lg;
+        const bool valid = 4 * s + L / 4 < nblk;
+        const bool first = L % lanes_per_group == 0;
+        const int32_t sum = valid && first ? a.sumx[n * ng + g] : 0;
+        A.nc1[L] = -sum;
+        A.nc8[L] = -8 * sum;
+        A.sx[L] = valid ? a.sx[n * ng + g] : 0.0f;
+      }
+    }
+  return buf.data();
+}
+
+// Tokens n0 .. n0 + NT - 1 of row i over all steps into out[t] (16 fp32 lanes to be summed);
+// acts = prepared activations of token 0.
+template <RowKind K, int NT>
+void row_steps_avx512(const QgemmArgs& a, const StepActs* acts, int64_t steps, int64_t i, const uint8_t* row,
+                      int64_t n0, __m512i sidx, __m512* out) {
+  const PackedMatrix& W = *a.W;
+  const int G = W.desc.G, gps = 256 / G;
+  const int64_t d_in = W.desc.d_in;
+  const int64_t step_bytes = K == RowKind::Int4 ? 128 : 64;
+  const int64_t row_bytes = K == RowKind::Int4 ? d_in / 2 : d_in / 4;  // row_code_bytes(), inline
+  const uint16_t* sw = W.row_scales(i);
+  const __m512i m3 = _mm512_set1_epi8(3), m15 = _mm512_set1_epi8(15);
+  __m512 accf[NT];
+  for (int t = 0; t < NT; ++t) accf[t] = _mm512_setzero_ps();
+  const StepActs* at = acts + n0 * steps;
+  for (int64_t s = 0; s < steps; ++s) {
+    const uint8_t* p = row + s * step_bytes;
+    const int64_t left = row_bytes - s * step_bytes;  // < step_bytes only on a partial last step
+    __m512i u0, u1, u2, u3;
+    // Rows are contiguous: this runs ahead into the next rows' codes (and harmlessly past the
+    // buffer on the last rows; prefetches do not fault).
+    _mm_prefetch(reinterpret_cast<const char*>(p + kStepPrefetch), _MM_HINT_T0);
+    if (K == RowKind::Int4) _mm_prefetch(reinterpret_cast<const char*>(p + kStepPrefetch + 64), _MM_HINT_T0);
+    if (K == RowKind::Ternary2) {
+      const __m512i v = left >= 64 ? _mm512_loadu_si512(p) : _mm512_maskz_loadu_epi8(low_bytes(left), p);
+      u0 = _mm512_and_si512(v, m3);
+      u1 = _mm512_and_si512(_mm512_srli_epi16(v, 2), m3);
+      u2 = _mm512_and_si512(_mm512_srli_epi16(v, 4), m3);
+      u3 = _mm512_and_si512(_mm512_srli_epi16(v, 6), m3);
+    } else {
+      __m512i A, B;
+      if (left >= 128) {
+        A = _mm512_loadu_si512(p);
+        B = _mm512_loadu_si512(p + 64);
+      } else {
+        A = _mm512_maskz_loadu_epi8(low_bytes(left), p);
+        B = _mm512_maskz_loadu_epi8(low_bytes(left - 64), p + 64);
+      }
+      const __m512i lo = _mm512_shuffle_i64x2(A, B, 0x88), hi = _mm512_shuffle_i64x2(A, B, 0xDD);
+      u0 = _mm512_and_si512(lo, m15);
+      u1 = _mm512_and_si512(hi, m15);
+      u2 = _mm512_and_si512(_mm512_srli_epi16(lo, 4), m15);
+      u3 = _mm512_and_si512(_mm512_srli_epi16(hi, 4), m15);
+    }
+    // The step's gps fp16 scales (a full 8-byte load: rows' scales are contiguous and the
+    // buffer is padded; lanes past the row's groups meet s_x = 0).
+    const __m128 sw4 = _mm_cvtph_ps(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(sw + s * gps)));
+    const __m512 swv = _mm512_permutexvar_ps(sidx, _mm512_castps128_ps512(sw4));
+    for (int t = 0; t < NT; ++t) {
+      const StepActs& A = at[t * steps + s];
+      __m512i acc = _mm512_load_si512(K == RowKind::Int4 ? A.nc8 : A.nc1);
+      acc = _mm512_dpbusd_epi32(acc, u0, _mm512_load_si512(A.x[0]));
+      acc = _mm512_dpbusd_epi32(acc, u1, _mm512_load_si512(A.x[1]));
+      acc = _mm512_dpbusd_epi32(acc, u2, _mm512_load_si512(A.x[2]));
+      acc = _mm512_dpbusd_epi32(acc, u3, _mm512_load_si512(A.x[3]));
+      accf[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc), _mm512_mul_ps(swv, _mm512_load_ps(A.sx)), accf[t]);
+    }
+  }
+  for (int t = 0; t < NT; ++t) out[t] = accf[t];
+}
+
+template <RowKind K>
+void row_tile_avx512(const QgemmArgs& a, const StepActs* acts, int64_t steps, int64_t i, const uint8_t* row,
+                     int64_t n0, int nt, __m512i sidx, __m512* out) {
+  switch (nt) {
+    case 4: row_steps_avx512<K, 4>(a, acts, steps, i, row, n0, sidx, out); break;
+    case 3: row_steps_avx512<K, 3>(a, acts, steps, i, row, n0, sidx, out); break;
+    case 2: row_steps_avx512<K, 2>(a, acts, steps, i, row, n0, sidx, out); break;
+    default: row_steps_avx512<K, 1>(a, acts, steps, i, row, n0, sidx, out); break;
+  }
+}
+
+// The lane sums of four rows' accumulators: {sum a, sum b, sum c, sum d}. Each row's lanes are
+// added in the same order whatever its neighbours, so a row's result does not depend on how
+// rows are split across threads.
+inline __m128 reduce4(__m512 a, __m512 b, __m512 c, __m512 d) {
+  auto half = [](__m512 v) { return _mm256_add_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1)); };
+  const __m256 ab = _mm256_hadd_ps(half(a), half(b)), cd = _mm256_hadd_ps(half(c), half(d));
+  const __m256 abcd = _mm256_hadd_ps(ab, cd);  // 128-bit lane h: {a, b, c, d} partial sums of half h
+  return _mm_add_ps(_mm256_castps256_ps128(abcd), _mm256_extractf128_ps(abcd, 1));
+}
+
+// Decode (N = 1) on four rows at once: each step's activations are loaded once for the four
+// rows, the rows' independent chains overlap, and one reduction gives the four outputs.
+// KM bit q set: row q is int4 (else ternary2). Same per-row arithmetic as row_steps_avx512,
+// so results are identical to it bit for bit.
+template <unsigned KM>
+void quad_n1_avx512(const StepActs* A, int64_t steps, int64_t d_in, int gps, const uint8_t* const* rp,
+                    const uint16_t* const* sw, __m512i sidx, float* y) {
+  const __m512i m3 = _mm512_set1_epi8(3), m15 = _mm512_set1_epi8(15);
+  __m512 accf[4];
+  for (int q = 0; q < 4; ++q) accf[q] = _mm512_setzero_ps();
+  for (int64_t s = 0; s < steps; ++s) {
+    const StepActs& S = A[s];
+    const __m512i x0 = _mm512_load_si512(S.x[0]), x1 = _mm512_load_si512(S.x[1]);
+    const __m512i x2 = _mm512_load_si512(S.x[2]), x3 = _mm512_load_si512(S.x[3]);
+    const __m512 sxv = _mm512_load_ps(S.sx);
+    for (int q = 0; q < 4; ++q) {
+      const bool int4 = (KM >> q) & 1u;
+      const int64_t step_bytes = int4 ? 128 : 64, row_bytes = int4 ? d_in / 2 : d_in / 4;
+      const uint8_t* p = rp[q] + s * step_bytes;
+      const int64_t left = row_bytes - s * step_bytes;
+      _mm_prefetch(reinterpret_cast<const char*>(p + kStepPrefetch), _MM_HINT_T0);
+      __m512i u0, u1, u2, u3;
+      if (!int4) {
+        const __m512i v = left >= 64 ? _mm512_loadu_si512(p) : _mm512_maskz_loadu_epi8(low_bytes(left), p);
+        u0 = _mm512_and_si512(v, m3);
+        u1 = _mm512_and_si512(_mm512_srli_epi16(v, 2), m3);
+        u2 = _mm512_and_si512(_mm512_srli_epi16(v, 4), m3);
+        u3 = _mm512_and_si512(_mm512_srli_epi16(v, 6), m3);
+      } else {
+        _mm_prefetch(reinterpret_cast<const char*>(p + kStepPrefetch + 64), _MM_HINT_T0);
+        __m512i Av, Bv;
+        if (left >= 128) {
+          Av = _mm512_loadu_si512(p);
+          Bv = _mm512_loadu_si512(p + 64);
+        } else {
+          Av = _mm512_maskz_loadu_epi8(low_bytes(left), p);
+          Bv = _mm512_maskz_loadu_epi8(low_bytes(left - 64), p + 64);
+        }
+        const __m512i lo = _mm512_shuffle_i64x2(Av, Bv, 0x88), hi = _mm512_shuffle_i64x2(Av, Bv, 0xDD);
+        u0 = _mm512_and_si512(lo, m15);
+        u1 = _mm512_and_si512(hi, m15);
+        u2 = _mm512_and_si512(_mm512_srli_epi16(lo, 4), m15);
+        u3 = _mm512_and_si512(_mm512_srli_epi16(hi, 4), m15);
+      }
+      const __m128 sw4 = _mm_cvtph_ps(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(sw[q] + s * gps)));
+      const __m512 swv = _mm512_permutexvar_ps(sidx, _mm512_castps128_ps512(sw4));
+      __m512i acc = _mm512_load_si512(int4 ? S.nc8 : S.nc1);
+      acc = _mm512_dpbusd_epi32(acc, u0, x0);
+      acc = _mm512_dpbusd_epi32(acc, u1, x1);
+      acc = _mm512_dpbusd_epi32(acc, u2, x2);
+      acc = _mm512_dpbusd_epi32(acc, u3, x3);
+      accf[q] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc), _mm512_mul_ps(swv, sxv), accf[q]);
+    }
+  }
+  _mm_storeu_ps(y, reduce4(accf[0], accf[1], accf[2], accf[3]));
+}
+
+using QuadFn = void (*)(const StepActs*, int64_t, int64_t, int, const uint8_t* const*, const uint16_t* const*,
+                        __m512i, float*);
+// Indexed by the quad's kind mask.
+const QuadFn kQuadN1[16] = {
+    quad_n1_avx512<0>,  quad_n1_avx512<1>,  quad_n1_avx512<2>,  quad_n1_avx512<3>,
+    quad_n1_avx512<4>,  quad_n1_avx512<5>,  quad_n1_avx512<6>,  quad_n1_avx512<7>,
+    quad_n1_avx512<8>,  quad_n1_avx512<9>,  quad_n1_avx512<10>, quad_n1_avx512<11>,
+    quad_n1_avx512<12>, quad_n1_avx512<13>, quad_n1_avx512<14>, quad_n1_avx512<15>,
+};
+
+void qgemm_rows_steps_avx512(const QgemmArgs& a, int64_t row_begin, int64_t row_end) {
+  const PackedMatrix& W = *a.W;
+  const int64_t steps = (W.desc.d_in / 64 + 3) / 4, d_out = W.desc.d_out;
+  const StepActs* acts = prepare_step_acts(a, steps);
+  // Lane L of a step belongs to the step's group L / (G / 16).
+  const __m512i sidx = _mm512_srlv_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                         _mm512_set1_epi32(W.desc.G == 64 ? 2 : W.desc.G == 128 ? 3 : 4));
+  const int64_t b4 = row_code_bytes(RowKind::Int4, W.desc.G, W.desc.d_in);
+  const int64_t b2 = row_code_bytes(RowKind::Ternary2, W.desc.G, W.desc.d_in);
+  const uint8_t* row = W.row(row_begin);  // rows are contiguous: walk them without row_offset()
+  // Four rows at a time: their accumulators are reduced together (one store of 4 outputs per
+  // token instead of four horizontal sums); tokens in tiles of 4 per row (codes stay in L1).
+  int64_t i = row_begin;
+  if (a.N == 1) {  // decode: whole quads on the fused kernel
+    const int gps = 256 / W.desc.G;
+    for (; i + 4 <= row_end; i += 4) {
+      const uint8_t* rp[4];
+      const uint16_t* sw[4];
+      unsigned km = 0;
+      for (int q = 0; q < 4; ++q) {
+        const bool int4 = W.row_kind(i + q) == RowKind::Int4;
+        km |= unsigned(int4) << q;
+        rp[q] = row;
+        sw[q] = W.row_scales(i + q);
+        row += int4 ? b4 : b2;
+      }
+      kQuadN1[km](acts, steps, W.desc.d_in, gps, rp, sw, sidx, a.y + i);
+    }
+  }
+  for (; i < row_end; i += 4) {
+    const int r = int(std::min<int64_t>(4, row_end - i));
+    const uint8_t* rp[4];
+    bool int4[4];
+    for (int q = 0; q < r; ++q) {
+      rp[q] = row;
+      int4[q] = W.row_kind(i + q) == RowKind::Int4;
+      row += int4[q] ? b4 : b2;
+    }
+    for (int64_t n0 = 0; n0 < a.N; n0 += 4) {
+      const int nt = int(std::min<int64_t>(4, a.N - n0));
+      __m512 acc[4][4];
+      for (int q = 0; q < 4; ++q)
+        for (int t = 0; t < 4; ++t) acc[q][t] = _mm512_setzero_ps();
+      for (int q = 0; q < r; ++q) {
+        if (int4[q])
+          row_tile_avx512<RowKind::Int4>(a, acts, steps, i + q, rp[q], n0, nt, sidx, acc[q]);
+        else
+          row_tile_avx512<RowKind::Ternary2>(a, acts, steps, i + q, rp[q], n0, nt, sidx, acc[q]);
+      }
+      for (int t = 0; t < nt; ++t) {
+        const __m128 y4 = reduce4(acc[0][t], acc[1][t], acc[2][t], acc[3][t]);
+        float* y = a.y + (n0 + t) * d_out + i;
+        if (r == 4) {
+          _mm_storeu_ps(y, y4);
+        } else {
+          alignas(16) float tmp[4];
+          _mm_store_ps(tmp, y4);
+          for (int q = 0; q < r; ++q) y[q] = tmp[q];
+        }
+      }
+    }
+  }
+}
+
+// ---- Group path (ternary5, and G = 192): one group's blocks per iteration ----
 
 template <RowKind K, int NT>
 void row_tokens_avx512(const QgemmArgs& a, int64_t i, int64_t n0) {
@@ -82,6 +367,7 @@ void row_avx512(const QgemmArgs& a, int64_t i) {
 }  // namespace
 
 void qgemm_rows_avx512(const QgemmArgs& a, int64_t row_begin, int64_t row_end) {
+  if (step_path_ok(*a.W)) return qgemm_rows_steps_avx512(a, row_begin, row_end);
   for (int64_t i = row_begin; i < row_end; ++i) {
     switch (a.W->row_kind(i)) {
       case RowKind::Ternary2: row_avx512<RowKind::Ternary2>(a, i); break;

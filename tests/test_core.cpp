@@ -11,11 +11,45 @@
 #include "core/half.h"
 #include "core/rng.h"
 #include "core/tensor.h"
+#include "core/vmath.h"
 #include "io/json.h"
 
 using namespace razor;
 
 TEST_SUITE("core") {
+  TEST_CASE("vmath: exp_approx within 2e-7 relative of exp on [-87.3, 88.3], 0 below, finite above") {
+    double worst = 0;
+    float worst_x = 0;
+    // Every 2^-12 step plus the ends; x values are exact floats.
+    for (double xd = -87.3; xd <= 88.3; xd += 1.0 / 4096) {
+      const float x = float(xd);
+      if (x < -87.3f || x > 88.3f) continue;
+      const double want = std::exp(double(x));
+      const double rel = std::fabs(double(exp_approx(x)) - want) / want;
+      if (rel > worst) worst = rel, worst_x = x;
+    }
+    MESSAGE("exp_approx: worst relative error " << worst << " at x = " << worst_x);
+    CHECK(worst <= 2e-7);
+    CHECK(exp_approx(0.0f) == 1.0f);
+    CHECK(exp_approx(-88.0f) == 0.0f);
+    CHECK(exp_approx(-std::numeric_limits<float>::infinity()) == 0.0f);
+    CHECK(std::isfinite(exp_approx(1000.0f)));
+    CHECK(exp_approx(1000.0f) == exp_approx(88.3f));
+    // exp_shifted_sum: elementwise equal to exp_approx, sum in double, any length.
+    Rng r(3);
+    for (int64_t n : {int64_t(1), int64_t(7), int64_t(8), int64_t(4099)}) {
+      std::vector<float> x(static_cast<size_t>(n)), out(static_cast<size_t>(n));
+      for (float& v : x) v = 20.0f * r.uniform() - 10.0f;
+      const double s = exp_shifted_sum(x.data(), 2.5f, out.data(), n);
+      double want = 0;
+      for (int64_t i = 0; i < n; ++i) {
+        CHECK(out[size_t(i)] == exp_approx(x[size_t(i)] - 2.5f));
+        want += std::exp(double(x[size_t(i)]) - 2.5);
+      }
+      CHECK(s == doctest::Approx(want).epsilon(3e-7));
+    }
+  }
+
   TEST_CASE("tensor basics: alignment, shapes, views") {
     Tensor t = Tensor::zeros({2, 3, 5});
     CHECK(t.numel() == 30);

@@ -22,6 +22,9 @@
 #include "nn/model.h"
 #include "nn/quant_hooks.h"
 #include "quant/act_quant.h"
+#include "train/evaluate.h"
+#include "train/evaluate_packed.h"
+#include "train/shards.h"
 
 using namespace razor;
 
@@ -300,6 +303,130 @@ TEST_SUITE("infer") {
       CHECK(d8.max_abs <= 0.1 * d8.max_logit);
       CHECK(d8.mean_abs > 3 * d.mean_abs);  // the A8 rounding is visible: the A8 path is really exercised
     }
+  }
+
+  TEST_CASE("pack: a per-tensor plan (razor plan) is honoured, survives the file and keeps parity") {
+    ModelConfig c = parity_config(64);
+    c.tie_word_embeddings = false;
+    auto m = random_model(c, 21, 0.05f, 1.0f);
+    QuantSpec spec;
+    spec.plan.rho = 0.125;
+    spec.plan.group = 64;
+    spec.a8 = spec.kv8 = true;
+    // A plan mixing every packable layout; the other tensors follow rho 1/8.
+    spec.overrides = {{"model.layers.0.self_attn.q_proj.weight", WeightLayout::uniform(4, 64)},
+                      {"model.layers.0.mlp.down_proj.weight", WeightLayout::ternary(64, 2.0f)},
+                      {"model.layers.1.mlp.up_proj.weight", WeightLayout::mixed_rows(2, 64, 2.0f)},
+                      {"model.layers.1.self_attn.o_proj.weight", WeightLayout::mixed_rows(4, 64, 2.0f)}};
+    PackOptions opt;
+    opt.plan = spec.plan;
+    opt.a8 = opt.kv8 = true;
+    opt.overrides = spec.overrides;
+    PackedModel pm = pack_model(*m, opt);
+    TempDir dir;
+    const std::string path = dir.path + "/plan.razor";
+    pm.save(path);
+    PackedModel ld = PackedModel::load(path);
+    for (const auto& e : ld.matrices()) {
+      const Param* p = m->find(e.first);
+      REQUIRE(p);
+      const WeightLayout l = spec.layout_for(e.first, p->kind);
+      const PackedDesc want = packed_desc_for(l, e.second->desc.d_out, e.second->desc.d_in, false, e.first);
+      CHECK_MESSAGE(e.second->desc.layout == want.layout, e.first);
+      CHECK_MESSAGE(e.second->desc.P == want.P, e.first);
+      const QuantizedWeight qw = quantize_weight(e.first, p->value, l);
+      std::vector<int8_t> codes(qw.codes.size());
+      std::vector<float> scales(qw.scales.size());
+      unpack_matrix(*e.second, codes.data(), scales.data());
+      CHECK_MESSAGE(codes == qw.codes, e.first);
+      CHECK_MESSAGE(scales == qw.scales, e.first);
+    }
+    CHECK(ld.layers[0].q.desc.layout == PackedLayout::Int4);
+    CHECK(ld.layers[0].down.desc.layout == PackedLayout::Ternary2);
+    CHECK(ld.layers[1].o.desc.P == 4);
+    CHECK(ld.layers[1].k.desc.P == 8);  // not in the plan: rho 1/8
+
+    install_quant_hooks(*m, spec);
+    const std::vector<int32_t> prompt = prompt_ids(12, int(c.vocab_size), 5);
+    const Diff d = compare(packed_logits(ld, prompt), reference_logits(*m, prompt));
+    MESSAGE("plan parity: max |dlogit| " << d.max_abs << " mean " << d.mean_abs << " (max |logit| " << d.max_logit << ")");
+    CHECK(d.max_abs <= 2e-3 * d.max_logit);
+    CHECK(d.mean_abs <= 1e-4 * d.max_logit);
+
+    // A planned group size other than the model's G is refused (one A8 group size per model).
+    PackOptions bad = opt;
+    bad.overrides = {{"model.layers.0.self_attn.q_proj.weight", WeightLayout::uniform(4, 128)}};
+    CHECK_THROWS_WITH_AS(pack_model(*m, bad), doctest::Contains("group size"), Error);
+  }
+
+  TEST_CASE("eval on a .razor: perplexity, per-token log-probs and greedy completion equal the fake-quant path") {
+    const std::string tj = train_bpe({"Q: 12+30= A: 42\n\nQ: 7+8= A: 15\n\nhello world, the end."}, 300);
+    const Tokenizer tok = Tokenizer::from_json(tj, "test");
+    ModelConfig c = parity_config(64);
+    c.tie_word_embeddings = false;
+    c.vocab_size = tok.vocab_size();
+    c.max_position_embeddings = 64;
+    // A plain random model (ppl near the vocabulary size) for perplexity and scores; one whose next
+    // token has a wide margin (random_model's embed_std) for greedy text, as in the parity test.
+    auto m = random_model(c, 31, 0.05f);
+    auto peaked = random_model(c, 31, 0.05f, 1.0f);
+    QuantSpec spec;
+    spec.plan.rho = 0.125;
+    spec.plan.group = 64;
+    spec.a8 = spec.kv8 = true;
+    PackOptions opt;
+    opt.plan = spec.plan;
+    opt.a8 = opt.kv8 = true;
+    PackedModel pm = pack_model(*m, opt);
+    pm.tokenizer_json = tj;
+    TempDir dir;
+    pm.save(dir.path + "/m.razor");
+    const PackedModel ld = PackedModel::load(dir.path + "/m.razor");
+    install_quant_hooks(*m, spec);
+    PackedModel pk = pack_model(*peaked, opt);
+    install_quant_hooks(*peaked, spec);
+
+    // Perplexity over the same windows of a token shard.
+    Rng rng(4);
+    std::vector<int32_t> ids;
+    for (int i = 0; i < 6 * 33; ++i) ids.push_back(int32_t(rng.below(uint64_t(c.vocab_size))));
+    write_token_shard(dir.path + "/v.tok", ids, {}, uint32_t(c.vocab_size));
+    TokenShard shard(dir.path + "/v.tok");
+    const PplResult want = eval_perplexity(*m, shard, 32, 5);
+    const PplResult got = packed_perplexity(ld, shard, 32, 5);
+    MESSAGE("fake-quant ppl " << want.ppl << ", packed ppl " << got.ppl);
+    CHECK(got.tokens == want.tokens);
+    CHECK(got.tokens == 5 * 32);
+    CHECK(std::fabs(got.ppl / want.ppl - 1) <= 1e-3);  // the issue asks 0.5%; they differ by fp32 order only
+
+    // razor score: per-token log-probs.
+    const std::vector<int32_t> seq(ids.begin(), ids.begin() + 40);
+    const std::vector<double> lw = next_token_logprobs(*m, seq), lg = packed_next_token_logprobs(ld, seq);
+    REQUIRE(lw.size() == lg.size());
+    double worst = 0, mean = 0;
+    for (size_t i = 0; i < lw.size(); ++i) {
+      worst = std::max(worst, std::fabs(lw[i] - lg[i]));
+      mean += std::fabs(lw[i] - lg[i]) / double(lw.size());
+    }
+    double max_logit = 0;
+    for (float z : reference_logits(*m, seq)) max_logit = std::max(max_logit, double(std::fabs(z)));
+    MESSAGE("score: max |d log p| " << worst << ", mean " << mean << " (max |logit| " << max_logit << ")");
+    // Both sides compute the same integers except where an fp32-order difference (~1e-6 relative
+    // in norms, softmax, RoPE) moves a value across an A8 / KV8 rounding boundary: one code step,
+    // and a K/V code then shifts every later position. Unlike the parity test's models (residual
+    // stream dominated by a large embedding), this plain random model (max |logit| ~2) shows it:
+    // measured max 0.0091 (0.43% of max |logit|), mean 0.0011 (0.05%). Bounds: 2% and 0.2%.
+    CHECK(worst <= 2e-2 * max_logit);
+    CHECK(mean <= 2e-3 * max_logit);
+
+    // Greedy completion (KV cache) equals the full-forward greedy completion of the fake-quant model.
+    const GreedyCompleteFn a = greedy_completer(*peaked, tok), b = packed_greedy_completer(pk, tok);
+    for (const char* prompt : {"Q: 12+30= A:", "hello", "the end"}) {
+      const std::string x = a(prompt, 12), y = b(prompt, 12);
+      CHECK_MESSAGE(x == y, prompt);
+      CHECK(!x.empty());
+    }
+    CHECK_THROWS_AS(packed_next_token_logprobs(ld, {1}), Error);
   }
 
   TEST_CASE("generate: UTF-8 stream holds partial characters; validator rejects bad UTF-8") {

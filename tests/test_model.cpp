@@ -15,6 +15,7 @@
 #include "core/rng.h"
 #include "core/tensor.h"
 #include "io/hf_config.h"
+#include "nn/model.h"
 #include "io/json.h"
 #include "io/safetensors.h"
 #include "model_test_util.h"
@@ -42,6 +43,16 @@ std::string err_of(const std::string& path) {
 }
 
 bool contains(const std::string& s, const std::string& sub) { return s.find(sub) != std::string::npos; }
+
+// The error ModelConfig::from_json gives for a config text ("" when it parses).
+std::string config_error(const std::string& text) {
+  try {
+    ModelConfig::from_json(Json::parse(text), "cfg.json");
+  } catch (const Error& e) {
+    return std::string(e.what());
+  }
+  return std::string();
+}
 
 }  // namespace
 
@@ -207,15 +218,63 @@ TEST_SUITE("model") {
     CHECK(f2.model_type == "qwen3");
   }
 
+  TEST_CASE("hf config: llama3 rope scaling (Llama 3.1 / 3.2) and rope_parameters") {
+    // Llama-3.2-1B's RoPE settings; expected inverse frequencies computed by hand (python, from
+    // transformers' _compute_llama3_parameters): i = 0 high frequency, unchanged; i = 16 in the
+    // blend band (wavelength 4442.9 between 8192/4 and 8192/1); i = 31 long wavelength, / 32.
+    const std::string text = R"({"model_type":"llama","vocab_size":128,"hidden_size":256,"num_hidden_layers":1,
+      "num_attention_heads":4,"num_key_value_heads":2,"head_dim":64,"intermediate_size":128,
+      "rope_theta":500000.0,"max_position_embeddings":131072,"tie_word_embeddings":true,
+      "rope_scaling":{"factor":32.0,"high_freq_factor":4.0,"low_freq_factor":1.0,
+                      "original_max_position_embeddings":8192,"rope_type":"llama3"}})";
+    ModelConfig c = ModelConfig::from_json(Json::parse(text), "cfg.json");
+    CHECK(c.rope_scaling.type == "llama3");
+    const std::vector<double> f = c.rope_inv_freq();
+    REQUIRE(f.size() == 32);
+    CHECK(f[0] == doctest::Approx(1.0).epsilon(1e-12));
+    CHECK(f[16] == doctest::Approx(0.00042955679655936815).epsilon(1e-12));
+    CHECK(f[31] == doctest::Approx(9.41830672543491e-08).epsilon(1e-12));
+    for (size_t i = 1; i < f.size(); ++i) CHECK(f[i] < f[i - 1]);  // still monotone
+    // The model's RoPE table uses them.
+    ModelConfig small = c;
+    small.max_position_embeddings = 4;
+    Model m(small, false);
+    CHECK(m.rope_table.cos[size_t(1 * 32 + 16)] == doctest::Approx(std::cos(0.00042955679655936815)).epsilon(1e-7));
+    CHECK(m.rope_table.sin[size_t(3 * 32 + 31)] == doctest::Approx(std::sin(3 * 9.41830672543491e-08)).epsilon(1e-6));
+    // Without scaling, the plain table.
+    ModelConfig plain = small;
+    plain.rope_scaling = RopeScaling();
+    CHECK(plain.rope_inv_freq()[31] == doctest::Approx(3.013858152139171e-06).epsilon(1e-12));
+    // Written back: the source's rope_scaling is kept.
+    ModelConfig back = ModelConfig::from_json(c.to_json(), "back");
+    CHECK(back.rope_scaling.factor == 32.0);
+    CHECK(back.rope_inv_freq() == f);
+    // A fresh config with scaling writes it.
+    ModelConfig fresh = tiny_config(false);
+    fresh.rope_scaling = c.rope_scaling;
+    CHECK(ModelConfig::from_json(fresh.to_json(), "fresh").rope_scaling.original_max_position_embeddings == 8192);
+
+    // transformers >= 4.5x: rope_theta and the scaling inside rope_parameters.
+    ModelConfig rp = ModelConfig::from_json(Json::parse(R"({"model_type":"qwen3","vocab_size":100,"hidden_size":64,
+      "num_hidden_layers":1,"num_attention_heads":4,"intermediate_size":128,
+      "rope_parameters":{"rope_type":"default","rope_theta":1000000.0}})"), "rp.json");
+    CHECK(rp.rope_theta == 1000000.0);
+    CHECK(rp.rope_scaling.type == "default");
+
+    auto err = config_error;
+    const std::string base = R"("model_type":"llama","vocab_size":100,"hidden_size":64,"num_hidden_layers":1,"num_attention_heads":4,"intermediate_size":128)";
+    CHECK(contains(err("{" + base + R"(,"rope_scaling":{"rope_type":"yarn","factor":4}})"), "rope_type \"yarn\""));
+    CHECK(contains(err("{" + base + R"(,"rope_scaling":{"rope_type":"llama3","low_freq_factor":1,"high_freq_factor":4,"original_max_position_embeddings":8192}})"),
+                   "needs 'factor'"));
+    CHECK(contains(err("{" + base + R"(,"rope_scaling":{"rope_type":"llama3","factor":8,"low_freq_factor":4,"high_freq_factor":1,"original_max_position_embeddings":8192}})"),
+                   "low_freq_factor < high_freq_factor"));
+    CHECK(contains(err("{" + base + R"(,"rope_scaling":{"rope_type":"llama3","factor":8,"low_freq_factor":1,"high_freq_factor":4,"original_max_position_embeddings":0.5}})"),
+                   "original_max_position_embeddings"));
+    CHECK(contains(err("{" + base + R"(,"rope_scaling":7})"), "rope_scaling: must be an object"));
+  }
+
   TEST_CASE("hf config: validation errors name the field") {
-    auto err = [](const std::string& text) {
-      try {
-        ModelConfig::from_json(Json::parse(text), "cfg.json");
-      } catch (const Error& e) {
-        return std::string(e.what());
-      }
-      return std::string();
-    };
+    auto err = config_error;
     std::string base = R"("vocab_size":100,"hidden_size":64,"num_hidden_layers":2,"intermediate_size":128)";
     CHECK(contains(err("{\"model_type\":\"llama\"," + base + ",\"num_attention_heads\":5}"),
                    "cfg.json: num_attention_heads: 5 does not divide hidden_size 64"));

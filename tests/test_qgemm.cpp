@@ -242,6 +242,92 @@ TEST_SUITE("qgemm") {
     for (QTier t : all_tiers()) tier_runs(t);
   }
 
+  TEST_CASE("qgemm: decode shapes (N = 1..5), row widths that end mid-step, every G: tiers equal the definition") {
+    // The AVX-512 decode path works on steps of 4 blocks (256 weights) and lays activations out
+    // per step: widths of 1..7 blocks end mid-step (masked loads, zero lanes), G = 128/256 put
+    // 2 or 1 groups in a step, G = 192 takes the per-group path. d_out = 1 and 9 put the last
+    // row at the very end of the code buffer.
+    for (const char* layout : kLayouts)
+      for (int G : {64, 128, 192, 256})
+        for (int64_t blocks : {1, 2, 3, 4, 5, 6, 7, 12}) {
+          const int64_t d_in = 64 * blocks;
+          if (d_in % G != 0) continue;
+          for (int64_t d_out : {1, 9})
+            for (int64_t N : {1, 2, 3, 4, 5}) {
+              CAPTURE(layout);
+              CAPTURE(G);
+              CAPTURE(d_in);
+              CAPTURE(d_out);
+              CAPTURE(N);
+              const PackedDesc d = make_desc(layout, G, d_out, d_in);
+              const std::vector<int8_t> codes = random_codes(d, uint64_t(d_in * 13 + d_out * 5 + N));
+              const PackedMatrix m = pack_matrix(d, codes.data(), random_scales(d, 1, true).data());
+              Rng rng(uint64_t(N * 11 + d_in));
+              std::vector<int8_t> qx(size_t(N * d_in));
+              for (int8_t& v : qx) v = int8_t(int(rng.below(255)) - 127);
+              std::vector<float> sx(size_t(N * d_in / G), 1.0f);
+              std::vector<float> want(size_t(N * d_out));
+              for (int64_t n = 0; n < N; ++n)
+                for (int64_t i = 0; i < d_out; ++i) {
+                  int64_t acc = 0;
+                  for (int64_t k = 0; k < d_in; ++k)
+                    acc += int64_t(codes[size_t(i * d_in + k)]) * qx[size_t(n * d_in + k)];
+                  want[size_t(n * d_out + i)] = float(acc);
+                }
+              for (QTier t : all_tiers()) {
+                if (!qtier_supported(t)) continue;
+                const std::string tier = qtier_name(t);
+                CAPTURE(tier);
+                std::vector<float> y(want.size(), NAN);
+                qgemm_tier(t, m, qx.data(), sx.data(), N, y.data());
+                CHECK(y == want);
+              }
+            }
+        }
+  }
+
+  TEST_CASE("qgemm: decode shapes with random scales within a tight tolerance of the reference") {
+    // Per-group scales differ inside a step (G = 64: 4 groups, G = 128: 2), so a wrong lane to
+    // group mapping of s_w or s_x shows here even where the integer test (scales 1) cannot see it.
+    for (const char* layout : kLayouts)
+      for (int G : {64, 128, 256})
+        for (int64_t N : {1, 2, 4}) {
+          const int64_t d_in = 768, d_out = 11;
+          CAPTURE(layout);
+          CAPTURE(G);
+          CAPTURE(N);
+          const PackedDesc d = make_desc(layout, G, d_out, d_in);
+          const std::vector<int8_t> codes = random_codes(d, uint64_t(G * 7 + N));
+          const PackedMatrix m = pack_matrix(d, codes.data(), random_scales(d, uint64_t(N + 40), false).data());
+          Rng rng(uint64_t(G + N * 5));
+          std::vector<float> x(size_t(N * d_in));
+          for (float& v : x) v = rng.normal();
+          std::vector<int8_t> qx(x.size());
+          std::vector<float> sx(size_t(N * d_in / G));
+          quantize_a8_ref(x.data(), N, d_in, G, qx.data(), sx.data());
+          std::vector<float> y_ref(size_t(N * d_out)), y(y_ref.size());
+          qgemm_ref(m, qx.data(), sx.data(), N, y_ref.data());
+          std::vector<int8_t> cw(codes.size());
+          std::vector<float> sw(size_t(d_out * d_in / G));
+          unpack_matrix(m, cw.data(), sw.data());
+          for (QTier t : all_tiers()) {
+            if (!qtier_supported(t)) continue;
+            const std::string tier = qtier_name(t);
+            CAPTURE(tier);
+            qgemm_tier(t, m, qx.data(), sx.data(), N, y.data());
+            for (int64_t n = 0; n < N; ++n)
+              for (int64_t i = 0; i < d_out; ++i) {
+                double mag = 0.0;
+                for (int64_t k = 0; k < d_in; ++k)
+                  mag += double(sw[size_t(i * (d_in / G) + k / G)]) * sx[size_t(n * (d_in / G) + k / G)] *
+                         std::abs(int(cw[size_t(i * d_in + k)]) * int(qx[size_t(n * d_in + k)]));
+                CHECK(std::fabs(double(y[size_t(n * d_out + i)]) - double(y_ref[size_t(n * d_out + i)])) <=
+                      1e-5 * mag + 1e-30);
+              }
+          }
+        }
+  }
+
   TEST_CASE("qgemm: extreme codes and activations do not overflow the int16 pair sums") {
     for (const char* layout : kLayouts)
       for (int G : {64, 256}) {
@@ -309,6 +395,39 @@ TEST_SUITE("qgemm") {
               }
           }
         }
+  }
+
+  TEST_CASE("qgemm_multi: several matrices on one input equal qgemm per matrix, decode and prefill") {
+    // Row ranges of the threads cross matrix boundaries; d_out not a multiple of 8 on purpose.
+    const int64_t d_in = 1024;
+    for (const char* layout : {"mixed8", "ternary2", "int4"}) {
+      CAPTURE(layout);
+      std::vector<PackedMatrix> Ws;
+      for (int64_t d_out : {1000, 517, 300}) {
+        const PackedDesc d = make_desc(layout, 64, d_out, d_in);
+        Ws.push_back(pack_matrix(d, random_codes(d, uint64_t(d_out)).data(), random_scales(d, 3, false).data()));
+      }
+      for (int64_t N : {1, 2, 4, 6}) {
+        CAPTURE(N);
+        Rng rng{uint64_t(N)};
+        std::vector<int8_t> qx(size_t(N * d_in));
+        for (int8_t& v : qx) v = int8_t(int(rng.below(255)) - 127);
+        std::vector<float> sx(size_t(N * d_in / 64));
+        for (float& v : sx) v = 0.01f + 0.1f * rng.uniform();
+        std::vector<std::vector<float>> want(3), got(3);
+        const PackedMatrix* W[3];
+        float* Y[3];
+        for (int m = 0; m < 3; ++m) {
+          want[size_t(m)].assign(size_t(N * Ws[size_t(m)].desc.d_out), 0.0f);
+          got[size_t(m)].assign(want[size_t(m)].size(), NAN);
+          qgemm(Ws[size_t(m)], qx.data(), sx.data(), N, want[size_t(m)].data());
+          W[m] = &Ws[size_t(m)];
+          Y[m] = got[size_t(m)].data();
+        }
+        qgemm_multi(W, Y, 3, qx.data(), sx.data(), N);
+        for (int m = 0; m < 3; ++m) CHECK(got[size_t(m)] == want[size_t(m)]);
+      }
+    }
   }
 
   TEST_CASE("qgemm: threaded dispatch over many rows equals the reference") {

@@ -51,6 +51,8 @@ struct RopeTable {
   int64_t max_pos = 0, head_dim = 0;
   std::vector<float> cos, sin;  // [max_pos, head_dim/2], computed in double
   static RopeTable make(int64_t max_pos, int64_t head_dim, double theta);
+  // From explicit inverse frequencies [head_dim / 2] (e.g. ModelConfig::rope_inv_freq()).
+  static RopeTable make(int64_t max_pos, const std::vector<double>& inv_freq);
 };
 // x [B, T, H, D]; position of token t is pos0 + t.
 Var rope(const Var& x, const RopeTable& table, int64_t pos0 = 0);

@@ -9,6 +9,11 @@
 #include "cli/commands.h"
 #include "core/error.h"
 #include "infer/pack.h"
+#include "nn/ptq_model.h"
+#include "nn/quant_hooks.h"
+#include "quant/budget.h"
+#include "quant/plan.h"
+#include "quant/quantize.h"
 #include "io/json.h"
 #include "io/tokenizer.h"
 #include "nn/model.h"
@@ -48,7 +53,8 @@ int cmd_pack(int argc, char** argv) {
   ap.option("-m,--model", "", "checkpoint directory (config.json, model.safetensors, tokenizer.json)");
   ap.option("--bits", "", "precision: 4, 2.79, 1.88 or 1.58 (or a rho); default 1.88");
   ap.option("--rho", "", "share of 4-bit rows: 1, 1/2, 1/8, 0, ... (alternative to --bits)");
-  ap.option("--group", "64", "group size G: 64, 128 or 256");
+  ap.option("--group", "64", "group size G: 64, 128 or 256 (default with --plan: the plan's)");
+  ap.option("--plan", "", "bit-budget plan from `razor plan`: per-tensor layouts (other tensors follow --bits)");
   ap.option("--ternary", "2bit", "storage of all-ternary tensors: 2bit (fast) or 5trit (1.6 bits)");
   ap.option("-o,--output", "student.razor", "output file");
   ap.flag("--a8", "record that the student was trained with 8-bit activations");
@@ -61,6 +67,16 @@ int cmd_pack(int argc, char** argv) {
   opt.plan.rho = ap.given("--rho") ? parse_rho(ap.str("--rho"), "--rho")
                                    : parse_precision(ap.given("--bits") ? ap.str("--bits") : "1.88", "--bits");
   opt.plan.group = int(ap.i64("--group"));
+  const std::string dir = ap.str("--model");
+  auto m = Model::load(dir, false);
+  const std::string plan_path = ap.str("--plan");
+  if (!plan_path.empty()) {
+    QuantSpec spec;
+    apply_plan_file(spec, *m, plan_path);  // names and shapes checked against the model
+    RZ_CHECK(!spec.overrides.empty(), "%s: the plan lists no tensors", plan_path.c_str());
+    if (!ap.given("--group")) opt.plan.group = spec.overrides.front().second.group;
+    opt.overrides = spec.overrides;
+  }
   RZ_CHECK(opt.plan.group == 64 || opt.plan.group == 128 || opt.plan.group == 256,
            "--group: %d not supported by the packed kernels (64, 128 or 256)", opt.plan.group);
   const std::string tern = ap.str("--ternary");
@@ -69,8 +85,6 @@ int cmd_pack(int argc, char** argv) {
   opt.a8 = ap.on("--a8");
   opt.kv8 = ap.on("--kv8");
 
-  const std::string dir = ap.str("--model");
-  auto m = Model::load(dir, false);
   PackedModel pm = pack_model(*m, opt);
   const std::string tj = dir + "/tokenizer.json";
   struct stat st;
@@ -82,8 +96,27 @@ int cmd_pack(int argc, char** argv) {
   pm.save(out);
   struct stat fs;
   const uint64_t fbytes = stat(out.c_str(), &fs) == 0 ? uint64_t(fs.st_size) : 0;
-  std::printf("razor pack: %s -> %s (%s%s, %.2f MiB)\n", dir.c_str(), out.c_str(), opt.plan.str().c_str(),
+  std::printf("razor pack: %s -> %s (%s%s%s, %.2f MiB)\n", dir.c_str(), out.c_str(),
+              plan_path.empty() ? "" : ("plan " + plan_path + " + ").c_str(), opt.plan.str().c_str(),
               pm.tokenizer_json.empty() ? ", no tokenizer.json" : "", double(fbytes) / 1048576.0);
+  if (!plan_path.empty()) {
+    // The plan's own measure: the average over the planned tensors (NUMERICS.md §2 accounting,
+    // ternary at log2 3 bits), next to the bits the packed blocks actually take.
+    std::vector<MatrixEntry> planned;
+    double stored_bits = 0, n = 0;
+    for (const auto& e : pm.matrices())
+      for (const auto& o : opt.overrides)
+        if (o.first == e.first) {
+          planned.push_back(MatrixEntry::make(e.first, e.second->desc.d_out, e.second->desc.d_in, o.second));
+          stored_bits += 8.0 * double(e.second->stream_bytes());
+          n += double(e.second->desc.d_out) * double(e.second->desc.d_in);
+        }
+    const BitReport br = bit_report(planned);
+    const BudgetPlan bp = read_plan(plan_path);
+    std::printf("plan: %zu tensors at %.4f bits/weight with scales (plan predicted %.4f, budget %.4f); "
+                "stored in %.4f bits/weight\n",
+                planned.size(), br.avg_bits, bp.predicted_bits, bp.budget, n > 0 ? stored_bits / n : 0.0);
+  }
   if (ap.on("--stats")) print_stats(pm, fbytes);
   return 0;
 }

@@ -1,5 +1,6 @@
 // razor score: per-token natural-log probabilities of an id sequence under a Hugging Face
-// checkpoint (full precision, no grad). The golden check against tools/ref_forward.py uses it.
+// checkpoint (full precision, no grad) or a packed .razor model (inference engine). The golden
+// check against tools/ref_forward.py uses it.
 #include <cstdio>
 #include <cstdlib>
 #include <sstream>
@@ -8,7 +9,10 @@
 #include "cli/commands.h"
 #include "core/error.h"
 #include "core/threads.h"
+#include "infer/pack.h"
+#include "io/file_util.h"
 #include "nn/model.h"
+#include "train/evaluate_packed.h"
 
 namespace razor {
 
@@ -39,7 +43,7 @@ int cmd_score(int argc, char** argv) {
   ArgParser ap(argv[0],
                "Runs a model (Hugging Face directory: config.json + model.safetensors) on a token id sequence and "
                "prints, one per line, the natural-log probability of each next token, then `mean_nll X`.");
-  ap.option("-m,--model", "", "model directory (config.json + model.safetensors)");
+  ap.option("-m,--model", "", "model directory (config.json + model.safetensors) or a packed .razor file");
   ap.option("--ids", "", "token ids, separated by spaces or commas (at least 2)");
   ap.option("--threads", "0", "threads (0 = default: OMP_NUM_THREADS or all cores)");
   if (!ap.parse(argc, argv)) return 0;
@@ -49,12 +53,25 @@ int cmd_score(int argc, char** argv) {
   if (threads > 0) set_num_threads(int(threads));
   std::vector<int32_t> ids = parse_ids(ap.str("ids"));
   if (ids.size() < 2) fail("--ids: need at least 2 token ids, got %zu", ids.size());
-  std::unique_ptr<Model> m = Model::load(ap.str("model"), /*trainable=*/false);
+  const std::string path = ap.str("model");
+  const bool packed = path_exists(path) && !is_directory(path);
+  std::unique_ptr<Model> m;
+  std::unique_ptr<PackedModel> pm;
+  int64_t V = 0;
+  if (packed) {
+    pm.reset(new PackedModel(PackedModel::load(path)));
+    V = pm->cfg.vocab_size;
+  } else {
+    m = Model::load(path, /*trainable=*/false);
+    V = m->cfg.vocab_size;
+  }
   for (size_t i = 0; i < ids.size(); ++i)
-    if (ids[i] >= m->cfg.vocab_size)
-      fail("--ids: token id %d (position %zu) is outside the vocabulary [0, %lld)", ids[i], i,
-           (long long)m->cfg.vocab_size);
-  std::vector<double> lp = next_token_logprobs(*m, ids);
+    if (ids[i] >= V)
+      fail("--ids: token id %d (position %zu) is outside the vocabulary [0, %lld)", ids[i], i, (long long)V);
+  if (packed && int64_t(ids.size()) > pm->cfg.max_position_embeddings)
+    fail("--ids: %zu tokens exceed the context of %lld (max_position_embeddings)", ids.size(),
+         (long long)pm->cfg.max_position_embeddings);
+  std::vector<double> lp = packed ? packed_next_token_logprobs(*pm, ids) : next_token_logprobs(*m, ids);
   double nll = 0;
   for (double v : lp) {
     std::printf("%.9f\n", v);

@@ -7,6 +7,7 @@
 #include <limits>
 
 #include "core/error.h"
+#include "core/vmath.h"
 
 namespace razor {
 
@@ -79,6 +80,7 @@ double logit_lambda(const std::vector<SequenceView>& teacher, const std::vector<
 
 // What one valid row's forward leaves for its backward.
 struct RowSaved {
+  float mx = 0;         // max of the student row (the shift of the exponentials)
   double lse = 0;       // log-sum-exp of the student row
   double lse_tail = 0;  // of the student row outside the teacher's top K (-inf if none)
   double tnorm = 0;     // log-sum-exp of the teacher's stored bin log-probs (renormaliser)
@@ -86,13 +88,14 @@ struct RowSaved {
 };
 
 // Student row z [V] against teacher position t of s: fills `sv` and returns FKL and RKL.
-void row_forward(const float* z, const SequenceView& s, int64_t t, std::vector<uint8_t>& in_top, RowSaved* sv,
-                 double* fkl, double* rkl) {
+// e [V] is scratch for exp(z - max) (float exponentials, vmath.h; sums in double).
+void row_forward(const float* z, const SequenceView& s, int64_t t, std::vector<uint8_t>& in_top, float* e,
+                 RowSaved* sv, double* fkl, double* rkl) {
   const int64_t V = s.V, K = s.K, nb = s.bins();
   float mx = -std::numeric_limits<float>::infinity();
   for (int64_t v = 0; v < V; ++v) mx = std::max(mx, z[v]);
-  double sum = 0;
-  for (int64_t v = 0; v < V; ++v) sum += std::exp(double(z[v]) - mx);
+  sv->mx = mx;
+  const double sum = exp_shifted_sum(z, mx, e, V);
   sv->lse = double(mx) + std::log(sum);
   double tail_logq = kNegInf;
   sv->lse_tail = kNegInf;
@@ -101,7 +104,7 @@ void row_forward(const float* z, const SequenceView& s, int64_t t, std::vector<u
     for (int64_t j = 0; j < K; ++j) in_top[size_t(top[j])] = 1;
     double tail = 0;
     for (int64_t v = 0; v < V; ++v)
-      if (!in_top[size_t(v)]) tail += std::exp(double(z[v]) - mx);
+      if (!in_top[size_t(v)]) tail += double(e[v]);
     for (int64_t j = 0; j < K; ++j) in_top[size_t(top[j])] = 0;
     if (tail > 0) sv->lse_tail = double(mx) + std::log(tail);
     tail_logq = s.tail_logp[t];
@@ -130,20 +133,21 @@ void row_forward(const float* z, const SequenceView& s, int64_t t, std::vector<u
 // dz += g * (cf * dFKL/dz + cr * dRKL/dz) for one row. With l_b the student's bin log-prob,
 // q_b the teacher's, pS(v) the student token prob and r_v = pS(v)/p_b within its bin:
 //   dFKL/dz_v = pS(v) - q_b r_v,    dRKL/dz_v = pS(v) (l_b - log q_b - RKL_row).
+// With e_v = exp(z_v - max) (float, vmath.h): pS(v) = e_v exp(max - lse) and, for a tail token,
+// q_b r_v = e_v exp(log q_tail + max - lse_tail): one exponential per element, not two in double.
 void row_backward(const float* z, const SequenceView& s, int64_t t, const RowSaved& sv, double g, double cf,
-                  double cr, std::vector<double>& scratch, float* dz) {
+                  double cr, float* e, float* dz) {
   const int64_t V = s.V, K = s.K;
-  auto grad = [&](double zv, double a, double lbin, double lse_bin) {
-    const double p = std::exp(zv - sv.lse);
-    double d = 0;
-    if (cf != 0) d += cf * (p - (a > kNegInf ? std::exp(a + zv - lse_bin) : 0.0));
-    if (cr != 0 && p > 0) d += cr * p * (lbin - a - sv.rkl);
-    return d;
-  };
+  exp_shifted_sum(z, sv.mx, e, V);
+  const double to_p = std::exp(double(sv.mx) - sv.lse);
   if (s.logits == LogitStorage::Full) {
     for (int64_t v = 0; v < V; ++v) {
       const double a = double(s.logp_at(t, v)) - sv.tnorm;
-      dz[v] += float(g * grad(z[v], a, double(z[v]) - sv.lse, z[v]));
+      const double p = double(e[v]) * to_p;
+      double d = 0;
+      if (cf != 0) d += cf * (p - (a > kNegInf ? std::exp(a) : 0.0));
+      if (cr != 0 && p > 0) d += cr * p * (double(z[v]) - sv.lse - a - sv.rkl);
+      dz[v] += float(g * d);
     }
     return;
   }
@@ -151,14 +155,26 @@ void row_backward(const float* z, const SequenceView& s, int64_t t, const RowSav
   const double a_tail = double(s.tail_logp[t]) - sv.tnorm;
   const double l_tail = sv.lse_tail - sv.lse;
   const bool tail = sv.lse_tail > kNegInf;
-  for (int64_t v = 0; v < V; ++v) scratch[size_t(v)] = tail ? grad(z[v], a_tail, l_tail, sv.lse_tail) : 0.0;
   const int32_t* top = s.topk_ids + t * K;
+  // Per-element factors of the tail gradient: d_v = e_v * (cf * (to_p - to_q) + cr * to_p * (l - a - rkl)).
+  const double to_q = tail && a_tail > kNegInf ? std::exp(a_tail + double(sv.mx) - sv.lse_tail) : 0.0;
+  const double k_tail = tail ? g * (cf * (to_p - to_q) + cr * to_p * (l_tail - a_tail - sv.rkl)) : 0.0;
+  // The top-K entries replace the tail formula: computed first, then written over the tail pass.
+  std::vector<float> top_d(static_cast<size_t>(K)), dz_old(static_cast<size_t>(K));
   for (int64_t j = 0; j < K; ++j) {
     const int32_t v = top[j];
     const double a = double(s.logp_at(t, j)) - sv.tnorm;
-    scratch[size_t(v)] = grad(z[v], a, double(z[v]) - sv.lse, z[v]);
+    const double p = double(e[v]) * to_p;
+    double d = 0;
+    if (cf != 0) d += cf * (p - (a > kNegInf ? std::exp(a) : 0.0));
+    if (cr != 0 && p > 0) d += cr * p * (double(z[v]) - sv.lse - a - sv.rkl);
+    top_d[size_t(j)] = float(g * d);
+    dz_old[size_t(j)] = dz[top[j]];
   }
-  for (int64_t v = 0; v < V; ++v) dz[v] += float(g * scratch[size_t(v)]);
+  const float kt = float(k_tail);
+#pragma omp simd
+  for (int64_t v = 0; v < V; ++v) dz[v] += kt * e[v];
+  for (int64_t j = 0; j < K; ++j) dz[top[j]] = dz_old[size_t(j)] + top_d[size_t(j)];
 }
 
 // The student feature tap `l` of row (b, t) against the teacher's: ||s - t||^2 (double).
@@ -278,10 +294,11 @@ Var logit_distill_loss(const Var& student_logits, const std::vector<SequenceView
 #pragma omp parallel if (B * T * V >= kParallelMin)
   {
     std::vector<uint8_t> in_top(teacher[0].logits == LogitStorage::TopK ? size_t(V) : 0, 0);
+    std::vector<float> e(static_cast<size_t>(V));
 #pragma omp for schedule(dynamic, 4)
     for (int64_t r = 0; r < B * T; ++r) {
       if (!valid[size_t(r)]) continue;
-      row_forward(Z + r * V, teacher[size_t(r / T)], r % T, in_top, &saved[size_t(r)], &row_f[size_t(r)],
+      row_forward(Z + r * V, teacher[size_t(r / T)], r % T, in_top, e.data(), &saved[size_t(r)], &row_f[size_t(r)],
                   &row_r[size_t(r)]);
     }
   }
@@ -305,12 +322,12 @@ Var logit_distill_loss(const Var& student_logits, const std::vector<SequenceView
       float* dZ = x.grad().data();
 #pragma omp parallel if (B * T * V >= kParallelMin)
       {
-        std::vector<double> scratch(static_cast<size_t>(V));
+        std::vector<float> e(static_cast<size_t>(V));
 #pragma omp for schedule(dynamic, 4)
         for (int64_t r = 0; r < B * T; ++r) {
           if (!valid[size_t(r)]) continue;
           row_backward(Z + r * V, teacher[size_t(r / T)], r % T, saved[size_t(r)], gout * w[size_t(r / T)], cf, cr,
-                       scratch, dZ + r * V);
+                       e.data(), dZ + r * V);
         }
       }
     });

@@ -33,6 +33,26 @@ inline void rmsnorm_row(const float* x, const float* w, int64_t C, float eps, fl
   for (int64_t k = 0; k < C; ++k) y[k] = (x[k] * rs) * w[k];
 }
 
+// a . b over D in 16 fixed partial sums (lane l takes i = l mod 16) added pairwise at the
+// end: one summation order on every ISA, and a loop the compiler vectorises.
+inline float dot16(const float* a, const float* b, int64_t D) {
+  float acc[16] = {};
+  int64_t i = 0;
+  for (; i + 16 <= D; i += 16) {
+#pragma omp simd
+    for (int l = 0; l < 16; ++l) acc[l] += a[i + l] * b[i + l];
+  }
+  for (int l = 0; i < D; ++i, ++l) acc[l] += a[i] * b[i];
+  // Pairwise tree 16 -> 8 -> 4 -> 2 -> 1, unrolled so each level is one vector add.
+#pragma omp simd
+  for (int l = 0; l < 8; ++l) acc[l] += acc[l + 8];
+#pragma omp simd
+  for (int l = 0; l < 4; ++l) acc[l] += acc[l + 4];
+  acc[0] += acc[2];
+  acc[1] += acc[3];
+  return acc[0] + acc[1];
+}
+
 // Rotate-half RoPE of one head vector x [D] in place with the row's cos/sin [D/2].
 inline void rope_row(float* x, const float* cs, const float* sn, int64_t D) {
   const int64_t half = D / 2;
@@ -60,7 +80,7 @@ Engine::Engine(const PackedModel& m, int64_t max_context, int64_t chunk) : m_(m)
     RZ_CHECK(w % G_ == 0, "engine: a linear input of width %lld is not divisible by the group size %d",
              (long long)w, G_);
   chunk_ = std::min(chunk, max_ctx_);
-  const RopeTable rt = RopeTable::make(max_ctx_, D_, c.rope_theta);
+  const RopeTable rt = RopeTable::make(max_ctx_, c.rope_inv_freq());
   rope_cos_ = rt.cos;
   rope_sin_ = rt.sin;
   const int64_t n = chunk_, widest = std::max({C_, H_ * D_, F_});
@@ -76,8 +96,12 @@ Engine::Engine(const PackedModel& m, int64_t max_context, int64_t chunk) : m_(m)
   sx_.resize(size_t(n * widest / G_));
   logits_.resize(size_t(V_));
   row_codes_.resize(size_t(G_));
+  RZ_CHECK(H_ % K_ == 0 && H_ / K_ <= 64, "engine: %lld query heads per KV head (at most 64, a whole number)",
+           (long long)(H_ / K_));
+  // Per thread: HpK score rows [max_ctx] and one fp32 K/V row [D].
+  score_stride_ = (H_ / K_) * max_ctx_ + D_;
   score_threads_ = std::max(1, num_threads());
-  scores_.resize(size_t(score_threads_) * size_t(max_ctx_));
+  scores_.resize(size_t(score_threads_) * size_t(score_stride_));
   const size_t L = size_t(c.num_hidden_layers), kvn = L * size_t(max_ctx_ * K_);
   kq_.resize(kvn * size_t(D_));
   vq_.resize(kvn * size_t(D_));
@@ -113,39 +137,61 @@ const float* Engine::forward(const int32_t* ids, int64_t n, bool all_logits) {
 void Engine::attention(int layer, int64_t n, int64_t p0) {
   const int64_t HpK = H_ / K_, D = D_;
   const float scale = float(1.0 / std::sqrt(double(D)));
-  const int8_t* KQ = kq_.data() + size_t(layer) * size_t(max_ctx_ * K_ * D);
-  const int8_t* VQ = vq_.data() + size_t(layer) * size_t(max_ctx_ * K_ * D);
-  const float* KS = ks_.data() + size_t(layer) * size_t(max_ctx_ * K_);
-  const float* VS = vs_.data() + size_t(layer) * size_t(max_ctx_ * K_);
+  const size_t lb = size_t(layer) * size_t(K_ * max_ctx_);  // first row of the layer
+
   const int nt = std::min(score_threads_, num_threads());
-  const int64_t work = n * H_;
-#pragma omp parallel for schedule(dynamic, 1) num_threads(nt) if (work > 1 && (p0 + n) * D * n * H_ > 65536)
+  // One work item = one token and one KV head with its HpK query heads: each cached K/V row
+  // is read (and converted to fp32) once for all of them. The loops vectorise, so a region
+  // pays for its fork/join from ~64 cached tokens at decode.
+  const int64_t work = n * K_;
+#pragma omp parallel for schedule(static) num_threads(nt) if (work > 1 && (p0 + n) * D * n * H_ > (int64_t(1) << 17))
   for (int64_t w = 0; w < work; ++w) {
-    const int64_t t = w / H_, hh = w % H_, kh = hh / HpK, p = p0 + t;
-    float* sc = scores_.data() + size_t(omp_get_thread_num()) * size_t(max_ctx_);
-    const float* q = q_.data() + (t * H_ + hh) * D;
-    float mx = -INFINITY;
+    const int64_t t = w / K_, kh = w % K_, p = p0 + t;
+    float* sc = scores_.data() + size_t(omp_get_thread_num()) * size_t(score_stride_);
+    float* row = sc + HpK * max_ctx_;  // one K or V row in fp32 [D]
+    const float* q = q_.data() + (t * H_ + kh * HpK) * D;
+    const size_t hb = lb + size_t(kh * max_ctx_);  // row of position 0 of this KV head
+    const int8_t* KQ = kq_.data() + hb * size_t(D);
+    const int8_t* VQ = vq_.data() + hb * size_t(D);
+    const float* KS = ks_.data() + hb;
+    const float* VS = vs_.data() + hb;
     for (int64_t j = 0; j <= p; ++j) {
-      const int8_t* kj = KQ + (j * K_ + kh) * D;
-      float d = 0;
-      for (int64_t i = 0; i < D; ++i) d += q[i] * float(kj[i]);
-      sc[j] = d * KS[j * K_ + kh] * scale;
-      mx = std::max(mx, sc[j]);
+      const int8_t* kj = KQ + j * D;
+#pragma omp simd
+      for (int64_t i = 0; i < D; ++i) row[i] = float(kj[i]);
+      const float ksj = KS[j];
+      for (int64_t h = 0; h < HpK; ++h) sc[h * max_ctx_ + j] = dot16(q + h * D, row, D) * ksj * scale;
     }
-    float sum = 0;
+    float inv[64];  // HpK <= 64 (checked at construction)
+    for (int64_t h = 0; h < HpK; ++h) {
+      float* s = sc + h * max_ctx_;
+      float mx = -INFINITY;
+      for (int64_t j = 0; j <= p; ++j) mx = std::max(mx, s[j]);
+      float sum = 0;
+      for (int64_t j = 0; j <= p; ++j) {
+        s[j] = std::exp(s[j] - mx);
+        sum += s[j];
+      }
+      inv[h] = 1.0f / sum;
+      float* o = att_.data() + (t * H_ + kh * HpK + h) * D;
+      std::fill(o, o + D, 0.0f);
+    }
     for (int64_t j = 0; j <= p; ++j) {
-      sc[j] = std::exp(sc[j] - mx);
-      sum += sc[j];
+      const int8_t* vj = VQ + j * D;
+#pragma omp simd
+      for (int64_t i = 0; i < D; ++i) row[i] = float(vj[i]);
+      const float vsj = VS[j];
+      for (int64_t h = 0; h < HpK; ++h) {
+        const float a = sc[h * max_ctx_ + j] * vsj;
+        float* o = att_.data() + (t * H_ + kh * HpK + h) * D;
+#pragma omp simd
+        for (int64_t i = 0; i < D; ++i) o[i] += a * row[i];
+      }
     }
-    float* o = att_.data() + (t * H_ + hh) * D;
-    std::fill(o, o + D, 0.0f);
-    for (int64_t j = 0; j <= p; ++j) {
-      const float a = sc[j] * VS[j * K_ + kh];
-      const int8_t* vj = VQ + (j * K_ + kh) * D;
-      for (int64_t i = 0; i < D; ++i) o[i] += a * float(vj[i]);
+    for (int64_t h = 0; h < HpK; ++h) {
+      float* o = att_.data() + (t * H_ + kh * HpK + h) * D;
+      for (int64_t i = 0; i < D; ++i) o[i] *= inv[h];
     }
-    const float inv = 1.0f / sum;
-    for (int64_t i = 0; i < D; ++i) o[i] *= inv;
   }
 }
 
@@ -155,7 +201,7 @@ void Engine::run_chunk(const int32_t* ids, int64_t n, float* logits_out, bool al
   const int64_t p0 = pos_, half = D_ / 2;
   if (score_threads_ < num_threads()) {  // the thread count grew since construction (rare)
     score_threads_ = num_threads();
-    scores_.resize(size_t(score_threads_) * size_t(max_ctx_));
+    scores_.resize(size_t(score_threads_) * size_t(score_stride_));
   }
 
   // Embedding rows dequantized from their int4 codes: x = q * s per group.
@@ -176,9 +222,11 @@ void Engine::run_chunk(const int32_t* ids, int64_t n, float* logits_out, bool al
     for (int64_t t = 0; t < n; ++t) rmsnorm_row(&x_[size_t(t * C_)], ly.attn_norm.data(), C_, eps, &h_[size_t(t * C_)]);
     // q, k, v from one A8 quantization of h (they share the input).
     quantize_a8(h_.data(), n, C_, G_, qx_.data(), sx_.data());
-    qgemm(ly.q, qx_.data(), sx_.data(), n, q_.data());
-    qgemm(ly.k, qx_.data(), sx_.data(), n, k_.data());
-    qgemm(ly.v, qx_.data(), sx_.data(), n, v_.data());
+    {
+      const PackedMatrix* W[3] = {&ly.q, &ly.k, &ly.v};
+      float* Y[3] = {q_.data(), k_.data(), v_.data()};
+      qgemm_multi(W, Y, 3, qx_.data(), sx_.data(), n);
+    }
     for (int64_t t = 0; t < n; ++t) {
       const float* cs = rope_cos_.data() + (p0 + t) * half;
       const float* sn = rope_sin_.data() + (p0 + t) * half;
@@ -194,16 +242,23 @@ void Engine::run_chunk(const int32_t* ids, int64_t n, float* logits_out, bool al
       }
     }
     // KV8 into the cache: one scale per (token, kv head) over D (A8 with G = D).
-    const size_t base = (size_t(l) * size_t(max_ctx_) + size_t(p0)) * size_t(K_);
-    quantize_a8(k_.data(), n * K_, D_, int(D_), kq_.data() + base * size_t(D_), ks_.data() + base);
-    quantize_a8(v_.data(), n * K_, D_, int(D_), vq_.data() + base * size_t(D_), vs_.data() + base);
+    // Cache rows are [layer][kv head][position]: attention streams one head's rows contiguously.
+    for (int64_t t = 0; t < n; ++t)
+      for (int64_t kh = 0; kh < K_; ++kh) {
+        const size_t r = (size_t(l) * size_t(K_) + size_t(kh)) * size_t(max_ctx_) + size_t(p0 + t);
+        quantize_a8(&k_[size_t((t * K_ + kh) * D_)], 1, D_, int(D_), &kq_[r * size_t(D_)], &ks_[r]);
+        quantize_a8(&v_[size_t((t * K_ + kh) * D_)], 1, D_, int(D_), &vq_[r * size_t(D_)], &vs_[r]);
+      }
     attention(l, n, p0);
     linear(ly.o, att_.data(), n, h_.data());
     for (int64_t i = 0; i < n * C_; ++i) x_[size_t(i)] += h_[size_t(i)];
     for (int64_t t = 0; t < n; ++t) rmsnorm_row(&x_[size_t(t * C_)], ly.mlp_norm.data(), C_, eps, &h_[size_t(t * C_)]);
     quantize_a8(h_.data(), n, C_, G_, qx_.data(), sx_.data());
-    qgemm(ly.gate, qx_.data(), sx_.data(), n, gate_.data());
-    qgemm(ly.up, qx_.data(), sx_.data(), n, up_.data());
+    {
+      const PackedMatrix* W[2] = {&ly.gate, &ly.up};
+      float* Y[2] = {gate_.data(), up_.data()};
+      qgemm_multi(W, Y, 2, qx_.data(), sx_.data(), n);
+    }
     for (int64_t i = 0; i < n * F_; ++i) {
       const float g = gate_[size_t(i)];
       gate_[size_t(i)] = g * (1.0f / (1.0f + std::exp(-g))) * up_[size_t(i)];  // as ops_activation.cpp

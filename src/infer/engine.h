@@ -12,8 +12,9 @@
 //
 // All scratch (activations for a chunk of tokens, the KV cache for max_context tokens, logits)
 // is allocated when the Engine is built: decoding allocates nothing per token. Prompts longer
-// than the chunk are prefilled chunk by chunk. Threads: the kernels' OpenMP plus one parallel
-// loop over (token, head) in attention.
+// than the chunk are prefilled chunk by chunk. Threads: the kernels' OpenMP (q/k/v and gate/up
+// each one qgemm_multi region) plus one parallel loop over (token, KV head) in attention,
+// which reads each cached K/V row once for the KV head's query heads.
 // Deliberately not here: sampling and text (infer/generate.h), file IO (infer/pack.h).
 #pragma once
 #include <cstdint>
@@ -55,11 +56,12 @@ class Engine {
   std::vector<float> x_, h_, q_, k_, v_, att_, gate_, up_, logits_;
   std::vector<int8_t> qx_;
   std::vector<float> sx_;
-  std::vector<float> scores_;  // [threads, max_ctx]
+  std::vector<float> scores_;  // [threads, score_stride_]: H/K score rows [max_ctx] + one row [D]
+  int64_t score_stride_ = 0;
   int score_threads_ = 0;
   std::vector<float> all_logits_;
   std::vector<int8_t> row_codes_;
-  // KV cache per layer: codes [L, max_ctx, K, D], scales [L, max_ctx, K].
+  // KV cache: codes [L, K, max_ctx, D], scales [L, K, max_ctx] (one head's positions contiguous).
   std::vector<int8_t> kq_, vq_;
   std::vector<float> ks_, vs_;
 };

@@ -144,11 +144,20 @@ PackedModel pack_model(const Model& m, const PackOptions& opt) {
   pm.layers.resize(size_t(m.cfg.num_hidden_layers));
   const WeightLayout lin = opt.plan.linear_layout(), emb = opt.plan.embedding_layout();
   lin.validate("--rho/--group");
+  for (const auto& o : opt.overrides) {
+    o.second.validate(o.first.c_str());
+    RZ_CHECK(o.second.group == opt.plan.group,
+             "%s: planned group size %d differs from the model's G = %d (one activation group size per model)",
+             o.first.c_str(), o.second.group, opt.plan.group);
+  }
   for_each_matrix(pm, [&](const std::string& name, PackedMatrix& dst) {
     const Param* p = m.find(name);
     RZ_ASSERT_MSG(p, "model lacks a matrix the packed model needs");
     const bool is_emb = name == "model.embed_tokens.weight" || name == "lm_head.weight";
-    const WeightLayout& l = is_emb ? emb : lin;
+    const WeightLayout* l_ptr = is_emb ? &emb : &lin;
+    for (const auto& o : opt.overrides)
+      if (o.first == name) l_ptr = &o.second;
+    const WeightLayout& l = *l_ptr;
     const QuantizedWeight qw = quantize_weight(name, p->value, l);
     const PackedDesc d = packed_desc_for(l, qw.d_out, qw.d_in, opt.ternary5, name);
     dst = pack_matrix(d, qw.codes.data(), qw.scales.data(), name.c_str());

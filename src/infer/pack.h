@@ -37,6 +37,9 @@ struct PackOptions {
   PrecisionPlan plan;      // rho, G, beta of the linears
   bool ternary5 = false;   // all-ternary tensors in 5 trits / byte instead of 2 bits
   bool a8 = false, kv8 = false;  // recorded: how the student was trained
+  // Per-tensor layouts that replace the plan's (a bit-budget plan, `razor plan`): HF name ->
+  // layout. Their group must be plan.group (the A8 activation groups are the model's G).
+  std::vector<std::pair<std::string, WeightLayout>> overrides;
 };
 
 struct PackedModel {

@@ -58,7 +58,11 @@ ModelConfig ModelConfig::from_json(const Json& j, const std::string& what) {
            (long long)c.num_attention_heads, (long long)c.hidden_size);
   }
   c.head_dim = opt_int(j, "head_dim", c.num_attention_heads > 0 ? c.hidden_size / c.num_attention_heads : 0, what);
-  c.rope_theta = opt_double(j, "rope_theta", 10000.0, what);
+  // transformers >= 4.5x moved rope_theta (and the scaling) into rope_parameters.
+  const Json* rp = j.find("rope_parameters");
+  if (rp && !rp->is_null() && !rp->is_object()) fail("%s: rope_parameters must be an object", what.c_str());
+  c.rope_theta = opt_double(j, "rope_theta", rp && rp->is_object() ? opt_double(*rp, "rope_theta", 10000.0, what + ": rope_parameters") : 10000.0, what);
+  if (!(c.rope_theta > 0) || !std::isfinite(c.rope_theta)) fail("%s: rope_theta must be positive, got %g", what.c_str(), c.rope_theta);
   c.rms_norm_eps = opt_double(j, "rms_norm_eps", 1e-6, what);
   const Json* tie = j.find("tie_word_embeddings");
   // HF's PretrainedConfig default is true; Llama configs normally say false explicitly.
@@ -78,8 +82,38 @@ ModelConfig ModelConfig::from_json(const Json& j, const std::string& what) {
   if (j.get_bool("mlp_bias", false)) fail("%s: mlp_bias: true is not supported", what.c_str());
   std::string act = j.get_string("hidden_act", "silu");
   if (act != "silu") fail("%s: hidden_act: \"%s\" is not supported (razor implements SwiGLU with silu)", what.c_str(), act.c_str());
-  if (const Json* rs = j.find("rope_scaling"); rs && !rs->is_null())
-    fail("%s: rope_scaling is not supported (razor implements plain RoPE)", what.c_str());
+  for (const char* key : {"rope_scaling", "rope_parameters"}) {
+    const Json* rs = j.find(key);
+    if (!rs || rs->is_null()) continue;
+    const std::string w = what + ": " + key;
+    if (!rs->is_object()) fail("%s: must be an object", w.c_str());
+    const Json* t = rs->find("rope_type");
+    if (!t || t->is_null()) t = rs->find("type");
+    const std::string type = t && !t->is_null() ? t->as_string((w + ".rope_type").c_str()) : "default";
+    if (type == "default") continue;
+    if (type != "llama3")
+      fail("%s: rope_type \"%s\" is not supported (razor implements plain RoPE and \"llama3\")", w.c_str(),
+           type.c_str());
+    RopeScaling r;
+    r.type = type;
+    auto need = [&](const char* k) {
+      const Json* v = rs->find(k);
+      if (!v || v->is_null()) fail("%s: llama3 scaling needs '%s'", w.c_str(), k);
+      return v->as_double((w + "." + k).c_str());
+    };
+    r.factor = need("factor");
+    r.low_freq_factor = need("low_freq_factor");
+    r.high_freq_factor = need("high_freq_factor");
+    const double orig = need("original_max_position_embeddings");
+    if (!(r.factor >= 1.0) || !std::isfinite(r.factor)) fail("%s.factor: must be >= 1, got %g", w.c_str(), r.factor);
+    if (!(r.low_freq_factor > 0) || !(r.high_freq_factor > r.low_freq_factor) || !std::isfinite(r.high_freq_factor))
+      fail("%s: need 0 < low_freq_factor < high_freq_factor, got %g and %g", w.c_str(), r.low_freq_factor,
+           r.high_freq_factor);
+    if (!(orig >= 1 && orig <= 1e9) || orig != std::floor(orig))
+      fail("%s.original_max_position_embeddings: must be a positive integer, got %g", w.c_str(), orig);
+    r.original_max_position_embeddings = int64_t(orig);
+    c.rope_scaling = r;
+  }
   if (j.get_bool("use_sliding_window", false))
     fail("%s: use_sliding_window: true is not supported", what.c_str());
   c.validate(what);
@@ -132,6 +166,30 @@ ModelConfig ModelConfig::load(const std::string& path) {
   return from_json(Json::parse(read_file(file), file), file);
 }
 
+std::vector<double> ModelConfig::rope_inv_freq() const {
+  const int64_t half = head_dim / 2;
+  std::vector<double> f(size_t(std::max<int64_t>(half, 0)));
+  const double kPi = 3.14159265358979323846;
+  const RopeScaling& r = rope_scaling;
+  const double low_wavelen = double(r.original_max_position_embeddings) / r.low_freq_factor;
+  const double high_wavelen = double(r.original_max_position_embeddings) / r.high_freq_factor;
+  for (int64_t i = 0; i < half; ++i) {
+    double inv = std::pow(rope_theta, -double(2 * i) / double(head_dim));
+    if (r.type == "llama3") {
+      const double wavelen = 2 * kPi / inv;
+      if (wavelen > low_wavelen) {
+        inv /= r.factor;  // long wavelengths: interpolated
+      } else if (wavelen >= high_wavelen) {  // between: blend
+        const double smooth = (double(r.original_max_position_embeddings) / wavelen - r.low_freq_factor) /
+                              (r.high_freq_factor - r.low_freq_factor);
+        inv = (1 - smooth) * inv / r.factor + smooth * inv;
+      }  // short wavelengths: unchanged
+    }
+    f[size_t(i)] = inv;
+  }
+  return f;
+}
+
 Json ModelConfig::to_json() const {
   Json j = source.is_object() ? source : Json::object();
   if (!source.is_object()) {
@@ -151,6 +209,15 @@ Json ModelConfig::to_json() const {
   j.set("intermediate_size", Json(intermediate_size));
   j.set("hidden_act", Json("silu"));
   j.set("rope_theta", Json(rope_theta));
+  if (rope_scaling.type != "default" && !(source.is_object() && (source.find("rope_scaling") || source.find("rope_parameters")))) {
+    Json rs = Json::object();
+    rs.set("rope_type", Json(rope_scaling.type));
+    rs.set("factor", Json(rope_scaling.factor));
+    rs.set("low_freq_factor", Json(rope_scaling.low_freq_factor));
+    rs.set("high_freq_factor", Json(rope_scaling.high_freq_factor));
+    rs.set("original_max_position_embeddings", Json(rope_scaling.original_max_position_embeddings));
+    j.set("rope_scaling", rs);
+  }
   j.set("rms_norm_eps", Json(rms_norm_eps));
   j.set("tie_word_embeddings", Json(tie_word_embeddings));
   j.set("max_position_embeddings", Json(max_position_embeddings));

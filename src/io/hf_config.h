@@ -1,7 +1,7 @@
 // ModelConfig: the architecture of a Llama / Qwen3 style decoder, read from and written to a
 // Hugging Face config.json. Unknown fields of a loaded config are kept and written back
-// unchanged; fields razor cannot honour (biases, non-SiLU activations, rope scaling) are
-// refused with an error naming the field.
+// unchanged; fields razor cannot honour (biases, non-SiLU activations, rope scaling other than
+// Llama 3's) are refused with an error naming the field.
 // Deliberately not here: tensors (nn/model), tokenizer settings (io/tokenizer).
 #pragma once
 #include <cstdint>
@@ -11,6 +11,15 @@
 #include "io/json.h"
 
 namespace razor {
+
+// `rope_scaling` (or transformers' newer `rope_parameters`): "default" (none) or "llama3"
+// (Llama 3.1 / 3.2: long wavelengths divided by `factor`, short ones kept, a smooth blend
+// between, exactly as transformers' _compute_llama3_parameters).
+struct RopeScaling {
+  std::string type = "default";
+  double factor = 1.0, low_freq_factor = 1.0, high_freq_factor = 4.0;
+  int64_t original_max_position_embeddings = 8192;
+};
 
 struct ModelConfig {
   std::string model_type = "qwen3";  // "llama" or "qwen3" (qwen3 adds per-head q/k RMSNorm)
@@ -22,6 +31,7 @@ struct ModelConfig {
   int64_t head_dim = 0;              // D (HF default: hidden_size / num_attention_heads)
   int64_t intermediate_size = 0;     // F
   double rope_theta = 10000.0;
+  RopeScaling rope_scaling;
   double rms_norm_eps = 1e-6;
   bool tie_word_embeddings = false;
   int64_t max_position_embeddings = 2048;
@@ -32,6 +42,8 @@ struct ModelConfig {
   Json source;
 
   bool qk_norm() const { return model_type == "qwen3"; }
+  // RoPE inverse frequencies [head_dim / 2]: theta^(-2i/D), then the rope scaling.
+  std::vector<double> rope_inv_freq() const;
   // Throws razor::Error naming the field (prefixed by `what`, e.g. the file) on any
   // inconsistency: non-positive or implausibly large sizes (bounded so that no product of
   // sizes overflows int64), heads not dividing hidden_size (when head_dim is implied), kv

@@ -134,7 +134,7 @@ Model::Model(const ModelConfig& c, bool trainable) : cfg(c) {
     lm_head_name = &h.name;
   }
   RZ_ASSERT(i == entries.size());
-  rope_table = RopeTable::make(cfg.max_position_embeddings, cfg.head_dim, cfg.rope_theta);
+  rope_table = RopeTable::make(cfg.max_position_embeddings, cfg.rope_inv_freq());
 }
 
 void Model::init_random(uint64_t seed, float std) {

@@ -23,12 +23,12 @@ struct PplResult {
 PplResult eval_perplexity(const Model& m, const TokenShard& shard, int T, int64_t max_windows = 0, int batch = 8);
 
 // Greedy continuation of `prompt` (up to max_tokens, stops at newline or EOS); full-sequence
-// forwards (prompts are short). Returns the decoded continuation. document_start: put the
-// EOS id before the prompt, as a document starts in the training shards (razor train does;
-// razor eval and pretrain do not, so their arithmetic figures are not directly comparable).
+// forwards (prompts are short). Returns the decoded continuation. document_start (the default,
+// used by razor train, eval and pretrain alike): put the EOS id before the prompt, as every
+// document starts in the training shards; false gives the bare prompt.
 std::string greedy_complete(const Model& m, const Tokenizer& tok, const std::string& prompt, int max_tokens,
-                            bool document_start = false);
-GreedyCompleteFn greedy_completer(const Model& m, const Tokenizer& tok, bool document_start = false);
+                            bool document_start = true);
+GreedyCompleteFn greedy_completer(const Model& m, const Tokenizer& tok, bool document_start = true);
 
 // Exact-match accuracy on k held-out arithmetic problems.
 double eval_arith_accuracy(const Model& m, const Tokenizer& tok, int k = 200, uint64_t seed = 99);

@@ -57,7 +57,7 @@ static bool ends_with(const std::string& s, const std::string& suffix) {
 }
 
 bool pack_student_hook(const std::string& student_dir, const std::string& out_path, double rho, int group, float beta,
-                       bool a8, bool kv8) {
+                       bool a8, bool kv8, const std::string& plan) {
   std::unique_ptr<Model> m = Model::load(student_dir, /*trainable=*/false);
   PackOptions opt;
   opt.plan.rho = rho;
@@ -65,6 +65,7 @@ bool pack_student_hook(const std::string& student_dir, const std::string& out_pa
   opt.plan.beta = beta;
   opt.a8 = a8;
   opt.kv8 = kv8;
+  if (!plan.empty()) opt.overrides = load_plan(plan);
   PackedModel pm = pack_model(*m, opt);
   std::string tok = student_dir + "/tokenizer.json";
   if (path_exists(tok)) pm.tokenizer_json = read_file(tok);
@@ -504,7 +505,21 @@ QadSummary run_qad(const QadConfig& cin) {
       sum.student_arith = eval_arith(greedy_completer(*student, tok, /*document_start=*/true), c.seed, c.arith_k).accuracy();
     }
   }
-  bool packed = pack_student_hook(c.out + "/student", c.out + "/student.razor", c.rho, c.group, c.beta, c.a8, c.kv8);
+  bool packed = pack_student_hook(c.out + "/student", c.out + "/student.razor", c.rho, c.group, c.beta, c.a8, c.kv8, c.plan);
+  {
+    // The summary, machine-readable (scripts: tools/ablations.sh, tools/budget_table.sh).
+    Json j = Json::object();
+    j.set("steps", sum.steps);
+    if (std::isfinite(sum.teacher_ppl)) j.set("teacher_ppl", sum.teacher_ppl);  // NaN: no validation data
+    if (std::isfinite(sum.student_ppl)) j.set("student_ppl", sum.student_ppl);
+    if (sum.teacher_arith >= 0) j.set("teacher_arith", sum.teacher_arith);
+    if (sum.student_arith >= 0) j.set("student_arith", sum.student_arith);
+    j.set("avg_bits", sum.avg_bits);
+    j.set("avg_bits_no_scales", sum.avg_bits_no_scales);
+    j.set("tokens_per_s", sum.tokens_per_s);
+    j.set("student_razor", packed ? c.out + "/student.razor" : std::string());
+    write_file_atomic(c.out + "/summary.json", j.dump(2) + "\n");
+  }
   if (log) {
     auto pct = [](double v) {
       char b[32];

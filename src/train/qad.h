@@ -106,7 +106,8 @@ QadSummary run_qad(const QadConfig& cfg);
 // Hook point for the packed model: writes <out>/student.razor from the trained student (its
 // latent weights are in <out>/student/, HF layout). The integrator wires `razor pack` here;
 // returns false (and run_qad says so) while it is not wired.
+// `plan` (a `razor plan` file, may be "") gives per-tensor layouts, as in training.
 bool pack_student_hook(const std::string& student_dir, const std::string& out_path, double rho, int group,
-                       float beta, bool a8, bool kv8);
+                       float beta, bool a8, bool kv8, const std::string& plan = "");
 
 }  // namespace razor
