@@ -18,10 +18,10 @@ void attention_kv8_ref(const AttnKv8& a) {
       const float* q = a.q + (t * a.H + hh) * D;
       float mx = -INFINITY;
       for (int64_t j = 0; j <= p; ++j) {
-        const int8_t* kj = a.k + (j * a.Kh + kh) * D;
+        const int8_t* kj = a.k + (j * a.pos_stride + kh * a.head_stride) * D;
         float d = 0;
         for (int64_t i = 0; i < D; ++i) d += q[i] * float(kj[i]);
-        sc[size_t(j)] = d * a.ks[j * a.Kh + kh] * a.scale;
+        sc[size_t(j)] = d * a.ks[j * a.pos_stride + kh * a.head_stride] * a.scale;
         mx = std::max(mx, sc[size_t(j)]);
       }
       float sum = 0;
@@ -32,8 +32,8 @@ void attention_kv8_ref(const AttnKv8& a) {
       float* o = a.out + (t * a.H + hh) * D;
       std::fill(o, o + D, 0.0f);
       for (int64_t j = 0; j <= p; ++j) {
-        const float w = sc[size_t(j)] * a.vs[j * a.Kh + kh];
-        const int8_t* vj = a.v + (j * a.Kh + kh) * D;
+        const float w = sc[size_t(j)] * a.vs[j * a.pos_stride + kh * a.head_stride];
+        const int8_t* vj = a.v + (j * a.pos_stride + kh * a.head_stride) * D;
         for (int64_t i = 0; i < D; ++i) o[i] += w * float(vj[i]);
       }
       const float inv = 1.0f / sum;

@@ -12,10 +12,14 @@ namespace razor {
 
 struct AttnKv8 {
   const float* q;   // [n, H, D] queries of tokens at positions p0 .. p0 + n - 1
-  const int8_t* k;  // [ctx, Kh, D] cache codes (positions 0 .. p0 + n - 1 filled)
-  const int8_t* v;  // [ctx, Kh, D]
-  const float* ks;  // [ctx, Kh] cache scales
-  const float* vs;  // [ctx, Kh]
+  // Cache row (position j, kv head h) is row r = j * pos_stride + h * head_stride: codes at
+  // k + r * D (positions 0 .. p0 + n - 1 filled), scale at ks[r]. [ctx, Kh, D]: pos_stride Kh,
+  // head_stride 1; [Kh, max_ctx, D]: pos_stride 1, head_stride max_ctx.
+  const int8_t* k;
+  const int8_t* v;
+  const float* ks;
+  const float* vs;
+  int64_t pos_stride, head_stride;
   int64_t n, p0, H, Kh, D;
   float scale;  // 1 / sqrt(D)
   float* out;   // [n, H, D]

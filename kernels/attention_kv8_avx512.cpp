@@ -64,14 +64,15 @@ void head_avx512(const AttnKv8& a, int64_t kh, Scratch& sc) {
   sc.vsh.assign(size_t(cp), 0.0f);
   sc.s.resize(size_t(kQ * cp));
   for (int64_t j = 0; j < ctx; ++j) {
-    const int8_t* kj = a.k + (j * a.Kh + kh) * D;
-    const int8_t* vj = a.v + (j * a.Kh + kh) * D;
+    const int64_t row = j * a.pos_stride + kh * a.head_stride;
+    const int8_t* kj = a.k + row * D;
+    const int8_t* vj = a.v + row * D;
     for (int64_t i = 0; i < D; ++i) sc.kt[size_t(i * cp + j)] = float(kj[i]);
     for (int c = 0; c < DV; ++c)
       _mm512_storeu_ps(&sc.vf[size_t(j * D + 16 * c)],
                        _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(vj + 16 * c)))));
-    sc.ksh[size_t(j)] = a.ks[j * a.Kh + kh];
-    sc.vsh[size_t(j)] = a.vs[j * a.Kh + kh];
+    sc.ksh[size_t(j)] = a.ks[row];
+    sc.vsh[size_t(j)] = a.vs[row];
   }
   const float* kt = sc.kt.data();
   const __m512 vscale = _mm512_set1_ps(a.scale);

@@ -38,8 +38,10 @@ TEST_SUITE("attention_kv8") {
           for (float& x : ks) x = 0.002f + 0.01f * rng.uniform();  // scores of order +-10
           for (float& x : vs) x = 0.001f + 0.02f * rng.uniform();
           std::vector<float> o_ref(q.size(), NAN), o(q.size(), NAN);
-          AttnKv8 a{q.data(), k.data(), v.data(), ks.data(), vs.data(), n, p0, sh.H, sh.Kh, D,
-                    float(1.0 / std::sqrt(double(D))), o_ref.data()};
+          for (int layout = 0; layout < 2; ++layout) {  // [ctx, Kh, D] and [Kh, ctx, D]
+          CAPTURE(layout);
+          AttnKv8 a{q.data(), k.data(), v.data(), ks.data(), vs.data(), layout ? 1 : sh.Kh, layout ? ctx : 1,
+                    n, p0, sh.H, sh.Kh, D, float(1.0 / std::sqrt(double(D))), o_ref.data()};
           attention_kv8_ref(a);
           a.out = o.data();
           attention_kv8_avx512(a);
@@ -53,6 +55,7 @@ TEST_SUITE("attention_kv8") {
           int bad = 0;
           for (size_t i = 0; i < o.size(); ++i) bad += !(std::fabs(o[i] - o_ref[i]) <= 1e-5f * vmax);
           CHECK(bad == 0);
+          }
         }
   }
 }
