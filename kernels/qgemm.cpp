@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "core/threads.h"
 #include "kernels/qgemm.h"
+#include "kernels/qgemm_gemm.h"
 #include "kernels/qgemm_impl.h"
 
 #ifdef _OPENMP
@@ -103,6 +104,8 @@ void qgemm_tier(QTier t, const PackedMatrix& W, const int8_t* qx, const float* s
   const TierFns fns = tier_fns(t);
   RZ_ASSERT_MSG(fns.rows && qtier_supported(t), "qgemm: tier not available on this CPU / build");
   RZ_ASSERT(N >= 1);
+  // Prefill: unpacked row tiles reused across all tokens (qgemm_gemm.h).
+  if (N >= kQgemmGemmMinTokens && qgemm_gemm_supported(t)) return qgemm_gemm_tier(t, W, qx, sx, N, y);
   const int G = W.desc.G;
   const int64_t d_in = W.desc.d_in, d_out = W.desc.d_out;
   const int32_t* sumx = group_sums(qx, N, d_in, G);

@@ -5,6 +5,7 @@
 // random fp16 scales. Tiers the CPU cannot run are skipped with a visible message.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <string>
@@ -15,6 +16,7 @@
 #include "core/rng.h"
 #include "kernels/qformat.h"
 #include "kernels/qgemm.h"
+#include "kernels/qgemm_gemm.h"
 
 using namespace razor;
 
@@ -442,4 +444,119 @@ TEST_SUITE("qgemm") {
     CHECK(y == y_ref);
     MESSAGE("qgemm active tier: " << std::string(qtier_name(qtier_active())));
   }
+  TEST_CASE("qgemm GEMM path (prefill): equal to the reference for every layout, G, odd N and row counts") {
+    // The unpacked-tile GEMM (qgemm_gemm.h): tiles of 32 rows (odd counts leave partial tiles),
+    // blocks of 12 tokens (odd N leaves a zero-padded block). All scales 1: outputs are the
+    // exact integer sums, equal to an independent definition and to qgemm_ref. Random fp16
+    // scales: within 1e-5 * sum |terms| of qgemm_ref (fused multiply-add per group).
+    // qgemm_tier must route N >= kQgemmGemmMinTokens to this path (bitwise the same result).
+    bool ran = false;
+    for (QTier t : all_tiers()) {
+      if (!qgemm_gemm_supported(t)) continue;
+      ran = true;
+      const std::string tier = qtier_name(t);
+      CAPTURE(tier);
+      const int64_t d_in = 768;
+      for (const char* layout : kLayouts)
+        for (int G : {64, 128, 256})
+          for (int64_t d_out : {1, 33, 67})
+            for (int64_t N : {1, 8, 13, 512}) {
+              if (N == 512 && d_out != 67) continue;  // one large case per layout and G keeps the suite fast
+              CAPTURE(layout);
+              CAPTURE(G);
+              CAPTURE(d_out);
+              CAPTURE(N);
+              const PackedDesc d = make_desc(layout, G, d_out, d_in);
+              const std::vector<int8_t> codes = random_codes(d, uint64_t(d_out * 131 + N + G));
+              Rng rng(uint64_t(N * 17 + G + d_out));
+              std::vector<int8_t> qx(size_t(N * d_in));
+              for (int8_t& v : qx) v = int8_t(int(rng.below(255)) - 127);
+              // Exact: all scales 1.
+              const PackedMatrix m1 = pack_matrix(d, codes.data(), random_scales(d, 1, true).data());
+              std::vector<float> sx1(size_t(N * d_in / G), 1.0f);
+              std::vector<float> want(size_t(N * d_out)), y_ref(want.size()), y(want.size(), NAN);
+              for (int64_t n = 0; n < N; ++n)
+                for (int64_t i = 0; i < d_out; ++i) {
+                  int64_t acc = 0;
+                  for (int64_t k = 0; k < d_in; ++k)
+                    acc += int64_t(codes[size_t(i * d_in + k)]) * qx[size_t(n * d_in + k)];
+                  want[size_t(n * d_out + i)] = float(acc);
+                }
+              qgemm_ref(m1, qx.data(), sx1.data(), N, y_ref.data());
+              CHECK(y_ref == want);
+              qgemm_gemm_tier(t, m1, qx.data(), sx1.data(), N, y.data());
+              CHECK(y == want);
+              // Random scales: tolerance against the reference.
+              const PackedMatrix m = pack_matrix(d, codes.data(), random_scales(d, uint64_t(N + G), false).data());
+              std::vector<float> sx(size_t(N * d_in / G));
+              for (float& v : sx) v = 0.001f + 0.02f * rng.uniform();
+              qgemm_ref(m, qx.data(), sx.data(), N, y_ref.data());
+              std::fill(y.begin(), y.end(), NAN);
+              qgemm_gemm_tier(t, m, qx.data(), sx.data(), N, y.data());
+              std::vector<int8_t> cw(codes.size());
+              std::vector<float> sw(size_t(d_out * d_in / G));
+              unpack_matrix(m, cw.data(), sw.data());
+              int bad = 0;
+              for (int64_t n = 0; n < N; ++n)
+                for (int64_t i = 0; i < d_out; ++i) {
+                  double mag = 0.0;
+                  for (int64_t g = 0; g < d_in / G; ++g) {
+                    int64_t dot_abs = 0;
+                    for (int64_t k = g * G; k < (g + 1) * G; ++k)
+                      dot_abs += std::abs(int(cw[size_t(i * d_in + k)]) * int(qx[size_t(n * d_in + k)]));
+                    mag += double(sw[size_t(i * (d_in / G) + g)]) * sx[size_t(n * (d_in / G) + g)] * double(dot_abs);
+                  }
+                  bad += !(std::fabs(double(y[size_t(n * d_out + i)]) - double(y_ref[size_t(n * d_out + i)])) <=
+                           1e-5 * mag + 1e-30);
+                }
+              CHECK(bad == 0);
+              // The dispatch routes prefill-sized calls here.
+              if (N >= kQgemmGemmMinTokens) {
+                std::vector<float> y_tier(y.size(), NAN);
+                qgemm_tier(t, m, qx.data(), sx.data(), N, y_tier.data());
+                CHECK(std::memcmp(y_tier.data(), y.data(), y.size() * sizeof(float)) == 0);
+              }
+            }
+    }
+    if (!ran) MESSAGE("skipping the GEMM path: no tier with one runs on this CPU / build");
+  }
+
+  TEST_CASE("qgemm GEMM path: extreme codes and activations, and the threaded split, stay exact") {
+    for (QTier t : all_tiers()) {
+      if (!qgemm_gemm_supported(t)) continue;
+      const std::string tier = qtier_name(t);
+      CAPTURE(tier);
+      for (const char* layout : kLayouts)
+        for (int G : {64, 256}) {
+          CAPTURE(layout);
+          CAPTURE(G);
+          const PackedDesc d = make_desc(layout, G, 37, 512);
+          const std::vector<int8_t> codes = random_codes(d, 0, true);
+          const PackedMatrix m = pack_matrix(d, codes.data(), random_scales(d, 1, true).data());
+          for (int sign : {1, -1}) {
+            const int64_t N = 9;
+            std::vector<int8_t> qx(size_t(N * 512), int8_t(127 * sign));
+            std::vector<float> sx(size_t(N * 512 / G), 1.0f), y_ref(size_t(N * 37)), y(y_ref.size());
+            qgemm_ref(m, qx.data(), sx.data(), N, y_ref.data());
+            qgemm_gemm_tier(t, m, qx.data(), sx.data(), N, y.data());
+            CHECK(y == y_ref);
+          }
+        }
+      // Many rows and tokens: the OpenMP split over (row tile, token chunk) items.
+      const PackedDesc d = make_desc("mixed8", 64, 8 * 67 + 5, 1024);
+      const std::vector<int8_t> codes = random_codes(d, 5);
+      const PackedMatrix m = pack_matrix(d, codes.data(), random_scales(d, 1, true).data());
+      const int64_t N = 29;
+      Rng rng(9);
+      std::vector<int8_t> qx(size_t(N * 1024));
+      for (int8_t& v : qx) v = int8_t(int(rng.below(255)) - 127);
+      std::vector<float> sx(size_t(N * 16), 1.0f), y_ref(size_t(N * d.d_out)), y(y_ref.size());
+      qgemm_ref(m, qx.data(), sx.data(), N, y_ref.data());
+      qgemm(m, qx.data(), sx.data(), N, y.data());
+      CHECK(y == y_ref);
+      qgemm_gemm_tier(t, m, qx.data(), sx.data(), N, y.data());
+      CHECK(y == y_ref);
+    }
+  }
 }
+

@@ -1,0 +1,36 @@
+// Causal grouped-query attention of a block of query tokens over an int8 KV cache (KV8,
+// NUMERICS.md §4: int8 codes + one fp32 scale per (position, kv head)), the inference
+// engine's attention written as a kernel: a scalar reference (the definition, the same
+// operations as the engine's loop) and an AVX-512 tier for prefill (many query tokens).
+//   s_j = (q . k_j) * ks_j * scale  for j <= p (p = p0 + t),  a = softmax(s),
+//   o   = (sum_j (a'_j * vs_j) * v_j) / sum_j a'_j,   a'_j = exp(s_j - max s)
+// Deliberately not here: RoPE, q/k norms, writing the cache (src/infer/engine.cpp).
+#pragma once
+#include <cstdint>
+
+namespace razor {
+
+struct AttnKv8 {
+  const float* q;   // [n, H, D] queries of tokens at positions p0 .. p0 + n - 1
+  // Cache row (position j, kv head h) is row r = j * pos_stride + h * head_stride: codes at
+  // k + r * D (positions 0 .. p0 + n - 1 filled), scale at ks[r]. [ctx, Kh, D]: pos_stride Kh,
+  // head_stride 1; [Kh, max_ctx, D]: pos_stride 1, head_stride max_ctx.
+  const int8_t* k;
+  const int8_t* v;
+  const float* ks;
+  const float* vs;
+  int64_t pos_stride, head_stride;
+  int64_t n, p0, H, Kh, D;
+  float scale;  // 1 / sqrt(D)
+  float* out;   // [n, H, D]
+};
+
+// Best tier for this CPU (AVX-512 when D is 64, 128 or 256, else the reference); threads with OpenMP
+// over kv heads and query blocks; call from outside a parallel region.
+void attention_kv8(const AttnKv8& a);
+void attention_kv8_ref(const AttnKv8& a);
+// The AVX-512 tier (kernels/attention_kv8_avx512.cpp); D must be 64, 128 or 256.
+bool attention_kv8_avx512_supported();
+void attention_kv8_avx512(const AttnKv8& a);
+
+}  // namespace razor
