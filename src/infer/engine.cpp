@@ -11,6 +11,7 @@
 #include "core/error.h"
 #include "core/half.h"
 #include "core/threads.h"
+#include "kernels/attention_kv8.h"
 #include "kernels/qgemm.h"
 
 namespace razor {
@@ -138,6 +139,11 @@ void Engine::attention(int layer, int64_t n, int64_t p0) {
   const int64_t HpK = H_ / K_, D = D_;
   const float scale = float(1.0 / std::sqrt(double(D)));
   const size_t lb = size_t(layer) * size_t(K_ * max_ctx_);  // first row of the layer
+  if (n >= 8) {  // prefill: kernels/attention_kv8.h (cache rows: position stride 1, head stride max_ctx)
+    attention_kv8(AttnKv8{q_.data(), kq_.data() + lb * size_t(D), vq_.data() + lb * size_t(D), ks_.data() + lb,
+                          vs_.data() + lb, 1, max_ctx_, n, p0, H_, K_, D, scale, att_.data()});
+    return;
+  }
 
   const int nt = std::min(score_threads_, num_threads());
   // One work item = one token and one KV head with its HpK query heads: each cached K/V row
