@@ -29,8 +29,10 @@ struct AttnKv8 {
 // over kv heads and query blocks; call from outside a parallel region.
 void attention_kv8(const AttnKv8& a);
 void attention_kv8_ref(const AttnKv8& a);
-// The AVX-512 tier (kernels/attention_kv8_avx512.cpp); D must be 64, 128 or 256.
+#if defined(__x86_64__)
+// The AVX-512 tier (kernels/attention_kv8_avx512.cpp, x86-64 builds only); D must be 64, 128 or 256.
 bool attention_kv8_avx512_supported();
 void attention_kv8_avx512(const AttnKv8& a);
+#endif
 
 }  // namespace razor
