@@ -9,9 +9,10 @@ group of 64, the others ternary with scale beta * mean|w|; embedding / lm_head i
 token per group of 64 on every linear input and KV8 per token per head, loss = 0.1 CE + 0.1 AFD (MSE
 on 3 layers' hidden states) + 2.0 EAKLD against a top-64 teacher distribution with tail mass, AdamW.
 The teacher tensors are random with the store's shapes (their values do not change the work).
-Prints tokens/s (median of the timed steps) and peak RSS.
+Prints tokens/s (median of the timed steps) and peak RSS. With --fp: the full-precision
+pretraining step instead (no fake quantization, CE only), issue 4's yardstick for `razor pretrain`.
 
-  python3 tools/torch_qad_step.py [--threads 2] [--steps 12]
+  python3 tools/torch_qad_step.py [--threads 2] [--steps 12] [--fp]
 """
 import argparse, math, resource, statistics, time
 import torch
@@ -20,6 +21,7 @@ import torch.nn.functional as F
 p = argparse.ArgumentParser()
 p.add_argument("--threads", type=int, default=2)
 p.add_argument("--steps", type=int, default=12)
+p.add_argument("--fp", action="store_true", help="full-precision pretraining step (CE only)")
 a = p.parse_args()
 torch.set_num_threads(a.threads)
 torch.manual_seed(0)
@@ -49,18 +51,24 @@ def ternary_groups(w, beta=2.0):
 
 
 def fq_weight(w, P=8):
+    if a.fp:
+        return w
     rows4 = torch.arange(w.shape[0]) % P == 0
     q = torch.where(rows4[:, None], int4_groups(w), ternary_groups(w))
     return STE.apply(w, q.detach())
 
 
 def fq_act(x):  # A8: per token, per group of G
+    if a.fp:
+        return x
     xg = x.reshape(*x.shape[:-1], -1, G)
     s = xg.abs().amax(-1, keepdim=True).clamp_min(1e-5) / 127
     return STE.apply(x, (torch.round(xg / s).clamp(-127, 127) * s).reshape(x.shape).detach())
 
 
 def fq_kv(x):  # KV8: per token, per head over head_dim (x [B, KV, T, D])
+    if a.fp:
+        return x
     s = x.abs().amax(-1, keepdim=True).clamp_min(1e-5) / 127
     return STE.apply(x, (torch.round(x / s).clamp(-127, 127) * s).detach())
 
@@ -98,7 +106,7 @@ def lin(x, name):
 
 
 def forward(ids):
-    emb = STE.apply(params["emb"], int4_groups(params["emb"]).detach())
+    emb = params["emb"] if a.fp else STE.apply(params["emb"], int4_groups(params["emb"]).detach())
     x = emb[ids]
     hs = [x]
     for l in range(L):
@@ -131,6 +139,12 @@ opt = torch.optim.AdamW(params.values(), lr=5e-4, weight_decay=0.01)
 def step():
     logits, hs = forward(ids[:, :T])
     ce = F.cross_entropy(logits.reshape(-1, V), ids[:, 1:].reshape(-1))
+    if a.fp:
+        opt.zero_grad(set_to_none=True)
+        ce.backward()
+        torch.nn.utils.clip_grad_norm_(params.values(), 1.0)
+        opt.step()
+        return float(ce)
     afd = sum(F.mse_loss(hs[l], t_hidden[l].float()) for l in (1, 3, 5)) / 3
     logq = torch.log_softmax(logits, -1)
     top = logq.gather(-1, t_ids)
@@ -155,5 +169,5 @@ for i in range(a.steps):
     step()
     times.append(time.perf_counter() - t0)
 med = statistics.median(times[2:])
-print(f"torch {torch.__version__}, {a.threads} threads: median step {med*1000:.0f} ms over steps 3..{a.steps}, "
+print(f"torch {torch.__version__}, {'pretrain (fp32)' if a.fp else 'QAD'} step, {a.threads} threads: median step {med*1000:.0f} ms over steps 3..{a.steps}, "
       f"{B*T/med:.0f} tokens/s, peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss/1024:.0f} MiB")
