@@ -390,6 +390,13 @@ TEST_SUITE("distill") {
       write_file_atomic(dir + "/manifest.json", m.dump(2));
     }
     check_throws_containing([&] { StoreReader r(dir); }, "vocab_size");
+    for (const char* key : {"hidden_dtype", "logits", "logp_dtype"}) {  // named with the manifest's path
+      fresh();
+      Json m = Json::parse(read_file(dir + "/manifest.json"));
+      m.set(key, "fp8");
+      write_file_atomic(dir + "/manifest.json", m.dump(2));
+      check_throws_containing([&] { StoreReader r(dir); }, std::string("manifest.json: ") + key + ":");
+    }
     fresh();
     fs::remove(dir + "/manifest.json");
     check_throws_containing([&] { StoreReader r(dir); }, "no manifest.json");

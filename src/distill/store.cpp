@@ -204,10 +204,19 @@ StoreInfo info_from_json(const Json& j, const std::string& what) {
   s.num_layers = field("num_layers");
   s.hidden_size = field("hidden_size");
   s.vocab_size = field("vocab_size");
-  s.hidden_dtype = parse_hidden_dtype(j.at("hidden_dtype", what.c_str()).as_string());
-  s.logits = parse_logit_storage(j.at("logits", what.c_str()).as_string());
+  // The enum parsers name the option (they also serve the CLI); here the manifest is at fault.
+  auto parsed = [&](const char* k, auto parse) {
+    const std::string v = j.at(k, what.c_str()).as_string((what + ": " + k).c_str());
+    try {
+      return parse(v);
+    } catch (const Error& e) {
+      fail("%s: %s: %s", what.c_str(), k, e.what());
+    }
+  };
+  s.hidden_dtype = parsed("hidden_dtype", parse_hidden_dtype);
+  s.logits = parsed("logits", parse_logit_storage);
   s.top_k = s.logits == LogitStorage::TopK ? field("top_k") : 64;
-  s.logp_dtype = parse_logp_dtype(j.at("logp_dtype", what.c_str()).as_string());
+  s.logp_dtype = parsed("logp_dtype", parse_logp_dtype);
   s.shard_sequences = field("shard_sequences");
   s.num_sequences = field("num_sequences");
   try {
