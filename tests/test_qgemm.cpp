@@ -67,6 +67,43 @@ bool tier_runs(QTier t) {
 
 const char* kLayouts[] = {"ternary2", "ternary5", "int4", "mixed2", "mixed8"};
 
+
+// Every supported tier against qgemm_ref on random codes, random fp16 scales and A8 activations
+// of N tokens: tiers sum per-group products in another order (SIMD lanes), so they may differ by
+// fp32 rounding only, bounded by 1e-5 * sum over the dot's |terms| (s_w s_x |q_w q_x|).
+void check_tiers_random_scales(const PackedDesc& d, int64_t N, uint64_t code_seed, uint64_t scale_seed,
+                               uint64_t x_seed) {
+  const int64_t d_in = d.d_in, d_out = d.d_out;
+  const int G = d.G;
+  const std::vector<int8_t> codes = random_codes(d, code_seed);
+  const PackedMatrix m = pack_matrix(d, codes.data(), random_scales(d, scale_seed, false).data());
+  Rng rng(x_seed);
+  std::vector<float> x(size_t(N * d_in));
+  for (float& v : x) v = rng.normal();
+  std::vector<int8_t> qx(x.size());
+  std::vector<float> sx(size_t(N * d_in / G));
+  quantize_a8_ref(x.data(), N, d_in, G, qx.data(), sx.data());
+  std::vector<float> y_ref(size_t(N * d_out)), y(y_ref.size());
+  qgemm_ref(m, qx.data(), sx.data(), N, y_ref.data());
+  std::vector<int8_t> cw(codes.size());
+  std::vector<float> sw(size_t(d_out * d_in / G));
+  unpack_matrix(m, cw.data(), sw.data());
+  for (QTier t : all_tiers()) {
+    if (!qtier_supported(t)) continue;
+    const std::string tier = qtier_name(t);
+    CAPTURE(tier);
+    qgemm_tier(t, m, qx.data(), sx.data(), N, y.data());
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t i = 0; i < d_out; ++i) {
+        double mag = 0.0;
+        for (int64_t k = 0; k < d_in; ++k)
+          mag += double(sw[size_t(i * (d_in / G) + k / G)]) * sx[size_t(n * (d_in / G) + k / G)] *
+                 std::abs(int(cw[size_t(i * d_in + k)]) * int(qx[size_t(n * d_in + k)]));
+        CHECK(std::fabs(double(y[size_t(n * d_out + i)]) - double(y_ref[size_t(n * d_out + i)])) <= 1e-5 * mag + 1e-30);
+      }
+  }
+}
+
 }  // namespace
 
 TEST_SUITE("qgemm") {
@@ -296,35 +333,8 @@ TEST_SUITE("qgemm") {
           CAPTURE(layout);
           CAPTURE(G);
           CAPTURE(N);
-          const PackedDesc d = make_desc(layout, G, d_out, d_in);
-          const std::vector<int8_t> codes = random_codes(d, uint64_t(G * 7 + N));
-          const PackedMatrix m = pack_matrix(d, codes.data(), random_scales(d, uint64_t(N + 40), false).data());
-          Rng rng(uint64_t(G + N * 5));
-          std::vector<float> x(size_t(N * d_in));
-          for (float& v : x) v = rng.normal();
-          std::vector<int8_t> qx(x.size());
-          std::vector<float> sx(size_t(N * d_in / G));
-          quantize_a8_ref(x.data(), N, d_in, G, qx.data(), sx.data());
-          std::vector<float> y_ref(size_t(N * d_out)), y(y_ref.size());
-          qgemm_ref(m, qx.data(), sx.data(), N, y_ref.data());
-          std::vector<int8_t> cw(codes.size());
-          std::vector<float> sw(size_t(d_out * d_in / G));
-          unpack_matrix(m, cw.data(), sw.data());
-          for (QTier t : all_tiers()) {
-            if (!qtier_supported(t)) continue;
-            const std::string tier = qtier_name(t);
-            CAPTURE(tier);
-            qgemm_tier(t, m, qx.data(), sx.data(), N, y.data());
-            for (int64_t n = 0; n < N; ++n)
-              for (int64_t i = 0; i < d_out; ++i) {
-                double mag = 0.0;
-                for (int64_t k = 0; k < d_in; ++k)
-                  mag += double(sw[size_t(i * (d_in / G) + k / G)]) * sx[size_t(n * (d_in / G) + k / G)] *
-                         std::abs(int(cw[size_t(i * d_in + k)]) * int(qx[size_t(n * d_in + k)]));
-                CHECK(std::fabs(double(y[size_t(n * d_out + i)]) - double(y_ref[size_t(n * d_out + i)])) <=
-                      1e-5 * mag + 1e-30);
-              }
-          }
+          check_tiers_random_scales(make_desc(layout, G, d_out, d_in), N, uint64_t(G * 7 + N), uint64_t(N + 40),
+                                    uint64_t(G + N * 5));
         }
   }
 
@@ -364,36 +374,8 @@ TEST_SUITE("qgemm") {
           CAPTURE(G);
           CAPTURE(N);
           const int64_t d_out = 17;
-          const PackedDesc d = make_desc(layout, G, d_out, d_in);
-          const std::vector<int8_t> codes = random_codes(d, uint64_t(G + N));
-          const PackedMatrix m = pack_matrix(d, codes.data(), random_scales(d, uint64_t(N), false).data());
-          Rng rng(uint64_t(G * 3 + N));
-          std::vector<float> x(size_t(N * d_in));
-          for (float& v : x) v = rng.normal();
-          std::vector<int8_t> qx(x.size());
-          std::vector<float> sx(size_t(N * d_in / G));
-          quantize_a8_ref(x.data(), N, d_in, G, qx.data(), sx.data());
-          std::vector<float> y_ref(size_t(N * d_out)), y(y_ref.size());
-          qgemm_ref(m, qx.data(), sx.data(), N, y_ref.data());
-          // |terms| bound: sum_g s_w s_x sum_k |q_w q_x|
-          std::vector<int8_t> cw(codes.size());
-          std::vector<float> sw(size_t(d_out * d_in / G));
-          unpack_matrix(m, cw.data(), sw.data());
-          for (QTier t : all_tiers()) {
-            if (!qtier_supported(t)) continue;
-            const std::string tier = qtier_name(t);
-              CAPTURE(tier);
-            qgemm_tier(t, m, qx.data(), sx.data(), N, y.data());
-            for (int64_t n = 0; n < N; ++n)
-              for (int64_t i = 0; i < d_out; ++i) {
-                double mag = 0.0;
-                for (int64_t k = 0; k < d_in; ++k)
-                  mag += double(sw[size_t(i * (d_in / G) + k / G)]) * sx[size_t(n * (d_in / G) + k / G)] *
-                         std::abs(int(cw[size_t(i * d_in + k)]) * int(qx[size_t(n * d_in + k)]));
-                CHECK(std::fabs(double(y[size_t(n * d_out + i)]) - double(y_ref[size_t(n * d_out + i)])) <=
-                      1e-5 * mag + 1e-30);
-              }
-          }
+          check_tiers_random_scales(make_desc(layout, G, d_out, d_in), N, uint64_t(G + N), uint64_t(N),
+                                    uint64_t(G * 3 + N));
         }
   }
 
