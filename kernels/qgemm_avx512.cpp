@@ -87,6 +87,38 @@ const StepActs* prepare_step_acts(const QgemmArgs& a, int64_t steps) {
   return buf.data();
 }
 
+// One step (256 weights) of a row's codes -> unsigned codes u0..u3 of its four 64-weight
+// blocks, in the lane order the prepared activations use. Ternary2: one 64-byte vector, fields at
+// bits 0/2/4/6. Int4: two 64-byte vectors, 128-bit halves regrouped, low and high nibbles. A
+// partial last step (left < step bytes) loads only the row's bytes.
+template <bool Int4>
+__attribute__((always_inline)) inline void decode_step(const uint8_t* p, int64_t left, __m512i& u0, __m512i& u1,
+                                                       __m512i& u2, __m512i& u3) {
+  if (!Int4) {
+    const __m512i m3 = _mm512_set1_epi8(3);
+    const __m512i v = left >= 64 ? _mm512_loadu_si512(p) : _mm512_maskz_loadu_epi8(low_bytes(left), p);
+    u0 = _mm512_and_si512(v, m3);
+    u1 = _mm512_and_si512(_mm512_srli_epi16(v, 2), m3);
+    u2 = _mm512_and_si512(_mm512_srli_epi16(v, 4), m3);
+    u3 = _mm512_and_si512(_mm512_srli_epi16(v, 6), m3);
+    return;
+  }
+  const __m512i m15 = _mm512_set1_epi8(15);
+  __m512i a, b;
+  if (left >= 128) {
+    a = _mm512_loadu_si512(p);
+    b = _mm512_loadu_si512(p + 64);
+  } else {
+    a = _mm512_maskz_loadu_epi8(low_bytes(left), p);
+    b = _mm512_maskz_loadu_epi8(low_bytes(left - 64), p + 64);
+  }
+  const __m512i lo = _mm512_shuffle_i64x2(a, b, 0x88), hi = _mm512_shuffle_i64x2(a, b, 0xDD);
+  u0 = _mm512_and_si512(lo, m15);
+  u1 = _mm512_and_si512(hi, m15);
+  u2 = _mm512_and_si512(_mm512_srli_epi16(lo, 4), m15);
+  u3 = _mm512_and_si512(_mm512_srli_epi16(hi, 4), m15);
+}
+
 // Tokens n0 .. n0 + NT - 1 of row i over all steps into out[t] (16 fp32 lanes to be summed);
 // acts = prepared activations of token 0.
 template <RowKind K, int NT>
@@ -98,7 +130,6 @@ void row_steps_avx512(const QgemmArgs& a, const StepActs* acts, int64_t steps, i
   const int64_t step_bytes = K == RowKind::Int4 ? 128 : 64;
   const int64_t row_bytes = K == RowKind::Int4 ? d_in / 2 : d_in / 4;  // row_code_bytes(), inline
   const uint16_t* sw = W.row_scales(i);
-  const __m512i m3 = _mm512_set1_epi8(3), m15 = _mm512_set1_epi8(15);
   __m512 accf[NT];
   for (int t = 0; t < NT; ++t) accf[t] = _mm512_setzero_ps();
   const StepActs* at = acts + n0 * steps;
@@ -110,27 +141,7 @@ void row_steps_avx512(const QgemmArgs& a, const StepActs* acts, int64_t steps, i
     // buffer on the last rows; prefetches do not fault).
     _mm_prefetch(reinterpret_cast<const char*>(p + kStepPrefetch), _MM_HINT_T0);
     if (K == RowKind::Int4) _mm_prefetch(reinterpret_cast<const char*>(p + kStepPrefetch + 64), _MM_HINT_T0);
-    if (K == RowKind::Ternary2) {
-      const __m512i v = left >= 64 ? _mm512_loadu_si512(p) : _mm512_maskz_loadu_epi8(low_bytes(left), p);
-      u0 = _mm512_and_si512(v, m3);
-      u1 = _mm512_and_si512(_mm512_srli_epi16(v, 2), m3);
-      u2 = _mm512_and_si512(_mm512_srli_epi16(v, 4), m3);
-      u3 = _mm512_and_si512(_mm512_srli_epi16(v, 6), m3);
-    } else {
-      __m512i A, B;
-      if (left >= 128) {
-        A = _mm512_loadu_si512(p);
-        B = _mm512_loadu_si512(p + 64);
-      } else {
-        A = _mm512_maskz_loadu_epi8(low_bytes(left), p);
-        B = _mm512_maskz_loadu_epi8(low_bytes(left - 64), p + 64);
-      }
-      const __m512i lo = _mm512_shuffle_i64x2(A, B, 0x88), hi = _mm512_shuffle_i64x2(A, B, 0xDD);
-      u0 = _mm512_and_si512(lo, m15);
-      u1 = _mm512_and_si512(hi, m15);
-      u2 = _mm512_and_si512(_mm512_srli_epi16(lo, 4), m15);
-      u3 = _mm512_and_si512(_mm512_srli_epi16(hi, 4), m15);
-    }
+    decode_step<K == RowKind::Int4>(p, left, u0, u1, u2, u3);
     // The step's gps fp16 scales (a full 8-byte load: rows' scales are contiguous and the
     // buffer is padded; lanes past the row's groups meet s_x = 0).
     const __m128 sw4 = _mm_cvtph_ps(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(sw + s * gps)));
@@ -176,7 +187,6 @@ inline __m128 reduce4(__m512 a, __m512 b, __m512 c, __m512 d) {
 template <unsigned KM>
 void quad_n1_avx512(const StepActs* A, int64_t steps, int64_t d_in, int gps, const uint8_t* const* rp,
                     const uint16_t* const* sw, __m512i sidx, float* y) {
-  const __m512i m3 = _mm512_set1_epi8(3), m15 = _mm512_set1_epi8(15);
   __m512 accf[4];
   for (int q = 0; q < 4; ++q) accf[q] = _mm512_setzero_ps();
   for (int64_t s = 0; s < steps; ++s) {
@@ -191,27 +201,11 @@ void quad_n1_avx512(const StepActs* A, int64_t steps, int64_t d_in, int gps, con
       const int64_t left = row_bytes - s * step_bytes;
       _mm_prefetch(reinterpret_cast<const char*>(p + kStepPrefetch), _MM_HINT_T0);
       __m512i u0, u1, u2, u3;
-      if (!int4) {
-        const __m512i v = left >= 64 ? _mm512_loadu_si512(p) : _mm512_maskz_loadu_epi8(low_bytes(left), p);
-        u0 = _mm512_and_si512(v, m3);
-        u1 = _mm512_and_si512(_mm512_srli_epi16(v, 2), m3);
-        u2 = _mm512_and_si512(_mm512_srli_epi16(v, 4), m3);
-        u3 = _mm512_and_si512(_mm512_srli_epi16(v, 6), m3);
-      } else {
+      if (int4) {
         _mm_prefetch(reinterpret_cast<const char*>(p + kStepPrefetch + 64), _MM_HINT_T0);
-        __m512i Av, Bv;
-        if (left >= 128) {
-          Av = _mm512_loadu_si512(p);
-          Bv = _mm512_loadu_si512(p + 64);
-        } else {
-          Av = _mm512_maskz_loadu_epi8(low_bytes(left), p);
-          Bv = _mm512_maskz_loadu_epi8(low_bytes(left - 64), p + 64);
-        }
-        const __m512i lo = _mm512_shuffle_i64x2(Av, Bv, 0x88), hi = _mm512_shuffle_i64x2(Av, Bv, 0xDD);
-        u0 = _mm512_and_si512(lo, m15);
-        u1 = _mm512_and_si512(hi, m15);
-        u2 = _mm512_and_si512(_mm512_srli_epi16(lo, 4), m15);
-        u3 = _mm512_and_si512(_mm512_srli_epi16(hi, 4), m15);
+        decode_step<true>(p, left, u0, u1, u2, u3);
+      } else {
+        decode_step<false>(p, left, u0, u1, u2, u3);
       }
       const __m128 sw4 = _mm_cvtph_ps(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(sw[q] + s * gps)));
       const __m512 swv = _mm512_permutexvar_ps(sidx, _mm512_castps128_ps512(sw4));
