@@ -60,6 +60,24 @@ const int32_t* group_sums(const int8_t* qx, int64_t N, int64_t d_in, int G) {
   return buf.data();
 }
 
+// Runs run(ub, ue) over [0, units) split into one contiguous range per thread (one call when the
+// work, in multiply-adds, is too small to pay for a parallel region).
+template <class F>
+void split_units(int64_t units, int64_t work, F&& run) {
+  int nth = work < kMinParallelWork ? 1 : num_threads();
+  if (nth > units) nth = int(units);
+  if (nth <= 1) return run(int64_t(0), units);
+#pragma omp parallel num_threads(nth)
+  {
+#ifdef _OPENMP
+    const int th = omp_get_thread_num(), nt = omp_get_num_threads();
+#else
+    const int th = 0, nt = 1;
+#endif
+    run(units * th / nt, units * (th + 1) / nt);
+  }
+}
+
 }  // namespace
 
 const char* qtier_name(QTier t) {
@@ -110,25 +128,11 @@ void qgemm_tier(QTier t, const PackedMatrix& W, const int8_t* qx, const float* s
   const int64_t d_in = W.desc.d_in, d_out = W.desc.d_out;
   const int32_t* sumx = group_sums(qx, N, d_in, G);
   const QgemmArgs a{&W, qx, sx, sumx, N, y};
-  const int64_t work = d_out * d_in * N;
-  int nth = work < kMinParallelWork ? 1 : num_threads();
-  if (nth > d_out) nth = int(d_out);
-  if (nth <= 1) {
-    fns.rows(a, 0, d_out);
-    return;
-  }
-#pragma omp parallel num_threads(nth)
-  {
-#ifdef _OPENMP
-    const int t = omp_get_thread_num(), nt = omp_get_num_threads();
-#else
-    const int t = 0, nt = 1;
-#endif
-    // Contiguous ranges, boundaries on multiples of 8 rows (whole mixed super-groups for P | 8).
-    const int64_t units = (d_out + 7) / 8;
-    const int64_t b = std::min(d_out, units * t / nt * 8), e = std::min(d_out, units * (t + 1) / nt * 8);
+  // Contiguous ranges, boundaries on multiples of 8 rows (whole mixed super-groups for P | 8).
+  split_units((d_out + 7) / 8, d_out * d_in * N, [&](int64_t ub, int64_t ue) {
+    const int64_t b = std::min(d_out, ub * 8), e = std::min(d_out, ue * 8);
     if (b < e) fns.rows(a, b, e);
-  }
+  });
 }
 
 void qgemm(const PackedMatrix& W, const int8_t* qx, const float* sx, int64_t N, float* y) {
@@ -165,18 +169,7 @@ void qgemm_multi(const PackedMatrix* const* Ws, float* const* ys, int count, con
       u0 += mu;
     }
   };
-  int nth = work < kMinParallelWork ? 1 : num_threads();
-  if (nth > units) nth = int(units);
-  if (nth <= 1) return run(0, units);
-#pragma omp parallel num_threads(nth)
-  {
-#ifdef _OPENMP
-    const int th = omp_get_thread_num(), nt = omp_get_num_threads();
-#else
-    const int th = 0, nt = 1;
-#endif
-    run(units * th / nt, units * (th + 1) / nt);
-  }
+  split_units(units, work, run);
 }
 
 void quantize_a8_tier(QTier t, const float* x, int64_t N, int64_t C, int G, int8_t* q, float* scales) {
