@@ -2,6 +2,9 @@
 // branch-free and inlined, so each iteration is a handful of FMAs and blends.
 #include "core/vmath.h"
 
+#include <algorithm>
+#include <cmath>
+
 namespace razor {
 
 double exp_shifted_sum(const float* x, float shift, float* out, int64_t n) {
@@ -14,6 +17,14 @@ double exp_shifted_sum(const float* x, float shift, float* out, int64_t n) {
     for (int j = 0; j < 8; ++j) part[j] += double(out[i + j]);
   for (; i < n; ++i) part[0] += double(out[i]);
   return ((part[0] + part[4]) + (part[1] + part[5])) + ((part[2] + part[6]) + (part[3] + part[7]));
+}
+
+double log_prob_at(const float* z, int64_t V, int32_t y) {
+  double mx = z[0];
+  for (int64_t v = 1; v < V; ++v) mx = std::max(mx, double(z[v]));
+  double s = 0;
+  for (int64_t v = 0; v < V; ++v) s += std::exp(double(z[v]) - mx);
+  return double(z[y]) - mx - std::log(s);
 }
 
 }  // namespace razor

@@ -41,4 +41,8 @@ inline float exp_approx(float x) {
 // (in a fixed order: the result is deterministic for a given n).
 double exp_shifted_sum(const float* x, float shift, float* out, int64_t n);
 
+// log softmax(z)[y] over z[0, V), exactly in double (max-shifted std::exp): the per-token
+// log-probability `razor score` and `razor eval` report.
+double log_prob_at(const float* z, int64_t V, int32_t y);
+
 }  // namespace razor

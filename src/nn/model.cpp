@@ -7,6 +7,7 @@
 #include <memory>
 
 #include "core/error.h"
+#include "core/vmath.h"
 #include "core/rng.h"
 
 namespace razor {
@@ -224,14 +225,7 @@ std::vector<double> next_token_logprobs(const Model& m, const std::vector<int32_
   ForwardResult r = m.forward(ids, 1, n);
   const float* z = r.logits.value().data();
   std::vector<double> out;
-  for (int64_t t = 0; t + 1 < n; ++t) {
-    const float* row = z + t * V;
-    double mx = row[0];
-    for (int64_t v = 1; v < V; ++v) mx = std::max(mx, double(row[v]));
-    double s = 0;
-    for (int64_t v = 0; v < V; ++v) s += std::exp(double(row[v]) - mx);
-    out.push_back(double(row[ids[size_t(t + 1)]]) - mx - std::log(s));
-  }
+  for (int64_t t = 0; t + 1 < n; ++t) out.push_back(log_prob_at(z + t * V, V, ids[size_t(t + 1)]));
   return out;
 }
 

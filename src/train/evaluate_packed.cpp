@@ -6,23 +6,12 @@
 
 #include "core/checksum.h"
 #include "core/error.h"
+#include "core/vmath.h"
 #include "io/file_util.h"
 #include "infer/engine.h"
 
 namespace razor {
 
-namespace {
-
-// log-softmax of row z at index y, in double.
-double log_prob(const float* z, int64_t V, int32_t y) {
-  double mx = z[0];
-  for (int64_t v = 1; v < V; ++v) mx = std::max(mx, double(z[v]));
-  double s = 0;
-  for (int64_t v = 0; v < V; ++v) s += std::exp(double(z[v]) - mx);
-  return double(z[y]) - mx - std::log(s);
-}
-
-}  // namespace
 
 PreparedData prepare_data_packed(const std::string& data, const PackedModel& m, const std::string& cache_dir) {
   RZ_CHECK(!m.tokenizer_json.empty(), "packed model: it has no tokenizer.json (pack it from a checkpoint with one)");
@@ -44,7 +33,7 @@ PplResult packed_perplexity(const PackedModel& m, const TokenShard& shard, int T
     eval_window(shard, T, uint64_t(w), win.data());
     e.reset();
     const float* z = e.forward(win.data(), T, /*all_logits=*/true);
-    for (int t = 0; t < T; ++t) nll -= log_prob(z + int64_t(t) * V, V, win[size_t(t) + 1]);
+    for (int t = 0; t < T; ++t) nll -= log_prob_at(z + int64_t(t) * V, V, win[size_t(t) + 1]);
     r.tokens += T;
   }
   r.mean_nll = r.tokens ? nll / double(r.tokens) : NAN;
@@ -59,7 +48,7 @@ std::vector<double> packed_next_token_logprobs(const PackedModel& m, const std::
   const float* z = e.forward(ids.data(), n, /*all_logits=*/true);
   const int64_t V = m.cfg.vocab_size;
   std::vector<double> lp(size_t(n - 1));
-  for (int64_t t = 0; t + 1 < n; ++t) lp[size_t(t)] = log_prob(z + t * V, V, ids[size_t(t + 1)]);
+  for (int64_t t = 0; t + 1 < n; ++t) lp[size_t(t)] = log_prob_at(z + t * V, V, ids[size_t(t + 1)]);
   return lp;
 }
 
