@@ -29,24 +29,13 @@ PackedExport packed_export_tensors(const PackedModel& pm) {
     for (int64_t r = 0; r < d.d_out; ++r) t.row_bits[size_t(r)] = m.row_kind(r) == RowKind::Int4 ? 4 : 2;
     out.tensors.push_back(std::move(t));
   }
-  auto norm = [&](const std::string& name, const std::vector<float>& v) {
+  for (const auto& e : pm.norms()) {
     ExportTensor t;
-    t.name = name;
-    t.shape = {int64_t(v.size())};
-    t.data = v.data();
+    t.name = e.first;
+    t.shape = {int64_t(e.second->size())};
+    t.data = e.second->data();
     out.tensors.push_back(std::move(t));
-  };
-  for (size_t l = 0; l < pm.layers.size(); ++l) {
-    const PackedLayer& ly = pm.layers[l];
-    const std::string p = "model.layers." + std::to_string(l) + ".";
-    norm(p + "input_layernorm.weight", ly.attn_norm);
-    if (pm.cfg.qk_norm()) {
-      norm(p + "self_attn.q_norm.weight", ly.q_norm);
-      norm(p + "self_attn.k_norm.weight", ly.k_norm);
-    }
-    norm(p + "post_attention_layernorm.weight", ly.mlp_norm);
   }
-  norm("model.norm.weight", pm.final_norm);
   return out;
 }
 

@@ -120,6 +120,13 @@ std::vector<std::pair<std::string, const PackedMatrix*>> PackedModel::matrices()
   return out;
 }
 
+std::vector<std::pair<std::string, const std::vector<float>*>> PackedModel::norms() const {
+  std::vector<std::pair<std::string, const std::vector<float>*>> out;
+  for_each_norm(const_cast<PackedModel&>(*this),
+                [&](const std::string& n, std::vector<float>& v) { out.emplace_back(n, &v); });
+  return out;
+}
+
 int64_t PackedModel::decode_bytes_per_token() const {
   int64_t b = 0;
   for (const auto& e : matrices())

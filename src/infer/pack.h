@@ -55,6 +55,8 @@ struct PackedModel {
   const PackedMatrix& head() const { return cfg.tie_word_embeddings ? embed : lm_head; }
   // Every matrix with its HF name, in file order (tied: no lm_head entry).
   std::vector<std::pair<std::string, const PackedMatrix*>> matrices() const;
+  // Every norm weight with its HF name, in file order.
+  std::vector<std::pair<std::string, const std::vector<float>*>> norms() const;
   // Weight bytes (codes + scales) one decoded token streams: every linear, the lm_head and
   // one embedding row.
   int64_t decode_bytes_per_token() const;
