@@ -50,14 +50,27 @@ const int32_t* group_sums(const int8_t* qx, int64_t N, int64_t d_in, int G) {
   static thread_local std::vector<int32_t> buf;
   const int64_t ng = d_in / G;
   if (buf.size() < size_t(N * ng)) buf.resize(size_t(N * ng));
-  for (int64_t n = 0; n < N; ++n)
-    for (int64_t g = 0; g < ng; ++g) {
-      const int8_t* x = qx + n * d_in + g * G;
-      int32_t s = 0;
-      for (int k = 0; k < G; ++k) s += x[k];
-      buf[size_t(n * ng + g)] = s;
-    }
+  qgemm_group_sums(qx, N, d_in, G, buf.data());
   return buf.data();
+}
+
+// Rows of several matrices on one input, units [ub, ue) of 8 rows counted over the matrices'
+// rows in order.
+void multi_rows(QgemmRowsFn rows, const PackedMatrix* const* Ws, float* const* ys, int count, const int8_t* qx,
+                const float* sx, const int32_t* sumx, int64_t N, int64_t ub, int64_t ue) {
+  int64_t u0 = 0;
+  for (int m = 0; m < count && u0 < ue; ++m) {
+    const int64_t d_out = Ws[m]->desc.d_out, mu = (d_out + 7) / 8;
+    const int64_t b = std::max(ub, u0) - u0, e = std::min(ue, u0 + mu) - u0;
+    if (b < e) rows(QgemmArgs{Ws[m], qx, sx, sumx, N, ys[m]}, b * 8, std::min(d_out, e * 8));
+    u0 += mu;
+  }
+}
+
+int64_t multi_units(const PackedMatrix* const* Ws, int count) {
+  int64_t units = 0;
+  for (int m = 0; m < count; ++m) units += (Ws[m]->desc.d_out + 7) / 8;
+  return units;
 }
 
 // Runs run(ub, ue) over [0, units) split into one contiguous range per thread (one call when the
@@ -79,6 +92,17 @@ void split_units(int64_t units, int64_t work, F&& run) {
 }
 
 }  // namespace
+
+void qgemm_group_sums(const int8_t* qx, int64_t N, int64_t d_in, int G, int32_t* sums) {
+  const int64_t ng = d_in / G;
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t g = 0; g < ng; ++g) {
+      const int8_t* x = qx + n * d_in + g * G;
+      int32_t s = 0;
+      for (int k = 0; k < G; ++k) s += x[k];
+      sums[n * ng + g] = s;
+    }
+}
 
 const char* qtier_name(QTier t) {
   switch (t) {
@@ -152,24 +176,21 @@ void qgemm_multi(const PackedMatrix* const* Ws, float* const* ys, int count, con
   const TierFns fns = tier_fns(t);
   const int G = Ws[0]->desc.G;
   const int64_t d_in = Ws[0]->desc.d_in;
-  int64_t units = 0, work = 0;  // units: blocks of 8 rows
+  const int64_t units = multi_units(Ws, count);  // units: blocks of 8 rows
+  int64_t work = 0;
   for (int m = 0; m < count; ++m) {
     RZ_ASSERT_MSG(Ws[m]->desc.d_in == d_in && Ws[m]->desc.G == G, "qgemm_multi: matrices must share d_in and G");
-    units += (Ws[m]->desc.d_out + 7) / 8;
     work += Ws[m]->desc.d_out * d_in * N;
   }
   const int32_t* sumx = group_sums(qx, N, d_in, G);
   // Thread t takes units [units * t / nt, units * (t + 1) / nt) of the matrices' rows in order.
-  auto run = [&](int64_t ub, int64_t ue) {
-    int64_t u0 = 0;
-    for (int m = 0; m < count && u0 < ue; ++m) {
-      const int64_t d_out = Ws[m]->desc.d_out, mu = (d_out + 7) / 8;
-      const int64_t b = std::max(ub, u0) - u0, e = std::min(ue, u0 + mu) - u0;
-      if (b < e) fns.rows(QgemmArgs{Ws[m], qx, sx, sumx, N, ys[m]}, b * 8, std::min(d_out, e * 8));
-      u0 += mu;
-    }
-  };
-  split_units(units, work, run);
+  split_units(units, work, [&](int64_t ub, int64_t ue) { multi_rows(fns.rows, Ws, ys, count, qx, sx, sumx, N, ub, ue); });
+}
+
+void qgemm_multi_part(const PackedMatrix* const* Ws, float* const* ys, int count, const int8_t* qx,
+                      const float* sx, const int32_t* sumx, int64_t N, int th, int nt) {
+  const int64_t units = multi_units(Ws, count);
+  multi_rows(tier_fns(qtier_active()).rows, Ws, ys, count, qx, sx, sumx, N, units * th / nt, units * (th + 1) / nt);
 }
 
 void quantize_a8_tier(QTier t, const float* x, int64_t N, int64_t C, int G, int8_t* q, float* scales) {
@@ -186,6 +207,11 @@ void quantize_a8_tier(QTier t, const float* x, int64_t N, int64_t C, int G, int8
 
 void quantize_a8(const float* x, int64_t N, int64_t C, int G, int8_t* q, float* scales) {
   quantize_a8_tier(qtier_active(), x, N, C, G, q, scales);
+}
+
+void quantize_a8_serial(const float* x, int64_t N, int64_t C, int G, int8_t* q, float* scales) {
+  RZ_ASSERT(G >= 1 && C % G == 0);
+  tier_fns(qtier_active()).quant(x, N, C, G, q, scales);
 }
 
 }  // namespace razor

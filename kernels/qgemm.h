@@ -30,6 +30,18 @@ constexpr int64_t kMultiMaxTokens = 4;
 void qgemm_multi(const PackedMatrix* const* Ws, float* const* ys, int count, const int8_t* qx, const float* sx,
                  int64_t N);
 
+// ---- Building blocks for a caller's own parallel region (infer/engine's decode: one region
+// per token, barriers between the steps). None of them synchronises, allocates or forks.
+// Thread th of nt computes its share of qgemm_multi: the same contiguous ranges of 8-row units
+// over the matrices' rows in order, so the result equals qgemm_multi / qgemm bit for bit.
+// sumx: the per-(token, group) sums of qx, [N, d_in / G] (qgemm_group_sums).
+void qgemm_multi_part(const PackedMatrix* const* Ws, float* const* ys, int count, const int8_t* qx,
+                      const float* sx, const int32_t* sumx, int64_t N, int th, int nt);
+// sums[n * (d_in / G) + g] = sum of the G codes of group g of token n.
+void qgemm_group_sums(const int8_t* qx, int64_t N, int64_t d_in, int G, int32_t* sums);
+// quantize_a8 on one thread (no parallel loop): the active tier's codes, identical to quantize_a8.
+void quantize_a8_serial(const float* x, int64_t N, int64_t C, int G, int8_t* q, float* scales);
+
 // The implementation tiers, for tests and benchmarks that exercise each one. Dotprod is the
 // NEON tier using the ARMv8.2 SDOT instruction; qgemm() picks it when active_isa() is Neon
 // and the CPU has it.

@@ -19,7 +19,7 @@ namespace razor {
 namespace {
 
 // HF RMSNorm, summed exactly as the training op (ops_norm.cpp) sums, so both see the same fp32.
-inline void rmsnorm_row(const float* x, const float* w, int64_t C, float eps, float* y) {
+inline float rms_inv(const float* x, int64_t C, float eps) {
   float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
   int64_t c = 0;
   for (; c + 4 <= C; c += 4) {
@@ -30,8 +30,26 @@ inline void rmsnorm_row(const float* x, const float* w, int64_t C, float eps, fl
   }
   for (; c < C; ++c) s0 += x[c] * x[c];
   const float ms = ((s0 + s1) + (s2 + s3)) / float(C);
-  const float rs = 1.0f / std::sqrt(ms + eps);
+  return 1.0f / std::sqrt(ms + eps);
+}
+inline void rmsnorm_row(const float* x, const float* w, int64_t C, float eps, float* y) {
+  const float rs = rms_inv(x, C, eps);
   for (int64_t k = 0; k < C; ++k) y[k] = (x[k] * rs) * w[k];
+}
+
+// SwiGLU as ops_activation.cpp computes it: g * sigmoid(g) * u.
+inline float swiglu(float g, float u) { return g * (1.0f / (1.0f + std::exp(-g))) * u; }
+
+// The part [b, e) of [0, total) thread th of nt owns.
+inline void share(int64_t total, int th, int nt, int64_t& b, int64_t& e) {
+  b = total * th / nt;
+  e = total * (th + 1) / nt;
+}
+
+inline void barrier(int nt) {
+  if (nt > 1) {
+#pragma omp barrier
+  }
 }
 
 // a . b over D in 16 fixed partial sums (lane l takes i = l mod 16) added pairwise at the
@@ -101,13 +119,20 @@ Engine::Engine(const PackedModel& m, int64_t max_context, int64_t chunk) : m_(m)
            (long long)(H_ / K_));
   // Per thread: HpK score rows [max_ctx] and one fp32 K/V row [D].
   score_stride_ = (H_ / K_) * max_ctx_ + D_;
-  score_threads_ = std::max(1, num_threads());
-  scores_.resize(size_t(score_threads_) * size_t(score_stride_));
   const size_t L = size_t(c.num_hidden_layers), kvn = L * size_t(max_ctx_ * K_);
   kq_.resize(kvn * size_t(D_));
   vq_.resize(kvn * size_t(D_));
   ks_.resize(kvn);
   vs_.resize(kvn);
+  nrm_.resize(size_t(kMultiMaxTokens * widest));
+  sumx_.resize(size_t(n * widest / G_));
+  grow_thread_scratch();
+}
+
+void Engine::grow_thread_scratch() {
+  score_threads_ = std::max(score_threads_, std::max(1, num_threads()));
+  scores_.resize(size_t(score_threads_) * size_t(score_stride_));
+  xp_.resize(size_t(score_threads_) * size_t(kMultiMaxTokens * C_));
 }
 
 void Engine::linear(const PackedMatrix& W, const float* x, int64_t n, float* y) {
@@ -136,7 +161,7 @@ const float* Engine::forward(const int32_t* ids, int64_t n, bool all_logits) {
 }
 
 void Engine::attention(int layer, int64_t n, int64_t p0) {
-  const int64_t HpK = H_ / K_, D = D_;
+  const int64_t D = D_;
   const float scale = float(1.0 / std::sqrt(double(D)));
   const size_t lb = size_t(layer) * size_t(K_ * max_ctx_);  // first row of the layer
   if (n >= 8) {  // prefill: kernels/attention_kv8.h (cache rows: position stride 1, head stride max_ctx)
@@ -151,53 +176,57 @@ void Engine::attention(int layer, int64_t n, int64_t p0) {
   // pays for its fork/join from ~64 cached tokens at decode.
   const int64_t work = n * K_;
 #pragma omp parallel for schedule(static) num_threads(nt) if (work > 1 && (p0 + n) * D * n * H_ > (int64_t(1) << 17))
-  for (int64_t w = 0; w < work; ++w) {
-    const int64_t t = w / K_, kh = w % K_, p = p0 + t;
-    float* sc = scores_.data() + size_t(omp_get_thread_num()) * size_t(score_stride_);
-    float* row = sc + HpK * max_ctx_;  // one K or V row in fp32 [D]
-    const float* q = q_.data() + (t * H_ + kh * HpK) * D;
-    const size_t hb = lb + size_t(kh * max_ctx_);  // row of position 0 of this KV head
-    const int8_t* KQ = kq_.data() + hb * size_t(D);
-    const int8_t* VQ = vq_.data() + hb * size_t(D);
-    const float* KS = ks_.data() + hb;
-    const float* VS = vs_.data() + hb;
+  for (int64_t w = 0; w < work; ++w)
+    attend(layer, w / K_, w % K_, p0, scores_.data() + size_t(omp_get_thread_num()) * size_t(score_stride_));
+}
+
+void Engine::attend(int layer, int64_t t, int64_t kh, int64_t p0, float* sc) {
+  const int64_t HpK = H_ / K_, D = D_, p = p0 + t;
+  const float scale = float(1.0 / std::sqrt(double(D)));
+  const size_t lb = size_t(layer) * size_t(K_ * max_ctx_);  // first row of the layer
+  float* row = sc + HpK * max_ctx_;  // one K or V row in fp32 [D]
+  const float* q = q_.data() + (t * H_ + kh * HpK) * D;
+  const size_t hb = lb + size_t(kh * max_ctx_);  // row of position 0 of this KV head
+  const int8_t* KQ = kq_.data() + hb * size_t(D);
+  const int8_t* VQ = vq_.data() + hb * size_t(D);
+  const float* KS = ks_.data() + hb;
+  const float* VS = vs_.data() + hb;
+  for (int64_t j = 0; j <= p; ++j) {
+    const int8_t* kj = KQ + j * D;
+#pragma omp simd
+    for (int64_t i = 0; i < D; ++i) row[i] = float(kj[i]);
+    const float ksj = KS[j];
+    for (int64_t h = 0; h < HpK; ++h) sc[h * max_ctx_ + j] = dot16(q + h * D, row, D) * ksj * scale;
+  }
+  float inv[64];  // HpK <= 64 (checked at construction)
+  for (int64_t h = 0; h < HpK; ++h) {
+    float* s = sc + h * max_ctx_;
+    float mx = -INFINITY;
+    for (int64_t j = 0; j <= p; ++j) mx = std::max(mx, s[j]);
+    float sum = 0;
     for (int64_t j = 0; j <= p; ++j) {
-      const int8_t* kj = KQ + j * D;
-#pragma omp simd
-      for (int64_t i = 0; i < D; ++i) row[i] = float(kj[i]);
-      const float ksj = KS[j];
-      for (int64_t h = 0; h < HpK; ++h) sc[h * max_ctx_ + j] = dot16(q + h * D, row, D) * ksj * scale;
+      s[j] = std::exp(s[j] - mx);
+      sum += s[j];
     }
-    float inv[64];  // HpK <= 64 (checked at construction)
+    inv[h] = 1.0f / sum;
+    float* o = att_.data() + (t * H_ + kh * HpK + h) * D;
+    std::fill(o, o + D, 0.0f);
+  }
+  for (int64_t j = 0; j <= p; ++j) {
+    const int8_t* vj = VQ + j * D;
+#pragma omp simd
+    for (int64_t i = 0; i < D; ++i) row[i] = float(vj[i]);
+    const float vsj = VS[j];
     for (int64_t h = 0; h < HpK; ++h) {
-      float* s = sc + h * max_ctx_;
-      float mx = -INFINITY;
-      for (int64_t j = 0; j <= p; ++j) mx = std::max(mx, s[j]);
-      float sum = 0;
-      for (int64_t j = 0; j <= p; ++j) {
-        s[j] = std::exp(s[j] - mx);
-        sum += s[j];
-      }
-      inv[h] = 1.0f / sum;
+      const float a = sc[h * max_ctx_ + j] * vsj;
       float* o = att_.data() + (t * H_ + kh * HpK + h) * D;
-      std::fill(o, o + D, 0.0f);
-    }
-    for (int64_t j = 0; j <= p; ++j) {
-      const int8_t* vj = VQ + j * D;
 #pragma omp simd
-      for (int64_t i = 0; i < D; ++i) row[i] = float(vj[i]);
-      const float vsj = VS[j];
-      for (int64_t h = 0; h < HpK; ++h) {
-        const float a = sc[h * max_ctx_ + j] * vsj;
-        float* o = att_.data() + (t * H_ + kh * HpK + h) * D;
-#pragma omp simd
-        for (int64_t i = 0; i < D; ++i) o[i] += a * row[i];
-      }
+      for (int64_t i = 0; i < D; ++i) o[i] += a * row[i];
     }
-    for (int64_t h = 0; h < HpK; ++h) {
-      float* o = att_.data() + (t * H_ + kh * HpK + h) * D;
-      for (int64_t i = 0; i < D; ++i) o[i] *= inv[h];
-    }
+  }
+  for (int64_t h = 0; h < HpK; ++h) {
+    float* o = att_.data() + (t * H_ + kh * HpK + h) * D;
+    for (int64_t i = 0; i < D; ++i) o[i] *= inv[h];
   }
 }
 
@@ -205,10 +234,8 @@ void Engine::run_chunk(const int32_t* ids, int64_t n, float* logits_out, bool al
   const ModelConfig& c = m_.cfg;
   const float eps = float(c.rms_norm_eps);
   const int64_t p0 = pos_, half = D_ / 2;
-  if (score_threads_ < num_threads()) {  // the thread count grew since construction (rare)
-    score_threads_ = num_threads();
-    scores_.resize(size_t(score_threads_) * size_t(score_stride_));
-  }
+  if (score_threads_ < num_threads()) grow_thread_scratch();  // the thread count grew since construction (rare)
+  if (one_region_ && n <= kMultiMaxTokens) return run_decode(ids, n, logits_out, all_logits);
 
   // Embedding rows dequantized from their int4 codes: x = q * s per group.
   const PackedMatrix& E = m_.embed;
@@ -279,6 +306,146 @@ void Engine::run_chunk(const int32_t* ids, int64_t n, float* logits_out, bool al
   for (int64_t t = first; t < n; ++t)
     rmsnorm_row(&x_[size_t(t * C_)], m_.final_norm.data(), C_, eps, &h_[size_t((t - first) * C_)]);
   linear(m_.head(), h_.data(), rows, logits_out);
+}
+
+void Engine::run_decode(const int32_t* ids, int64_t n, float* logits_out, bool all_logits) {
+  const int nt = std::min(score_threads_, num_threads());
+  if (nt <= 1) {
+    decode_thread(ids, n, logits_out, all_logits, 0, 1);
+  } else {
+#pragma omp parallel num_threads(nt)
+    decode_thread(ids, n, logits_out, all_logits, omp_get_thread_num(), omp_get_num_threads());
+  }
+  pos_ += n;
+}
+
+// One thread's part of a decode step (see engine.h). Every value is computed by exactly the
+// operations of run_chunk, so the logits equal the general path's bit for bit. Shared buffers
+// are written in disjoint parts (rows, groups, KV heads) and read only after a barrier.
+void Engine::decode_thread(const int32_t* ids, int64_t n, float* logits_out, bool all_logits, int th, int nt) {
+  const ModelConfig& c = m_.cfg;
+  const float eps = float(c.rms_norm_eps);
+  const int64_t p0 = pos_, half = D_ / 2, HpK = H_ / K_;
+  float* x = xp_.data() + size_t(th) * size_t(kMultiMaxTokens * C_);  // private residual stream
+  float* sc = scores_.data() + size_t(th) * size_t(score_stride_);
+
+  // A8 codes, scales and code sums of this thread's groups of y [rows, d].
+  auto quant_part = [&](const float* y, int64_t rows, int64_t d) {
+    const int64_t ng = d / G_;
+    int64_t g0, g1;
+    share(ng, th, nt, g0, g1);
+    if (g0 == g1) return;
+    for (int64_t t = 0; t < rows; ++t) {
+      const size_t o = size_t(t * d + g0 * G_);
+      quantize_a8_serial(y + o, 1, (g1 - g0) * G_, G_, qx_.data() + o, sx_.data() + t * ng + g0);
+      qgemm_group_sums(qx_.data() + o, 1, (g1 - g0) * G_, G_, sumx_.data() + t * ng + g0);
+    }
+  };
+  // RMSNorm of the private x rows [first, first + rows) (each thread reduces the whole row, in
+  // the same order) into its own groups of nrm_ rows [0, rows), then their A8.
+  auto norm_quant = [&](const float* w, int64_t first, int64_t rows) {
+    int64_t g0, g1;
+    share(C_ / G_, th, nt, g0, g1);
+    for (int64_t t = 0; t < rows; ++t) {
+      const float* xt = x + (first + t) * C_;
+      const float rs = rms_inv(xt, C_, eps);
+      float* y = nrm_.data() + t * C_;
+      for (int64_t k = g0 * G_; k < g1 * G_; ++k) y[k] = (xt[k] * rs) * w[k];
+    }
+    quant_part(nrm_.data(), rows, C_);
+  };
+  auto gemv = [&](const PackedMatrix* const* W, float* const* Y, int count, int64_t rows) {
+    qgemm_multi_part(W, Y, count, qx_.data(), sx_.data(), sumx_.data(), rows, th, nt);
+  };
+
+  // Embedding rows dequantized from their int4 codes: x = q * s per group.
+  const PackedMatrix& E = m_.embed;
+  const int64_t gb = group_code_bytes(RowKind::Int4, G_), ngC = C_ / G_;
+  int8_t codes[256];  // G <= 256 (qformat.h)
+  for (int64_t t = 0; t < n; ++t) {
+    const uint8_t* row = E.row(ids[t]);
+    const uint16_t* s = E.row_scales(ids[t]);
+    for (int64_t g = 0; g < ngC; ++g) {
+      decode_group_ref(E.row_kind(ids[t]), G_, row + g * gb, codes);
+      const float sg = f16_to_f32(s[g]);
+      for (int k = 0; k < G_; ++k) x[t * C_ + g * G_ + k] = float(codes[k]) * sg;
+    }
+  }
+
+  for (int l = 0; l < int(m_.layers.size()); ++l) {
+    const PackedLayer& ly = m_.layers[size_t(l)];
+    norm_quant(ly.attn_norm.data(), 0, n);
+    barrier(nt);
+    {
+      const PackedMatrix* W[3] = {&ly.q, &ly.k, &ly.v};
+      float* Y[3] = {q_.data(), k_.data(), v_.data()};
+      gemv(W, Y, 3, n);
+    }
+    barrier(nt);
+    // Per KV head: q/k norm and RoPE of its heads, KV8 into the cache, then attention.
+    int64_t k0, k1;
+    share(K_, th, nt, k0, k1);
+    for (int64_t kh = k0; kh < k1; ++kh) {
+      for (int64_t t = 0; t < n; ++t) {
+        const float* cs = rope_cos_.data() + (p0 + t) * half;
+        const float* sn = rope_sin_.data() + (p0 + t) * half;
+        for (int64_t hh = kh * HpK; hh < (kh + 1) * HpK; ++hh) {
+          float* q = &q_[size_t((t * H_ + hh) * D_)];
+          if (c.qk_norm()) rmsnorm_row(q, ly.q_norm.data(), D_, eps, q);
+          rope_row(q, cs, sn, D_);
+        }
+        float* k = &k_[size_t((t * K_ + kh) * D_)];
+        if (c.qk_norm()) rmsnorm_row(k, ly.k_norm.data(), D_, eps, k);
+        rope_row(k, cs, sn, D_);
+        const size_t r = (size_t(l) * size_t(K_) + size_t(kh)) * size_t(max_ctx_) + size_t(p0 + t);
+        quantize_a8_serial(k, 1, D_, int(D_), &kq_[r * size_t(D_)], &ks_[r]);
+        quantize_a8_serial(&v_[size_t((t * K_ + kh) * D_)], 1, D_, int(D_), &vq_[r * size_t(D_)], &vs_[r]);
+      }
+      for (int64_t t = 0; t < n; ++t) attend(l, t, kh, p0, sc);
+    }
+    barrier(nt);
+    quant_part(att_.data(), n, H_ * D_);
+    barrier(nt);
+    {
+      const PackedMatrix* W[1] = {&ly.o};
+      float* Y[1] = {h_.data()};
+      gemv(W, Y, 1, n);
+    }
+    barrier(nt);
+    for (int64_t i = 0; i < n * C_; ++i) x[i] += h_[size_t(i)];
+    norm_quant(ly.mlp_norm.data(), 0, n);
+    barrier(nt);
+    {
+      const PackedMatrix* W[2] = {&ly.gate, &ly.up};
+      float* Y[2] = {gate_.data(), up_.data()};
+      gemv(W, Y, 2, n);
+    }
+    barrier(nt);
+    {
+      int64_t g0, g1;
+      share(F_ / G_, th, nt, g0, g1);
+      for (int64_t t = 0; t < n; ++t)
+        for (int64_t i = t * F_ + g0 * G_; i < t * F_ + g1 * G_; ++i)
+          gate_[size_t(i)] = swiglu(gate_[size_t(i)], up_[size_t(i)]);
+      quant_part(gate_.data(), n, F_);
+    }
+    barrier(nt);
+    {
+      const PackedMatrix* W[1] = {&ly.down};
+      float* Y[1] = {h_.data()};
+      gemv(W, Y, 1, n);
+    }
+    barrier(nt);
+    for (int64_t i = 0; i < n * C_; ++i) x[i] += h_[size_t(i)];
+  }
+  if (!logits_out) return;
+  // Final norm and lm_head: every row with all_logits, else only the last.
+  const int64_t first = all_logits ? 0 : n - 1, rows = n - first;
+  norm_quant(m_.final_norm.data(), first, rows);
+  barrier(nt);
+  const PackedMatrix* W[1] = {&m_.head()};
+  float* Y[1] = {logits_out};
+  gemv(W, Y, 1, rows);
 }
 
 std::vector<float> packed_logits(const PackedModel& m, const std::vector<int32_t>& ids) {

@@ -12,9 +12,12 @@
 //
 // All scratch (activations for a chunk of tokens, the KV cache for max_context tokens, logits)
 // is allocated when the Engine is built: decoding allocates nothing per token. Prompts longer
-// than the chunk are prefilled chunk by chunk. Threads: the kernels' OpenMP (q/k/v and gate/up
-// each one qgemm_multi region) plus one parallel loop over (token, KV head) in attention,
-// which reads each cached K/V row once for the KV head's query heads.
+// than the chunk are prefilled chunk by chunk. Threads: a decode step (at most kMultiMaxTokens
+// tokens) is one OpenMP parallel region (run_decode): each thread takes a contiguous share of
+// every matrix's rows, of the activation groups (norm, SwiGLU, A8) and of the KV heads
+// (q/k norm, RoPE, KV8 store, attention), with a barrier between dependent steps (9 per
+// layer) and no fork/join per kernel. Prefill chunks use the kernels' own regions (GEMM tiles)
+// plus one parallel loop over (token, KV head) in attention.
 // Deliberately not here: sampling and text (infer/generate.h), file IO (infer/pack.h).
 #pragma once
 #include <cstdint>
@@ -36,6 +39,10 @@ class Engine {
   const float* forward(const int32_t* ids, int64_t n, bool all_logits = false);
   const float* decode(int32_t id) { return forward(&id, 1); }
   void reset() { pos_ = 0; }
+  // Steps of at most kMultiMaxTokens tokens (decode) run in one parallel region per step
+  // (run_decode); off: the general path, one region per kernel call (kept as the reference the
+  // tests hold the one-region path equal to, bit for bit).
+  void set_one_region_decode(bool on) { one_region_ = on; }
   int64_t pos() const { return pos_; }
   int64_t max_context() const { return max_ctx_; }
   const PackedModel& model() const { return m_; }
@@ -44,6 +51,12 @@ class Engine {
 
  private:
   void run_chunk(const int32_t* ids, int64_t n, float* logits_out, bool all_logits);
+  void run_decode(const int32_t* ids, int64_t n, float* logits_out, bool all_logits);
+  void decode_thread(const int32_t* ids, int64_t n, float* logits_out, bool all_logits, int th, int nt);
+  // Attention of token t (position p0 + t) for KV head kh and its query heads, cache rows of
+  // positions <= p0 + t; sc: the calling thread's score scratch.
+  void attend(int layer, int64_t t, int64_t kh, int64_t p0, float* sc);
+  void grow_thread_scratch();
   void linear(const PackedMatrix& W, const float* x, int64_t n, float* y);  // y [n, d_out]
   void attention(int layer, int64_t n, int64_t p0);
 
@@ -59,6 +72,12 @@ class Engine {
   std::vector<float> scores_;  // [threads, score_stride_]: H/K score rows [max_ctx] + one row [D]
   int64_t score_stride_ = 0;
   int score_threads_ = 0;
+  bool one_region_ = true;
+  // Decode: each thread's private copy of the residual stream [kMultiMaxTokens, C] (every thread
+  // computes it identically, so no barrier is needed around it), a normed-activation buffer
+  // written in disjoint group ranges, and the activations' per-group code sums.
+  std::vector<float> xp_, nrm_;
+  std::vector<int32_t> sumx_;
   std::vector<float> all_logits_;
   std::vector<int8_t> row_codes_;
   // KV cache: codes [L, K, max_ctx, D], scales [L, K, max_ctx] (one head's positions contiguous).
