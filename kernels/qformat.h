@@ -131,6 +131,33 @@ struct PackedMatrix {
   int64_t stream_bytes() const { return int64_t(codes.size() + scales.size()); }
 };
 
+// Walks consecutive rows of a PackedMatrix: kind, code and scale pointers of row i, then next()
+// for row i + 1, with no division per row (kernels' inner row loops).
+struct RowCursor {
+  RowCursor(const PackedMatrix& m, int64_t i)
+      : row(m.row(i)), scales(m.row_scales(i)), kind(m.row_kind(i)), ng(m.groups()), P(m.desc.P),
+        r(m.desc.layout == PackedLayout::Mixed ? int32_t(i % m.desc.P) : 0), mixed(m.desc.layout == PackedLayout::Mixed) {
+    bytes[int(RowKind::Ternary2)] = row_code_bytes(RowKind::Ternary2, m.desc.G, m.desc.d_in);
+    bytes[int(RowKind::Ternary5)] = row_code_bytes(RowKind::Ternary5, m.desc.G, m.desc.d_in);
+    bytes[int(RowKind::Int4)] = row_code_bytes(RowKind::Int4, m.desc.G, m.desc.d_in);
+  }
+  void next() {
+    row += bytes[int(kind)];
+    scales += ng;
+    if (mixed) {
+      r = r + 1 == P ? 0 : r + 1;
+      kind = r == 0 ? RowKind::Int4 : RowKind::Ternary2;
+    }
+  }
+  const uint8_t* row;
+  const uint16_t* scales;
+  RowKind kind;
+  int64_t ng;
+  int32_t P, r;
+  bool mixed;
+  int64_t bytes[3];
+};
+
 // Packs int8 codes [d_out, d_in] (ternary rows in {-1, 0, 1}, int4 rows in [-7, 7]) and
 // scales [d_out, d_in / G] (each already an fp16 value, > 0 and finite). Throws razor::Error
 // naming `what` for a bad descriptor, an out-of-range code or a scale that is not fp16.

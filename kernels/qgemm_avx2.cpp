@@ -1,9 +1,11 @@
 // AVX2 tier of the packed-weight GEMM (no VNNI): blocks decode to unsigned offset codes u,
 // vpmaddubsw(u, x) gives int16 pair sums (no saturation: |u| <= 15, |x| <= 127, and a group
 // of <= 256 weights sums to <= 30480 per lane), vpmaddwd widens once per group, and
-// off * sum(x) turns sum(u x) into sum(q x) exactly. Per group the int32 lanes are scaled by
-// s_w * s_x and accumulated in fp32 lanes; tokens are processed 4 at a time so one decode
-// serves 4 tokens.
+// off * sum(x) turns sum(u x) into sum(q x) exactly. Several tokens (prefill tails, N <= 4):
+// per group the int32 lanes are scaled by s_w * s_x and accumulated in fp32 lanes, 4 tokens per
+// decode of a block. One token (decode): kernels specialised on G, the groups' int32 sums
+// reduced eight (or four) at a time before one correction, conversion and scale (row1_avx2);
+// rows are walked with a RowCursor (no division per row).
 #include <immintrin.h>
 
 #include <algorithm>
@@ -42,58 +44,147 @@ const int8_t* t5_plane_acts(const QgemmArgs& a) {
   return buf.data();
 }
 
+// int16 pair sums of group g of row `row` with tokens n0 .. n0 + NT - 1 (acc[t] = sum over the
+// group of u * x in 16 int16 lanes; the caller widens and corrects by off * sum(x)).
 // xperm: for ternary5, the activations in plane order (t5_plane_acts); unused otherwise.
+// gb: code bytes of one group (group_code_bytes(K, G)).
 template <RowKind K, int NT>
-void row_tokens_avx2(const QgemmArgs& a, int64_t i, int64_t n0, const int8_t* xperm) {
+__attribute__((always_inline)) inline void group_acc(const QgemmArgs& a, const uint8_t* row, int64_t gb, int64_t g,
+                                                     int64_t n0, const int8_t* xperm, __m256i* acc) {
+  const int G = a.W->desc.G;
+  const int64_t d_in = a.W->desc.d_in, ng = a.W->desc.d_in / G;
+  const uint8_t* blk = row + g * gb;
+  // Rows are contiguous, so this runs ahead into the next rows' codes too.
+  _mm_prefetch(reinterpret_cast<const char*>(blk + kPrefetchBytes), _MM_HINT_T0);
+  for (int t = 0; t < NT; ++t) acc[t] = _mm256_setzero_si256();
+  if (K == RowKind::Ternary5) {
+    // int16 lanes: <= 10 vpmaddubsw of digits <= 2 per group, |sum| <= 10 * 508.
+    const int chunks = t5_chunks(G), per = 5 * chunks * 32;
+    const __m256i t86 = _mm256_set1_epi8(char(86)), t171 = _mm256_set1_epi8(char(171));
+    for (int c = 0; c < chunks; ++c) {
+      __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 32 * c));
+      for (int k = 0; k < 5; ++k) {
+        const __m256i ge1 = _mm256_cmpeq_epi8(_mm256_max_epu8(x, t86), x);
+        const __m256i ge2 = _mm256_cmpeq_epi8(_mm256_max_epu8(x, t171), x);
+        const __m256i d = _mm256_sub_epi8(_mm256_sub_epi8(_mm256_setzero_si256(), ge1), ge2);
+        for (int t = 0; t < NT; ++t) {
+          const int8_t* xp = xperm + ((n0 + t) * ng + g) * per + (k * chunks + c) * 32;
+          acc[t] = _mm256_add_epi16(acc[t], _mm256_maddubs_epi16(d, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xp))));
+        }
+        x = _mm256_add_epi8(x, _mm256_add_epi8(x, x));
+      }
+    }
+    return;
+  }
+  for (int s = 0; s < G / 64; ++s) {
+    __m256i u0, u1;
+    if (K == RowKind::Ternary2) {
+      decode_t2_avx2(blk + 16 * s, u0, u1);
+    } else {
+      decode_q4_avx2(blk + 32 * s, u0, u1);
+    }
+    const int8_t* xs = a.qx + n0 * d_in + g * G + 64 * s;
+    for (int t = 0; t < NT; ++t) {
+      const __m256i x0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xs + t * d_in));
+      const __m256i x1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xs + t * d_in + 32));
+      acc[t] = _mm256_add_epi16(acc[t], _mm256_add_epi16(_mm256_maddubs_epi16(u0, x0), _mm256_maddubs_epi16(u1, x1)));
+    }
+  }
+}
+
+// ---- Decode (one token), ternary2 / int4 rows, G = 64 * SUB known at compile time ----
+// Per group: SUB block decodes, 2 * SUB vpmaddubsw, one vpmaddwd; per eight (or four) groups:
+// one hadd tree to the groups' int32 sums, one offset correction, one conversion and one fused
+// multiply by s_w * s_x. The int32 sums are exact (|sum| <= 256 * 15 * 127 < 2^24), so with
+// integer scales the result is exact, as the reference.
+
+template <RowKind K, int SUB>
+__attribute__((always_inline)) inline __m256i gsum_avx2(const uint8_t* blk, const int8_t* x) {
+  __m256i acc = _mm256_setzero_si256();
+#pragma GCC unroll 4
+  for (int s = 0; s < SUB; ++s) {
+    __m256i u0, u1;
+    if (K == RowKind::Ternary2) {
+      decode_t2_avx2(blk + 16 * s, u0, u1);
+    } else {
+      decode_q4_avx2(blk + 32 * s, u0, u1);
+    }
+    const __m256i x0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + 64 * s));
+    const __m256i x1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + 64 * s + 32));
+    acc = _mm256_add_epi16(acc, _mm256_add_epi16(_mm256_maddubs_epi16(u0, x0), _mm256_maddubs_epi16(u1, x1)));
+  }
+  return _mm256_madd_epi16(acc, _mm256_set1_epi16(1));
+}
+
+// Sums of the 4 groups g..g+3 as [lo halves of g..g+3 | hi halves of g..g+3].
+template <RowKind K, int SUB>
+__attribute__((always_inline)) inline __m256i gsum4_avx2(const uint8_t* b, const int8_t* x) {
+  constexpr int64_t gb = (K == RowKind::Ternary2 ? 16 : 32) * SUB, G = 64 * SUB;
+  const __m256i h01 = _mm256_hadd_epi32(gsum_avx2<K, SUB>(b, x), gsum_avx2<K, SUB>(b + gb, x + G));
+  const __m256i h23 = _mm256_hadd_epi32(gsum_avx2<K, SUB>(b + 2 * gb, x + 2 * G), gsum_avx2<K, SUB>(b + 3 * gb, x + 3 * G));
+  return _mm256_hadd_epi32(h01, h23);
+}
+
+// row, sw: row i's codes and scales.
+template <RowKind K, int SUB>
+void row1_avx2(const QgemmArgs& a, int64_t i, const uint8_t* row, const uint16_t* sw, int64_t n0) {
+  constexpr int64_t gb = (K == RowKind::Ternary2 ? 16 : 32) * SUB, G = 64 * SUB;
+  constexpr int shift = K == RowKind::Int4 ? 3 : 0;  // off = 8 or 1
   const PackedMatrix& W = *a.W;
-  const int G = W.desc.G;
-  const int64_t d_in = W.desc.d_in, d_out = W.desc.d_out, ng = W.groups();
-  const int64_t gb = group_code_bytes(K, G);
+  const int64_t d_in = W.desc.d_in, ng = d_in / G;
+  const int8_t* x = a.qx + n0 * d_in;
+  const int32_t* sumx = a.sumx + n0 * ng;
+  const float* sx = a.sx + n0 * ng;
+  __m256 acc8 = _mm256_setzero_ps();
+  __m128 acc4 = _mm_setzero_ps();
+  int64_t g = 0;
+  for (; g + 8 <= ng; g += 8) {
+    const uint8_t* b = row + g * gb;
+    for (int64_t o = 0; o < 8 * gb; o += 64) _mm_prefetch(reinterpret_cast<const char*>(b + kPrefetchBytes + o), _MM_HINT_T0);
+    const __m256i lo = gsum4_avx2<K, SUB>(b, x + g * G), hi = gsum4_avx2<K, SUB>(b + 4 * gb, x + (g + 4) * G);
+    __m256i sums = _mm256_add_epi32(_mm256_permute2x128_si256(lo, hi, 0x20), _mm256_permute2x128_si256(lo, hi, 0x31));
+    sums = _mm256_sub_epi32(sums, _mm256_slli_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(sumx + g)), shift));
+    const __m256 scale = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(sw + g))),
+                                       _mm256_loadu_ps(sx + g));
+    acc8 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums), scale, acc8);
+  }
+  for (; g + 4 <= ng; g += 4) {
+    const uint8_t* b = row + g * gb;
+    for (int64_t o = 0; o < 4 * gb; o += 64) _mm_prefetch(reinterpret_cast<const char*>(b + kPrefetchBytes + o), _MM_HINT_T0);
+    const __m256i v = gsum4_avx2<K, SUB>(b, x + g * G);
+    __m128i sums = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    sums = _mm_sub_epi32(sums, _mm_slli_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(sumx + g)), shift));
+    const __m128 scale = _mm_mul_ps(_mm_cvtph_ps(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(sw + g))), _mm_loadu_ps(sx + g));
+    acc4 = _mm_fmadd_ps(_mm_cvtepi32_ps(sums), scale, acc4);
+  }
+  float tail = 0;
+  for (; g < ng; ++g) {
+    const __m256i v = gsum_avx2<K, SUB>(row + g * gb, x + g * G);
+    __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s4 = _mm_hadd_epi32(s4, s4);
+    s4 = _mm_hadd_epi32(s4, s4);
+    tail += float(_mm_cvtsi128_si32(s4) - (sumx[g] << shift)) * (_cvtsh_ss(sw[g]) * sx[g]);
+  }
+  acc4 = _mm_add_ps(acc4, _mm_add_ps(_mm256_castps256_ps128(acc8), _mm256_extractf128_ps(acc8, 1)));
+  acc4 = _mm_add_ps(acc4, _mm_movehl_ps(acc4, acc4));
+  acc4 = _mm_add_ss(acc4, _mm_movehdup_ps(acc4));
+  a.y[n0 * W.desc.d_out + i] = _mm_cvtss_f32(acc4) + tail;
+}
+
+template <RowKind K, int NT>
+void row_tokens_avx2(const QgemmArgs& a, int64_t i, const uint8_t* row, const uint16_t* sw, int64_t n0,
+                     const int8_t* xperm) {
+  const PackedMatrix& W = *a.W;
+  const int64_t d_out = W.desc.d_out, ng = W.groups();
   const int32_t off = code_offset(K);
-  const uint8_t* row = W.row(i);
-  const uint16_t* sw = W.row_scales(i);
-  const int sub = G / 64;
+  const int64_t gb = group_code_bytes(K, W.desc.G);
   const __m256i ones = _mm256_set1_epi16(1);
   __m256 accf[NT];
   for (int t = 0; t < NT; ++t) accf[t] = _mm256_setzero_ps();
-  for (int64_t g = 0; g < ng; ++g) {
-    const uint8_t* blk = row + g * gb;
-    // Rows are contiguous, so this runs ahead into the next rows' codes too.
-    _mm_prefetch(reinterpret_cast<const char*>(blk + kPrefetchBytes), _MM_HINT_T0);
+  int64_t g = 0;
+  for (; g < ng; ++g) {
     __m256i acc[NT];
-    for (int t = 0; t < NT; ++t) acc[t] = _mm256_setzero_si256();
-    if (K == RowKind::Ternary5) {
-      // int16 lanes: <= 10 vpmaddubsw of digits <= 2 per group, |sum| <= 10 * 508.
-      const int chunks = t5_chunks(G), per = 5 * chunks * 32;
-      const __m256i t86 = _mm256_set1_epi8(char(86)), t171 = _mm256_set1_epi8(char(171));
-      for (int c = 0; c < chunks; ++c) {
-        __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 32 * c));
-        for (int k = 0; k < 5; ++k) {
-          const __m256i ge1 = _mm256_cmpeq_epi8(_mm256_max_epu8(x, t86), x);
-          const __m256i ge2 = _mm256_cmpeq_epi8(_mm256_max_epu8(x, t171), x);
-          const __m256i d = _mm256_sub_epi8(_mm256_sub_epi8(_mm256_setzero_si256(), ge1), ge2);
-          for (int t = 0; t < NT; ++t) {
-            const int8_t* xp = xperm + ((n0 + t) * ng + g) * per + (k * chunks + c) * 32;
-            acc[t] = _mm256_add_epi16(acc[t], _mm256_maddubs_epi16(d, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xp))));
-          }
-          x = _mm256_add_epi8(x, _mm256_add_epi8(x, x));
-        }
-      }
-    }
-    for (int s = 0; s < (K == RowKind::Ternary5 ? 0 : sub); ++s) {
-      __m256i u0, u1;
-      if (K == RowKind::Ternary2) {
-        decode_t2_avx2(blk + 16 * s, u0, u1);
-      } else {
-        decode_q4_avx2(blk + 32 * s, u0, u1);
-      }
-      const int8_t* xs = a.qx + n0 * d_in + g * G + 64 * s;
-      for (int t = 0; t < NT; ++t) {
-        const __m256i x0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xs + t * d_in));
-        const __m256i x1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xs + t * d_in + 32));
-        acc[t] = _mm256_add_epi16(acc[t], _mm256_add_epi16(_mm256_maddubs_epi16(u0, x0), _mm256_maddubs_epi16(u1, x1)));
-      }
-    }
+    group_acc<K, NT>(a, row, gb, g, n0, xperm, acc);
     const float swf = _cvtsh_ss(sw[g]);
     for (int t = 0; t < NT; ++t) {
       const int64_t ix = (n0 + t) * ng + g;
@@ -105,14 +196,31 @@ void row_tokens_avx2(const QgemmArgs& a, int64_t i, int64_t n0, const int8_t* xp
   for (int t = 0; t < NT; ++t) a.y[(n0 + t) * d_out + i] = hsum_avx2(accf[t]);
 }
 
+// One token: the compile-time-G kernels above for ternary2 / int4 (G = 64, 128, 192, 256, all
+// that check_packed_desc admits), the general one for ternary5.
 template <RowKind K>
-void row_avx2(const QgemmArgs& a, int64_t i, const int8_t* xperm) {
+void row1_dispatch_avx2(const QgemmArgs& a, int64_t i, const uint8_t* row, const uint16_t* sw, int64_t n0,
+                        const int8_t* xperm) {
+  if (K != RowKind::Ternary5) {
+    switch (a.W->desc.G) {
+      case 64: return row1_avx2<K, 1>(a, i, row, sw, n0);
+      case 128: return row1_avx2<K, 2>(a, i, row, sw, n0);
+      case 192: return row1_avx2<K, 3>(a, i, row, sw, n0);
+      case 256: return row1_avx2<K, 4>(a, i, row, sw, n0);
+      default: break;
+    }
+  }
+  row_tokens_avx2<K, 1>(a, i, row, sw, n0, xperm);
+}
+
+template <RowKind K>
+void row_avx2(const QgemmArgs& a, int64_t i, const uint8_t* row, const uint16_t* sw, const int8_t* xperm) {
   int64_t n0 = 0;
-  for (; n0 + 4 <= a.N; n0 += 4) row_tokens_avx2<K, 4>(a, i, n0, xperm);
+  for (; n0 + 4 <= a.N; n0 += 4) row_tokens_avx2<K, 4>(a, i, row, sw, n0, xperm);
   switch (a.N - n0) {
-    case 3: row_tokens_avx2<K, 3>(a, i, n0, xperm); break;
-    case 2: row_tokens_avx2<K, 2>(a, i, n0, xperm); break;
-    case 1: row_tokens_avx2<K, 1>(a, i, n0, xperm); break;
+    case 3: row_tokens_avx2<K, 3>(a, i, row, sw, n0, xperm); break;
+    case 2: row_tokens_avx2<K, 2>(a, i, row, sw, n0, xperm); break;
+    case 1: row1_dispatch_avx2<K>(a, i, row, sw, n0, xperm); break;
     default: break;
   }
 }
@@ -120,12 +228,17 @@ void row_avx2(const QgemmArgs& a, int64_t i, const int8_t* xperm) {
 }  // namespace
 
 void qgemm_rows_avx2(const QgemmArgs& a, int64_t row_begin, int64_t row_end) {
-  const int8_t* xperm = a.W->desc.layout == PackedLayout::Ternary5 ? t5_plane_acts(a) : nullptr;
-  for (int64_t i = row_begin; i < row_end; ++i) {
-    switch (a.W->row_kind(i)) {
-      case RowKind::Ternary2: row_avx2<RowKind::Ternary2>(a, i, xperm); break;
-      case RowKind::Ternary5: row_avx2<RowKind::Ternary5>(a, i, xperm); break;
-      case RowKind::Int4: row_avx2<RowKind::Int4>(a, i, xperm); break;
+  if (row_begin >= row_end) return;
+  const PackedMatrix& W = *a.W;
+  const int8_t* xperm = W.desc.layout == PackedLayout::Ternary5 ? t5_plane_acts(a) : nullptr;
+  // Walk the rows with a cursor (no division per row: the row's kind, code and scale pointers
+  // advance by precomputed strides).
+  RowCursor cur(W, row_begin);
+  for (int64_t i = row_begin; i < row_end; ++i, cur.next()) {
+    switch (cur.kind) {
+      case RowKind::Ternary2: row_avx2<RowKind::Ternary2>(a, i, cur.row, cur.scales, xperm); break;
+      case RowKind::Ternary5: row_avx2<RowKind::Ternary5>(a, i, cur.row, cur.scales, xperm); break;
+      case RowKind::Int4: row_avx2<RowKind::Int4>(a, i, cur.row, cur.scales, xperm); break;
     }
   }
 }
