@@ -196,6 +196,45 @@ void row_tokens_avx2(const QgemmArgs& a, int64_t i, const uint8_t* row, const ui
   for (int t = 0; t < NT; ++t) a.y[(n0 + t) * d_out + i] = hsum_avx2(accf[t]);
 }
 
+// One token, four consecutive rows of one kind, for short rows (fewer than 8 groups: the
+// per-row reduction would dominate): per group, the four rows' int32 sums come out of one hadd
+// tree as one 4-lane vector, scaled by the rows' s_w and the token's s_x; the four outputs
+// are stored at once. rb: code bytes of one row.
+template <RowKind K, int SUB>
+void rows4_avx2(const QgemmArgs& a, int64_t i, const uint8_t* row, int64_t rb, const uint16_t* sw, int64_t n0) {
+  constexpr int64_t gb = (K == RowKind::Ternary2 ? 16 : 32) * SUB, G = 64 * SUB;
+  constexpr int shift = K == RowKind::Int4 ? 3 : 0;
+  const PackedMatrix& W = *a.W;
+  const int64_t d_in = W.desc.d_in, ng = d_in / G;
+  const int8_t* x = a.qx + n0 * d_in;
+  __m128 acc = _mm_setzero_ps();
+  for (int64_t g = 0; g < ng; ++g) {
+    const uint8_t* b = row + g * gb;
+    for (int r = 0; r < 4; ++r) _mm_prefetch(reinterpret_cast<const char*>(b + r * rb + kPrefetchBytes), _MM_HINT_T0);
+    const int8_t* xg = x + g * G;
+    const __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(gsum_avx2<K, SUB>(b, xg), gsum_avx2<K, SUB>(b + rb, xg)),
+                                        _mm256_hadd_epi32(gsum_avx2<K, SUB>(b + 2 * rb, xg), gsum_avx2<K, SUB>(b + 3 * rb, xg)));
+    __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+    s4 = _mm_sub_epi32(s4, _mm_set1_epi32(a.sumx[n0 * ng + g] << shift));
+    const __m128i w16 = _mm_setr_epi16(short(sw[g]), short(sw[ng + g]), short(sw[2 * ng + g]), short(sw[3 * ng + g]), 0, 0, 0, 0);
+    const __m128 scale = _mm_mul_ps(_mm_cvtph_ps(w16), _mm_set1_ps(a.sx[n0 * ng + g]));
+    acc = _mm_fmadd_ps(_mm_cvtepi32_ps(s4), scale, acc);
+  }
+  _mm_storeu_ps(a.y + n0 * W.desc.d_out + i, acc);
+}
+
+// rows4_avx2 for a runtime G (64, 128, 192, 256); false when G is none of them.
+template <RowKind K>
+bool rows4_dispatch_avx2(const QgemmArgs& a, int64_t i, const uint8_t* row, int64_t rb, const uint16_t* sw) {
+  switch (a.W->desc.G) {
+    case 64: rows4_avx2<K, 1>(a, i, row, rb, sw, 0); return true;
+    case 128: rows4_avx2<K, 2>(a, i, row, rb, sw, 0); return true;
+    case 192: rows4_avx2<K, 3>(a, i, row, rb, sw, 0); return true;
+    case 256: rows4_avx2<K, 4>(a, i, row, rb, sw, 0); return true;
+    default: return false;
+  }
+}
+
 // One token: the compile-time-G kernels above for ternary2 / int4 (G = 64, 128, 192, 256, all
 // that check_packed_desc admits), the general one for ternary5.
 template <RowKind K>
@@ -234,7 +273,19 @@ void qgemm_rows_avx2(const QgemmArgs& a, int64_t row_begin, int64_t row_end) {
   // Walk the rows with a cursor (no division per row: the row's kind, code and scale pointers
   // advance by precomputed strides).
   RowCursor cur(W, row_begin);
+  // One token and short rows: four rows of one kind at a time where the run allows.
+  const bool four = a.N == 1 && W.groups() < 8 && W.desc.layout != PackedLayout::Ternary5;
   for (int64_t i = row_begin; i < row_end; ++i, cur.next()) {
+    if (four && i + 4 <= row_end && cur.kind != RowKind::Ternary5 &&
+        (!cur.mixed || (cur.r != 0 && cur.r + 4 <= cur.P))) {  // mixed: ternary rows 1..P-1 of a super-group
+      const int64_t rb = cur.bytes[int(cur.kind)];
+      const bool done = cur.kind == RowKind::Int4 ? rows4_dispatch_avx2<RowKind::Int4>(a, i, cur.row, rb, cur.scales)
+                                                  : rows4_dispatch_avx2<RowKind::Ternary2>(a, i, cur.row, rb, cur.scales);
+      if (done) {
+        for (int r = 0; r < 3; ++r, ++i) cur.next();
+        continue;
+      }
+    }
     switch (cur.kind) {
       case RowKind::Ternary2: row_avx2<RowKind::Ternary2>(a, i, cur.row, cur.scales, xperm); break;
       case RowKind::Ternary5: row_avx2<RowKind::Ternary5>(a, i, cur.row, cur.scales, xperm); break;
