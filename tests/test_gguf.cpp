@@ -15,8 +15,10 @@
 #include "io/gguf_export.h"
 #include "infer/gguf_packed.h"
 #include "infer/pack.h"
+#include "gguf_test_util.h"
 
 using namespace razor;
+using namespace razor::gguf_test;
 
 namespace {
 
@@ -77,20 +79,6 @@ QuantMatrix random_matrix(Rng& rng, int64_t d_out, int64_t d_in, int group, std:
 }
 std::vector<uint8_t> rows_of(int64_t n, int bits) { return std::vector<uint8_t>(size_t(n), uint8_t(bits)); }
 
-const char* kTokenizer = R"({
-  "version": "1.0",
-  "added_tokens": [
-    {"id": 6, "content": "<|endoftext|>", "special": true},
-    {"id": 7, "content": "<|im_end|>", "special": true},
-    {"id": 8, "content": "<tool>", "special": false}
-  ],
-  "pre_tokenizer": {"type": "Sequence", "pretokenizers": [
-    {"type": "Split", "pattern": {"Regex": "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"},
-     "behavior": "Isolated", "invert": false},
-    {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": false, "use_regex": false}]},
-  "model": {"type": "BPE", "vocab": {"a": 0, "b": 1, "ab": 2, "\u0120": 3, "\u0120a": 4, "c": 5},
-            "merges": ["a b", ["\u0120", "a"]]}
-})";
 
 // A tiny qwen3 / llama model covering every layout the exporter decides between.
 struct TestModel {
@@ -750,62 +738,6 @@ TEST_SUITE("gguf") {
 }
 
 namespace {
-
-// A packed model of random codes (every row's codes in its kind's range) and fp16 scales:
-// qwen3 or llama, 2 layers, hidden 256, GQA 4/2, D = 64, FFN 512, vocab 32 (kTokenizer).
-PackedMatrix random_packed_matrix(Rng& rng, PackedDesc d) {
-  PackedMatrix probe;
-  probe.desc = d;
-  std::vector<int8_t> q(size_t(d.d_out * d.d_in));
-  std::vector<float> s(size_t(d.d_out * (d.d_in / d.G)));
-  for (int64_t r = 0; r < d.d_out; ++r) {
-    const int mx = probe.row_kind(r) == RowKind::Int4 ? 7 : 1;
-    for (int64_t k = 0; k < d.d_in; ++k) q[size_t(r * d.d_in + k)] = int8_t(int(rng.below(2 * mx + 1)) - mx);
-  }
-  for (float& x : s) x = round_to_f16(0.001f + 0.05f * rng.uniform());
-  return pack_matrix(d, q.data(), s.data(), "test");
-}
-
-PackedModel random_packed_model(const std::string& arch, PackedLayout lin, int G, int P = 0) {
-  PackedModel pm;
-  ModelConfig& c = pm.cfg;
-  c.model_type = arch;
-  c.vocab_size = 32, c.hidden_size = 256, c.num_hidden_layers = 2, c.num_attention_heads = 4;
-  c.num_key_value_heads = 2, c.head_dim = 64, c.intermediate_size = 512, c.max_position_embeddings = 128;
-  c.rope_theta = 1000000.0, c.tie_word_embeddings = false, c.bos_token_id = 6, c.eos_token_ids = {7};
-  c.validate("test");
-  pm.opt.plan.group = G;
-  pm.opt.ternary5 = lin == PackedLayout::Ternary5;
-  pm.tokenizer_json = kTokenizer;
-  Rng rng(99);
-  auto desc = [&](PackedLayout l, int64_t o, int64_t i) {
-    PackedDesc d;
-    d.layout = l;
-    d.P = l == PackedLayout::Mixed ? P : 0;
-    d.G = G, d.d_out = o, d.d_in = i;
-    return d;
-  };
-  auto norm = [&](int64_t n) {
-    std::vector<float> v(static_cast<size_t>(n));
-    for (float& x : v) x = 1.0f + 0.1f * rng.normal();
-    return v;
-  };
-  pm.embed = random_packed_matrix(rng, desc(PackedLayout::Int4, 32, 256));
-  pm.lm_head = random_packed_matrix(rng, desc(PackedLayout::Int4, 32, 256));
-  pm.layers.resize(2);
-  for (PackedLayer& ly : pm.layers) {
-    ly.attn_norm = norm(256), ly.mlp_norm = norm(256), ly.q_norm = norm(64), ly.k_norm = norm(64);
-    ly.q = random_packed_matrix(rng, desc(lin, 256, 256));
-    ly.k = random_packed_matrix(rng, desc(lin, 128, 256));
-    ly.v = random_packed_matrix(rng, desc(lin, 128, 256));
-    ly.o = random_packed_matrix(rng, desc(lin, 256, 256));
-    ly.gate = random_packed_matrix(rng, desc(lin, 512, 256));
-    ly.up = random_packed_matrix(rng, desc(lin, 512, 256));
-    ly.down = random_packed_matrix(rng, desc(lin, 256, 512));
-  }
-  pm.final_norm = norm(256);
-  return pm;
-}
 
 // pm -> .razor -> load -> GGUF; every matrix of pm read back with decode_row_codes (an
 // independent path from verify_gguf) must give pm's integers and fp16 scales.

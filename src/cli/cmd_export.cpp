@@ -34,7 +34,7 @@ int cmd_export(int argc, char** argv) {
             "GGUF type of all-ternary tensors with G = 256: tq2_0, tq1_0, or auto (tq1_0 when the .razor stores them "
             "in 5 trits, else tq2_0)");
   ap.option("--tokenizer", "", "tokenizer.json to write (default: the one inside the .razor / the --hf directory)");
-  ap.option("--tokenizer-config", "", "tokenizer_config.json (chat template, special tokens; default: --hf DIR's)");
+  ap.option("--tokenizer-config", "", "tokenizer_config.json (chat template, special tokens; default: the one inside the .razor / --hf DIR's)");
   ap.option("--float-type", "f32", "GGUF type for unquantized matrices: f32 (exact), f16 or bf16");
   ap.option("--tokenizer-pre", "", "llama.cpp tokenizer.ggml.pre name (default: detected: qwen2, llama-bpe, gpt-2)");
   ap.option("--name", "razor", "general.name");

@@ -49,7 +49,7 @@ int cmd_pack(int argc, char** argv) {
   ArgParser ap("razor pack",
                "Quantize a checkpoint's latent weights (Hugging Face layout) with the precision plan and write a "
                "packed .razor model: linears by super-groups of rows (rho), embedding and lm_head 4-bit, norms f32, "
-               "plus config and tokenizer.json.");
+               "plus config, tokenizer.json and tokenizer_config.json.");
   ap.option("-m,--model", "", "checkpoint directory (config.json, model.safetensors, tokenizer.json)");
   ap.option("--bits", "", "precision: 4, 2.79, 1.88 or 1.58 (or a rho); default 1.88");
   ap.option("--rho", "", "share of 4-bit rows: 1, 1/2, 1/8, 0, ... (alternative to --bits)");
@@ -91,6 +91,11 @@ int cmd_pack(int argc, char** argv) {
   if (stat(tj.c_str(), &st) == 0) {
     pm.tokenizer_json = read_file(tj);
     Tokenizer::from_json(pm.tokenizer_json, tj);  // refuse to pack a tokenizer generate cannot load
+  }
+  const std::string tc = dir + "/tokenizer_config.json";  // chat template, for GGUF export
+  if (stat(tc.c_str(), &st) == 0) {
+    pm.tokenizer_config_json = read_file(tc);
+    Json::parse(pm.tokenizer_config_json, tc);
   }
   const std::string out = ap.str("--output");
   pm.save(out);

@@ -15,6 +15,7 @@ int cmd_eval(int argc, char** argv);
 int cmd_score(int argc, char** argv);
 int cmd_pack(int argc, char** argv);
 int cmd_export(int argc, char** argv);
+int cmd_import(int argc, char** argv);
 int cmd_tokenize(int argc, char** argv);
 int cmd_plan(int argc, char** argv);
 

@@ -28,6 +28,7 @@ static const Command kCommands[] = {
     {"score", cmd_score, "per-token log-probabilities of an id sequence"},
     {"pack", cmd_pack, "pack a student into a .razor file of integer blocks"},
     {"export", cmd_export, "export a model for other engines (--gguf for llama.cpp)"},
+    {"import", cmd_import, "import a llama.cpp GGUF into a packed .razor file (--gguf IN -o OUT)"},
     {"tokenize", cmd_tokenize, "text to token ids and back with a Hugging Face tokenizer.json"},
     {"plan", cmd_plan, "per-matrix precision allocation under a bit budget"},
 };

@@ -114,7 +114,14 @@ ExportReport export_packed_gguf(const std::string& path, const PackedModel& pm, 
            "%s: the packed model has no tokenizer.json and none was given; GGUF needs the tokenizer (--tokenizer FILE)",
            path.c_str());
   const PackedExport ex = packed_export_tensors(pm);
-  ExportReport rep = export_gguf(path, pm.cfg.to_json(), tokenizer_json, ex.tensors, opt);
+  // The tokenizer_config.json the .razor carries (chat template, special tokens), unless the caller gave one.
+  ExportOptions o = opt;
+  Json tok_cfg;
+  if (!o.tokenizer_config && !pm.tokenizer_config_json.empty()) {
+    tok_cfg = Json::parse(pm.tokenizer_config_json, "packed model: tokenizer_config.json");
+    o.tokenizer_config = &tok_cfg;
+  }
+  ExportReport rep = export_gguf(path, pm.cfg.to_json(), tokenizer_json, ex.tensors, o);
   if (check) *check = verify_gguf(GgufFile::open(path), ex.tensors);
   return rep;
 }

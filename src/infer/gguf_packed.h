@@ -48,8 +48,9 @@ struct GgufVerify {
 // has another shape.
 GgufVerify verify_gguf(const GgufFile& f, const std::vector<ExportTensor>& tensors);
 
-// Exports pm to `path` (tokenizer_json: the tokenizer to write; pm.tokenizer_json when empty)
-// and, when verify is set, reads the file back and fills *check.
+// Exports pm to `path` (tokenizer_json: the tokenizer to write; pm.tokenizer_json when empty;
+// opt.tokenizer_config: pm.tokenizer_config_json when null) and, when verify is set, reads the
+// file back and fills *check.
 ExportReport export_packed_gguf(const std::string& path, const PackedModel& pm, std::string tokenizer_json,
                                 const ExportOptions& opt, GgufVerify* check = nullptr);
 

@@ -212,6 +212,9 @@ void PackedModel::save(const std::string& path) const {
   });
   if (!tokenizer_json.empty())
     w.add("tokenizer.json", "u8", {int64_t(tokenizer_json.size())}, tokenizer_json.data(), tokenizer_json.size());
+  if (!tokenizer_config_json.empty())
+    w.add("tokenizer_config.json", "u8", {int64_t(tokenizer_config_json.size())}, tokenizer_config_json.data(),
+          tokenizer_config_json.size());
   w.write(path);
 }
 
@@ -300,6 +303,12 @@ PackedModel PackedModel::load(const std::string& path) {
   if (const RazorTensor* t = f.find("tokenizer.json")) {
     RZ_CHECK(t->dtype == "u8", "%s: tensor tokenizer.json has dtype %s, expected u8", path.c_str(), t->dtype.c_str());
     pm.tokenizer_json.assign(reinterpret_cast<const char*>(f.data(*t)), size_t(t->nbytes));
+  }
+  if (const RazorTensor* t = f.find("tokenizer_config.json")) {
+    RZ_CHECK(t->dtype == "u8", "%s: tensor tokenizer_config.json has dtype %s, expected u8", path.c_str(),
+             t->dtype.c_str());
+    pm.tokenizer_config_json.assign(reinterpret_cast<const char*>(f.data(*t)), size_t(t->nbytes));
+    Json::parse(pm.tokenizer_config_json, path + ": tokenizer_config.json");  // refuse a damaged one at load
   }
   return pm;
 }

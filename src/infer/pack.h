@@ -13,7 +13,9 @@
 //              "a8", "kv8", "tensors": {name: layout string}}
 //   tensors   "<hf name>.codes" u8 [bytes] + "<hf name>.scales" f16 [d_out, d_in/G] per matrix
 //             (extra fields: layout, P, G, d_out, d_in); "<hf name>" f32 [n] per norm;
-//             "tokenizer.json" u8 [bytes] when the checkpoint had one.
+//             "tokenizer.json" u8 [bytes] when the checkpoint had one;
+//             "tokenizer_config.json" u8 [bytes] (chat template, special tokens) when there is one.
+//             Optional and additive: files without it load as before, and older readers skip it.
 // Deliberately not here: the forward (infer/engine.h), sampling (infer/generate.h).
 #pragma once
 #include <cstdint>
@@ -50,6 +52,7 @@ struct PackedModel {
   std::vector<PackedLayer> layers;
   std::vector<float> final_norm;  // [C]
   std::string tokenizer_json;     // "" when none
+  std::string tokenizer_config_json;  // "" when none (GGUF export writes its chat template)
   uint64_t file_bytes = 0;        // size of the file it was loaded from (0: built in memory)
 
   const PackedMatrix& head() const { return cfg.tie_word_embeddings ? embed : lm_head; }

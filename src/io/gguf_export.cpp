@@ -29,6 +29,7 @@ struct HParams {
   int64_t n_layer = 0, n_ctx = 0, n_embd = 0, n_ff = 0, n_head = 0, n_kv = 0, head_dim = 0, n_vocab = 0;
   double rope_theta = 10000, rms_eps = 1e-6;
   bool tied = false;
+  std::vector<float> rope_factors;  // llama3 rope scaling: rope_freqs.weight; empty without scaling
 };
 
 int64_t positive(const Json& c, const char* key) {
@@ -77,8 +78,20 @@ HParams read_hparams(const Json& c, const ExportOptions& opt) {
     const Json* rs = c.find(key);
     if (!rs || !rs->is_object()) continue;
     std::string type = rs->get_string("rope_type", rs->get_string("type", "default"));
-    RZ_CHECK(type == "default", "config.json: %s type '%s' is not supported by GGUF export (only plain RoPE)", key,
+    if (type == "default") continue;
+    RZ_CHECK(type == "llama3",
+             "config.json: %s type '%s' is not supported by GGUF export (plain RoPE and llama3 scaling only)", key,
              type.c_str());
+    RZ_CHECK(h.arch == "llama",
+             "config.json: %s type 'llama3': llama.cpp applies rope_freqs.weight to 'llama' models only, not '%s'", key,
+             h.arch.c_str());
+    // The same parameters and formula as the forward (ModelConfig::rope_inv_freq): llama.cpp divides each
+    // frequency by its factor, which is the ratio of plain to scaled frequency.
+    Json cj = c;
+    cj.set("model_type", h.arch);
+    h.rope_factors = rope_freq_factors(ModelConfig::from_json(cj, "config.json"));
+    if (h.rope_factors.size() != size_t(h.head_dim / 2)) h.rope_factors.clear();
+    RZ_CHECK(!h.rope_factors.empty(), "config.json: head_dim %lld disagrees with the rope scaling's", (long long)h.head_dim);
   }
   h.tied = c.get_bool("tie_word_embeddings", false);  // LlamaConfig / Qwen3Config default
   return h;
@@ -299,6 +312,15 @@ std::vector<int64_t> rope_interleave_rows(int64_t n_head, int64_t head_dim) {
   return src;
 }
 
+std::vector<float> rope_freq_factors(const ModelConfig& c) {
+  ModelConfig plain = c;
+  plain.rope_scaling = RopeScaling();
+  const std::vector<double> a = plain.rope_inv_freq(), b = c.rope_inv_freq();
+  std::vector<float> f(a.size());
+  for (size_t i = 0; i < a.size(); ++i) f[i] = float(a[i] / b[i]);
+  return f;
+}
+
 std::string detect_tokenizer_pre(const Json& tok) {
   const Json* pre = tok.find("pre_tokenizer");
   if (!pre || !pre->is_object()) return "";
@@ -516,6 +538,20 @@ GgufWriter build_gguf(const Json& config, const std::string& tokenizer_json, con
     rep->params += r.params;
     rep->tensor_bytes += r.bytes;
     w.add_tensor(gname, r.type, ne, std::move(bytes));
+    rep->tensors.push_back(std::move(r));
+  }
+  if (!h.rope_factors.empty()) {
+    ExportTensorReport r;
+    r.hf_name = "(rope_scaling)";
+    r.gguf_name = "rope_freqs.weight";
+    r.layout = "llama3 rope factors";
+    r.params = int64_t(h.rope_factors.size());
+    r.note = "llama3 rope scaling: frequency i divided by factor i (llama.cpp's rope_freqs)";
+    std::vector<uint8_t> bytes(h.rope_factors.size() * 4);
+    encode_floats(GgmlType::kF32, h.rope_factors.data(), int64_t(h.rope_factors.size()), bytes.data());
+    r.bytes = bytes.size();
+    rep->tensor_bytes += r.bytes;
+    w.add_tensor(r.gguf_name, GgmlType::kF32, {int64_t(h.rope_factors.size())}, std::move(bytes));
     rep->tensors.push_back(std::move(r));
   }
   // general.file_type (llama_ftype): the type holding most matrix bytes, as llama.cpp's

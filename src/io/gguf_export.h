@@ -14,17 +14,21 @@
 //  - tensors renamed to llama.cpp's names (token_embd, blk.N.attn_q, ..., output), each in
 //    the GGUF type that holds razor's integers and scales exactly (gguf_blocks.h), and a
 //    report of every tensor that had to be widened;
+//  - for `llama` with llama3 rope scaling (Llama 3.1 / 3.2), the F32 tensor `rope_freqs.weight`
+//    [head_dim / 2] of per-frequency divisors, as llama.cpp's converter writes it;
 //  - for `llama` only, the q/k rows permuted the way llama.cpp's HF converter does (its rope
 //    kernel pairs adjacent elements, HF's rotate-half pairs i with i + D/2; Qwen3 in llama.cpp
 //    uses the HF "neox" layout, so nothing is permuted). A row permutation moves whole rows
 //    with their scales, so it stays exact.
-// Deliberately not here: reading .razor files or checkpoints (callers), rope scaling variants.
+// Deliberately not here: reading .razor files or checkpoints (callers), rope scaling other than
+// llama3 (linear, YaRN, LongRoPE: refused).
 #pragma once
 #include <cstdint>
 #include <string>
 #include <vector>
 
 #include "io/gguf.h"
+#include "io/hf_config.h"
 #include "io/json.h"
 
 namespace razor {
@@ -89,6 +93,9 @@ std::string gguf_tensor_name(const std::string& hf_name);
 // For arch `llama`: the source row of each destination row when q/k rows are permuted from HF's
 // rotate-half order to llama.cpp's interleaved order; rows = n_head * head_dim.
 std::vector<int64_t> rope_interleave_rows(int64_t n_head, int64_t head_dim);
+// llama.cpp's rope_freqs factors of a config: frequency i is divided by factor i ([head_dim / 2];
+// all 1 without rope scaling). The ratio of plain to scaled inverse frequencies of rope_inv_freq().
+std::vector<float> rope_freq_factors(const ModelConfig& c);
 // tokenizer.ggml.pre name for a tokenizer.json pre_tokenizer: "qwen2", "llama-bpe", "gpt-2";
 // "" when unknown.
 std::string detect_tokenizer_pre(const Json& tokenizer);
