@@ -69,6 +69,11 @@ bool pack_student_hook(const std::string& student_dir, const std::string& out_pa
   PackedModel pm = pack_model(*m, opt);
   std::string tok = student_dir + "/tokenizer.json";
   if (path_exists(tok)) pm.tokenizer_json = read_file(tok);
+  std::string tc = student_dir + "/tokenizer_config.json";
+  if (path_exists(tc)) {
+    pm.tokenizer_config_json = read_file(tc);
+    Json::parse(pm.tokenizer_config_json, tc);
+  }
   pm.save(out_path);
   return true;
 }
@@ -519,6 +524,11 @@ QadSummary run_qad(const QadConfig& cin) {
       sum.teacher_arith = eval_arith(greedy_completer(*teacher, tok, /*document_start=*/true), c.seed, c.arith_k).accuracy();
       sum.student_arith = eval_arith(greedy_completer(*student, tok, /*document_start=*/true), c.seed, c.arith_k).accuracy();
     }
+  }
+  if (path_exists(c.teacher_dir + "/tokenizer_config.json")) {  // chat template: generate --chat, GGUF export
+    std::string tc = read_file(c.teacher_dir + "/tokenizer_config.json");
+    write_file_atomic(c.out + "/student/tokenizer_config.json", tc);
+    write_file_atomic(c.out + "/student-dequant/tokenizer_config.json", tc);
   }
   bool packed = pack_student_hook(c.out + "/student", c.out + "/student.razor", c.rho, c.group, c.beta, c.a8, c.kv8, c.plan);
   {
