@@ -1,7 +1,7 @@
 // Causal grouped-query attention of a block of query tokens over an int8 KV cache (KV8,
 // NUMERICS.md §4: int8 codes + one fp32 scale per (position, kv head)), the inference
 // engine's attention written as a kernel: a scalar reference (the definition, the same
-// operations as the engine's loop) and an AVX-512 tier for prefill (many query tokens).
+// operations as the engine's loop) and AVX-512 and AVX2 tiers for prefill (many query tokens).
 //   s_j = (q . k_j) * ks_j * scale  for j <= p (p = p0 + t),  a = softmax(s),
 //   o   = (sum_j (a'_j * vs_j) * v_j) / sum_j a'_j,   a'_j = exp(s_j - max s)
 // Deliberately not here: RoPE, q/k norms, writing the cache (src/infer/engine.cpp).
@@ -25,14 +25,22 @@ struct AttnKv8 {
   float* out;   // [n, H, D]
 };
 
-// Best tier for this CPU (AVX-512 when D is 64, 128 or 256, else the reference); threads with OpenMP
-// over kv heads and query blocks; call from outside a parallel region.
+// Best tier for the active ISA (core/cpu.h): AVX-512, else AVX2 + FMA, when D is 64, 128 or 256;
+// else the reference. Threads with OpenMP over kv heads (and query blocks where the tier splits
+// them); call from outside a parallel region.
 void attention_kv8(const AttnKv8& a);
+// The definition, scalar; OpenMP over kv heads (each output is computed by one thread in the
+// same order whatever the thread count: bitwise the same at any count).
 void attention_kv8_ref(const AttnKv8& a);
 #if defined(__x86_64__)
 // The AVX-512 tier (kernels/attention_kv8_avx512.cpp, x86-64 builds only); D must be 64, 128 or 256.
 bool attention_kv8_avx512_supported();
 void attention_kv8_avx512(const AttnKv8& a);
+// The AVX2 + FMA tier (kernels/attention_kv8_avx2.cpp, x86-64 builds only); D must be 64, 128 or 256.
+bool attention_kv8_avx2_supported();
+void attention_kv8_avx2(const AttnKv8& a);
+// The AVX2 tier's exp for x <= 0 (y[i] = exp(x[i]); inputs below -87.3 give ~1e-38), for tests.
+void attention_kv8_avx2_exp(const float* x, float* y, int64_t n);
 #endif
 
 }  // namespace razor

@@ -1,5 +1,6 @@
-// Tests for kernels/attention_kv8: the AVX-512 tier against the scalar reference (the
-// engine's attention) on random int8 caches, odd token counts, positions and GQA ratios.
+// Tests for kernels/attention_kv8: the AVX-512 and AVX2 tiers against the scalar reference (the
+// engine's attention) on random int8 caches, odd token counts, positions and GQA ratios; thread
+// count invariance of the reference and the AVX2 tier's query-block split; the AVX2 tier's exp.
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -7,9 +8,87 @@
 #include <vector>
 
 #include "core/rng.h"
+#include "core/threads.h"
 #include "kernels/attention_kv8.h"
 
 using namespace razor;
+
+namespace {
+
+struct Case {
+  int64_t H, Kh, D, p0, n;
+  std::vector<float> q, ks, vs;
+  std::vector<int8_t> k, v;
+  Case(int64_t H_, int64_t Kh_, int64_t D_, int64_t p0_, int64_t n_) : H(H_), Kh(Kh_), D(D_), p0(p0_), n(n_) {
+    const int64_t ctx = p0 + n;
+    Rng rng(uint64_t(p0 * 100 + n + H * 7 + D));
+    q.resize(size_t(n * H * D));
+    ks.resize(size_t(ctx * Kh));
+    vs.resize(ks.size());
+    k.resize(size_t(ctx * Kh * D));
+    v.resize(k.size());
+    for (float& x : q) x = rng.normal();
+    for (int8_t& x : k) x = int8_t(int(rng.below(255)) - 127);
+    for (int8_t& x : v) x = int8_t(int(rng.below(255)) - 127);
+    for (float& x : ks) x = 0.002f + 0.01f * rng.uniform();  // scores of order +-10
+    for (float& x : vs) x = 0.001f + 0.02f * rng.uniform();
+  }
+  // layout 0: [ctx, Kh, D]; 1: [Kh, ctx, D].
+  AttnKv8 args(int layout, float* out) const {
+    const int64_t ctx = p0 + n;
+    return AttnKv8{q.data(), k.data(), v.data(), ks.data(), vs.data(), layout ? 1 : Kh, layout ? ctx : 1,
+                   n, p0, H, Kh, D, float(1.0 / std::sqrt(double(D))), out};
+  }
+  float vmax() const {  // max |v_j * vs_j| (the same in both layouts: the test data is layout-free)
+    float m = 0;
+    for (size_t r = 0; r < vs.size(); ++r)
+      for (int64_t i = 0; i < D; ++i) m = std::max(m, std::fabs(float(v[r * size_t(D) + size_t(i)]) * vs[r]));
+    return m;
+  }
+};
+
+#if defined(__x86_64__)
+// A tier against the reference on H/Kh 4/2, 6/2, 2/2, 2/1 x D 128/64/256 x p0 0/7/40 x n 1/5/13
+// (short query blocks, a causal offset), in both cache layouts.
+void check_tier(void (*tier)(const AttnKv8&)) {
+  struct Shape {
+    int64_t H, Kh, D;
+  };
+  for (Shape sh : {Shape{4, 2, 128}, Shape{6, 2, 64}, Shape{2, 2, 64}, Shape{2, 1, 256}})
+    for (int64_t p0 : {0, 7, 40})
+      for (int64_t n : {1, 5, 13}) {
+        CAPTURE(sh.H);
+        CAPTURE(sh.Kh);
+        CAPTURE(sh.D);
+        CAPTURE(p0);
+        CAPTURE(n);
+        const Case c(sh.H, sh.Kh, sh.D, p0, n);
+        std::vector<float> o_ref(c.q.size(), NAN), o(c.q.size(), NAN);
+        // o is a convex combination of v_j * vs_j: bound the error by 1e-5 of its largest
+        // magnitude (summation order of the dots and weights, exp within 2 ulp).
+        const float tol = 1e-5f * c.vmax();
+        for (int layout = 0; layout < 2; ++layout) {
+          CAPTURE(layout);
+          attention_kv8_ref(c.args(layout, o_ref.data()));
+          tier(c.args(layout, o.data()));
+          int bad = 0;
+          for (size_t i = 0; i < o.size(); ++i) bad += !(std::fabs(o[i] - o_ref[i]) <= tol);
+          CHECK(bad == 0);
+        }
+      }
+}
+#endif
+
+// Runs f at `threads` OpenMP threads and restores the previous count.
+template <class F>
+void at_threads(int threads, F f) {
+  const int prev = num_threads();
+  set_num_threads(threads);
+  f();
+  set_num_threads(prev);
+}
+
+}  // namespace
 
 TEST_SUITE("attention_kv8") {
   TEST_CASE("AVX-512 tier equals the reference within fp32 rounding") {
@@ -20,46 +99,87 @@ TEST_SUITE("attention_kv8") {
       MESSAGE("skipping: AVX-512 not supported by this CPU / build");
       return;
     }
-    struct Shape {
-      int64_t H, Kh, D;
-    };
-    for (Shape sh : {Shape{4, 2, 128}, Shape{6, 2, 64}, Shape{2, 2, 64}, Shape{2, 1, 256}})
-      for (int64_t p0 : {0, 7, 40})
-        for (int64_t n : {1, 5, 13}) {
-          CAPTURE(sh.H);
-          CAPTURE(sh.Kh);
-          CAPTURE(sh.D);
-          CAPTURE(p0);
-          CAPTURE(n);
-          const int64_t ctx = p0 + n, D = sh.D;
-          Rng rng(uint64_t(p0 * 100 + n + sh.H * 7 + D));
-          std::vector<float> q(size_t(n * sh.H * D)), ks(size_t(ctx * sh.Kh)), vs(ks.size());
-          std::vector<int8_t> k(size_t(ctx * sh.Kh * D)), v(k.size());
-          for (float& x : q) x = rng.normal();
-          for (int8_t& x : k) x = int8_t(int(rng.below(255)) - 127);
-          for (int8_t& x : v) x = int8_t(int(rng.below(255)) - 127);
-          for (float& x : ks) x = 0.002f + 0.01f * rng.uniform();  // scores of order +-10
-          for (float& x : vs) x = 0.001f + 0.02f * rng.uniform();
-          std::vector<float> o_ref(q.size(), NAN), o(q.size(), NAN);
-          for (int layout = 0; layout < 2; ++layout) {  // [ctx, Kh, D] and [Kh, ctx, D]
-          CAPTURE(layout);
-          AttnKv8 a{q.data(), k.data(), v.data(), ks.data(), vs.data(), layout ? 1 : sh.Kh, layout ? ctx : 1,
-                    n, p0, sh.H, sh.Kh, D, float(1.0 / std::sqrt(double(D))), o_ref.data()};
-          attention_kv8_ref(a);
-          a.out = o.data();
-          attention_kv8_avx512(a);
-          // o is a convex combination of v_j * vs_j: bound the error by 1e-5 of its largest
-          // magnitude (summation order of the dots and weights, exp within 2 ulp).
-          float vmax = 0;
-          for (int64_t j = 0; j < ctx; ++j)
-            for (int64_t h = 0; h < sh.Kh; ++h)
-              for (int64_t i = 0; i < D; ++i)
-                vmax = std::max(vmax, std::fabs(float(v[size_t((j * sh.Kh + h) * D + i)]) * vs[size_t(j * sh.Kh + h)]));
-          int bad = 0;
-          for (size_t i = 0; i < o.size(); ++i) bad += !(std::fabs(o[i] - o_ref[i]) <= 1e-5f * vmax);
-          CHECK(bad == 0);
-          }
+    check_tier(attention_kv8_avx512);
+#endif
+  }
+
+  TEST_CASE("AVX2 tier equals the reference within fp32 rounding") {
+#if !defined(__x86_64__)
+    MESSAGE("skipping: the AVX2 tier exists on x86-64 builds only");
+#else
+    if (!attention_kv8_avx2_supported()) {
+      MESSAGE("skipping: AVX2 + FMA not supported by this CPU");
+      return;
+    }
+    check_tier(attention_kv8_avx2);
+#endif
+  }
+
+  TEST_CASE("reference and AVX2 tier give the same bits at any thread count") {
+    // Kh 1 and 2 with up to 5 threads: the AVX2 tier deals each kv head's query blocks to
+    // several items; every output is still computed by one item in one order.
+    for (int64_t Kh : {1, 2}) {
+      CAPTURE(Kh);
+      const Case c(4, Kh, 64, 9, 23);
+      std::vector<float> ref1(c.q.size(), NAN), o(c.q.size(), NAN);
+      at_threads(1, [&] { attention_kv8_ref(c.args(1, ref1.data())); });
+      for (int th : {2, 5}) {
+        CAPTURE(th);
+        at_threads(th, [&] { attention_kv8_ref(c.args(1, o.data())); });
+        CHECK(o == ref1);
+      }
+#if defined(__x86_64__)
+      if (attention_kv8_avx2_supported()) {
+        std::vector<float> a1(c.q.size(), NAN);
+        at_threads(1, [&] { attention_kv8_avx2(c.args(1, a1.data())); });
+        const float tol = 1e-5f * c.vmax();
+        int bad = 0;
+        for (size_t i = 0; i < a1.size(); ++i) bad += !(std::fabs(a1[i] - ref1[i]) <= tol);
+        CHECK(bad == 0);
+        for (int th : {2, 3, 5}) {
+          CAPTURE(th);
+          std::fill(o.begin(), o.end(), NAN);
+          at_threads(th, [&] { attention_kv8_avx2(c.args(1, o.data())); });
+          CHECK(o == a1);
         }
+      }
+#endif
+    }
+  }
+
+  TEST_CASE("AVX2 tier's exp within 2e-7 relative of exp on [-87.3, 0]") {
+#if !defined(__x86_64__)
+    MESSAGE("skipping: the AVX2 tier exists on x86-64 builds only");
+#else
+    if (!attention_kv8_avx2_supported()) {
+      MESSAGE("skipping: AVX2 + FMA not supported by this CPU");
+      return;
+    }
+    // Every 2^-12 step from -87.3 to 0 (exact floats) plus odd lengths for the tail path.
+    std::vector<float> x, y;
+    for (double xd = 0; xd >= -87.3; xd -= 1.0 / 4096) x.push_back(float(xd));
+    x.push_back(-87.3f);
+    y.assign(x.size(), NAN);
+    attention_kv8_avx2_exp(x.data(), y.data(), int64_t(x.size()));
+    double worst = 0;
+    float worst_x = 0;
+    for (size_t i = 0; i < x.size(); ++i) {
+      const double want = std::exp(double(x[i]));
+      const double rel = std::fabs(double(y[i]) - want) / want;
+      if (!(rel <= worst)) worst = rel, worst_x = x[i];
+    }
+    MESSAGE("AVX2 exp_neg: worst relative error " << worst << " at x = " << worst_x);
+    CHECK(worst <= 2e-7);
+    CHECK(y[0] == 1.0f);
+    // Below the clamp: exp(-87.3) = 1.22e-38, tiny and non-negative (the caller masks lanes
+    // that must be 0).
+    const float lo[3] = {-88.0f, -1000.0f, -INFINITY};
+    float ylo[3] = {NAN, NAN, NAN};
+    attention_kv8_avx2_exp(lo, ylo, 3);
+    for (float v : ylo) {
+      CHECK(v >= 0.0f);
+      CHECK(v <= 1.25e-38f);
+    }
 #endif
   }
 }
