@@ -163,7 +163,7 @@ void row1_avx2(const QgemmArgs& a, int64_t i, const uint8_t* row, const uint16_t
     __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
     s4 = _mm_hadd_epi32(s4, s4);
     s4 = _mm_hadd_epi32(s4, s4);
-    tail += float(_mm_cvtsi128_si32(s4) - (sumx[g] << shift)) * (_cvtsh_ss(sw[g]) * sx[g]);
+    tail += float(_mm_cvtsi128_si32(s4) - sumx[g] * (1 << shift)) * (_cvtsh_ss(sw[g]) * sx[g]);
   }
   acc4 = _mm_add_ps(acc4, _mm_add_ps(_mm256_castps256_ps128(acc8), _mm256_extractf128_ps(acc8, 1)));
   acc4 = _mm_add_ps(acc4, _mm_movehl_ps(acc4, acc4));
@@ -215,7 +215,7 @@ void rows4_avx2(const QgemmArgs& a, int64_t i, const uint8_t* row, int64_t rb, c
     const __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(gsum_avx2<K, SUB>(b, xg), gsum_avx2<K, SUB>(b + rb, xg)),
                                         _mm256_hadd_epi32(gsum_avx2<K, SUB>(b + 2 * rb, xg), gsum_avx2<K, SUB>(b + 3 * rb, xg)));
     __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
-    s4 = _mm_sub_epi32(s4, _mm_set1_epi32(a.sumx[n0 * ng + g] << shift));
+    s4 = _mm_sub_epi32(s4, _mm_set1_epi32(a.sumx[n0 * ng + g] * (1 << shift)));
     const __m128i w16 = _mm_setr_epi16(short(sw[g]), short(sw[ng + g]), short(sw[2 * ng + g]), short(sw[3 * ng + g]), 0, 0, 0, 0);
     const __m128 scale = _mm_mul_ps(_mm_cvtph_ps(w16), _mm_set1_ps(a.sx[n0 * ng + g]));
     acc = _mm_fmadd_ps(_mm_cvtepi32_ps(s4), scale, acc);
