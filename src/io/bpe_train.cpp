@@ -182,30 +182,49 @@ std::string train_bpe(const std::vector<std::string>& texts, const BpeTrainOptio
   Json norm = Json::object();
   norm.set("type", "NFC");
   root.set("normalizer", std::move(norm));
-  auto byte_level = [] {
-    Json bl = Json::object();
-    bl.set("type", "ByteLevel");
-    bl.set("add_prefix_space", false);
-    bl.set("trim_offsets", false);
-    bl.set("use_regex", false);
-    return bl;
-  };
+  root.set("pre_tokenizer", hf_split_pre_tokenizer(kQwen2Regex));
+  root.set("post_processor", hf_byte_level(false));
+  root.set("decoder", hf_byte_level(false));
+  Json vocab = Json::object();
+  for (size_t i = 0; i < tokens.size(); ++i) vocab.set_unchecked(tokens[i], int64_t(i));
+  Json jm = Json::array();
+  for (const auto& m : merges) {
+    Json pair = Json::array();
+    pair.push_back(tokens[m.first]);
+    pair.push_back(tokens[m.second]);
+    jm.push_back(std::move(pair));
+  }
+  root.set("model", hf_bpe_model(std::move(vocab), std::move(jm), false));
+  return root.dump(2) + "\n";
+}
+
+Json hf_byte_level(bool use_regex) {
+  Json bl = Json::object();
+  bl.set("type", "ByteLevel");
+  bl.set("add_prefix_space", false);
+  bl.set("trim_offsets", use_regex);
+  bl.set("use_regex", use_regex);
+  return bl;
+}
+
+Json hf_split_pre_tokenizer(const char* regex) {
   Json split = Json::object();
   split.set("type", "Split");
-  Json pattern = Json::object();
-  pattern.set("Regex", kQwen2Regex);
-  split.set("pattern", std::move(pattern));
+  Json pat = Json::object();
+  pat.set("Regex", regex);
+  split.set("pattern", std::move(pat));
   split.set("behavior", "Isolated");
   split.set("invert", false);
-  Json pre = Json::object();
-  pre.set("type", "Sequence");
   Json list = Json::array();
   list.push_back(std::move(split));
-  list.push_back(byte_level());
+  list.push_back(hf_byte_level(false));
+  Json pre = Json::object();
+  pre.set("type", "Sequence");
   pre.set("pretokenizers", std::move(list));
-  root.set("pre_tokenizer", std::move(pre));
-  root.set("post_processor", byte_level());
-  root.set("decoder", byte_level());
+  return pre;
+}
+
+Json hf_bpe_model(Json vocab, Json merges, bool ignore_merges) {
   Json model = Json::object();
   model.set("type", "BPE");
   model.set("dropout", nullptr);
@@ -214,20 +233,10 @@ std::string train_bpe(const std::vector<std::string>& texts, const BpeTrainOptio
   model.set("end_of_word_suffix", "");
   model.set("fuse_unk", false);
   model.set("byte_fallback", false);
-  model.set("ignore_merges", false);
-  Json vocab = Json::object();
-  for (size_t i = 0; i < tokens.size(); ++i) vocab.set_unchecked(tokens[i], int64_t(i));
+  model.set("ignore_merges", ignore_merges);
   model.set("vocab", std::move(vocab));
-  Json jm = Json::array();
-  for (const auto& m : merges) {
-    Json pair = Json::array();
-    pair.push_back(tokens[m.first]);
-    pair.push_back(tokens[m.second]);
-    jm.push_back(std::move(pair));
-  }
-  model.set("merges", std::move(jm));
-  root.set("model", std::move(model));
-  return root.dump(2) + "\n";
+  model.set("merges", std::move(merges));
+  return model;
 }
 
 }  // namespace razor

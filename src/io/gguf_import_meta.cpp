@@ -92,15 +92,6 @@ bool pre_tokenizer_of(const std::string& name, SplitPattern* p, std::string* can
   return false;
 }
 
-Json byte_level(bool use_regex) {
-  Json bl = Json::object();
-  bl.set("type", "ByteLevel");
-  bl.set("add_prefix_space", false);
-  bl.set("trim_offsets", use_regex);
-  bl.set("use_regex", use_regex);
-  return bl;
-}
-
 }  // namespace
 
 double shortest_decimal(float v) {
@@ -349,38 +340,12 @@ GgufTokenizer gguf_tokenizer(const GgufFile& f) {
   } else {
     root.set("normalizer", nullptr);
   }
-  if (pattern == SplitPattern::Gpt2) {
-    root.set("pre_tokenizer", byte_level(true));
-  } else {
-    Json split = Json::object();
-    split.set("type", "Split");
-    Json pat = Json::object();
-    pat.set("Regex", split_pattern_regex(pattern));
-    split.set("pattern", std::move(pat));
-    split.set("behavior", "Isolated");
-    split.set("invert", false);
-    Json list = Json::array();
-    list.push_back(std::move(split));
-    list.push_back(byte_level(false));
-    Json pre = Json::object();
-    pre.set("type", "Sequence");
-    pre.set("pretokenizers", std::move(list));
-    root.set("pre_tokenizer", std::move(pre));
-  }
-  root.set("post_processor", byte_level(false));
-  root.set("decoder", byte_level(false));
-  Json model = Json::object();
-  model.set("type", "BPE");
-  model.set("dropout", nullptr);
-  model.set("unk_token", nullptr);
-  model.set("continuing_subword_prefix", "");
-  model.set("end_of_word_suffix", "");
-  model.set("fuse_unk", false);
-  model.set("byte_fallback", false);
-  model.set("ignore_merges", pattern == SplitPattern::Llama3);  // llama.cpp: ignore_merges for llama3
-  model.set("vocab", std::move(vocab));
-  model.set("merges", std::move(merges));
-  root.set("model", std::move(model));
+  root.set("pre_tokenizer",
+           pattern == SplitPattern::Gpt2 ? hf_byte_level(true) : hf_split_pre_tokenizer(split_pattern_regex(pattern)));
+  root.set("post_processor", hf_byte_level(false));
+  root.set("decoder", hf_byte_level(false));
+  // llama.cpp: ignore_merges for llama3
+  root.set("model", hf_bpe_model(std::move(vocab), std::move(merges), pattern == SplitPattern::Llama3));
   out.tokenizer_json = root.dump(2) + "\n";
   // Refuse here what razor's tokenizer could not load later (bad merges, holes in the byte alphabet).
   Tokenizer::from_json(out.tokenizer_json, f.source() + ": tokenizer.ggml.*");

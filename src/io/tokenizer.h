@@ -27,6 +27,8 @@
 
 namespace razor {
 
+class Json;  // io/json.h
+
 struct TokenizerCache;
 
 class Tokenizer {
@@ -124,5 +126,12 @@ inline std::string train_bpe(const std::vector<std::string>& texts, int vocab_si
   options.vocab_size = vocab_size;
   return train_bpe(texts, options);
 }
+
+// Pieces of a Hugging Face byte-level BPE tokenizer.json as razor writes them (train_bpe, GGUF
+// import), field for field in HF's order: a ByteLevel node (add_prefix_space false), the
+// Sequence[Split(regex, Isolated), ByteLevel] pre-tokenizer, and the BPE model object.
+Json hf_byte_level(bool use_regex);
+Json hf_split_pre_tokenizer(const char* regex);
+Json hf_bpe_model(Json vocab, Json merges, bool ignore_merges);
 
 }  // namespace razor
