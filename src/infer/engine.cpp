@@ -357,6 +357,10 @@ void Engine::decode_thread(const int32_t* ids, int64_t n, float* logits_out, boo
   auto gemv = [&](const PackedMatrix* const* W, float* const* Y, int count, int64_t rows) {
     qgemm_multi_part(W, Y, count, qx_.data(), sx_.data(), sumx_.data(), rows, th, nt);
   };
+  auto gemv1 = [&](const PackedMatrix& W, float* y, int64_t rows) {
+    const PackedMatrix* w = &W;
+    gemv(&w, &y, 1, rows);
+  };
 
   // Embedding rows dequantized from their int4 codes: x = q * s per group.
   const PackedMatrix& E = m_.embed;
@@ -406,11 +410,7 @@ void Engine::decode_thread(const int32_t* ids, int64_t n, float* logits_out, boo
     barrier(nt);
     quant_part(att_.data(), n, H_ * D_);
     barrier(nt);
-    {
-      const PackedMatrix* W[1] = {&ly.o};
-      float* Y[1] = {h_.data()};
-      gemv(W, Y, 1, n);
-    }
+    gemv1(ly.o, h_.data(), n);
     barrier(nt);
     for (int64_t i = 0; i < n * C_; ++i) x[i] += h_[size_t(i)];
     norm_quant(ly.mlp_norm.data(), 0, n);
@@ -430,11 +430,7 @@ void Engine::decode_thread(const int32_t* ids, int64_t n, float* logits_out, boo
       quant_part(gate_.data(), n, F_);
     }
     barrier(nt);
-    {
-      const PackedMatrix* W[1] = {&ly.down};
-      float* Y[1] = {h_.data()};
-      gemv(W, Y, 1, n);
-    }
+    gemv1(ly.down, h_.data(), n);
     barrier(nt);
     for (int64_t i = 0; i < n * C_; ++i) x[i] += h_[size_t(i)];
   }
@@ -443,9 +439,7 @@ void Engine::decode_thread(const int32_t* ids, int64_t n, float* logits_out, boo
   const int64_t first = all_logits ? 0 : n - 1, rows = n - first;
   norm_quant(m_.final_norm.data(), first, rows);
   barrier(nt);
-  const PackedMatrix* W[1] = {&m_.head()};
-  float* Y[1] = {logits_out};
-  gemv(W, Y, 1, rows);
+  gemv1(m_.head(), logits_out, rows);
 }
 
 std::vector<float> packed_logits(const PackedModel& m, const std::vector<int32_t>& ids) {
