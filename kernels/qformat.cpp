@@ -3,6 +3,7 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -15,22 +16,92 @@ namespace razor {
 
 // ---- AlignedBytes ----
 
-static constexpr size_t kHuge = size_t(2) << 20;
+namespace {
 
-AlignedBytes::AlignedBytes(size_t bytes) : size_(bytes) {
-  size_t n = bytes + kPad;
-  size_t align = n >= kHuge ? kHuge : 64;
-  n = (n + align - 1) / align * align;
-  void* p = std::aligned_alloc(align, n);
-  if (!p) fail("out of memory allocating %zu bytes of packed weights", bytes);
+constexpr size_t kHuge = size_t(2) << 20;
+// A slab's size unless one buffer needs more. Requests above a quarter of it get a slab of
+// their own (so a big matrix never retires a mostly empty shared slab).
+constexpr size_t kSlabBytes = size_t(32) << 20;
+
+}  // namespace
+
+struct AlignedBytes::Slab {
+  uint8_t* base = nullptr;
+  size_t cap = 0, used = 0;
+  size_t live = 0;  // buffers not yet freed
+};
+
+namespace {
+
+std::mutex g_slab_mu;
+AlignedBytes::Slab* g_current = nullptr;  // the slab new small buffers are carved from
+SlabStats g_stats;
+
+}  // namespace
+
+// One slab of at least `bytes` (a multiple of 2 MiB), or nullptr when out of memory.
+static AlignedBytes::Slab* new_slab(size_t bytes) {
+  const size_t cap = (bytes + kHuge - 1) / kHuge * kHuge;
+  void* p = std::aligned_alloc(kHuge, cap);
+  if (!p) return nullptr;
 #ifdef MADV_HUGEPAGE
-  if (align == kHuge) madvise(p, n, MADV_HUGEPAGE);  // a hint: failure is harmless
+  madvise(p, cap, MADV_HUGEPAGE);  // a hint: failure is harmless
 #endif
-  std::memset(p, 0, n);
-  p_.reset(static_cast<uint8_t*>(p));
+  auto* s = new AlignedBytes::Slab;
+  s->base = static_cast<uint8_t*>(p);
+  s->cap = cap;
+  g_stats.slabs += 1;
+  g_stats.bytes += cap;
+  return s;
 }
 
-void AlignedBytes::Free::operator()(uint8_t* p) const { std::free(p); }
+static void delete_slab(AlignedBytes::Slab* s) {
+  g_stats.slabs -= 1;
+  g_stats.bytes -= s->cap;
+  std::free(s->base);
+  delete s;
+}
+
+AlignedBytes::AlignedBytes(size_t bytes) : size_(bytes) {
+  const size_t n = (bytes + kPad + 63) / 64 * 64;
+  uint8_t* p = nullptr;
+  Slab* slab = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(g_slab_mu);
+    if (n > kSlabBytes / 4) {
+      slab = new_slab(n);
+    } else {
+      if (!g_current || g_current->cap - g_current->used < n) {
+        if (g_current && g_current->live == 0) delete_slab(g_current);
+        g_current = new_slab(kSlabBytes);
+      }
+      slab = g_current;
+    }
+    if (slab) {
+      p = slab->base + slab->used;
+      slab->used += n;
+      slab->live += 1;
+    }
+  }
+  if (!p) fail("out of memory allocating %zu bytes of packed weights", bytes);
+  std::memset(p, 0, n);
+  p_ = std::unique_ptr<uint8_t, Free>(p, Free{slab});
+}
+
+void AlignedBytes::Free::operator()(uint8_t*) const {
+  std::lock_guard<std::mutex> lock(g_slab_mu);
+  if (--slab->live > 0) return;
+  if (slab == g_current) {
+    slab->used = 0;  // empty again: reuse it for the next buffers
+    return;
+  }
+  delete_slab(slab);
+}
+
+SlabStats aligned_bytes_slabs() {
+  std::lock_guard<std::mutex> lock(g_slab_mu);
+  return g_stats;
+}
 
 // ---- geometry ----
 

@@ -107,6 +107,42 @@ void check_tiers_random_scales(const PackedDesc& d, int64_t N, uint64_t code_see
 }  // namespace
 
 TEST_SUITE("qgemm") {
+  TEST_CASE("AlignedBytes: aligned, zero-filled, disjoint slab buffers; slabs returned when emptied") {
+    const SlabStats s0 = aligned_bytes_slabs();
+    {
+      // Many buffers of assorted sizes: each 64-byte aligned, zero (with its kPad tail), and
+      // none overlaps another (each is filled with its own byte, then all are checked).
+      std::vector<AlignedBytes> bufs;
+      std::vector<size_t> sizes;
+      for (int i = 0; i < 300; ++i) sizes.push_back(size_t(1 + (i * 7919) % (300 << 10)));
+      for (size_t n : sizes) {
+        bufs.emplace_back(n);
+        const AlignedBytes& b = bufs.back();
+        REQUIRE(b.size() == n);
+        CHECK(reinterpret_cast<uintptr_t>(b.data()) % 64 == 0);
+        bool zero = true;
+        for (size_t k = 0; k < n + AlignedBytes::kPad; ++k) zero = zero && b.data()[k] == 0;
+        CHECK(zero);
+      }
+      for (size_t i = 0; i < bufs.size(); ++i) std::memset(bufs[i].data(), int(i % 251) + 1, bufs[i].size());
+      bool intact = true;
+      for (size_t i = 0; i < bufs.size(); ++i)
+        for (size_t k = 0; k < bufs[i].size(); k += 97) intact = intact && bufs[i].data()[k] == uint8_t(i % 251 + 1);
+      CHECK(intact);
+      // ~45 MiB of buffers: more than one shared slab, far fewer slabs than buffers.
+      CHECK(aligned_bytes_slabs().slabs >= s0.slabs + 1);
+      CHECK(aligned_bytes_slabs().slabs <= s0.slabs + 4);
+      // A buffer larger than a quarter slab gets a slab of its own, 2 MiB aligned.
+      AlignedBytes big(size_t(20) << 20);
+      CHECK(reinterpret_cast<uintptr_t>(big.data()) % (size_t(2) << 20) == 0);
+      // Moving a buffer moves its ownership (freed once, by the new owner).
+      AlignedBytes moved = std::move(bufs.front());
+      CHECK(moved.size() == sizes.front());
+    }
+    // All freed: at most the one current slab stays, ready for reuse.
+    CHECK(aligned_bytes_slabs().slabs <= std::max<size_t>(s0.slabs, 1));
+  }
+
   TEST_CASE("pack/unpack round trip is exact for every layout, odd row counts, G = 64 and 256") {
     for (const char* layout : kLayouts)
       for (int G : {64, 128, 256})
