@@ -230,6 +230,79 @@ const QuadFn kQuadN1[16] = {
     quad_n1_avx512<12>, quad_n1_avx512<13>, quad_n1_avx512<14>, quad_n1_avx512<15>,
 };
 
+// ---- Decode (N = 1), G = 256, rows of at most 4 groups: blocks of 16 rows ----
+// With G = 256 a step is one group, so a row's exact int32 step sum is the sum of its
+// accumulator's 16 lanes. Per step the 16 rows' accumulators are reduced together (a
+// transpose-and-add tree: 16 vectors -> one vector of 16 row sums, 45 instructions), converted
+// once and scaled by the 16 rows' s_w (rows' scales are consecutive: one or two loads per
+// block and one permute per step) times the step's s_x. This replaces, per row and step, the
+// conversion, scale expansion and multiply, and per four rows a horizontal float reduction: the
+// costs that dominate when rows are one to four steps long (tiny shapes, d_in <= 1024). Every
+// row's arithmetic is the same whatever block it falls in (integer sums, then per step one
+// conversion and one fused multiply-add in step order), so results do not depend on the row
+// range or the thread split.
+constexpr int64_t kRows16MaxSteps = 1;
+
+// v[16] -> lane r = the sum of the 16 lanes of v[r] (exact int32 adds).
+inline __m512i reduce16_epi32(const __m512i* v) {
+  __m512i t[8], u[4];
+  for (int i = 0; i < 8; ++i)  // per 128-bit lane: {a0+a2, b0+b2, a1+a3, b1+b3}
+    t[i] = _mm512_add_epi32(_mm512_unpacklo_epi32(v[2 * i], v[2 * i + 1]), _mm512_unpackhi_epi32(v[2 * i], v[2 * i + 1]));
+  for (int i = 0; i < 4; ++i)  // per 128-bit lane: rows 4i .. 4i+3, partial over that lane
+    u[i] = _mm512_add_epi32(_mm512_unpacklo_epi64(t[2 * i], t[2 * i + 1]), _mm512_unpackhi_epi64(t[2 * i], t[2 * i + 1]));
+  const __m512i w0 = _mm512_add_epi32(_mm512_shuffle_i32x4(u[0], u[1], 0x88), _mm512_shuffle_i32x4(u[0], u[1], 0xDD));
+  const __m512i w1 = _mm512_add_epi32(_mm512_shuffle_i32x4(u[2], u[3], 0x88), _mm512_shuffle_i32x4(u[2], u[3], 0xDD));
+  return _mm512_add_epi32(_mm512_shuffle_i32x4(w0, w1, 0x88), _mm512_shuffle_i32x4(w0, w1, 0xDD));
+}
+
+// Rows i .. i + nrows - 1 (nrows <= 16): codes rp[r], int4 where bit r of int4_mask is set, fp16
+// scales sw[r * steps + s] (consecutive rows), outputs y[0, nrows).
+void rows16_g256_avx512(const StepActs* A, int64_t steps, const uint8_t* const* rp, unsigned int4_mask, int nrows,
+                        const uint16_t* sw, float* y) {
+  const int words = int(nrows * steps);  // <= 64
+  const __m512i w_lo = _mm512_maskz_loadu_epi16(words >= 32 ? ~0u : (1u << words) - 1, sw);
+  const __m512i w_hi = words <= 32 ? _mm512_setzero_si512()
+                                   : _mm512_maskz_loadu_epi16(words >= 64 ? ~0u : (1u << (words - 32)) - 1, sw + 32);
+  // Word index r * steps + s for lanes r < 16 (permutex2var: 0..31 from w_lo, 32..63 from w_hi).
+  alignas(64) static const int16_t kLane[32] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+  __m512i idx = _mm512_mullo_epi16(_mm512_load_si512(kLane), _mm512_set1_epi16(short(steps)));
+  __m512 accf = _mm512_setzero_ps();
+  for (int64_t s = 0; s < steps; ++s, idx = _mm512_add_epi16(idx, _mm512_set1_epi16(1))) {
+    const StepActs& S = A[s];
+    const __m512i x0 = _mm512_load_si512(S.x[0]), x1 = _mm512_load_si512(S.x[1]);
+    const __m512i x2 = _mm512_load_si512(S.x[2]), x3 = _mm512_load_si512(S.x[3]);
+    const __m512i nc1 = _mm512_load_si512(S.nc1), nc8 = _mm512_load_si512(S.nc8);
+    __m512i acc[16];
+#pragma GCC unroll 16
+    for (int r = 0; r < 16; ++r) {
+      if (r >= nrows) {
+        acc[r] = _mm512_setzero_si512();
+        continue;
+      }
+      const bool int4 = (int4_mask >> r) & 1u;
+      __m512i u0, u1, u2, u3;
+      if (int4) {
+        const uint8_t* p = rp[r] + s * 128;
+        _mm_prefetch(reinterpret_cast<const char*>(p + kStepPrefetch), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(p + kStepPrefetch + 64), _MM_HINT_T0);
+        decode_step<true>(p, 128, u0, u1, u2, u3);
+      } else {
+        const uint8_t* p = rp[r] + s * 64;
+        _mm_prefetch(reinterpret_cast<const char*>(p + kStepPrefetch), _MM_HINT_T0);
+        decode_step<false>(p, 64, u0, u1, u2, u3);
+      }
+      __m512i a0 = _mm512_dpbusd_epi32(int4 ? nc8 : nc1, u0, x0);
+      a0 = _mm512_dpbusd_epi32(a0, u1, x1);
+      a0 = _mm512_dpbusd_epi32(a0, u2, x2);
+      acc[r] = _mm512_dpbusd_epi32(a0, u3, x3);
+    }
+    const __m512i sums = reduce16_epi32(acc);
+    const __m512 swv = _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutex2var_epi16(w_lo, idx, w_hi)));
+    accf = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sums), _mm512_mul_ps(swv, _mm512_set1_ps(S.sx[0])), accf);
+  }
+  _mm512_mask_storeu_ps(y, __mmask16(nrows >= 16 ? 0xffff : (1u << nrows) - 1), accf);
+}
+
 void qgemm_rows_steps_avx512(const QgemmArgs& a, int64_t row_begin, int64_t row_end) {
   const PackedMatrix& W = *a.W;
   const int64_t steps = (W.desc.d_in / 64 + 3) / 4, d_out = W.desc.d_out;
@@ -243,6 +316,21 @@ void qgemm_rows_steps_avx512(const QgemmArgs& a, int64_t row_begin, int64_t row_
   // Four rows at a time: their accumulators are reduced together (one store of 4 outputs per
   // token instead of four horizontal sums); tokens in tiles of 4 per row (codes stay in L1).
   int64_t i = row_begin;
+  if (a.N == 1 && W.desc.G == 256 && steps <= kRows16MaxSteps) {  // decode, short rows: blocks of 16
+    RowCursor cur(W, row_begin);
+    for (; i < row_end; i += 16) {
+      const int nrows = int(std::min<int64_t>(16, row_end - i));
+      const uint8_t* rp[16];
+      const uint16_t* sw = cur.scales;
+      unsigned km = 0;
+      for (int r = 0; r < nrows; ++r, cur.next()) {
+        km |= unsigned(cur.kind == RowKind::Int4) << r;
+        rp[r] = cur.row;
+      }
+      rows16_g256_avx512(acts, steps, rp, km, nrows, sw, a.y + i);
+    }
+    return;
+  }
   if (a.N == 1) {  // decode: whole quads on the fused kernel
     const int gps = 256 / W.desc.G;
     for (; i + 4 <= row_end; i += 4) {
