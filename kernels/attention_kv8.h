@@ -32,7 +32,30 @@ void attention_kv8(const AttnKv8& a);
 // The definition, scalar; OpenMP over kv heads (each output is computed by one thread in the
 // same order whatever the thread count: bitwise the same at any count).
 void attention_kv8_ref(const AttnKv8& a);
+// ---- Decode: one query token and one kv head (the engine's per-(token, kv head) work item) ----
+struct AttnKv8Decode {
+  const float* q;        // [HpK, D]: the query heads of the kv head, one token
+  const int8_t* k;       // codes of positions 0 .. npos - 1 of the kv head, row j at k + j * D
+  const int8_t* v;
+  const float* ks;       // [npos] scales
+  const float* vs;
+  int64_t HpK, D, npos;
+  float scale;           // 1 / sqrt(D)
+  float* scores;         // scratch: HpK rows of score_stride (>= npos) floats, then D floats
+  int64_t score_stride;
+  float* out;            // [HpK, D]
+};
+// Best tier (AVX-512 when active and D is 64, 128 or 256; else the reference). One thread, no
+// allocation: callers split (token, kv head) items across their own threads.
+void attention_kv8_decode(const AttnKv8Decode& a);
+// The definition: per position the key row converted to fp32 once, each head's dot product in
+// 16 lane partial sums (lane l takes i = l mod 16) added pairwise (8, 4, 2, 1); softmax with
+// std::exp summed in position order; values accumulated in position order.
+void attention_kv8_decode_ref(const AttnKv8Decode& a);
 #if defined(__x86_64__)
+// AVX-512 decode tier: scores and weighted values bit for bit as the reference's operations;
+// the softmax's exp (within 2 ulp) and its sum (16 lanes) differ by fp32 rounding.
+void attention_kv8_decode_avx512(const AttnKv8Decode& a);
 // The AVX-512 tier (kernels/attention_kv8_avx512.cpp, x86-64 builds only); D must be 64, 128 or 256.
 bool attention_kv8_avx512_supported();
 void attention_kv8_avx512(const AttnKv8& a);

@@ -172,7 +172,102 @@ void head_avx512(const AttnKv8& a, int64_t kh, Scratch& sc) {
   }
 }
 
+// ---- Decode (attention_kv8_decode): one token, one kv head ----
+
+inline __m512 cvt16(const int8_t* p) {
+  return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
+}
+
+// The reference's pairwise tree over 16 lanes: (l + l+8), then (l + l+4), then lanes 0+2, 1+3, then 0+1.
+inline float tree16(__m512 v) {
+  const __m256 s8 = _mm256_add_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1));
+  const __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1));
+  const __m128 s2 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
+  return _mm_cvtss_f32(_mm_add_ss(s2, _mm_movehdup_ps(s2)));
+}
+
+// Scores of heads h0 .. h0 + CH - 1 at every position: one conversion of each key row per chunk.
+template <int DV, int CH>
+void decode_scores(const AttnKv8Decode& a, int64_t h0) {
+  constexpr int64_t D = 16 * DV;
+  const float* q = a.q + h0 * D;
+  for (int64_t j = 0; j < a.npos; ++j) {
+    const int8_t* kj = a.k + j * D;
+    __m512 acc[CH];
+    for (int h = 0; h < CH; ++h) acc[h] = _mm512_setzero_ps();
+    for (int c = 0; c < DV; ++c) {
+      const __m512 kf = cvt16(kj + 16 * c);
+      for (int h = 0; h < CH; ++h) acc[h] = _mm512_add_ps(acc[h], _mm512_mul_ps(_mm512_loadu_ps(q + h * D + 16 * c), kf));
+    }
+    const float ksj = a.ks[j];
+    for (int h = 0; h < CH; ++h) a.scores[(h0 + h) * a.score_stride + j] = tree16(acc[h]) * ksj * a.scale;
+  }
+}
+
+// out of heads h0 .. h0 + CH - 1 = sum_j w_j v_j (w: the softmax numerators times vs_j, in the
+// score rows), in CH x DV registers over the positions, times each head's 1 / sum.
+template <int DV, int CH>
+void decode_values(const AttnKv8Decode& a, int64_t h0, const float* inv) {
+  constexpr int64_t D = 16 * DV;
+  __m512 o[CH][DV];
+  for (int h = 0; h < CH; ++h)
+    for (int c = 0; c < DV; ++c) o[h][c] = _mm512_setzero_ps();
+  for (int64_t j = 0; j < a.npos; ++j) {
+    const int8_t* vj = a.v + j * D;
+    __m512 w[CH];
+    for (int h = 0; h < CH; ++h) w[h] = _mm512_set1_ps(a.scores[(h0 + h) * a.score_stride + j]);
+    for (int c = 0; c < DV; ++c) {
+      const __m512 vf = cvt16(vj + 16 * c);
+      for (int h = 0; h < CH; ++h) o[h][c] = _mm512_add_ps(o[h][c], _mm512_mul_ps(w[h], vf));
+    }
+  }
+  for (int h = 0; h < CH; ++h) {
+    const __m512 r = _mm512_set1_ps(inv[h0 + h]);
+    for (int c = 0; c < DV; ++c) _mm512_storeu_ps(a.out + (h0 + h) * D + 16 * c, _mm512_mul_ps(o[h][c], r));
+  }
+}
+
+template <int DV>
+void decode_avx512(const AttnKv8Decode& a) {
+  // Heads per chunk: CH x DV value accumulators stay in registers (16 of the 32).
+  constexpr int CH = DV >= 16 ? 1 : 16 / DV;
+  const int64_t HpK = a.HpK, np = a.npos;
+  int64_t h0 = 0;
+  for (; h0 + CH <= HpK; h0 += CH) decode_scores<DV, CH>(a, h0);
+  for (; h0 < HpK; ++h0) decode_scores<DV, 1>(a, h0);
+  // Softmax per head: w_j = exp(s_j - max) * vs_j, and 1 / sum exp.
+  float inv[64];  // HpK <= 64 (the engine checks)
+  for (int64_t h = 0; h < HpK; ++h) {
+    float* s = a.scores + h * a.score_stride;
+    __m512 mx = _mm512_set1_ps(-INFINITY);
+    for (int64_t j0 = 0; j0 < np; j0 += 16)
+      mx = _mm512_mask_max_ps(mx, lanes_upto(j0, np - 1), mx, _mm512_maskz_loadu_ps(lanes_upto(j0, np - 1), s + j0));
+    const __m512 m = _mm512_set1_ps(_mm512_reduce_max_ps(mx));
+    __m512 sum = _mm512_setzero_ps();
+    for (int64_t j0 = 0; j0 < np; j0 += 16) {
+      const __mmask16 k = lanes_upto(j0, np - 1);
+      const __m512 e = _mm512_maskz_mov_ps(k, exp_neg(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, s + j0), m)));
+      sum = _mm512_add_ps(sum, e);
+      _mm512_mask_storeu_ps(s + j0, k, _mm512_mul_ps(e, _mm512_maskz_loadu_ps(k, a.vs + j0)));
+    }
+    inv[h] = 1.0f / _mm512_reduce_add_ps(sum);
+  }
+  h0 = 0;
+  for (; h0 + CH <= HpK; h0 += CH) decode_values<DV, CH>(a, h0, inv);
+  for (; h0 < HpK; ++h0) decode_values<DV, 1>(a, h0, inv);
+}
+
 }  // namespace
+
+void attention_kv8_decode_avx512(const AttnKv8Decode& a) {
+  RZ_ASSERT_MSG(a.D == 64 || a.D == 128 || a.D == 256, "attention_kv8_decode_avx512: head dim must be 64, 128 or 256");
+  RZ_ASSERT(a.HpK >= 1 && a.HpK <= 64 && a.npos >= 1);
+  switch (a.D) {
+    case 64: return decode_avx512<4>(a);
+    case 128: return decode_avx512<8>(a);
+    default: return decode_avx512<16>(a);
+  }
+}
 
 bool attention_kv8_avx512_supported() { return isa_supported(Isa::Avx512); }
 

@@ -147,6 +147,52 @@ TEST_SUITE("attention_kv8") {
     }
   }
 
+  TEST_CASE("decode (one token, one kv head): reference equals the block reference; AVX-512 tier within fp32 rounding") {
+    // Each query token t of a Case, kv head kh, attends positions 0 .. p0 + t of the [Kh, ctx, D]
+    // cache: the decode reference and the AVX-512 decode tier on that item must give the block
+    // reference's outputs within the block tiers' bound (the dot products are summed in another
+    // order; the tier's exp is a polynomial).
+    struct Shape {
+      int64_t H, Kh, D;
+    };
+    for (Shape sh : {Shape{4, 2, 128}, Shape{6, 2, 64}, Shape{2, 1, 256}, Shape{10, 2, 64}, Shape{3, 3, 128}})
+      for (int64_t p0 : {0, 16, 37}) {
+        CAPTURE(sh.H);
+        CAPTURE(sh.Kh);
+        CAPTURE(sh.D);
+        CAPTURE(p0);
+        const int64_t n = 3, ctx = p0 + n, HpK = sh.H / sh.Kh, D = sh.D;
+        const Case c(sh.H, sh.Kh, sh.D, p0, n);
+        std::vector<float> o_blk(c.q.size(), NAN);
+        attention_kv8_ref(c.args(1, o_blk.data()));
+        const float tol = 1e-5f * c.vmax();
+        std::vector<float> scratch(size_t(HpK * ctx + D), NAN), o(size_t(HpK * D), NAN);
+        int diff_ref = 0, bad_simd = 0;
+        for (int64_t t = 0; t < n; ++t)
+          for (int64_t kh = 0; kh < sh.Kh; ++kh) {
+            const size_t row0 = size_t(kh * ctx);
+            AttnKv8Decode d{c.q.data() + (t * sh.H + kh * HpK) * D, c.k.data() + row0 * size_t(D),
+                            c.v.data() + row0 * size_t(D), c.ks.data() + row0, c.vs.data() + row0, HpK, D, p0 + t + 1,
+                            float(1.0 / std::sqrt(double(D))), scratch.data(), ctx, o.data()};
+            const float* want = o_blk.data() + (t * sh.H + kh * HpK) * D;
+            attention_kv8_decode_ref(d);
+            for (int64_t i = 0; i < HpK * D; ++i) diff_ref += !(std::fabs(o[size_t(i)] - want[i]) <= tol);
+#if defined(__x86_64__)
+            if (attention_kv8_avx512_supported()) {
+              std::fill(o.begin(), o.end(), NAN);
+              attention_kv8_decode_avx512(d);
+              for (int64_t i = 0; i < HpK * D; ++i) bad_simd += !(std::fabs(o[size_t(i)] - want[i]) <= tol);
+            }
+#endif
+          }
+        CHECK(diff_ref == 0);
+        CHECK(bad_simd == 0);
+      }
+#if defined(__x86_64__)
+    if (!attention_kv8_avx512_supported()) MESSAGE("AVX-512 decode tier not run: not supported by this CPU / build");
+#endif
+  }
+
   TEST_CASE("AVX2 tier's exp within 2e-7 relative of exp on [-87.3, 0]") {
 #if !defined(__x86_64__)
     MESSAGE("skipping: the AVX2 tier exists on x86-64 builds only");

@@ -52,26 +52,6 @@ inline void barrier(int nt) {
   }
 }
 
-// a . b over D in 16 fixed partial sums (lane l takes i = l mod 16) added pairwise at the
-// end: one summation order on every ISA, and a loop the compiler vectorises.
-inline float dot16(const float* a, const float* b, int64_t D) {
-  float acc[16] = {};
-  int64_t i = 0;
-  for (; i + 16 <= D; i += 16) {
-#pragma omp simd
-    for (int l = 0; l < 16; ++l) acc[l] += a[i + l] * b[i + l];
-  }
-  for (int l = 0; i < D; ++i, ++l) acc[l] += a[i] * b[i];
-  // Pairwise tree 16 -> 8 -> 4 -> 2 -> 1, unrolled so each level is one vector add.
-#pragma omp simd
-  for (int l = 0; l < 8; ++l) acc[l] += acc[l + 8];
-#pragma omp simd
-  for (int l = 0; l < 4; ++l) acc[l] += acc[l + 4];
-  acc[0] += acc[2];
-  acc[1] += acc[3];
-  return acc[0] + acc[1];
-}
-
 // Rotate-half RoPE of one head vector x [D] in place with the row's cos/sin [D/2].
 inline void rope_row(float* x, const float* cs, const float* sn, int64_t D) {
   const int64_t half = D / 2;
@@ -181,53 +161,12 @@ void Engine::attention(int layer, int64_t n, int64_t p0) {
 }
 
 void Engine::attend(int layer, int64_t t, int64_t kh, int64_t p0, float* sc) {
-  const int64_t HpK = H_ / K_, D = D_, p = p0 + t;
-  const float scale = float(1.0 / std::sqrt(double(D)));
-  const size_t lb = size_t(layer) * size_t(K_ * max_ctx_);  // first row of the layer
-  float* row = sc + HpK * max_ctx_;  // one K or V row in fp32 [D]
-  const float* q = q_.data() + (t * H_ + kh * HpK) * D;
-  const size_t hb = lb + size_t(kh * max_ctx_);  // row of position 0 of this KV head
-  const int8_t* KQ = kq_.data() + hb * size_t(D);
-  const int8_t* VQ = vq_.data() + hb * size_t(D);
-  const float* KS = ks_.data() + hb;
-  const float* VS = vs_.data() + hb;
-  for (int64_t j = 0; j <= p; ++j) {
-    const int8_t* kj = KQ + j * D;
-#pragma omp simd
-    for (int64_t i = 0; i < D; ++i) row[i] = float(kj[i]);
-    const float ksj = KS[j];
-    for (int64_t h = 0; h < HpK; ++h) sc[h * max_ctx_ + j] = dot16(q + h * D, row, D) * ksj * scale;
-  }
-  float inv[64];  // HpK <= 64 (checked at construction)
-  for (int64_t h = 0; h < HpK; ++h) {
-    float* s = sc + h * max_ctx_;
-    float mx = -INFINITY;
-    for (int64_t j = 0; j <= p; ++j) mx = std::max(mx, s[j]);
-    float sum = 0;
-    for (int64_t j = 0; j <= p; ++j) {
-      s[j] = std::exp(s[j] - mx);
-      sum += s[j];
-    }
-    inv[h] = 1.0f / sum;
-    float* o = att_.data() + (t * H_ + kh * HpK + h) * D;
-    std::fill(o, o + D, 0.0f);
-  }
-  for (int64_t j = 0; j <= p; ++j) {
-    const int8_t* vj = VQ + j * D;
-#pragma omp simd
-    for (int64_t i = 0; i < D; ++i) row[i] = float(vj[i]);
-    const float vsj = VS[j];
-    for (int64_t h = 0; h < HpK; ++h) {
-      const float a = sc[h * max_ctx_ + j] * vsj;
-      float* o = att_.data() + (t * H_ + kh * HpK + h) * D;
-#pragma omp simd
-      for (int64_t i = 0; i < D; ++i) o[i] += a * row[i];
-    }
-  }
-  for (int64_t h = 0; h < HpK; ++h) {
-    float* o = att_.data() + (t * H_ + kh * HpK + h) * D;
-    for (int64_t i = 0; i < D; ++i) o[i] *= inv[h];
-  }
+  const int64_t HpK = H_ / K_, D = D_;
+  const size_t hb = size_t(layer) * size_t(K_ * max_ctx_) + size_t(kh * max_ctx_);  // row of position 0
+  attention_kv8_decode(AttnKv8Decode{q_.data() + (t * H_ + kh * HpK) * D, kq_.data() + hb * size_t(D),
+                                     vq_.data() + hb * size_t(D), ks_.data() + hb, vs_.data() + hb, HpK, D, p0 + t + 1,
+                                     float(1.0 / std::sqrt(double(D))), sc, max_ctx_,
+                                     att_.data() + (t * H_ + kh * HpK) * D});
 }
 
 void Engine::run_chunk(const int32_t* ids, int64_t n, float* logits_out, bool all_logits) {
