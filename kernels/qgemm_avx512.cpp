@@ -255,8 +255,26 @@ inline __m512i reduce16_epi32(const __m512i* v) {
   return _mm512_add_epi32(_mm512_shuffle_i32x4(w0, w1, 0x88), _mm512_shuffle_i32x4(w0, w1, 0xDD));
 }
 
+// One row's step: its accumulator (int32 lanes summing to the step's exact dot, the offset
+// correction included), as two vpdpbusd chains of two.
+template <bool Int4>
+__attribute__((always_inline)) inline __m512i step_acc(const uint8_t* p, __m512i nc, __m512i x0, __m512i x1,
+                                                       __m512i x2, __m512i x3) {
+  __m512i u0, u1, u2, u3;
+  _mm_prefetch(reinterpret_cast<const char*>(p + kStepPrefetch), _MM_HINT_T0);
+  if (Int4) _mm_prefetch(reinterpret_cast<const char*>(p + kStepPrefetch + 64), _MM_HINT_T0);
+  decode_step<Int4>(p, Int4 ? 128 : 64, u0, u1, u2, u3);
+  __m512i a0 = _mm512_dpbusd_epi32(nc, u0, x0);
+  __m512i a1 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), u2, x2);
+  a0 = _mm512_dpbusd_epi32(a0, u1, x1);
+  a1 = _mm512_dpbusd_epi32(a1, u3, x3);
+  return _mm512_add_epi32(a0, a1);
+}
+
 // Rows i .. i + nrows - 1 (nrows <= 16): codes rp[r], int4 where bit r of int4_mask is set, fp16
-// scales sw[r * steps + s] (consecutive rows), outputs y[0, nrows).
+// scales sw[r * steps + s] (consecutive rows), outputs y[0, nrows). KIND: 0 all 16 rows ternary,
+// 1 all 16 int4 (fully unrolled, no branches), 2 anything (per-row kind, partial blocks).
+template <int KIND>
 void rows16_g256_avx512(const StepActs* A, int64_t steps, const uint8_t* const* rp, unsigned int4_mask, int nrows,
                         const uint16_t* sw, float* y) {
   const int words = int(nrows * steps);  // <= 64
@@ -271,30 +289,21 @@ void rows16_g256_avx512(const StepActs* A, int64_t steps, const uint8_t* const* 
     const StepActs& S = A[s];
     const __m512i x0 = _mm512_load_si512(S.x[0]), x1 = _mm512_load_si512(S.x[1]);
     const __m512i x2 = _mm512_load_si512(S.x[2]), x3 = _mm512_load_si512(S.x[3]);
-    const __m512i nc1 = _mm512_load_si512(S.nc1), nc8 = _mm512_load_si512(S.nc8);
     __m512i acc[16];
+    if (KIND == 0) {
+      const __m512i nc1 = _mm512_load_si512(S.nc1);
 #pragma GCC unroll 16
-    for (int r = 0; r < 16; ++r) {
-      if (r >= nrows) {
-        acc[r] = _mm512_setzero_si512();
-        continue;
-      }
-      const bool int4 = (int4_mask >> r) & 1u;
-      __m512i u0, u1, u2, u3;
-      if (int4) {
-        const uint8_t* p = rp[r] + s * 128;
-        _mm_prefetch(reinterpret_cast<const char*>(p + kStepPrefetch), _MM_HINT_T0);
-        _mm_prefetch(reinterpret_cast<const char*>(p + kStepPrefetch + 64), _MM_HINT_T0);
-        decode_step<true>(p, 128, u0, u1, u2, u3);
-      } else {
-        const uint8_t* p = rp[r] + s * 64;
-        _mm_prefetch(reinterpret_cast<const char*>(p + kStepPrefetch), _MM_HINT_T0);
-        decode_step<false>(p, 64, u0, u1, u2, u3);
-      }
-      __m512i a0 = _mm512_dpbusd_epi32(int4 ? nc8 : nc1, u0, x0);
-      a0 = _mm512_dpbusd_epi32(a0, u1, x1);
-      a0 = _mm512_dpbusd_epi32(a0, u2, x2);
-      acc[r] = _mm512_dpbusd_epi32(a0, u3, x3);
+      for (int r = 0; r < 16; ++r) acc[r] = step_acc<false>(rp[r] + s * 64, nc1, x0, x1, x2, x3);
+    } else if (KIND == 1) {
+      const __m512i nc8 = _mm512_load_si512(S.nc8);
+#pragma GCC unroll 16
+      for (int r = 0; r < 16; ++r) acc[r] = step_acc<true>(rp[r] + s * 128, nc8, x0, x1, x2, x3);
+    } else {
+      const __m512i nc1 = _mm512_load_si512(S.nc1), nc8 = _mm512_load_si512(S.nc8);
+      for (int r = 0; r < 16; ++r)
+        acc[r] = r >= nrows                 ? _mm512_setzero_si512()
+                 : (int4_mask >> r) & 1u ? step_acc<true>(rp[r] + s * 128, nc8, x0, x1, x2, x3)
+                                          : step_acc<false>(rp[r] + s * 64, nc1, x0, x1, x2, x3);
     }
     const __m512i sums = reduce16_epi32(acc);
     const __m512 swv = _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutex2var_epi16(w_lo, idx, w_hi)));
@@ -327,7 +336,12 @@ void qgemm_rows_steps_avx512(const QgemmArgs& a, int64_t row_begin, int64_t row_
         km |= unsigned(cur.kind == RowKind::Int4) << r;
         rp[r] = cur.row;
       }
-      rows16_g256_avx512(acts, steps, rp, km, nrows, sw, a.y + i);
+      if (nrows == 16 && km == 0)
+        rows16_g256_avx512<0>(acts, steps, rp, km, nrows, sw, a.y + i);
+      else if (nrows == 16 && km == 0xffffu)
+        rows16_g256_avx512<1>(acts, steps, rp, km, nrows, sw, a.y + i);
+      else
+        rows16_g256_avx512<2>(acts, steps, rp, km, nrows, sw, a.y + i);
     }
     return;
   }
