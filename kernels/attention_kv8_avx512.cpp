@@ -194,12 +194,16 @@ void decode_scores(const AttnKv8Decode& a, int64_t h0) {
   for (int64_t j = 0; j < a.npos; ++j) {
     const int8_t* kj = a.k + j * D;
     __m512 acc[CH];
+#pragma GCC unroll 16
     for (int h = 0; h < CH; ++h) acc[h] = _mm512_setzero_ps();
+#pragma GCC unroll 16
     for (int c = 0; c < DV; ++c) {
       const __m512 kf = cvt16(kj + 16 * c);
+#pragma GCC unroll 16
       for (int h = 0; h < CH; ++h) acc[h] = _mm512_add_ps(acc[h], _mm512_mul_ps(_mm512_loadu_ps(q + h * D + 16 * c), kf));
     }
     const float ksj = a.ks[j];
+#pragma GCC unroll 16
     for (int h = 0; h < CH; ++h) a.scores[(h0 + h) * a.score_stride + j] = tree16(acc[h]) * ksj * a.scale;
   }
 }
@@ -210,19 +214,26 @@ template <int DV, int CH>
 void decode_values(const AttnKv8Decode& a, int64_t h0, const float* inv) {
   constexpr int64_t D = 16 * DV;
   __m512 o[CH][DV];
+#pragma GCC unroll 16
   for (int h = 0; h < CH; ++h)
+#pragma GCC unroll 16
     for (int c = 0; c < DV; ++c) o[h][c] = _mm512_setzero_ps();
   for (int64_t j = 0; j < a.npos; ++j) {
     const int8_t* vj = a.v + j * D;
     __m512 w[CH];
+#pragma GCC unroll 16
     for (int h = 0; h < CH; ++h) w[h] = _mm512_set1_ps(a.scores[(h0 + h) * a.score_stride + j]);
+#pragma GCC unroll 16
     for (int c = 0; c < DV; ++c) {
       const __m512 vf = cvt16(vj + 16 * c);
+#pragma GCC unroll 16
       for (int h = 0; h < CH; ++h) o[h][c] = _mm512_add_ps(o[h][c], _mm512_mul_ps(w[h], vf));
     }
   }
+#pragma GCC unroll 16
   for (int h = 0; h < CH; ++h) {
     const __m512 r = _mm512_set1_ps(inv[h0 + h]);
+#pragma GCC unroll 16
     for (int c = 0; c < DV; ++c) _mm512_storeu_ps(a.out + (h0 + h) * D + 16 * c, _mm512_mul_ps(o[h][c], r));
   }
 }
