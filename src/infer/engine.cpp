@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "autograd/ops.h"  // RopeTable: the training forward's exact cos/sin
+#include "autograd/ops_util.h"  // detail::exp_inplace: the training swiglu's exp
 #include "core/error.h"
 #include "core/half.h"
 #include "core/threads.h"
@@ -37,8 +38,19 @@ inline void rmsnorm_row(const float* x, const float* w, int64_t C, float eps, fl
   for (int64_t k = 0; k < C; ++k) y[k] = (x[k] * rs) * w[k];
 }
 
-// SwiGLU as ops_activation.cpp computes it: g * sigmoid(g) * u.
-inline float swiglu(float g, float u) { return g * (1.0f / (1.0f + std::exp(-g))) * u; }
+// g[i] = silu(g[i]) * u[i], i < n, exactly as ops_activation.cpp's swiglu computes it: the same
+// vectorised exp (detail::exp_inplace), sigmoid s = 1 / (1 + exp(-g)), then (g * s) * u. Each
+// element's bits depend only on its inputs, not on where a range starts or ends.
+inline void swiglu_inplace(float* g, const float* u, int64_t n) {
+  float s[detail::kExpChunk];
+  for (int64_t i0 = 0; i0 < n; i0 += detail::kExpChunk) {
+    const int64_t m = std::min(detail::kExpChunk, n - i0);
+    for (int64_t i = 0; i < m; ++i) s[i] = -g[i0 + i];
+    detail::exp_inplace(s, m);
+#pragma omp simd
+    for (int64_t i = 0; i < m; ++i) g[i0 + i] = (g[i0 + i] * (1.0f / (1.0f + s[i]))) * u[i0 + i];
+  }
+}
 
 // The part [b, e) of [0, total) thread th of nt owns.
 inline void share(int64_t total, int th, int nt, int64_t& b, int64_t& e) {
@@ -231,10 +243,7 @@ void Engine::run_chunk(const int32_t* ids, int64_t n, float* logits_out, bool al
       float* Y[2] = {gate_.data(), up_.data()};
       qgemm_multi(W, Y, 2, qx_.data(), sx_.data(), n);
     }
-    for (int64_t i = 0; i < n * F_; ++i) {
-      const float g = gate_[size_t(i)];
-      gate_[size_t(i)] = g * (1.0f / (1.0f + std::exp(-g))) * up_[size_t(i)];  // as ops_activation.cpp
-    }
+    swiglu_inplace(gate_.data(), up_.data(), n * F_);
     linear(ly.down, gate_.data(), n, h_.data());
     for (int64_t i = 0; i < n * C_; ++i) x_[size_t(i)] += h_[size_t(i)];
   }
@@ -364,8 +373,7 @@ void Engine::decode_thread(const int32_t* ids, int64_t n, float* logits_out, boo
       int64_t g0, g1;
       share(F_ / G_, th, nt, g0, g1);
       for (int64_t t = 0; t < n; ++t)
-        for (int64_t i = t * F_ + g0 * G_; i < t * F_ + g1 * G_; ++i)
-          gate_[size_t(i)] = swiglu(gate_[size_t(i)], up_[size_t(i)]);
+        swiglu_inplace(gate_.data() + t * F_ + g0 * G_, up_.data() + t * F_ + g0 * G_, (g1 - g0) * G_);
       quant_part(gate_.data(), n, F_);
     }
     barrier(nt);
