@@ -99,6 +99,7 @@ void qgemm_group_sums(const int8_t* qx, int64_t N, int64_t d_in, int G, int32_t*
     for (int64_t g = 0; g < ng; ++g) {
       const int8_t* x = qx + n * d_in + g * G;
       int32_t s = 0;
+#pragma omp simd reduction(+ : s)
       for (int k = 0; k < G; ++k) s += x[k];
       sums[n * ng + g] = s;
     }

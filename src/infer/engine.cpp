@@ -35,6 +35,7 @@ inline float rms_inv(const float* x, int64_t C, float eps) {
 }
 inline void rmsnorm_row(const float* x, const float* w, int64_t C, float eps, float* y) {
   const float rs = rms_inv(x, C, eps);
+#pragma omp simd
   for (int64_t k = 0; k < C; ++k) y[k] = (x[k] * rs) * w[k];
 }
 
@@ -45,6 +46,7 @@ inline void swiglu_inplace(float* g, const float* u, int64_t n) {
   float s[detail::kExpChunk];
   for (int64_t i0 = 0; i0 < n; i0 += detail::kExpChunk) {
     const int64_t m = std::min(detail::kExpChunk, n - i0);
+#pragma omp simd
     for (int64_t i = 0; i < m; ++i) s[i] = -g[i0 + i];
     detail::exp_inplace(s, m);
 #pragma omp simd
@@ -67,6 +69,7 @@ inline void barrier(int nt) {
 // Rotate-half RoPE of one head vector x [D] in place with the row's cos/sin [D/2].
 inline void rope_row(float* x, const float* cs, const float* sn, int64_t D) {
   const int64_t half = D / 2;
+#pragma omp simd
   for (int64_t i = 0; i < half; ++i) {
     const float a = x[i], b = x[i + half];
     x[i] = a * cs[i] - b * sn[i];
@@ -235,6 +238,7 @@ void Engine::run_chunk(const int32_t* ids, int64_t n, float* logits_out, bool al
       }
     attention(l, n, p0);
     linear(ly.o, att_.data(), n, h_.data());
+#pragma omp simd
     for (int64_t i = 0; i < n * C_; ++i) x_[size_t(i)] += h_[size_t(i)];
     for (int64_t t = 0; t < n; ++t) rmsnorm_row(&x_[size_t(t * C_)], ly.mlp_norm.data(), C_, eps, &h_[size_t(t * C_)]);
     quantize_a8(h_.data(), n, C_, G_, qx_.data(), sx_.data());
@@ -245,6 +249,7 @@ void Engine::run_chunk(const int32_t* ids, int64_t n, float* logits_out, bool al
     }
     swiglu_inplace(gate_.data(), up_.data(), n * F_);
     linear(ly.down, gate_.data(), n, h_.data());
+#pragma omp simd
     for (int64_t i = 0; i < n * C_; ++i) x_[size_t(i)] += h_[size_t(i)];
   }
   pos_ += n;
@@ -298,6 +303,7 @@ void Engine::decode_thread(const int32_t* ids, int64_t n, float* logits_out, boo
       const float* xt = x + (first + t) * C_;
       const float rs = rms_inv(xt, C_, eps);
       float* y = nrm_.data() + t * C_;
+#pragma omp simd
       for (int64_t k = g0 * G_; k < g1 * G_; ++k) y[k] = (xt[k] * rs) * w[k];
     }
     quant_part(nrm_.data(), rows, C_);
@@ -360,6 +366,7 @@ void Engine::decode_thread(const int32_t* ids, int64_t n, float* logits_out, boo
     barrier(nt);
     gemv1(ly.o, h_.data(), n);
     barrier(nt);
+#pragma omp simd
     for (int64_t i = 0; i < n * C_; ++i) x[i] += h_[size_t(i)];
     norm_quant(ly.mlp_norm.data(), 0, n);
     barrier(nt);
@@ -379,6 +386,7 @@ void Engine::decode_thread(const int32_t* ids, int64_t n, float* logits_out, boo
     barrier(nt);
     gemv1(ly.down, h_.data(), n);
     barrier(nt);
+#pragma omp simd
     for (int64_t i = 0; i < n * C_; ++i) x[i] += h_[size_t(i)];
   }
   if (!logits_out) return;
