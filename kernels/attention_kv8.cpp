@@ -112,8 +112,11 @@ void attention_kv8_decode_ref(const AttnKv8Decode& a) {
 
 void attention_kv8_decode(const AttnKv8Decode& a) {
 #if defined(__x86_64__)
-  if ((a.D == 64 || a.D == 128 || a.D == 256) && active_isa() == Isa::Avx512 && attention_kv8_avx512_supported())
-    return attention_kv8_decode_avx512(a);
+  if (a.D == 64 || a.D == 128 || a.D == 256) {
+    const Isa isa = active_isa();
+    if (isa == Isa::Avx512 && attention_kv8_avx512_supported()) return attention_kv8_decode_avx512(a);
+    if ((isa == Isa::Avx512 || isa == Isa::Avx2) && attention_kv8_avx2_supported()) return attention_kv8_decode_avx2(a);
+  }
 #endif
   attention_kv8_decode_ref(a);
 }

@@ -45,8 +45,8 @@ struct AttnKv8Decode {
   int64_t score_stride;
   float* out;            // [HpK, D]
 };
-// Best tier (AVX-512 when active and D is 64, 128 or 256; else the reference). One thread, no
-// allocation: callers split (token, kv head) items across their own threads.
+// Best tier (AVX-512, else AVX2 + FMA, when active and D is 64, 128 or 256; else the reference).
+// One thread, no allocation: callers split (token, kv head) items across their own threads.
 void attention_kv8_decode(const AttnKv8Decode& a);
 // The definition: per position the key row converted to fp32 once, each head's dot product in
 // 16 lane partial sums (lane l takes i = l mod 16) added pairwise (8, 4, 2, 1); softmax with
@@ -56,6 +56,9 @@ void attention_kv8_decode_ref(const AttnKv8Decode& a);
 // AVX-512 decode tier: scores and weighted values bit for bit as the reference's operations;
 // the softmax's exp (within 2 ulp) and its sum (16 lanes) differ by fp32 rounding.
 void attention_kv8_decode_avx512(const AttnKv8Decode& a);
+// AVX2 + FMA decode tier, the same contract on 8-wide vectors (its exp within 2e-7 relative, its
+// sum over 8 lanes). Both decode tiers: D must be 64, 128 or 256, HpK <= 64.
+void attention_kv8_decode_avx2(const AttnKv8Decode& a);
 // The AVX-512 tier (kernels/attention_kv8_avx512.cpp, x86-64 builds only); D must be 64, 128 or 256.
 bool attention_kv8_avx512_supported();
 void attention_kv8_avx512(const AttnKv8& a);

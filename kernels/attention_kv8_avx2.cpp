@@ -9,6 +9,7 @@
 // latency need), a masked softmax with a polynomial exp (exp_neg below), and the weighted
 // values 4 queries x 16 dims per pass. Same operations per score / weight as the reference
 // ((q.k) * ks * scale, exp(s - max) * vs, o / sum); sums run in a different order (fp32 rounding).
+// Also the decode tier (one token, one kv head; at the end of the file).
 // Not here: the scalar reference and the dispatch (attention_kv8.cpp), the AVX-512 tier.
 #include <immintrin.h>
 
@@ -204,6 +205,118 @@ void head_avx2(const AttnKv8& a, int64_t kh, int64_t part, int64_t parts, Scratc
   }
 }
 
+// ---- Decode (attention_kv8_decode): one token, one kv head ----
+// The AVX-512 decode tier's structure on 8-wide vectors: key rows converted once per head
+// chunk, scores in the reference's exact operations, a vector softmax, values accumulated in
+// registers. Products are mul then add, never FMA: the reference (built with
+// -ffp-contract=off) rounds each product, and doing the same keeps scores and weighted values
+// bit for bit equal to the reference's.
+
+// Scores of heads h0 .. h0 + CH - 1 at every position. The reference's 16 partial sums are two
+// registers per head (lanes 0-7, 8-15); hsum(lo + hi) is then its pairwise tree: (l + l+8),
+// (l + l+4), lanes 0+2 and 1+3, 0+1.
+template <int DV, int CH>  // DV = D / 16
+void decode_scores(const AttnKv8Decode& a, int64_t h0) {
+  constexpr int64_t D = 16 * DV;
+  const float* q = a.q + h0 * D;
+  for (int64_t j = 0; j < a.npos; ++j) {
+    const int8_t* kj = a.k + j * D;
+    __m256 lo[CH], hi[CH];
+#pragma GCC unroll 16
+    for (int h = 0; h < CH; ++h) lo[h] = hi[h] = _mm256_setzero_ps();
+    // Not fully unrolled: GCC then converts the whole key row up front (DV x 2 registers) and
+    // spills with 16 ymm; as a loop only 2 x 2 key registers are live beside the accumulators.
+#pragma GCC unroll 2
+    for (int c = 0; c < DV; ++c) {
+      const __m256 k0 = cvt8(kj + 16 * c), k1 = cvt8(kj + 16 * c + 8);
+#pragma GCC unroll 16
+      for (int h = 0; h < CH; ++h) {
+        lo[h] = _mm256_add_ps(lo[h], _mm256_mul_ps(_mm256_loadu_ps(q + h * D + 16 * c), k0));
+        hi[h] = _mm256_add_ps(hi[h], _mm256_mul_ps(_mm256_loadu_ps(q + h * D + 16 * c + 8), k1));
+      }
+    }
+    const float ksj = a.ks[j];
+#pragma GCC unroll 16
+    for (int h = 0; h < CH; ++h) a.scores[(h0 + h) * a.score_stride + j] = hsum(_mm256_add_ps(lo[h], hi[h])) * ksj * a.scale;
+  }
+}
+
+// out of heads h0 .. h0 + CH - 1, dims d0 .. d0 + 8 NV - 1 = sum_j w_j v_j (w: the softmax
+// numerators times vs_j, in the score rows), in CH x NV registers over the positions, times
+// each head's 1 / sum. A head's whole row does not fit (D 128 is 16 ymm), so dims are chunked
+// too: each value element is still converted once per head chunk.
+template <int NV, int CH>
+void decode_values(const AttnKv8Decode& a, int64_t h0, int64_t d0, const float* inv) {
+  const int64_t D = a.D, np = a.npos, st = a.score_stride;
+  const float* s = a.scores + h0 * st;
+  __m256 o[CH][NV];
+#pragma GCC unroll 16
+  for (int h = 0; h < CH; ++h)
+#pragma GCC unroll 16
+    for (int c = 0; c < NV; ++c) o[h][c] = _mm256_setzero_ps();
+  for (int64_t j = 0; j < np; ++j) {
+    const int8_t* vj = a.v + j * D + d0;
+    __m256 w[CH];
+#pragma GCC unroll 16
+    for (int h = 0; h < CH; ++h) w[h] = _mm256_broadcast_ss(s + h * st + j);
+#pragma GCC unroll 16
+    for (int c = 0; c < NV; ++c) {
+      const __m256 vf = cvt8(vj + 8 * c);
+#pragma GCC unroll 16
+      for (int h = 0; h < CH; ++h) o[h][c] = _mm256_add_ps(o[h][c], _mm256_mul_ps(w[h], vf));
+    }
+  }
+#pragma GCC unroll 16
+  for (int h = 0; h < CH; ++h) {
+    const __m256 r = _mm256_set1_ps(inv[h0 + h]);
+#pragma GCC unroll 16
+    for (int c = 0; c < NV; ++c) _mm256_storeu_ps(a.out + (h0 + h) * D + d0 + 8 * c, _mm256_mul_ps(o[h][c], r));
+  }
+}
+
+template <int DV>
+void decode_avx2(const AttnKv8Decode& a) {
+  constexpr int64_t D = 16 * DV;
+  const int64_t HpK = a.HpK, np = a.npos;
+  // Scores: up to 4 heads per key row conversion (8 accumulators).
+  int64_t h0 = 0;
+  for (; h0 + 4 <= HpK; h0 += 4) decode_scores<DV, 4>(a, h0);
+  for (; h0 + 2 <= HpK; h0 += 2) decode_scores<DV, 2>(a, h0);
+  if (h0 < HpK) decode_scores<DV, 1>(a, h0);
+  // Softmax per head: w_j = exp(s_j - max) * vs_j, and 1 / sum exp (8 lanes). Full vectors
+  // unmasked, only the partial last one masked (masked loads and stores take more uops).
+  float inv[64];  // HpK <= 64 (the engine checks)
+  const int64_t nf = np / 8 * 8;
+  const __m256 tail = lanes_upto(nf, np - 1);
+  const __m256i tail_i = _mm256_castps_si256(tail);
+  for (int64_t h = 0; h < HpK; ++h) {
+    float* s = a.scores + h * a.score_stride;
+    __m256 mx = _mm256_set1_ps(-INFINITY);
+    for (int64_t j0 = 0; j0 < nf; j0 += 8) mx = _mm256_max_ps(mx, _mm256_loadu_ps(s + j0));
+    if (nf < np) mx = _mm256_max_ps(mx, _mm256_blendv_ps(mx, _mm256_maskload_ps(s + nf, tail_i), tail));
+    const __m256 m = _mm256_set1_ps(hmax(mx));
+    __m256 sum = _mm256_setzero_ps();
+    for (int64_t j0 = 0; j0 < nf; j0 += 8) {
+      const __m256 e = exp_neg(_mm256_sub_ps(_mm256_loadu_ps(s + j0), m));
+      sum = _mm256_add_ps(sum, e);
+      _mm256_storeu_ps(s + j0, _mm256_mul_ps(e, _mm256_loadu_ps(a.vs + j0)));
+    }
+    if (nf < np) {
+      const __m256 e = _mm256_and_ps(tail, exp_neg(_mm256_sub_ps(_mm256_maskload_ps(s + nf, tail_i), m)));
+      sum = _mm256_add_ps(sum, e);
+      _mm256_maskstore_ps(s + nf, tail_i, _mm256_mul_ps(e, _mm256_maskload_ps(a.vs + nf, tail_i)));
+    }
+    inv[h] = 1.0f / hsum(sum);
+  }
+  // Values: 2 heads x 32 dims (8 accumulators + 2 weights + 1 value row register), a lone
+  // last head 64 dims at a time.
+  h0 = 0;
+  for (; h0 + 2 <= HpK; h0 += 2)
+    for (int64_t d0 = 0; d0 < D; d0 += 32) decode_values<4, 2>(a, h0, d0, inv);
+  if (h0 < HpK)
+    for (int64_t d0 = 0; d0 < D; d0 += 64) decode_values<8, 1>(a, h0, d0, inv);
+}
+
 }  // namespace
 
 bool attention_kv8_avx2_supported() { return isa_supported(Isa::Avx2); }
@@ -216,6 +329,16 @@ void attention_kv8_avx2_exp(const float* x, float* y, int64_t n) {
     std::copy(x + i, x + n, xb);
     _mm256_storeu_ps(yb, exp_neg(_mm256_loadu_ps(xb)));
     std::copy(yb, yb + (n - i), y + i);
+  }
+}
+
+void attention_kv8_decode_avx2(const AttnKv8Decode& a) {
+  RZ_ASSERT_MSG(a.D == 64 || a.D == 128 || a.D == 256, "attention_kv8_decode_avx2: head dim must be 64, 128 or 256");
+  RZ_ASSERT(a.HpK >= 1 && a.HpK <= 64 && a.npos >= 1);
+  switch (a.D) {
+    case 64: return decode_avx2<4>(a);
+    case 128: return decode_avx2<8>(a);
+    default: return decode_avx2<16>(a);
   }
 }
 

@@ -147,11 +147,12 @@ TEST_SUITE("attention_kv8") {
     }
   }
 
-  TEST_CASE("decode (one token, one kv head): reference equals the block reference; AVX-512 tier within fp32 rounding") {
+  TEST_CASE("decode (one token, one kv head): reference equals the block reference; SIMD tiers within fp32 rounding") {
     // Each query token t of a Case, kv head kh, attends positions 0 .. p0 + t of the [Kh, ctx, D]
-    // cache: the decode reference and the AVX-512 decode tier on that item must give the block
-    // reference's outputs within the block tiers' bound (the dot products are summed in another
-    // order; the tier's exp is a polynomial).
+    // cache: the decode reference and the AVX-512 and AVX2 decode tiers on that item must give the
+    // block reference's outputs within the block tiers' bound (the dot products are summed in
+    // another order; the tiers' exp is a polynomial). HpK 2, 3, 2, 5, 1 cover the tiers' head
+    // chunks and their remainders; npos 1-3, 17-19, 38-40 full and partial 8- and 16-lane vectors.
     struct Shape {
       int64_t H, Kh, D;
     };
@@ -167,7 +168,7 @@ TEST_SUITE("attention_kv8") {
         attention_kv8_ref(c.args(1, o_blk.data()));
         const float tol = 1e-5f * c.vmax();
         std::vector<float> scratch(size_t(HpK * ctx + D), NAN), o(size_t(HpK * D), NAN);
-        int diff_ref = 0, bad_simd = 0;
+        int diff_ref = 0, bad_simd = 0, bad_avx2 = 0;
         for (int64_t t = 0; t < n; ++t)
           for (int64_t kh = 0; kh < sh.Kh; ++kh) {
             const size_t row0 = size_t(kh * ctx);
@@ -183,13 +184,20 @@ TEST_SUITE("attention_kv8") {
               attention_kv8_decode_avx512(d);
               for (int64_t i = 0; i < HpK * D; ++i) bad_simd += !(std::fabs(o[size_t(i)] - want[i]) <= tol);
             }
+            if (attention_kv8_avx2_supported()) {
+              std::fill(o.begin(), o.end(), NAN);
+              attention_kv8_decode_avx2(d);
+              for (int64_t i = 0; i < HpK * D; ++i) bad_avx2 += !(std::fabs(o[size_t(i)] - want[i]) <= tol);
+            }
 #endif
           }
         CHECK(diff_ref == 0);
         CHECK(bad_simd == 0);
+        CHECK(bad_avx2 == 0);
       }
 #if defined(__x86_64__)
     if (!attention_kv8_avx512_supported()) MESSAGE("AVX-512 decode tier not run: not supported by this CPU / build");
+    if (!attention_kv8_avx2_supported()) MESSAGE("AVX2 decode tier not run: not supported by this CPU");
 #endif
   }
 
