@@ -230,14 +230,16 @@ const QuadFn kQuadN1[16] = {
     quad_n1_avx512<12>, quad_n1_avx512<13>, quad_n1_avx512<14>, quad_n1_avx512<15>,
 };
 
-// ---- Decode (N = 1), G = 256, rows of at most 4 groups: blocks of 16 rows ----
+// ---- Decode (N = 1), G = 256, one-group rows (d_in = 256): blocks of 16 rows ----
 // With G = 256 a step is one group, so a row's exact int32 step sum is the sum of its
 // accumulator's 16 lanes. Per step the 16 rows' accumulators are reduced together (a
 // transpose-and-add tree: 16 vectors -> one vector of 16 row sums, 45 instructions), converted
 // once and scaled by the 16 rows' s_w (rows' scales are consecutive: one or two loads per
 // block and one permute per step) times the step's s_x. This replaces, per row and step, the
 // conversion, scale expansion and multiply, and per four rows a horizontal float reduction: the
-// costs that dominate when rows are one to four steps long (tiny shapes, d_in <= 1024). Every
+// costs that dominate when a row is one step (the tiny shapes). The kernel handles up to 4 steps,
+// but at 3-4 steps it measured slower than the quads (16 interleaved rows from DRAM outrun the
+// prefetch distance; docs/packed.md), so it is used for one step only. Every
 // row's arithmetic is the same whatever block it falls in (integer sums, then per step one
 // conversion and one fused multiply-add in step order), so results do not depend on the row
 // range or the thread split.
