@@ -62,7 +62,7 @@ CXXFLAGS := -std=c++17 $(OPT) $(ARCHFLAGS) -ffp-contract=off -fopenmp -Wall -Wex
 LDFLAGS := -fopenmp $(SANFLAGS) $(LDFLAGS_EXTRA) -lpthread
 
 ISA_AVX2 := -mavx2 -mfma -mf16c
-ISA_AVX512 := -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mavx512bf16 -mavx2 -mfma -mf16c
+ISA_AVX512 := -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mavx512bf16 -mgfni -mavx2 -mfma -mf16c
 ISA_NEON :=
 ISA_DOTPROD := -march=armv8.2-a+dotprod
 

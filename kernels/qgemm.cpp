@@ -3,6 +3,7 @@
 // splits output rows into one contiguous range per thread so each thread streams its
 // part of the weights once.
 #include <algorithm>
+#include <atomic>
 #include <vector>
 
 #include "core/cpu.h"
@@ -103,6 +104,18 @@ void qgemm_group_sums(const int8_t* qx, int64_t N, int64_t d_in, int G, int32_t*
       for (int k = 0; k < G; ++k) s += x[k];
       sums[n * ng + g] = s;
     }
+}
+
+namespace {
+// GF2P8AFFINEQB field extraction: on by default where the CPU has GFNI.
+std::atomic<bool> g_gfni{cpu_features().gfni};
+}  // namespace
+
+bool qgemm_avx512_gfni() { return g_gfni.load(std::memory_order_relaxed); }
+
+bool qgemm_avx512_set_gfni(bool on) {
+  RZ_ASSERT_MSG(!on || cpu_features().gfni, "qgemm: GFNI requested on a CPU without it");
+  return g_gfni.exchange(on);
 }
 
 const char* qtier_name(QTier t) {

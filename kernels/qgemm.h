@@ -51,6 +51,11 @@ const char* qtier_name(QTier t);
 bool qtier_supported(QTier t);
 // The tier qgemm() uses now.
 QTier qtier_active();
+// The AVX-512 tier extracts ternary code fields with GFNI's GF2P8AFFINEQB where the CPU has it
+// (the default there) and with shifts and masks otherwise; both give the same integers. Tests
+// switch it to hold both variants to the reference. Asserts the CPU has GFNI when turning it on;
+// returns the previous setting.
+bool qgemm_avx512_set_gfni(bool on);
 // qgemm / quantize_a8 on a given tier (must be supported), threaded the same way.
 void qgemm_tier(QTier t, const PackedMatrix& W, const int8_t* qx, const float* sx, int64_t N, float* y);
 void quantize_a8_tier(QTier t, const float* x, int64_t N, int64_t C, int G, int8_t* q, float* scales);

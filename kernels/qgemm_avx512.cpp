@@ -10,6 +10,8 @@
 #include <algorithm>
 #include <vector>
 
+#include "core/cpu.h"
+#include "core/error.h"
 #include "kernels/qgemm.h"
 #include "kernels/qgemm_impl.h"
 #include "kernels/qgemm_x86.h"
@@ -44,10 +46,32 @@ struct alignas(64) StepActs {
 // Mask of the first n bytes of a 64-byte vector (n clamped to [0, 64]).
 inline __mmask64 low_bytes(int64_t n) { return n >= 64 ? ~0ull : n <= 0 ? 0ull : (1ull << n) - 1; }
 
-// Software prefetch distance into the code stream. One core's hardware prefetchers alone
-// reached ~9 GB/s from DRAM on this machine's GEMV; 3-6 KiB ahead reached ~13 GB/s (2 and
-// 8 KiB: less).
+// Software prefetch distance into the code stream of the interleaved-row kernels (quads, blocks
+// of 16). One core's hardware prefetchers alone reached ~9 GB/s from DRAM on the first AVX-512
+// machine's GEMV; 3-6 KiB ahead reached ~13 GB/s (2 and 8 KiB: less).
 constexpr int64_t kStepPrefetch = 4096;
+
+// Rows walked one after another (decode on matrices too large to stay cached between tokens,
+// and N > 1) read the codes as one ascending stream. They prefetch at two levels: into L2
+// 8 KiB ahead and from there into L1 1 KiB ahead, so the L1 fill buffers wait on L2, not DRAM
+// (docs/packed.md: 0.6B 1.58-bit decode +10% at 1 thread, +15% at 2 over the quads with one T0
+// prefetch 4 KiB ahead, Xeon with AVX-512, 2026-12-03).
+constexpr int64_t kStreamFar = 8192, kStreamNear = 1024;
+
+// Decode (N = 1) takes the quad kernels (activations loaded once per four rows: ~25% faster
+// when the codes are in cache) only on matrices this small; larger ones are read from DRAM on
+// every token, where four interleaved rows stream ~10-15% slower than one row at a time.
+constexpr int64_t kQuadMaxBytes = int64_t(128) << 10;
+
+template <bool Int4>
+__attribute__((always_inline)) inline void stream_prefetch(const uint8_t* p) {
+  _mm_prefetch(reinterpret_cast<const char*>(p + kStreamFar), _MM_HINT_T1);
+  _mm_prefetch(reinterpret_cast<const char*>(p + kStreamNear), _MM_HINT_T0);
+  if (Int4) {
+    _mm_prefetch(reinterpret_cast<const char*>(p + kStreamFar + 64), _MM_HINT_T1);
+    _mm_prefetch(reinterpret_cast<const char*>(p + kStreamNear + 64), _MM_HINT_T0);
+  }
+}
 
 bool step_path_ok(const PackedMatrix& W) {
   const int G = W.desc.G;
@@ -87,17 +111,32 @@ const StepActs* prepare_step_acts(const QgemmArgs& a, int64_t steps) {
   return buf.data();
 }
 
+// GF2P8AFFINEQB matrix taking bits 2k and 2k + 1 of each byte to bits 0 and 1 (all other
+// result bits 0): result bit i is the parity of (matrix byte 7 - i) & source byte.
+inline __m512i field_matrix(int k) {
+  return _mm512_set1_epi64(int64_t((uint64_t(1u << (2 * k)) << 56) | (uint64_t(2u << (2 * k)) << 48)));
+}
+
 // One step (256 weights) of a row's codes -> unsigned codes u0..u3 of its four 64-weight
 // blocks, in the lane order the prepared activations use. Ternary2: one 64-byte vector, fields at
 // bits 0/2/4/6. Int4: two 64-byte vectors, 128-bit halves regrouped, low and high nibbles. A
-// partial last step (left < step bytes) loads only the row's bytes.
-template <bool Int4>
+// partial last step (left < step bytes) loads only the row's bytes. GF (CPUs with GFNI):
+// ternary fields 1..3 come out of one GF2P8AFFINEQB each (a bit matrix moving bits 2k, 2k+1
+// of every byte to bits 0, 1 and clearing the rest) instead of a shift and a mask: three fewer
+// vector instructions per 64-byte line, on the ports the vpdpbusd chain also needs.
+template <bool Int4, bool GF>
 __attribute__((always_inline)) inline void decode_step(const uint8_t* p, int64_t left, __m512i& u0, __m512i& u1,
                                                        __m512i& u2, __m512i& u3) {
   if (!Int4) {
     const __m512i m3 = _mm512_set1_epi8(3);
     const __m512i v = left >= 64 ? _mm512_loadu_si512(p) : _mm512_maskz_loadu_epi8(low_bytes(left), p);
     u0 = _mm512_and_si512(v, m3);
+    if (GF) {
+      u1 = _mm512_gf2p8affine_epi64_epi8(v, field_matrix(1), 0);
+      u2 = _mm512_gf2p8affine_epi64_epi8(v, field_matrix(2), 0);
+      u3 = _mm512_gf2p8affine_epi64_epi8(v, field_matrix(3), 0);
+      return;
+    }
     u1 = _mm512_and_si512(_mm512_srli_epi16(v, 2), m3);
     u2 = _mm512_and_si512(_mm512_srli_epi16(v, 4), m3);
     u3 = _mm512_and_si512(_mm512_srli_epi16(v, 6), m3);
@@ -121,7 +160,7 @@ __attribute__((always_inline)) inline void decode_step(const uint8_t* p, int64_t
 
 // Tokens n0 .. n0 + NT - 1 of row i over all steps into out[t] (16 fp32 lanes to be summed);
 // acts = prepared activations of token 0.
-template <RowKind K, int NT>
+template <RowKind K, int NT, bool GF>
 void row_steps_avx512(const QgemmArgs& a, const StepActs* acts, int64_t steps, int64_t i, const uint8_t* row,
                       int64_t n0, __m512i sidx, __m512* out) {
   const PackedMatrix& W = *a.W;
@@ -139,9 +178,8 @@ void row_steps_avx512(const QgemmArgs& a, const StepActs* acts, int64_t steps, i
     __m512i u0, u1, u2, u3;
     // Rows are contiguous: this runs ahead into the next rows' codes (and harmlessly past the
     // buffer on the last rows; prefetches do not fault).
-    _mm_prefetch(reinterpret_cast<const char*>(p + kStepPrefetch), _MM_HINT_T0);
-    if (K == RowKind::Int4) _mm_prefetch(reinterpret_cast<const char*>(p + kStepPrefetch + 64), _MM_HINT_T0);
-    decode_step<K == RowKind::Int4>(p, left, u0, u1, u2, u3);
+    stream_prefetch<K == RowKind::Int4>(p);
+    decode_step<K == RowKind::Int4, GF>(p, left, u0, u1, u2, u3);
     // The step's gps fp16 scales (a full 8-byte load: rows' scales are contiguous and the
     // buffer is padded; lanes past the row's groups meet s_x = 0).
     const __m128 sw4 = _mm_cvtph_ps(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(sw + s * gps)));
@@ -159,14 +197,14 @@ void row_steps_avx512(const QgemmArgs& a, const StepActs* acts, int64_t steps, i
   for (int t = 0; t < NT; ++t) out[t] = accf[t];
 }
 
-template <RowKind K>
+template <RowKind K, bool GF>
 void row_tile_avx512(const QgemmArgs& a, const StepActs* acts, int64_t steps, int64_t i, const uint8_t* row,
                      int64_t n0, int nt, __m512i sidx, __m512* out) {
   switch (nt) {
-    case 4: row_steps_avx512<K, 4>(a, acts, steps, i, row, n0, sidx, out); break;
-    case 3: row_steps_avx512<K, 3>(a, acts, steps, i, row, n0, sidx, out); break;
-    case 2: row_steps_avx512<K, 2>(a, acts, steps, i, row, n0, sidx, out); break;
-    default: row_steps_avx512<K, 1>(a, acts, steps, i, row, n0, sidx, out); break;
+    case 4: row_steps_avx512<K, 4, GF>(a, acts, steps, i, row, n0, sidx, out); break;
+    case 3: row_steps_avx512<K, 3, GF>(a, acts, steps, i, row, n0, sidx, out); break;
+    case 2: row_steps_avx512<K, 2, GF>(a, acts, steps, i, row, n0, sidx, out); break;
+    default: row_steps_avx512<K, 1, GF>(a, acts, steps, i, row, n0, sidx, out); break;
   }
 }
 
@@ -184,7 +222,7 @@ inline __m128 reduce4(__m512 a, __m512 b, __m512 c, __m512 d) {
 // rows, the rows' independent chains overlap, and one reduction gives the four outputs.
 // KM bit q set: row q is int4 (else ternary2). Same per-row arithmetic as row_steps_avx512,
 // so results are identical to it bit for bit.
-template <unsigned KM>
+template <unsigned KM, bool GF>
 void quad_n1_avx512(const StepActs* A, int64_t steps, int64_t d_in, int gps, const uint8_t* const* rp,
                     const uint16_t* const* sw, __m512i sidx, float* y) {
   __m512 accf[4];
@@ -203,9 +241,9 @@ void quad_n1_avx512(const StepActs* A, int64_t steps, int64_t d_in, int gps, con
       __m512i u0, u1, u2, u3;
       if (int4) {
         _mm_prefetch(reinterpret_cast<const char*>(p + kStepPrefetch + 64), _MM_HINT_T0);
-        decode_step<true>(p, left, u0, u1, u2, u3);
+        decode_step<true, GF>(p, left, u0, u1, u2, u3);
       } else {
-        decode_step<false>(p, left, u0, u1, u2, u3);
+        decode_step<false, GF>(p, left, u0, u1, u2, u3);
       }
       const __m128 sw4 = _mm_cvtph_ps(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(sw[q] + s * gps)));
       const __m512 swv = _mm512_permutexvar_ps(sidx, _mm512_castps128_ps512(sw4));
@@ -223,11 +261,12 @@ void quad_n1_avx512(const StepActs* A, int64_t steps, int64_t d_in, int gps, con
 using QuadFn = void (*)(const StepActs*, int64_t, int64_t, int, const uint8_t* const*, const uint16_t* const*,
                         __m512i, float*);
 // Indexed by the quad's kind mask.
+template <bool GF>
 const QuadFn kQuadN1[16] = {
-    quad_n1_avx512<0>,  quad_n1_avx512<1>,  quad_n1_avx512<2>,  quad_n1_avx512<3>,
-    quad_n1_avx512<4>,  quad_n1_avx512<5>,  quad_n1_avx512<6>,  quad_n1_avx512<7>,
-    quad_n1_avx512<8>,  quad_n1_avx512<9>,  quad_n1_avx512<10>, quad_n1_avx512<11>,
-    quad_n1_avx512<12>, quad_n1_avx512<13>, quad_n1_avx512<14>, quad_n1_avx512<15>,
+    quad_n1_avx512<0, GF>,  quad_n1_avx512<1, GF>,  quad_n1_avx512<2, GF>,  quad_n1_avx512<3, GF>,
+    quad_n1_avx512<4, GF>,  quad_n1_avx512<5, GF>,  quad_n1_avx512<6, GF>,  quad_n1_avx512<7, GF>,
+    quad_n1_avx512<8, GF>,  quad_n1_avx512<9, GF>,  quad_n1_avx512<10, GF>, quad_n1_avx512<11, GF>,
+    quad_n1_avx512<12, GF>, quad_n1_avx512<13, GF>, quad_n1_avx512<14, GF>, quad_n1_avx512<15, GF>,
 };
 
 // ---- Decode (N = 1), G = 256, one-group rows (d_in = 256): blocks of 16 rows ----
@@ -259,13 +298,13 @@ inline __m512i reduce16_epi32(const __m512i* v) {
 
 // One row's step: its accumulator (int32 lanes summing to the step's exact dot, the offset
 // correction included), as two vpdpbusd chains of two.
-template <bool Int4>
+template <bool Int4, bool GF>
 __attribute__((always_inline)) inline __m512i step_acc(const uint8_t* p, __m512i nc, __m512i x0, __m512i x1,
                                                        __m512i x2, __m512i x3) {
   __m512i u0, u1, u2, u3;
   _mm_prefetch(reinterpret_cast<const char*>(p + kStepPrefetch), _MM_HINT_T0);
   if (Int4) _mm_prefetch(reinterpret_cast<const char*>(p + kStepPrefetch + 64), _MM_HINT_T0);
-  decode_step<Int4>(p, Int4 ? 128 : 64, u0, u1, u2, u3);
+  decode_step<Int4, GF>(p, Int4 ? 128 : 64, u0, u1, u2, u3);
   __m512i a0 = _mm512_dpbusd_epi32(nc, u0, x0);
   __m512i a1 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), u2, x2);
   a0 = _mm512_dpbusd_epi32(a0, u1, x1);
@@ -276,7 +315,7 @@ __attribute__((always_inline)) inline __m512i step_acc(const uint8_t* p, __m512i
 // Rows i .. i + nrows - 1 (nrows <= 16): codes rp[r], int4 where bit r of int4_mask is set, fp16
 // scales sw[r * steps + s] (consecutive rows), outputs y[0, nrows). KIND: 0 all 16 rows ternary,
 // 1 all 16 int4 (fully unrolled, no branches), 2 anything (per-row kind, partial blocks).
-template <int KIND>
+template <int KIND, bool GF>
 void rows16_g256_avx512(const StepActs* A, int64_t steps, const uint8_t* const* rp, unsigned int4_mask, int nrows,
                         const uint16_t* sw, float* y) {
   const int words = int(nrows * steps);  // <= 64
@@ -295,17 +334,17 @@ void rows16_g256_avx512(const StepActs* A, int64_t steps, const uint8_t* const* 
     if (KIND == 0) {
       const __m512i nc1 = _mm512_load_si512(S.nc1);
 #pragma GCC unroll 16
-      for (int r = 0; r < 16; ++r) acc[r] = step_acc<false>(rp[r] + s * 64, nc1, x0, x1, x2, x3);
+      for (int r = 0; r < 16; ++r) acc[r] = step_acc<false, GF>(rp[r] + s * 64, nc1, x0, x1, x2, x3);
     } else if (KIND == 1) {
       const __m512i nc8 = _mm512_load_si512(S.nc8);
 #pragma GCC unroll 16
-      for (int r = 0; r < 16; ++r) acc[r] = step_acc<true>(rp[r] + s * 128, nc8, x0, x1, x2, x3);
+      for (int r = 0; r < 16; ++r) acc[r] = step_acc<true, GF>(rp[r] + s * 128, nc8, x0, x1, x2, x3);
     } else {
       const __m512i nc1 = _mm512_load_si512(S.nc1), nc8 = _mm512_load_si512(S.nc8);
       for (int r = 0; r < 16; ++r)
         acc[r] = r >= nrows                 ? _mm512_setzero_si512()
-                 : (int4_mask >> r) & 1u ? step_acc<true>(rp[r] + s * 128, nc8, x0, x1, x2, x3)
-                                          : step_acc<false>(rp[r] + s * 64, nc1, x0, x1, x2, x3);
+                 : (int4_mask >> r) & 1u ? step_acc<true, GF>(rp[r] + s * 128, nc8, x0, x1, x2, x3)
+                                          : step_acc<false, GF>(rp[r] + s * 64, nc1, x0, x1, x2, x3);
     }
     const __m512i sums = reduce16_epi32(acc);
     const __m512 swv = _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutex2var_epi16(w_lo, idx, w_hi)));
@@ -314,6 +353,7 @@ void rows16_g256_avx512(const StepActs* A, int64_t steps, const uint8_t* const* 
   _mm512_mask_storeu_ps(y, __mmask16(nrows >= 16 ? 0xffff : (1u << nrows) - 1), accf);
 }
 
+template <bool GF>
 void qgemm_rows_steps_avx512(const QgemmArgs& a, int64_t row_begin, int64_t row_end) {
   const PackedMatrix& W = *a.W;
   const int64_t steps = (W.desc.d_in / 64 + 3) / 4, d_out = W.desc.d_out;
@@ -339,15 +379,15 @@ void qgemm_rows_steps_avx512(const QgemmArgs& a, int64_t row_begin, int64_t row_
         rp[r] = cur.row;
       }
       if (nrows == 16 && km == 0)
-        rows16_g256_avx512<0>(acts, steps, rp, km, nrows, sw, a.y + i);
+        rows16_g256_avx512<0, GF>(acts, steps, rp, km, nrows, sw, a.y + i);
       else if (nrows == 16 && km == 0xffffu)
-        rows16_g256_avx512<1>(acts, steps, rp, km, nrows, sw, a.y + i);
+        rows16_g256_avx512<1, GF>(acts, steps, rp, km, nrows, sw, a.y + i);
       else
-        rows16_g256_avx512<2>(acts, steps, rp, km, nrows, sw, a.y + i);
+        rows16_g256_avx512<2, GF>(acts, steps, rp, km, nrows, sw, a.y + i);
     }
     return;
   }
-  if (a.N == 1) {  // decode: whole quads on the fused kernel
+  if (a.N == 1 && W.stream_bytes() <= kQuadMaxBytes) {  // decode, small matrix: whole quads
     const int gps = 256 / W.desc.G;
     for (; i + 4 <= row_end; i += 4) {
       const uint8_t* rp[4];
@@ -360,7 +400,7 @@ void qgemm_rows_steps_avx512(const QgemmArgs& a, int64_t row_begin, int64_t row_
         sw[q] = W.row_scales(i + q);
         row += int4 ? b4 : b2;
       }
-      kQuadN1[km](acts, steps, W.desc.d_in, gps, rp, sw, sidx, a.y + i);
+      kQuadN1<GF>[km](acts, steps, W.desc.d_in, gps, rp, sw, sidx, a.y + i);
     }
   }
   for (; i < row_end; i += 4) {
@@ -379,9 +419,9 @@ void qgemm_rows_steps_avx512(const QgemmArgs& a, int64_t row_begin, int64_t row_
         for (int t = 0; t < 4; ++t) acc[q][t] = _mm512_setzero_ps();
       for (int q = 0; q < r; ++q) {
         if (int4[q])
-          row_tile_avx512<RowKind::Int4>(a, acts, steps, i + q, rp[q], n0, nt, sidx, acc[q]);
+          row_tile_avx512<RowKind::Int4, GF>(a, acts, steps, i + q, rp[q], n0, nt, sidx, acc[q]);
         else
-          row_tile_avx512<RowKind::Ternary2>(a, acts, steps, i + q, rp[q], n0, nt, sidx, acc[q]);
+          row_tile_avx512<RowKind::Ternary2, GF>(a, acts, steps, i + q, rp[q], n0, nt, sidx, acc[q]);
       }
       for (int t = 0; t < nt; ++t) {
         const __m128 y4 = reduce4(acc[0][t], acc[1][t], acc[2][t], acc[3][t]);
@@ -465,7 +505,9 @@ void row_avx512(const QgemmArgs& a, int64_t i) {
 }  // namespace
 
 void qgemm_rows_avx512(const QgemmArgs& a, int64_t row_begin, int64_t row_end) {
-  if (step_path_ok(*a.W)) return qgemm_rows_steps_avx512(a, row_begin, row_end);
+  if (step_path_ok(*a.W))
+    return qgemm_avx512_gfni() ? qgemm_rows_steps_avx512<true>(a, row_begin, row_end)
+                                                  : qgemm_rows_steps_avx512<false>(a, row_begin, row_end);
   for (int64_t i = row_begin; i < row_end; ++i) {
     switch (a.W->row_kind(i)) {
       case RowKind::Ternary2: row_avx512<RowKind::Ternary2>(a, i); break;

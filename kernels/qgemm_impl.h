@@ -20,6 +20,9 @@ struct QgemmArgs {
 using QgemmRowsFn = void (*)(const QgemmArgs& a, int64_t row_begin, int64_t row_end);
 using QuantA8Fn = void (*)(const float* x, int64_t N, int64_t C, int G, int8_t* q, float* scales);
 
+// The AVX-512 tier's GFNI setting (qgemm_avx512_set_gfni).
+bool qgemm_avx512_gfni();
+
 void qgemm_rows_ref(const QgemmArgs& a, int64_t row_begin, int64_t row_end);
 void qgemm_rows_avx2(const QgemmArgs& a, int64_t row_begin, int64_t row_end);
 void qgemm_rows_avx512(const QgemmArgs& a, int64_t row_begin, int64_t row_end);

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "core/cpu.h"
 #include "core/error.h"
 #include "core/half.h"
 #include "core/rng.h"
@@ -59,6 +60,34 @@ std::vector<float> random_scales(const PackedDesc& d, uint64_t seed, bool ones) 
 
 std::vector<QTier> all_tiers() { return {QTier::Ref, QTier::Avx2, QTier::Avx512, QTier::Neon, QTier::Dotprod}; }
 
+// Each tier this CPU runs; the AVX-512 tier twice where the CPU has GFNI (ternary fields by
+// shifts and masks, then by GF2P8AFFINEQB, the default, so the last one run leaves it set).
+struct Variant {
+  QTier t;
+  bool gfni;
+  std::string name;
+  void use() const {
+    if (t == QTier::Avx512) qgemm_avx512_set_gfni(gfni);
+  }
+};
+
+std::vector<Variant> tier_variants() {
+  std::vector<Variant> v;
+  for (QTier t : all_tiers()) {
+    if (!qtier_supported(t)) continue;
+    if (t != QTier::Avx512) {
+      v.push_back({t, false, qtier_name(t)});
+      continue;
+    }
+    v.push_back({t, false, "avx512-vnni (shift and mask fields)"});
+    if (cpu_features().gfni)
+      v.push_back({t, true, "avx512-vnni (GFNI fields)"});
+    else
+      MESSAGE("skipping the AVX-512 GFNI variant: this CPU has no GFNI");
+  }
+  return v;
+}
+
 bool tier_runs(QTier t) {
   if (qtier_supported(t)) return true;
   MESSAGE("skipping tier " << std::string(qtier_name(t)) << ": not in this build or not supported by this CPU");
@@ -88,10 +117,11 @@ void check_tiers_random_scales(const PackedDesc& d, int64_t N, uint64_t code_see
   std::vector<int8_t> cw(codes.size());
   std::vector<float> sw(size_t(d_out * d_in / G));
   unpack_matrix(m, cw.data(), sw.data());
-  for (QTier t : all_tiers()) {
-    if (!qtier_supported(t)) continue;
-    const std::string tier = qtier_name(t);
+  for (const Variant& v : tier_variants()) {
+    const QTier t = v.t;
+    const std::string tier = v.name;
     CAPTURE(tier);
+    v.use();
     qgemm_tier(t, m, qx.data(), sx.data(), N, y.data());
     for (int64_t n = 0; n < N; ++n)
       for (int64_t i = 0; i < d_out; ++i) {
@@ -303,10 +333,11 @@ TEST_SUITE("qgemm") {
                 for (int64_t k = 0; k < d_in; ++k) acc += int64_t(codes[size_t(i * d_in + k)]) * qx[size_t(n * d_in + k)];
                 want[size_t(n * d_out + i)] = float(acc);
               }
-            for (QTier t : all_tiers()) {
-              if (!qtier_supported(t)) continue;
-              const std::string tier = qtier_name(t);
+            for (const Variant& v : tier_variants()) {
+              const QTier t = v.t;
+              const std::string tier = v.name;
               CAPTURE(tier);
+              v.use();
               std::vector<float> y(want.size(), NAN);
               qgemm_tier(t, m, qx.data(), sx.data(), N, y.data());
               CHECK(y == want);
@@ -347,10 +378,11 @@ TEST_SUITE("qgemm") {
                     acc += int64_t(codes[size_t(i * d_in + k)]) * qx[size_t(n * d_in + k)];
                   want[size_t(n * d_out + i)] = float(acc);
                 }
-              for (QTier t : all_tiers()) {
-                if (!qtier_supported(t)) continue;
-                const std::string tier = qtier_name(t);
+              for (const Variant& v : tier_variants()) {
+                const QTier t = v.t;
+                const std::string tier = v.name;
                 CAPTURE(tier);
+                v.use();
                 std::vector<float> y(want.size(), NAN);
                 qgemm_tier(t, m, qx.data(), sx.data(), N, y.data());
                 CHECK(y == want);
@@ -374,6 +406,40 @@ TEST_SUITE("qgemm") {
         }
   }
 
+  TEST_CASE("qgemm: decode on matrices too large for the quad kernels (row by row) equals the reference") {
+    // The AVX-512 decode walks rows one at a time above 128 KiB of codes (kQuadMaxBytes) and in
+    // quads below; 1031 rows x 1024 columns is above it for every layout. Scales 1: the exact
+    // integer sums; random scales: the tolerance of the other tests. Both GFNI variants.
+    for (const char* layout : kLayouts)
+      for (int G : {64, 256}) {
+        CAPTURE(layout);
+        CAPTURE(G);
+        const PackedDesc d = make_desc(layout, G, 1031, 1024);
+        const std::vector<int8_t> codes = random_codes(d, uint64_t(G + 3));
+        const PackedMatrix m = pack_matrix(d, codes.data(), random_scales(d, 1, true).data());
+        REQUIRE(m.codes.size() > (size_t(128) << 10));
+        Rng rng(uint64_t(G) + 1);
+        std::vector<int8_t> qx(1024);
+        for (int8_t& v : qx) v = int8_t(int(rng.below(255)) - 127);
+        std::vector<float> sx(size_t(1024 / G), 1.0f), y_ref(1031), y(1031);
+        qgemm_ref(m, qx.data(), sx.data(), 1, y_ref.data());
+        for (int64_t i = 0; i < 1031; i += 257) {  // the reference against the definition, spot rows
+          int64_t acc = 0;
+          for (int64_t k = 0; k < 1024; ++k) acc += int64_t(codes[size_t(i * 1024 + k)]) * qx[size_t(k)];
+          CHECK(y_ref[size_t(i)] == float(acc));
+        }
+        for (const Variant& v : tier_variants()) {
+          const std::string tier = v.name;
+          CAPTURE(tier);
+          v.use();
+          std::fill(y.begin(), y.end(), NAN);
+          qgemm_tier(v.t, m, qx.data(), sx.data(), 1, y.data());
+          CHECK(y == y_ref);
+        }
+        check_tiers_random_scales(d, 1, uint64_t(G + 5), uint64_t(G + 6), uint64_t(G + 7));
+      }
+  }
+
   TEST_CASE("qgemm: extreme codes and activations do not overflow the int16 pair sums") {
     for (const char* layout : kLayouts)
       for (int G : {64, 256}) {
@@ -388,10 +454,11 @@ TEST_SUITE("qgemm") {
           qgemm_ref(m, qx.data(), sx.data(), 1, y_ref.data());
           CHECK(y_ref[0] == float(sign * 127 * 512 * (std::string(layout) == "ternary2" ||
                                                       std::string(layout) == "ternary5" ? 1 : 7)));
-          for (QTier t : all_tiers()) {
-            if (!qtier_supported(t)) continue;
-            const std::string tier = qtier_name(t);
-              CAPTURE(tier);
+          for (const Variant& v : tier_variants()) {
+            const QTier t = v.t;
+            const std::string tier = v.name;
+            CAPTURE(tier);
+            v.use();
             qgemm_tier(t, m, qx.data(), sx.data(), 1, y.data());
             CHECK(y == y_ref);
           }

@@ -80,6 +80,7 @@ int bench_packed(int argc, char** argv) {
   ap.option("--threads", "", "threads (default: OMP_NUM_THREADS or all cores)");
   ap.option("--isa", "", "force a tier: ref, avx2, avx512, neon (default: best this CPU runs)");
   ap.option("--bw-mib", "1024", "buffer size in MiB for the memory read-bandwidth test (0: skip)");
+  ap.flag("--no-gfni", "AVX-512 tier: extract ternary fields with shifts and masks even where the CPU has GFNI");
   ap.option("--seconds", "1", "minimum time spent timing the kernel");
   if (!ap.parse(argc, argv, 2)) return 0;
 
@@ -97,6 +98,7 @@ int bench_packed(int argc, char** argv) {
              cpu_summary().c_str());
     set_isa(want);
   }
+  if (ap.given("--no-gfni")) qgemm_avx512_set_gfni(false);
   const double min_seconds = ap.f64_in("--seconds", 0.01, 600.0);
   const int64_t bw_mib = ap.i64_in("--bw-mib", 0, 1 << 16);
 

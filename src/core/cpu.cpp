@@ -36,6 +36,7 @@ static CpuFeatures detect() {
       f.avx512bw = zmm && ((b >> 30) & 1);
       f.avx512vl = zmm && ((b >> 31) & 1);
       f.avx512vnni = zmm && ((c >> 11) & 1);
+      f.gfni = (c >> 8) & 1;
     }
     if (__get_cpuid_count(7, 1, &a, &b, &c, &d)) {
       f.avx512bf16 = zmm && ((a >> 5) & 1);
@@ -135,6 +136,7 @@ std::string cpu_summary() {
   add(f.avx512vnni, "avx512vnni");
   add(f.avx512bf16, "avx512bf16");
   add(f.avxvnni, "avxvnni");
+  add(f.gfni, "gfni");
   add(f.neon, "neon");
   add(f.dotprod, "dotprod");
   return s.empty() ? std::string("(scalar only)") : s;

@@ -12,6 +12,7 @@ struct CpuFeatures {
   bool avx2 = false, fma = false, f16c = false;
   bool avx512f = false, avx512bw = false, avx512vl = false, avx512vnni = false, avx512bf16 = false;
   bool avxvnni = false;
+  bool gfni = false;  // GF2P8AFFINEQB (the zmm form needs avx512f as well)
   bool neon = false, dotprod = false;
 };
 
