@@ -10,8 +10,6 @@
 #include <algorithm>
 #include <vector>
 
-#include "core/cpu.h"
-#include "core/error.h"
 #include "kernels/qgemm.h"
 #include "kernels/qgemm_impl.h"
 #include "kernels/qgemm_x86.h"
@@ -507,7 +505,7 @@ void row_avx512(const QgemmArgs& a, int64_t i) {
 void qgemm_rows_avx512(const QgemmArgs& a, int64_t row_begin, int64_t row_end) {
   if (step_path_ok(*a.W))
     return qgemm_avx512_gfni() ? qgemm_rows_steps_avx512<true>(a, row_begin, row_end)
-                                                  : qgemm_rows_steps_avx512<false>(a, row_begin, row_end);
+                               : qgemm_rows_steps_avx512<false>(a, row_begin, row_end);
   for (int64_t i = row_begin; i < row_end; ++i) {
     switch (a.W->row_kind(i)) {
       case RowKind::Ternary2: row_avx512<RowKind::Ternary2>(a, i); break;
