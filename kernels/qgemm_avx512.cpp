@@ -195,6 +195,41 @@ void row_steps_avx512(const QgemmArgs& a, const StepActs* acts, int64_t steps, i
   for (int t = 0; t < NT; ++t) out[t] = accf[t];
 }
 
+// Decode (N = 1) of one row at G = 256, where a step is one group: its scale s_w * s_x is one
+// number per step, formed for up to 16 steps with one conversion and one multiply and then
+// broadcast from memory, so a step costs the decode, 4 vpdpbusd, one conversion and one FMA
+// (row_steps_avx512 also expands and multiplies the scales per step). The products and the
+// accumulation are the same operations as row_steps_avx512's, so the result is bit for bit
+// the same. Needs d_in % 256 == 0 (G = 256 implies it).
+template <RowKind K, bool GF>
+__m512 row_n1_g256_avx512(const StepActs* A, int64_t steps, const float* sx, const uint8_t* row,
+                          const uint16_t* sw) {
+  constexpr bool kInt4 = K == RowKind::Int4;
+  constexpr int64_t kStepBytes = kInt4 ? 128 : 64;
+  alignas(64) float scale[16];
+  __m512 accf = _mm512_setzero_ps();
+  for (int64_t s0 = 0; s0 < steps; s0 += 16) {
+    const int m = int(std::min<int64_t>(16, steps - s0));
+    const __mmask16 k = __mmask16((1u << m) - 1);
+    const __m512 swf = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(k, sw + s0));
+    _mm512_store_ps(scale, _mm512_mul_ps(swf, _mm512_maskz_loadu_ps(k, sx + s0)));
+    for (int j = 0; j < m; ++j) {
+      const StepActs& S = A[s0 + j];
+      const uint8_t* p = row + (s0 + j) * kStepBytes;
+      stream_prefetch<kInt4>(p);
+      __m512i u0, u1, u2, u3;
+      decode_step<kInt4, GF>(p, kStepBytes, u0, u1, u2, u3);
+      __m512i acc = _mm512_load_si512(kInt4 ? S.nc8 : S.nc1);
+      acc = _mm512_dpbusd_epi32(acc, u0, _mm512_load_si512(S.x[0]));
+      acc = _mm512_dpbusd_epi32(acc, u1, _mm512_load_si512(S.x[1]));
+      acc = _mm512_dpbusd_epi32(acc, u2, _mm512_load_si512(S.x[2]));
+      acc = _mm512_dpbusd_epi32(acc, u3, _mm512_load_si512(S.x[3]));
+      accf = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc), _mm512_set1_ps(scale[j]), accf);
+    }
+  }
+  return accf;
+}
+
 template <RowKind K, bool GF>
 void row_tile_avx512(const QgemmArgs& a, const StepActs* acts, int64_t steps, int64_t i, const uint8_t* row,
                      int64_t n0, int nt, __m512i sidx, __m512* out) {
@@ -416,7 +451,10 @@ void qgemm_rows_steps_avx512(const QgemmArgs& a, int64_t row_begin, int64_t row_
       for (int q = 0; q < 4; ++q)
         for (int t = 0; t < 4; ++t) acc[q][t] = _mm512_setzero_ps();
       for (int q = 0; q < r; ++q) {
-        if (int4[q])
+        if (a.N == 1 && W.desc.G == 256)
+          acc[q][0] = int4[q] ? row_n1_g256_avx512<RowKind::Int4, GF>(acts, steps, a.sx, rp[q], W.row_scales(i + q))
+                              : row_n1_g256_avx512<RowKind::Ternary2, GF>(acts, steps, a.sx, rp[q], W.row_scales(i + q));
+        else if (int4[q])
           row_tile_avx512<RowKind::Int4, GF>(a, acts, steps, i + q, rp[q], n0, nt, sidx, acc[q]);
         else
           row_tile_avx512<RowKind::Ternary2, GF>(a, acts, steps, i + q, rp[q], n0, nt, sidx, acc[q]);
