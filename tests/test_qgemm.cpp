@@ -406,7 +406,7 @@ TEST_SUITE("qgemm") {
         }
   }
 
-  TEST_CASE("qgemm: decode on matrices too large for the quad kernels (row by row) equals the reference") {
+  TEST_CASE("qgemm: decode on matrices too large for the quad kernels (row by row) equals the reference and the quads") {
     // The AVX-512 decode walks rows one at a time above 128 KiB of codes (kQuadMaxBytes) and in
     // quads below; 1031 rows x 1024 columns is above it for every layout. Scales 1: the exact
     // integer sums; random scales: the tolerance of the other tests. Both GFNI variants.
@@ -437,6 +437,23 @@ TEST_SUITE("qgemm") {
           CHECK(y == y_ref);
         }
         check_tiers_random_scales(d, 1, uint64_t(G + 5), uint64_t(G + 6), uint64_t(G + 7));
+        // The same rows in a matrix small enough for the quads: the same bits, random scales.
+        const PackedDesc ds = make_desc(layout, G, 96, 1024);
+        const std::vector<float> scales = random_scales(d, uint64_t(G + 8), false);
+        const PackedMatrix big = pack_matrix(d, codes.data(), scales.data());
+        const PackedMatrix small = pack_matrix(ds, codes.data(), scales.data());
+        REQUIRE(small.codes.size() < (size_t(64) << 10));
+        std::vector<float> x(1024), y_small(96);
+        for (float& v : x) v = rng.normal();
+        quantize_a8_ref(x.data(), 1, 1024, G, qx.data(), sx.data());
+        for (const Variant& v : tier_variants()) {
+          const std::string tier = v.name;
+          CAPTURE(tier);
+          v.use();
+          qgemm_tier(v.t, big, qx.data(), sx.data(), 1, y.data());
+          qgemm_tier(v.t, small, qx.data(), sx.data(), 1, y_small.data());
+          CHECK(std::memcmp(y.data(), y_small.data(), sizeof(float) * 96) == 0);
+        }
       }
   }
 
