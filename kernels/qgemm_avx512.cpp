@@ -436,6 +436,7 @@ void qgemm_rows_steps_avx512(const QgemmArgs& a, int64_t row_begin, int64_t row_
       kQuadN1<GF>[km](acts, steps, W.desc.d_in, gps, rp, sw, sidx, a.y + i);
     }
   }
+  const bool n1_g256 = a.N == 1 && W.desc.G == 256;  // one token, one group per step: row_n1_g256
   for (; i < row_end; i += 4) {
     const int r = int(std::min<int64_t>(4, row_end - i));
     const uint8_t* rp[4];
@@ -451,7 +452,7 @@ void qgemm_rows_steps_avx512(const QgemmArgs& a, int64_t row_begin, int64_t row_
       for (int q = 0; q < 4; ++q)
         for (int t = 0; t < 4; ++t) acc[q][t] = _mm512_setzero_ps();
       for (int q = 0; q < r; ++q) {
-        if (a.N == 1 && W.desc.G == 256)
+        if (n1_g256)
           acc[q][0] = int4[q] ? row_n1_g256_avx512<RowKind::Int4, GF>(acts, steps, a.sx, rp[q], W.row_scales(i + q))
                               : row_n1_g256_avx512<RowKind::Ternary2, GF>(acts, steps, a.sx, rp[q], W.row_scales(i + q));
         else if (int4[q])

@@ -88,6 +88,17 @@ std::vector<Variant> tier_variants() {
   return v;
 }
 
+// Runs f(tier) for each variant, the variant's name captured for failure messages.
+template <class F>
+void for_each_variant(F&& f) {
+  for (const Variant& v : tier_variants()) {
+    const std::string tier = v.name;
+    CAPTURE(tier);
+    v.use();
+    f(v.t);
+  }
+}
+
 bool tier_runs(QTier t) {
   if (qtier_supported(t)) return true;
   MESSAGE("skipping tier " << std::string(qtier_name(t)) << ": not in this build or not supported by this CPU");
@@ -117,11 +128,7 @@ void check_tiers_random_scales(const PackedDesc& d, int64_t N, uint64_t code_see
   std::vector<int8_t> cw(codes.size());
   std::vector<float> sw(size_t(d_out * d_in / G));
   unpack_matrix(m, cw.data(), sw.data());
-  for (const Variant& v : tier_variants()) {
-    const QTier t = v.t;
-    const std::string tier = v.name;
-    CAPTURE(tier);
-    v.use();
+  for_each_variant([&](QTier t) {
     qgemm_tier(t, m, qx.data(), sx.data(), N, y.data());
     for (int64_t n = 0; n < N; ++n)
       for (int64_t i = 0; i < d_out; ++i) {
@@ -131,7 +138,7 @@ void check_tiers_random_scales(const PackedDesc& d, int64_t N, uint64_t code_see
                  std::abs(int(cw[size_t(i * d_in + k)]) * int(qx[size_t(n * d_in + k)]));
         CHECK(std::fabs(double(y[size_t(n * d_out + i)]) - double(y_ref[size_t(n * d_out + i)])) <= 1e-5 * mag + 1e-30);
       }
-  }
+  });
 }
 
 }  // namespace
@@ -333,15 +340,11 @@ TEST_SUITE("qgemm") {
                 for (int64_t k = 0; k < d_in; ++k) acc += int64_t(codes[size_t(i * d_in + k)]) * qx[size_t(n * d_in + k)];
                 want[size_t(n * d_out + i)] = float(acc);
               }
-            for (const Variant& v : tier_variants()) {
-              const QTier t = v.t;
-              const std::string tier = v.name;
-              CAPTURE(tier);
-              v.use();
+            for_each_variant([&](QTier t) {
               std::vector<float> y(want.size(), NAN);
               qgemm_tier(t, m, qx.data(), sx.data(), N, y.data());
               CHECK(y == want);
-            }
+            });
           }
     for (QTier t : all_tiers()) tier_runs(t);
   }
@@ -378,15 +381,11 @@ TEST_SUITE("qgemm") {
                     acc += int64_t(codes[size_t(i * d_in + k)]) * qx[size_t(n * d_in + k)];
                   want[size_t(n * d_out + i)] = float(acc);
                 }
-              for (const Variant& v : tier_variants()) {
-                const QTier t = v.t;
-                const std::string tier = v.name;
-                CAPTURE(tier);
-                v.use();
+              for_each_variant([&](QTier t) {
                 std::vector<float> y(want.size(), NAN);
                 qgemm_tier(t, m, qx.data(), sx.data(), N, y.data());
                 CHECK(y == want);
-              }
+              });
             }
         }
   }
@@ -428,14 +427,11 @@ TEST_SUITE("qgemm") {
           for (int64_t k = 0; k < 1024; ++k) acc += int64_t(codes[size_t(i * 1024 + k)]) * qx[size_t(k)];
           CHECK(y_ref[size_t(i)] == float(acc));
         }
-        for (const Variant& v : tier_variants()) {
-          const std::string tier = v.name;
-          CAPTURE(tier);
-          v.use();
+        for_each_variant([&](QTier t) {
           std::fill(y.begin(), y.end(), NAN);
-          qgemm_tier(v.t, m, qx.data(), sx.data(), 1, y.data());
+          qgemm_tier(t, m, qx.data(), sx.data(), 1, y.data());
           CHECK(y == y_ref);
-        }
+        });
         check_tiers_random_scales(d, 1, uint64_t(G + 5), uint64_t(G + 6), uint64_t(G + 7));
         // The same rows in a matrix small enough for the quads: the same bits, random scales.
         const PackedDesc ds = make_desc(layout, G, 96, 1024);
@@ -446,14 +442,11 @@ TEST_SUITE("qgemm") {
         std::vector<float> x(1024), y_small(96);
         for (float& v : x) v = rng.normal();
         quantize_a8_ref(x.data(), 1, 1024, G, qx.data(), sx.data());
-        for (const Variant& v : tier_variants()) {
-          const std::string tier = v.name;
-          CAPTURE(tier);
-          v.use();
-          qgemm_tier(v.t, big, qx.data(), sx.data(), 1, y.data());
-          qgemm_tier(v.t, small, qx.data(), sx.data(), 1, y_small.data());
+        for_each_variant([&](QTier t) {
+          qgemm_tier(t, big, qx.data(), sx.data(), 1, y.data());
+          qgemm_tier(t, small, qx.data(), sx.data(), 1, y_small.data());
           CHECK(std::memcmp(y.data(), y_small.data(), sizeof(float) * 96) == 0);
-        }
+        });
       }
   }
 
@@ -471,14 +464,10 @@ TEST_SUITE("qgemm") {
           qgemm_ref(m, qx.data(), sx.data(), 1, y_ref.data());
           CHECK(y_ref[0] == float(sign * 127 * 512 * (std::string(layout) == "ternary2" ||
                                                       std::string(layout) == "ternary5" ? 1 : 7)));
-          for (const Variant& v : tier_variants()) {
-            const QTier t = v.t;
-            const std::string tier = v.name;
-            CAPTURE(tier);
-            v.use();
+          for_each_variant([&](QTier t) {
             qgemm_tier(t, m, qx.data(), sx.data(), 1, y.data());
             CHECK(y == y_ref);
-          }
+          });
         }
       }
   }
