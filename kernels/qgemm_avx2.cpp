@@ -21,14 +21,6 @@ namespace {
 
 // Software prefetch distance into the weight stream (hides DRAM latency on decode GEMV).
 constexpr int kPrefetchBytes = 1024;
-// One-token rows stream whole matrices one row after another: each 64-byte line is fetched
-// into L2 this far ahead (prefetcht1) and into L1 kPrefetchBytes ahead (prefetcht0).
-constexpr int kPrefetchFar = 8192;
-
-__attribute__((always_inline)) inline void stream_prefetch(const uint8_t* p) {
-  _mm_prefetch(reinterpret_cast<const char*>(p + kPrefetchFar), _MM_HINT_T1);
-  _mm_prefetch(reinterpret_cast<const char*>(p + kPrefetchBytes), _MM_HINT_T0);
-}
 
 // Ternary5 digits are decoded in "plane order" straight from 32-byte loads of a group's
 // bytes (plane k, byte j = weight k * nb + j), with no stores: the activations are laid out
@@ -148,7 +140,7 @@ void row1_avx2(const QgemmArgs& a, int64_t i, const uint8_t* row, const uint16_t
   int64_t g = 0;
   for (; g + 8 <= ng; g += 8) {
     const uint8_t* b = row + g * gb;
-    for (int64_t o = 0; o < 8 * gb; o += 64) stream_prefetch(b + o);
+    for (int64_t o = 0; o < 8 * gb; o += 64) stream_prefetch_line(b + o);
     const __m256i lo = gsum4_avx2<K, SUB>(b, x + g * G), hi = gsum4_avx2<K, SUB>(b + 4 * gb, x + (g + 4) * G);
     __m256i sums = _mm256_add_epi32(_mm256_permute2x128_si256(lo, hi, 0x20), _mm256_permute2x128_si256(lo, hi, 0x31));
     sums = _mm256_sub_epi32(sums, _mm256_slli_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(sumx + g)), shift));
@@ -158,7 +150,7 @@ void row1_avx2(const QgemmArgs& a, int64_t i, const uint8_t* row, const uint16_t
   }
   for (; g + 4 <= ng; g += 4) {
     const uint8_t* b = row + g * gb;
-    for (int64_t o = 0; o < 4 * gb; o += 64) stream_prefetch(b + o);
+    for (int64_t o = 0; o < 4 * gb; o += 64) stream_prefetch_line(b + o);
     const __m256i v = gsum4_avx2<K, SUB>(b, x + g * G);
     __m128i sums = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
     sums = _mm_sub_epi32(sums, _mm_slli_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(sumx + g)), shift));

@@ -49,26 +49,16 @@ inline __mmask64 low_bytes(int64_t n) { return n >= 64 ? ~0ull : n <= 0 ? 0ull :
 // machine's GEMV; 3-6 KiB ahead reached ~13 GB/s (2 and 8 KiB: less).
 constexpr int64_t kStepPrefetch = 4096;
 
-// Rows walked one after another (decode on matrices too large to stay cached between tokens,
-// and N > 1) read the codes as one ascending stream. They prefetch at two levels: into L2
-// 8 KiB ahead and from there into L1 1 KiB ahead, so the L1 fill buffers wait on L2, not DRAM
-// (docs/packed.md: 0.6B 1.58-bit decode +10% at 1 thread, +15% at 2 over the quads with one T0
-// prefetch 4 KiB ahead, Xeon with AVX-512, 2026-12-03).
-constexpr int64_t kStreamFar = 8192, kStreamNear = 1024;
-
 // Decode (N = 1) takes the quad kernels (activations loaded once per four rows: ~25% faster
 // when the codes are in cache) only on matrices this small; larger ones are read from DRAM on
 // every token, where four interleaved rows stream ~10-15% slower than one row at a time.
 constexpr int64_t kQuadMaxBytes = int64_t(128) << 10;
 
+// A step's code bytes (64 ternary, 128 int4) through stream_prefetch_line (qgemm_x86.h).
 template <bool Int4>
 __attribute__((always_inline)) inline void stream_prefetch(const uint8_t* p) {
-  _mm_prefetch(reinterpret_cast<const char*>(p + kStreamFar), _MM_HINT_T1);
-  _mm_prefetch(reinterpret_cast<const char*>(p + kStreamNear), _MM_HINT_T0);
-  if (Int4) {
-    _mm_prefetch(reinterpret_cast<const char*>(p + kStreamFar + 64), _MM_HINT_T1);
-    _mm_prefetch(reinterpret_cast<const char*>(p + kStreamNear + 64), _MM_HINT_T0);
-  }
+  stream_prefetch_line(p);
+  if (Int4) stream_prefetch_line(p + 64);
 }
 
 bool step_path_ok(const PackedMatrix& W) {
@@ -156,6 +146,18 @@ __attribute__((always_inline)) inline void decode_step(const uint8_t* p, int64_t
   u3 = _mm512_and_si512(_mm512_srli_epi16(hi, 4), m15);
 }
 
+// One step's int32 sums of u * x for one token, offset-corrected: starts from the prepared
+// -off * sum(x) lanes (nc1 for ternary, nc8 for int4) and adds the four blocks' vpdpbusd.
+template <bool Int4>
+__attribute__((always_inline)) inline __m512i step_dot(const StepActs& S, __m512i u0, __m512i u1, __m512i u2,
+                                                       __m512i u3) {
+  __m512i acc = _mm512_load_si512(Int4 ? S.nc8 : S.nc1);
+  acc = _mm512_dpbusd_epi32(acc, u0, _mm512_load_si512(S.x[0]));
+  acc = _mm512_dpbusd_epi32(acc, u1, _mm512_load_si512(S.x[1]));
+  acc = _mm512_dpbusd_epi32(acc, u2, _mm512_load_si512(S.x[2]));
+  return _mm512_dpbusd_epi32(acc, u3, _mm512_load_si512(S.x[3]));
+}
+
 // Tokens n0 .. n0 + NT - 1 of row i over all steps into out[t] (16 fp32 lanes to be summed);
 // acts = prepared activations of token 0.
 template <RowKind K, int NT, bool GF>
@@ -184,11 +186,7 @@ void row_steps_avx512(const QgemmArgs& a, const StepActs* acts, int64_t steps, i
     const __m512 swv = _mm512_permutexvar_ps(sidx, _mm512_castps128_ps512(sw4));
     for (int t = 0; t < NT; ++t) {
       const StepActs& A = at[t * steps + s];
-      __m512i acc = _mm512_load_si512(K == RowKind::Int4 ? A.nc8 : A.nc1);
-      acc = _mm512_dpbusd_epi32(acc, u0, _mm512_load_si512(A.x[0]));
-      acc = _mm512_dpbusd_epi32(acc, u1, _mm512_load_si512(A.x[1]));
-      acc = _mm512_dpbusd_epi32(acc, u2, _mm512_load_si512(A.x[2]));
-      acc = _mm512_dpbusd_epi32(acc, u3, _mm512_load_si512(A.x[3]));
+      const __m512i acc = step_dot<K == RowKind::Int4>(A, u0, u1, u2, u3);
       accf[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc), _mm512_mul_ps(swv, _mm512_load_ps(A.sx)), accf[t]);
     }
   }
@@ -219,11 +217,7 @@ __m512 row_n1_g256_avx512(const StepActs* A, int64_t steps, const float* sx, con
       stream_prefetch<kInt4>(p);
       __m512i u0, u1, u2, u3;
       decode_step<kInt4, GF>(p, kStepBytes, u0, u1, u2, u3);
-      __m512i acc = _mm512_load_si512(kInt4 ? S.nc8 : S.nc1);
-      acc = _mm512_dpbusd_epi32(acc, u0, _mm512_load_si512(S.x[0]));
-      acc = _mm512_dpbusd_epi32(acc, u1, _mm512_load_si512(S.x[1]));
-      acc = _mm512_dpbusd_epi32(acc, u2, _mm512_load_si512(S.x[2]));
-      acc = _mm512_dpbusd_epi32(acc, u3, _mm512_load_si512(S.x[3]));
+      const __m512i acc = step_dot<kInt4>(S, u0, u1, u2, u3);
       accf = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc), _mm512_set1_ps(scale[j]), accf);
     }
   }
