@@ -2,11 +2,13 @@
 // full precision or as a quantized model would compute it (fake-quant: --bits/--rho, --group,
 // --a8, --kv8, --ptq rtn|rtn-gamma|ptqtp), or of a packed .razor model through the inference
 // engine (integer kernels, int8 KV cache).
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "cli/ptq_calib.h"
 #include "core/error.h"
 #include "core/threads.h"
 #include "io/file_util.h"
@@ -43,7 +45,8 @@ void print_eval(const ArgParser& a, const std::string& model, const std::string&
 
 // A packed model: the file fixes the quantization, the engine computes (NUMERICS.md §10).
 int eval_packed(const ArgParser& a, const std::string& path) {
-  for (const char* o : {"bits", "rho", "plan", "ptq", "a8", "kv8", "group", "beta"})
+  for (const char* o : {"bits", "rho", "plan", "ptq", "a8", "kv8", "group", "beta", "calib", "calib-sequences",
+                        "calib-seq", "act-order", "damp", "gptq-block", "awq-grid", "awq-search-sequences"})
     RZ_CHECK(!a.given(o), "--%s: not applicable to a packed model (%s fixes its quantization)", o, path.c_str());
   PackedModel pm = PackedModel::load(path);
   RZ_CHECK(!pm.tokenizer_json.empty(), "%s: the packed model has no tokenizer.json (pack it from a checkpoint that has one)",
@@ -86,10 +89,12 @@ int cmd_eval(int argc, char** argv) {
   a.option("--rho", "", "quantize with this rho instead of --bits (e.g. 1/8)");
   a.option("--group", "64", "quantization group size G");
   a.option("--beta", "2.0", "ternary scale factor");
-  a.option("--ptq", "rtn", "rtn | rtn-gamma | ptqtp | asym | log2 (asym / log2 take --bits 2..8)");
+  a.option("--ptq", "rtn", "rtn | rtn-gamma | ptqtp | asym | log2 | gptq | awq (asym / log2 take --bits 2..8; "
+           "gptq / awq calibrate on --calib)");
   a.option("--plan", "", "bit-budget plan from `razor plan` (per-tensor layouts; other tensors follow --bits)");
   a.flag("--a8", "8-bit activations into every linear");
   a.flag("--kv8", "8-bit K and V");
+  add_calib_ptq_options(a);
   a.option("--threads", "0", "threads (0: all cores)");
   a.flag("--json", "print one JSON object");
   if (!a.parse(argc, argv)) return 0;
@@ -104,6 +109,7 @@ int cmd_eval(int argc, char** argv) {
   const bool has_plan = !a.str("plan").empty();
   if (!a.str("bits").empty() || !a.str("rho").empty() || has_plan || a.on("a8") || a.on("kv8")) {
     PtqMethod method = parse_ptq_method(a.str("ptq"));
+    const CalibPtqOptions copt = calib_ptq_options(a, method);
     const bool weights = !a.str("bits").empty() || !a.str("rho").empty() || has_plan;
     std::string bits_arg = a.str("bits").empty() ? "1.88" : a.str("bits");
     QuantSpec spec = make_quant_spec(bits_arg, a.str("rho"), int(a.i64_in("group", 1, 1 << 16)),
@@ -112,7 +118,14 @@ int cmd_eval(int argc, char** argv) {
     spec.quantize_weights = weights;  // false: A8 / KV8 only
     spec.a8 = a.on("a8");
     spec.kv8 = a.on("kv8");
-    PtqReport rep = apply_ptq(*m, spec, method);
+    CalibSet calib;
+    if (weights && ptq_needs_calibration(method)) calib = load_calib_set(a, tok_path);
+    const auto t0 = std::chrono::steady_clock::now();
+    PtqReport rep;
+    if (weights || !ptq_needs_calibration(method)) rep = apply_ptq(*m, spec, method, &calib, &copt);
+    if (weights)
+      print_calib_report(rep.calib, method,
+                         std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
     // Weights now hold their dequantized values; the hooks add only A8 / KV8.
     QuantSpec act = spec;
     act.quantize_weights = false;

@@ -4,9 +4,12 @@
 // writes a plan file that `razor quantize | eval | train --plan FILE` (and `razor pack`) read.
 #include <cmath>
 #include <cstdio>
+#include <map>
 
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "cli/ptq_calib.h"
+#include "nn/calib_ptq.h"
 #include "core/error.h"
 #include "core/threads.h"
 #include "nn/quant_hooks.h"
@@ -67,6 +70,9 @@ int cmd_plan(int argc, char** argv) {
   a.option("--method", "auto", "auto (closed form where optimal, else knapsack) | knapsack | closed-form");
   a.flag("--no-scales", "budget counts weight bits only (without 16/G)");
   a.flag("--include-embedding", "plan the embedding / lm_head too (default: they stay 4-bit, NUMERICS.md §2)");
+  a.option("--ptq", "rtn", "how each matrix is quantized when its sensitivity is measured: rtn | gptq | awq "
+           "(gptq / awq: calibrated on --calib, the matrix alone with the unquantized model's inputs)");
+  add_calib_ptq_options(a);
   a.option("--threads", "0", "threads (0: all cores)");
   if (!a.parse(argc, argv)) return 0;
   int th = int(a.i64_in("threads", 0, 4096));
@@ -81,6 +87,12 @@ int cmd_plan(int argc, char** argv) {
   const std::string mode = a.str("sensitivity");
   if (mode != "loss" && mode != "proxy" && mode != "weight")
     fail("--sensitivity: expected loss, proxy or weight, got '%s'", mode.c_str());
+  const PtqMethod method = parse_ptq_method(a.str("ptq"));
+  RZ_CHECK(method == PtqMethod::Rtn || ptq_needs_calibration(method), "--ptq: plan takes rtn, gptq or awq, got '%s'",
+           a.str("ptq").c_str());
+  const CalibPtqOptions copt = calib_ptq_options(a, method);
+  RZ_CHECK(method == PtqMethod::Rtn || a.str("from").empty(), "--ptq %s: not with --from (the costs are already measured)",
+           a.str("ptq").c_str());
   const int group = int(a.i64_in("group", 1, 1 << 16));
   const float beta = float(a.f64_in("beta", 0.01, 100.0));
 
@@ -120,6 +132,31 @@ int cmd_plan(int argc, char** argv) {
     if (so.mode != "weight") {
       PreparedData d = prepare_data(a.str("data"), a.str("teacher") + "/tokenizer.json", a.str("cache"));
       calib = std::make_unique<TokenShard>(d.train_shard);
+    }
+    // GPTQ / AWQ: each matrix's input statistics from the unquantized model, once; the factor
+    // of each Hessian once per Hessian (q/k/v and gate/up share theirs).
+    std::vector<LinearInputStats> stats;
+    std::map<const void*, GptqFactor> factors;
+    if (ptq_needs_calibration(method)) {
+      QuantSpec none;
+      stats = input_stats(*m, none, load_calib_set(a, a.str("teacher") + "/tokenizer.json"), copt);
+      so.quantizer = [&](const Param& p, const Tensor& orig, Tensor& out, const WeightLayout& l) {
+        const LinearInputStats* st = nullptr;
+        for (const LinearInputStats& s : stats)
+          if (s.name == p.name) st = &s;
+        if (!st) {  // the embedding (--include-embedding): no input Hessian, RTN
+          fake_quant_weight(p.name, orig, out, l);
+          return;
+        }
+        if (method == PtqMethod::Awq) {
+          out.copy_from(awq_single(p.name, orig, *st, l, copt.awq_grid));
+          return;
+        }
+        auto it = factors.find(st->hessian.get());
+        if (it == factors.end())
+          it = factors.emplace(st->hessian.get(), gptq_factor(*st->hessian, orig.size(1), copt.gptq, p.name)).first;
+        out.copy_from(gptq_quantize(p.name, orig, it->second, l, copt.gptq).dequantize());
+      };
     }
     ms = measure_sensitivity(*m, calib.get(), so, [](int i, int n) {
       std::fprintf(stderr, "\rsensitivity: %d/%d matrices", i, n);

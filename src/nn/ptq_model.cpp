@@ -15,7 +15,9 @@ PtqMethod parse_ptq_method(const std::string& s, const char* option) {
   if (s == "ptqtp") return PtqMethod::Ptqtp;
   if (s == "asym") return PtqMethod::Asym;
   if (s == "log2") return PtqMethod::Log2;
-  fail("%s: expected rtn, rtn-gamma, ptqtp, asym or log2, got '%s'", option, s.c_str());
+  if (s == "gptq") return PtqMethod::Gptq;
+  if (s == "awq") return PtqMethod::Awq;
+  fail("%s: expected rtn, rtn-gamma, ptqtp, asym, log2, gptq or awq, got '%s'", option, s.c_str());
 }
 
 const char* ptq_method_name(PtqMethod m) {
@@ -25,6 +27,8 @@ const char* ptq_method_name(PtqMethod m) {
     case PtqMethod::Ptqtp: return "ptqtp";
     case PtqMethod::Asym: return "asym";
     case PtqMethod::Log2: return "log2";
+    case PtqMethod::Gptq: return "gptq";
+    case PtqMethod::Awq: return "awq";
   }
   return "?";
 }
@@ -88,8 +92,17 @@ BitReport ptq_bit_report(const Model& m, const QuantSpec& spec, PtqMethod method
   return br;
 }
 
-PtqReport apply_ptq(Model& m, const QuantSpec& spec, PtqMethod method) {
+PtqReport apply_ptq(Model& m, const QuantSpec& spec, PtqMethod method, const CalibSet* calib,
+                    const CalibPtqOptions* copt, std::vector<std::pair<std::string, QuantizedWeight>>* qweights) {
   PtqReport r;
+  if (ptq_needs_calibration(method)) {
+    RZ_CHECK(calib && copt, "--ptq %s: needs calibration sequences", ptq_method_name(method));
+    r.calib = method == PtqMethod::Gptq ? gptq_model(m, spec, *calib, *copt, qweights)
+                                        : awq_model(m, spec, *calib, *copt, qweights);
+    r.tensors = r.calib.tensors;
+    r.rel_error = r.calib.rel_error;
+    return r;
+  }
   double num = 0, den = 0;
   for (Param& p : m.entries) {
     WeightLayout l = spec.layout_for(p.name, p.kind);
@@ -102,6 +115,8 @@ PtqReport apply_ptq(Model& m, const QuantSpec& spec, PtqMethod method) {
         break;
       case PtqMethod::RtnGamma: q = rtn_gamma(p.name, p.value, l); break;
       case PtqMethod::Ptqtp: q = ptqtp(p.name, p.value, l); break;
+      case PtqMethod::Gptq:
+      case PtqMethod::Awq: RZ_ASSERT(false); break;
       case PtqMethod::Asym:
       case PtqMethod::Log2:
         RZ_CHECK(l.kind == LayoutKind::kUniform || l.kind == LayoutKind::kInt4 || l.kind == LayoutKind::kInt8,

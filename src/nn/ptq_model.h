@@ -6,6 +6,7 @@
 #pragma once
 #include <string>
 
+#include "nn/calib_ptq.h"
 #include "nn/model.h"
 #include "nn/quant_hooks.h"
 
@@ -13,7 +14,9 @@ namespace razor {
 
 // Asym / Log2 (quant/asym.h) read the bits of each tensor's layout (uniform n-bit, int4, int8)
 // and need a spec with uniform_bits (make_quant_spec with bits "2".."8").
-enum class PtqMethod { Rtn, RtnGamma, Ptqtp, Asym, Log2 };
+// Gptq / Awq need calibration sequences (nn/calib_ptq.h) and take the same specs as Rtn.
+enum class PtqMethod { Rtn, RtnGamma, Ptqtp, Asym, Log2, Gptq, Awq };
+inline bool ptq_needs_calibration(PtqMethod m) { return m == PtqMethod::Gptq || m == PtqMethod::Awq; }
 PtqMethod parse_ptq_method(const std::string& s, const char* option = "--ptq");
 const char* ptq_method_name(PtqMethod m);
 
@@ -32,7 +35,12 @@ BitReport ptq_bit_report(const Model& m, const QuantSpec& spec, PtqMethod method
 struct PtqReport {
   int tensors = 0;
   double rel_error = 0;  // sqrt(Σ(w-ŵ)²/Σw²) over every quantized tensor
+  CalibPtqReport calib;  // Gptq / Awq only
 };
-PtqReport apply_ptq(Model& m, const QuantSpec& spec, PtqMethod method);
+// Gptq / Awq need calib and copt (an error otherwise); the other methods ignore them.
+// qweights (Gptq / Awq): each quantized matrix's codes and scales.
+PtqReport apply_ptq(Model& m, const QuantSpec& spec, PtqMethod method, const CalibSet* calib = nullptr,
+                    const CalibPtqOptions* copt = nullptr,
+                    std::vector<std::pair<std::string, QuantizedWeight>>* qweights = nullptr);
 
 }  // namespace razor

@@ -36,8 +36,9 @@ inline float abs_max(const float* w, int n) {
   return m;
 }
 
-// The group's scale, already rounded to fp16 (NUMERICS.md §1).
-inline float group_scale(const float* w, const QuantGroupFormat& f) {
+}  // namespace
+
+float group_scale(const float* w, const QuantGroupFormat& f) {
   float s;
   if (f.kind == QuantGroupFormat::Kind::kTernary) {
     const float mean = abs_sum_fixed(w, f.group) / float(f.group);
@@ -47,8 +48,6 @@ inline float group_scale(const float* w, const QuantGroupFormat& f) {
   }
   return round_to_f16(s);
 }
-
-}  // namespace
 
 // ---------------------------------------------------------------- QuantGroupFormat
 

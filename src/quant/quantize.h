@@ -49,6 +49,9 @@ struct QuantGroupFormat {
 };
 
 // ---- one group / one row (raw pointers; the hot path of QAT and packing)
+// The scale quantize_group uses for w [G], already rounded to fp16 (GPTQ fixes it when its
+// column sweep enters the group, then rounds each column on it).
+float group_scale(const float* w, const QuantGroupFormat& f);
 // w [G] -> codes [G] in [-qmax, qmax], returns the scale (an fp16-representable float).
 // Non-finite input gives unspecified (but in-range) codes; quantize_weight rejects it first.
 float quantize_group(const float* w, const QuantGroupFormat& f, int8_t* codes);

@@ -85,7 +85,10 @@ std::vector<BudgetMatrix> measure_sensitivity(Model& m, const TokenShard* calib,
       WeightLayout l = layout_from_rho(rho, opt.group, opt.beta);
       check_quantizable(p->name, orig, l);
       bm.cand.push_back(l);
-      fake_quant_weight(p->name, orig, p->value, l);
+      if (opt.quantizer)
+        opt.quantizer(*p, orig, p->value, l);
+      else
+        fake_quant_weight(p->name, orig, p->value, l);
       double cost = 0;
       if (opt.mode == "loss") {
         cost = eval_perplexity(m, *calib, opt.seq, opt.windows).mean_nll - base;

