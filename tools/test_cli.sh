@@ -138,6 +138,24 @@ check "-" quantize -o "$tmp/q" --group 0
 check "-" quantize -o "$tmp/q" --beta -1
 check "-" quantize -o "$tmp/q" --ptq magic
 check "-" quantize -o "$tmp/q" -m "$tmp/no-model"
+# quantize / eval / plan: GPTQ and AWQ options (rejected before the calibration work)
+T="$ROOT/data/teacher"
+check "--act-order" quantize -m "$T" -o "$tmp/q" --act-order
+check "--damp" quantize -m "$T" -o "$tmp/q" --ptq gptq --damp -1
+check "--damp" quantize -m "$T" -o "$tmp/q" --ptq gptq --damp abc
+check "--damp" quantize -m "$T" -o "$tmp/q" --ptq awq --damp 0.1
+check "--gptq-block" quantize -m "$T" -o "$tmp/q" --ptq gptq --gptq-block 0
+check "--awq-grid" quantize -m "$T" -o "$tmp/q" --ptq gptq --awq-grid 5
+check "--awq-grid" quantize -m "$T" -o "$tmp/q" --ptq awq --awq-grid 0
+check "--calib-sequences" quantize -m "$T" -o "$tmp/q" --ptq gptq --calib-sequences 0
+check "--calib-seq" quantize -m "$T" -o "$tmp/q" --ptq gptq --calib-seq 100000 --calib-sequences 1
+check "--calib" quantize -m "$T" -o "$tmp/q" --calib "$tmp/missing.txt"
+check "missing.txt" quantize -m "$T" -o "$tmp/q" --ptq gptq --calib "$tmp/missing.txt"
+check "--latent" quantize -m "$T" -o "$tmp/q" --latent
+check "--act-order" eval -m "$T" --act-order
+check "--calib" eval -m "$T" --bits 4 --calib "$tmp/missing.txt"
+check "--ptq" plan --teacher "$T" --ptq ptqtp
+check "--from" plan --teacher "$T" --ptq gptq --from "$tmp/bad.json"
 
 # eval
 check "-" eval -m "$tmp/no-model"

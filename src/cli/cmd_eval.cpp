@@ -103,13 +103,13 @@ int cmd_eval(int argc, char** argv) {
   const std::string dir = a.str("model");
   if (path_exists(dir) && !is_directory(dir)) return eval_packed(a, dir);  // a file: a packed model
   std::string tok_path = dir + "/tokenizer.json";
+  const PtqMethod method = parse_ptq_method(a.str("ptq"));
+  const CalibPtqOptions copt = calib_ptq_options(a, method);  // bad options fail before any work
   std::unique_ptr<Model> m = Model::load(dir, /*trainable=*/false);
   std::string desc = "full precision";
   double bits = 32, bits_ns = 32;
   const bool has_plan = !a.str("plan").empty();
   if (!a.str("bits").empty() || !a.str("rho").empty() || has_plan || a.on("a8") || a.on("kv8")) {
-    PtqMethod method = parse_ptq_method(a.str("ptq"));
-    const CalibPtqOptions copt = calib_ptq_options(a, method);
     const bool weights = !a.str("bits").empty() || !a.str("rho").empty() || has_plan;
     std::string bits_arg = a.str("bits").empty() ? "1.88" : a.str("bits");
     QuantSpec spec = make_quant_spec(bits_arg, a.str("rho"), int(a.i64_in("group", 1, 1 << 16)),
@@ -119,7 +119,7 @@ int cmd_eval(int argc, char** argv) {
     spec.a8 = a.on("a8");
     spec.kv8 = a.on("kv8");
     CalibSet calib;
-    if (weights && ptq_needs_calibration(method)) calib = load_calib_set(a, tok_path);
+    if (weights && ptq_needs_calibration(method)) calib = load_calib_set(a, tok_path, *m);
     const auto t0 = std::chrono::steady_clock::now();
     PtqReport rep;
     if (weights || !ptq_needs_calibration(method)) rep = apply_ptq(*m, spec, method, &calib, &copt);

@@ -139,7 +139,7 @@ int cmd_plan(int argc, char** argv) {
     std::map<const void*, GptqFactor> factors;
     if (ptq_needs_calibration(method)) {
       QuantSpec none;
-      stats = input_stats(*m, none, load_calib_set(a, a.str("teacher") + "/tokenizer.json"), copt);
+      stats = input_stats(*m, none, load_calib_set(a, a.str("teacher") + "/tokenizer.json", *m), copt);
       so.quantizer = [&](const Param& p, const Tensor& orig, Tensor& out, const WeightLayout& l) {
         const LinearInputStats* st = nullptr;
         for (const LinearInputStats& s : stats)

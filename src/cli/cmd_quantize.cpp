@@ -37,16 +37,16 @@ int cmd_quantize(int argc, char** argv) {
   if (a.str("out").empty()) fail("razor quantize: -o/--out is required");
   int th = int(a.i64_in("threads", 0, 4096));
   if (th > 0) set_num_threads(th);
-  std::unique_ptr<Model> m = Model::load(a.str("model"), false);
   PtqMethod method = parse_ptq_method(a.str("ptq"));
   const CalibPtqOptions copt = calib_ptq_options(a, method);
   RZ_CHECK(!a.on("latent") || ptq_needs_calibration(method), "--latent: only with --ptq gptq or awq (got --ptq %s)",
            ptq_method_name(method));
+  std::unique_ptr<Model> m = Model::load(a.str("model"), false);
   QuantSpec spec = make_quant_spec(a.str("bits"), a.str("rho"), int(a.i64_in("group", 1, 1 << 16)),
                                    a.f64_in("beta", 0.01, 100.0), method);
   if (!a.str("plan").empty()) apply_plan_file(spec, *m, a.str("plan"));
   CalibSet calib;
-  if (ptq_needs_calibration(method)) calib = load_calib_set(a, a.str("model") + "/tokenizer.json");
+  if (ptq_needs_calibration(method)) calib = load_calib_set(a, a.str("model") + "/tokenizer.json", *m);
   std::vector<std::pair<std::string, QuantizedWeight>> qw;
   const auto t0 = std::chrono::steady_clock::now();
   PtqReport rep = apply_ptq(*m, spec, method, &calib, &copt, a.on("latent") ? &qw : nullptr);

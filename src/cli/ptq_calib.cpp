@@ -38,7 +38,10 @@ CalibPtqOptions calib_ptq_options(const ArgParser& a, PtqMethod method) {
   return o;
 }
 
-CalibSet load_calib_set(const ArgParser& a, const std::string& tokenizer_path) {
+CalibSet load_calib_set(const ArgParser& a, const std::string& tokenizer_path, const Model& m) {
+  const int64_t T = a.i64_in("calib-seq", 1, 1 << 20);
+  RZ_CHECK(T <= m.cfg.max_position_embeddings, "--calib-seq: %lld tokens exceed the model's max_position_embeddings %lld",
+           (long long)T, (long long)m.cfg.max_position_embeddings);
   return calibration_set(a.str("calib"), tokenizer_path, a.i64_in("calib-sequences", 1, 1 << 20),
                          a.i64_in("calib-seq", 1, 1 << 20));
 }

@@ -12,8 +12,9 @@ namespace razor {
 void add_calib_ptq_options(ArgParser& a);
 // method: the --ptq method in use. Throws naming the option at fault.
 CalibPtqOptions calib_ptq_options(const ArgParser& a, PtqMethod method);
-// The --calib windows (training split), tokenized with tokenizer_path when text.
-CalibSet load_calib_set(const ArgParser& a, const std::string& tokenizer_path);
+// The --calib windows (training split), tokenized with tokenizer_path when text; --calib-seq is
+// checked against m's context first.
+CalibSet load_calib_set(const ArgParser& a, const std::string& tokenizer_path, const Model& m);
 // One line about a GPTQ / AWQ run (damping, forced codes, α per group) on stderr.
 void print_calib_report(const CalibPtqReport& r, PtqMethod method, double seconds);
 

@@ -131,7 +131,7 @@ std::vector<double> mean_abs_cols(const Tensor& x) {
 void check_calib(const Model& m, const CalibSet& c, const CalibPtqOptions& opt) {
   RZ_CHECK(c.S >= 1 && c.T >= 1 && int64_t(c.ids.size()) == c.S * c.T, "calibration: %zu ids for %lld x %lld",
            c.ids.size(), (long long)c.S, (long long)c.T);
-  RZ_CHECK(c.T <= m.cfg.max_position_embeddings, "calibration: sequence length %lld exceeds max_position_embeddings %lld",
+  RZ_CHECK(c.T <= m.cfg.max_position_embeddings, "--calib-seq: %lld tokens exceed the model's max_position_embeddings %lld",
            (long long)c.T, (long long)m.cfg.max_position_embeddings);
   for (int32_t id : c.ids)
     RZ_CHECK(id >= 0 && id < m.cfg.vocab_size, "calibration: token id %d is outside the vocabulary", id);
