@@ -13,6 +13,11 @@
 #include "core/half.h"
 #include "core/rng.h"
 #include "core/tensor.h"
+#include "autograd/tape.h"
+#include "model_test_util.h"
+#include "nn/calib_ptq.h"
+#include "nn/model.h"
+#include "nn/ptq_model.h"
 #include "quant/gptq.h"
 #include "quant/ptq.h"
 #include "quant/quantize.h"
@@ -52,6 +57,56 @@ std::string error_of(const std::function<void()>& f) {
     return e.what();
   }
   return "";
+}
+
+// A random model with norms not all 1 (so folding into them is exercised).
+std::unique_ptr<Model> random_model(const ModelConfig& c, uint64_t seed, float std) {
+  auto m = std::make_unique<Model>(c, false);
+  m->init_random(seed, std);
+  Rng rng(seed + 1);
+  for (Param& p : m->entries)
+    if (p.kind == ParamKind::Norm)
+      for (int64_t i = 0; i < p.value.numel(); ++i) p.value[i] = 0.5f + rng.uniform();
+  return m;
+}
+
+CalibSet random_calib(const ModelConfig& c, int64_t S, int64_t T, uint64_t seed) {
+  Rng r(seed);
+  CalibSet cs;
+  cs.S = S;
+  cs.T = T;
+  for (int64_t i = 0; i < S * T; ++i) cs.ids.push_back(int32_t(r.next_u64() % uint64_t(c.vocab_size)));
+  return cs;
+}
+
+std::vector<float> logits_of(const Model& m, const CalibSet& cs) {
+  NoGradGuard ng;
+  ForwardResult r = m.forward(cs.ids, cs.S, cs.T);
+  return r.logits.value().to_vector();
+}
+
+double max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
+  double d = 0;
+  for (size_t i = 0; i < a.size(); ++i) d = std::max(d, double(std::fabs(a[i] - b[i])));
+  return d;
+}
+
+double sq_diff(const std::vector<float>& a, const std::vector<float>& b) {
+  double d = 0;
+  for (size_t i = 0; i < a.size(); ++i) d += double(a[i] - b[i]) * double(a[i] - b[i]);
+  return d;
+}
+
+// A small model whose linear widths (32, 64, 96) all divide by G = 32.
+ModelConfig small_config(const std::string& type, bool tied) {
+  ModelConfig c = tiny_config(tied, type);
+  c.vocab_size = 64;
+  c.hidden_size = 32;
+  c.num_attention_heads = 4;
+  c.num_key_value_heads = 2;
+  c.head_dim = 16;
+  c.intermediate_size = 96;
+  return c;
 }
 
 }  // namespace
@@ -218,5 +273,84 @@ TEST_SUITE("gptq") {
     CHECK(error_of([&] { gptq_factor(nan_h, d_in, GptqOptions{}, "layer.q"); }).find("layer.q") != std::string::npos);
     Tensor w2 = Tensor::empty({4, 32});
     CHECK(error_of([&] { gptq_quantize("layer.k", w2, f, l); }).find("layer.k") != std::string::npos);
+  }
+
+  TEST_CASE("awq: folding the scales leaves the unquantized model's logits unchanged (GQA, q/k-norm)") {
+    for (const char* type : {"qwen3", "llama"})
+      for (bool tied : {true, false}) {
+        CAPTURE(type);
+        CAPTURE(tied);
+        const ModelConfig c = small_config(type, tied);
+        auto m = random_model(c, 5, 0.2f);
+        const CalibSet calib = random_calib(c, 4, 16, 6);
+        const CalibSet probe = random_calib(c, 2, 24, 7);
+        const std::vector<float> before = logits_of(*m, probe);
+        std::vector<float> w_before = m->params.to_vector();
+        QuantSpec spec;
+        spec.plan.rho = 0.5;
+        spec.plan.group = 32;
+        CalibPtqOptions o;
+        o.awq_alpha = 0.5;  // a fixed α: the scales are surely not all 1
+        awq_fold(*m, spec, calib, o);
+        const double d = max_abs_diff(logits_of(*m, probe), before);
+        double moved = 0, max_logit = 0;
+        for (size_t i = 0; i < w_before.size(); ++i) moved = std::max(moved, double(std::fabs(m->params[int64_t(i)] - w_before[i])));
+        for (float z : before) max_logit = std::max(max_logit, double(std::fabs(z)));
+        std::ostringstream os;
+        os << type << (tied ? " tied" : " untied") << ": max |dlogit| " << d << " (max |logit| " << max_logit
+           << "), largest weight change " << moved;
+        MESSAGE(os.str());
+        CHECK(d <= 1e-4);
+        CHECK(moved > 0.05);  // the fold really changed the weights
+        // With the search: the chosen α per group is on the grid, and the fold is exact too.
+        o.awq_alpha = -1;
+        o.awq_grid = 5;
+        const auto alphas = awq_fold(*m, spec, calib, o);
+        CHECK(alphas.size() == 4 * size_t(c.num_hidden_layers));
+        CHECK(max_abs_diff(logits_of(*m, probe), before) <= 1e-4);
+      }
+  }
+
+  TEST_CASE("gptq / awq over a model: calibration logit error below RTN's; A8 / KV8 calibration runs") {
+    const ModelConfig c = small_config("qwen3", false);
+    auto base = random_model(c, 11, 0.1f);
+    const CalibSet calib = random_calib(c, 8, 32, 12);
+    const std::vector<float> ref = logits_of(*base, calib);
+    for (double rho : {1.0, 0.125, 0.0}) {
+      CAPTURE(rho);
+      QuantSpec spec;
+      spec.plan.rho = rho;
+      spec.plan.group = 32;
+      double err[3];
+      int k = 0;
+      for (PtqMethod meth : {PtqMethod::Rtn, PtqMethod::Gptq, PtqMethod::Awq}) {
+        auto m = random_model(c, 11, 0.1f);
+        CalibPtqOptions o;
+        o.awq_grid = 10;
+        apply_ptq(*m, spec, meth, &calib, &o);
+        err[k++] = sq_diff(logits_of(*m, calib), ref);
+      }
+      MESSAGE("rho " << rho << ": calibration logit SSE RTN " << err[0] << ", GPTQ " << err[1] << ", AWQ " << err[2]);
+      CHECK(err[1] < err[0]);
+      CHECK(err[2] <= err[0] * 1.0001);
+    }
+    // A8 + KV8 change what GPTQ calibrates on; the result stays on the grid (pack parity:
+    // test_infer) and finite.
+    QuantSpec spec;
+    spec.plan.rho = 0.125;
+    spec.plan.group = 32;
+    spec.a8 = spec.kv8 = true;
+    auto m = random_model(c, 11, 0.1f);
+    CalibPtqOptions o;
+    std::vector<std::pair<std::string, QuantizedWeight>> qw;
+    const PtqReport r = apply_ptq(*m, spec, PtqMethod::Gptq, &calib, &o, &qw);
+    CHECK(r.tensors == int(qw.size()));
+    CHECK(r.tensors == 2 + 7 * int(c.num_hidden_layers));  // embedding, lm_head, 7 linears per layer
+    for (float z : logits_of(*m, calib)) REQUIRE(std::isfinite(z));
+    // Without calibration data the calibrated methods refuse.
+    CHECK(error_of([&] { apply_ptq(*m, spec, PtqMethod::Gptq); }).find("calibration") != std::string::npos);
+    CalibSet bad = calib;
+    bad.ids[3] = int32_t(c.vocab_size);
+    CHECK(error_of([&] { apply_ptq(*m, spec, PtqMethod::Awq, &bad, &o); }).find("vocabulary") != std::string::npos);
   }
 }

@@ -22,6 +22,8 @@
 #include "kernels/qgemm.h"
 #include "model_test_util.h"
 #include "nn/model.h"
+#include "nn/ptq_model.h"
+#include "quant/gptq.h"
 #include "nn/quant_hooks.h"
 #include "quant/act_quant.h"
 #include "train/evaluate.h"
@@ -349,6 +351,63 @@ TEST_SUITE("infer") {
       CHECK(d8.max_abs <= 0.1 * d8.max_logit);
       CHECK(d8.mean_abs > 3 * d.mean_abs);  // the A8 rounding is visible: the A8 path is really exercised
     }
+  }
+
+  TEST_CASE("parity: GPTQ / AWQ models pack to their exact integers and keep train/deploy parity") {
+    // razor quantize --ptq gptq|awq --latent writes rtn_preimage of each matrix: RTN of it (what
+    // pack_model and the fake-quant hooks compute) gives exactly the calibrated codes and scales.
+    ModelConfig c = parity_config(64);
+    c.tie_word_embeddings = false;
+    for (PtqMethod meth : {PtqMethod::Gptq, PtqMethod::Awq})
+      for (double rho : {1.0, 0.125, 0.0}) {
+        CAPTURE(ptq_method_name(meth));
+        CAPTURE(rho);
+        auto m = random_model(c, 41, 0.05f, 1.0f);
+        QuantSpec spec;
+        spec.plan.rho = rho;
+        spec.plan.group = 64;
+        spec.a8 = spec.kv8 = true;
+        CalibSet calib;
+        calib.S = 4;
+        calib.T = 32;
+        calib.ids = prompt_ids(int(calib.S * calib.T), int(c.vocab_size), 42);
+        CalibPtqOptions o;
+        o.awq_grid = 4;
+        std::vector<std::pair<std::string, QuantizedWeight>> qw;
+        apply_ptq(*m, spec, meth, &calib, &o, &qw);
+        const std::vector<float> dequantized = m->params.to_vector();
+        for (const auto& q : qw) m->find(q.first)->value.copy_from(rtn_preimage(q.first, q.second));
+        PackOptions opt;
+        opt.plan = spec.plan;
+        opt.a8 = opt.kv8 = true;
+        PackedModel pm = pack_model(*m, opt);
+        for (const auto& e : pm.matrices()) {
+          const QuantizedWeight* want = nullptr;
+          for (const auto& q : qw)
+            if (q.first == e.first) want = &q.second;
+          REQUIRE_MESSAGE(want, e.first);
+          std::vector<int8_t> codes(want->codes.size());
+          std::vector<float> scales(want->scales.size());
+          unpack_matrix(*e.second, codes.data(), scales.data());
+          CHECK_MESSAGE(codes == want->codes, e.first);
+          CHECK_MESSAGE(scales == want->scales, e.first);
+        }
+        // The fake-quant forward of the written weights is the dequantized calibrated model.
+        install_quant_hooks(*m, spec);
+        const std::vector<int32_t> prompt = prompt_ids(12, int(c.vocab_size), 43);
+        const std::vector<float> ref = reference_logits(*m, prompt);
+        remove_quant_hooks(*m);
+        std::copy(dequantized.begin(), dequantized.end(), m->params.data());
+        QuantSpec act = spec;
+        act.quantize_weights = false;
+        install_quant_hooks(*m, act);
+        CHECK(reference_logits(*m, prompt) == ref);
+        const Diff d = compare(packed_logits(pm, prompt), ref);
+        MESSAGE(ptq_method_name(meth) << " rho " << rho << ": packed vs fake-quant max |dlogit| " << d.max_abs
+                                      << " mean " << d.mean_abs << " (max |logit| " << d.max_logit << ")");
+        CHECK(d.max_abs <= 2e-3 * d.max_logit);
+        CHECK(d.mean_abs <= 1e-4 * d.max_logit);
+      }
   }
 
   TEST_CASE("pack: a per-tensor plan (razor plan) is honoured, survives the file and keeps parity") {

@@ -15,7 +15,7 @@ void add_calib_ptq_options(ArgParser& a) {
   a.option("--damp", "0.01", "gptq: dampening, a fraction of the mean Hessian diagonal (raised when Cholesky fails)");
   a.option("--gptq-block", "128", "gptq: lazy-update block width in columns");
   a.option("--awq-grid", "20", "awq: alphas searched, 0, 1/N, ..., (N-1)/N");
-  a.option("--awq-search-sequences", "32", "awq: calibration sequences the alpha search evaluates");
+  a.option("--awq-search-sequences", "8", "awq: calibration sequences the alpha search evaluates");
 }
 
 CalibPtqOptions calib_ptq_options(const ArgParser& a, PtqMethod method) {

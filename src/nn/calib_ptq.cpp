@@ -339,8 +339,9 @@ std::vector<std::pair<std::string, double>> awq_fold(Model& m, const QuantSpec& 
                     const std::function<double(const std::vector<float>&)>& err) {
     double best_err = INFINITY, best_alpha = 0;
     std::vector<float> best;
-    for (int g = 0; g < opt.awq_grid; ++g) {
-      const double alpha = double(g) / opt.awq_grid;
+    const bool fixed = opt.awq_alpha >= 0;
+    for (int g = 0; g < (fixed ? 1 : opt.awq_grid); ++g) {
+      const double alpha = fixed ? opt.awq_alpha : double(g) / opt.awq_grid;
       std::vector<float> s = awq_scales(mean_abs, alpha);
       const double e = err(s);
       if (e < best_err) best_err = e, best_alpha = alpha, best = std::move(s);

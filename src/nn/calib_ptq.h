@@ -40,7 +40,8 @@ struct CalibSet {
 struct CalibPtqOptions {
   GptqOptions gptq;
   int awq_grid = 20;            // α in {0, 1/grid, ..., (grid-1)/grid}; α = 0 is plain RTN
-  int64_t awq_search_seqs = 32;  // sequences the α search evaluates (the mean|x| uses all)
+  double awq_alpha = -1;        // >= 0: use this α for every group instead of searching (tests)
+  int64_t awq_search_seqs = 8;   // sequences the α search evaluates (the mean|x| uses all)
   int64_t chunk_seqs = 8;        // sequences per attention / MLP chunk (memory bound)
   bool verbose = false;          // one line per block on stderr
 };
