@@ -2,10 +2,13 @@
 # Post-training-quantization baselines of a model as a markdown table: full precision, then
 # RTN, RTN+gamma and PTQTP at 4, 3, 2.79, 2, 1.88 and 1.58 bits (W-A8-KV8 when A8=1).
 # Usage: tools/ptq_table.sh [MODEL_DIR] [WINDOWS] [ARITH]   (defaults: data/teacher 32 100)
+# BITS="4 2.79 1.88 1.58" METHODS="rtn rtn-gamma ptqtp gptq awq" choose the rows (gptq / awq
+# calibrate on the default 128 x 256 training tokens); THREADS=N passes --threads N.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 m=${1:-data/teacher}; w=${2:-32}; k=${3:-100}
 act=(); [[ "${A8:-0}" == 1 ]] && act=(--a8 --kv8)
+[[ -n "${THREADS:-}" ]] && act+=(--threads "$THREADS")
 row() {  # label, then razor eval options
   local label=$1; shift
   local j; j=$(./razor eval -m "$m" --windows "$w" --arith "$k" --json "$@")
@@ -14,8 +17,8 @@ row() {  # label, then razor eval options
 echo "| model | bits/weight (with scales) | valid ppl | arith exact match |"
 echo "|---|---|---|---|"
 row "teacher (full precision)"
-for bits in 4 3 2.79 2 1.88 1.58; do
-  for ptq in rtn rtn-gamma ptqtp; do
+for bits in ${BITS:-4 3 2.79 2 1.88 1.58}; do
+  for ptq in ${METHODS:-rtn rtn-gamma ptqtp}; do
     row "$ptq $bits-bit" --bits "$bits" --ptq "$ptq" "${act[@]}"
   done
 done
