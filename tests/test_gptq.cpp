@@ -2,7 +2,9 @@
 // against RTN, closed forms, singular Hessians, the RTN preimage, AWQ's exact fold, options.
 #include <doctest/doctest.h>
 
+#include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <cstdio>
 #include <functional>
 #include <sstream>
@@ -352,5 +354,38 @@ TEST_SUITE("gptq") {
     CalibSet bad = calib;
     bad.ids[3] = int32_t(c.vocab_size);
     CHECK(error_of([&] { apply_ptq(*m, spec, PtqMethod::Awq, &bad, &o); }).find("vocabulary") != std::string::npos);
+  }
+
+  // A measurement, not a check: `./build/razor_tests -tc="gptq timing*" --no-skip` with
+  // RAZOR_GPTQ_SEQS (default 8) calibration sequences of 256 tokens; run it under /usr/bin/time -v
+  // for the peak memory.
+  TEST_CASE("gptq timing: Qwen3-0.6B shape, random weights, rho 1/8" * doctest::skip()) {
+    ModelConfig c = tiny_config(true, "qwen3");
+    c.vocab_size = 151936;
+    c.hidden_size = 1024;
+    c.num_hidden_layers = 28;
+    c.num_attention_heads = 16;
+    c.num_key_value_heads = 8;
+    c.head_dim = 128;
+    c.intermediate_size = 3072;
+    c.max_position_embeddings = 4096;
+    const char* env = std::getenv("RAZOR_GPTQ_SEQS");
+    const int64_t S = env ? std::atoll(env) : 8;
+    auto t0 = std::chrono::steady_clock::now();
+    Model m(c, false);
+    m.init_random(1, 0.02f);
+    const CalibSet calib = random_calib(c, S, 256, 2);
+    QuantSpec spec;
+    spec.plan.rho = 0.125;
+    spec.plan.group = 64;
+    CalibPtqOptions o;
+    o.verbose = true;
+    auto t1 = std::chrono::steady_clock::now();
+    const CalibPtqReport r = gptq_model(m, spec, calib, o);
+    auto t2 = std::chrono::steady_clock::now();
+    std::printf("qwen3-0.6b shape, %lld x 256 calibration tokens: init %.1f s, GPTQ %.1f s (Hessians %.1f, factors %.1f, "
+                "sweeps %.1f, rest forwards), %d tensors, rel. error %.4f\n",
+                (long long)S, std::chrono::duration<double>(t1 - t0).count(), std::chrono::duration<double>(t2 - t1).count(),
+                r.seconds_hessian, r.seconds_factor, r.seconds_sweep, r.tensors, r.rel_error);
   }
 }

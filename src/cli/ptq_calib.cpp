@@ -48,9 +48,11 @@ CalibSet load_calib_set(const ArgParser& a, const std::string& tokenizer_path, c
 
 void print_calib_report(const CalibPtqReport& r, PtqMethod method, double seconds) {
   if (method == PtqMethod::Gptq) {
-    std::fprintf(stderr, "gptq: %d tensors in %.1f s; damping up to %g of the mean diagonal (%d raises); %lld "
-                 "absmax groups had their scale-setting element moved to +-M\n",
-                 r.tensors, seconds, r.damp_max, r.damp_raises, (long long)r.forced);
+    std::fprintf(stderr, "gptq: %d tensors in %.1f s (Hessians %.1f s, factors %.1f s, sweeps %.1f s, the rest "
+                 "forwards); damping up to %g of the mean diagonal (%d raises); %lld absmax groups had their "
+                 "scale-setting element moved to +-M\n",
+                 r.tensors, seconds, r.seconds_hessian, r.seconds_factor, r.seconds_sweep, r.damp_max, r.damp_raises,
+                 (long long)r.forced);
   } else if (method == PtqMethod::Awq) {
     std::fprintf(stderr, "awq: %d tensors in %.1f s; alpha per group:", r.tensors, seconds);
     for (const auto& g : r.awq_alpha) std::fprintf(stderr, " %s=%.2f", g.first.c_str(), g.second);

@@ -3,6 +3,7 @@
 #include "nn/calib_ptq.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <functional>
@@ -188,8 +189,15 @@ CalibPtqReport gptq_model(Model& m, const QuantSpec& spec, const CalibSet& calib
     for (Param* p : ps)
       if (spec.layout_for(p->name, p->kind).quantized()) todo.push_back(p);
     if (todo.empty()) return;
+    using clock = std::chrono::steady_clock;
+    auto since = [](clock::time_point t) { return std::chrono::duration<double>(clock::now() - t).count(); };
+    auto t0 = clock::now();
     auto h = hessian(x);
+    rep.seconds_hessian += since(t0);
+    t0 = clock::now();
     const GptqFactor f = gptq_factor(*h, x.size(1), opt.gptq, todo[0]->name);
+    rep.seconds_factor += since(t0);
+    t0 = clock::now();
     rep.damp_max = std::max(rep.damp_max, f.damp);
     rep.damp_raises += f.raises;
     for (Param* p : todo) {
@@ -202,6 +210,7 @@ CalibPtqReport gptq_model(Model& m, const QuantSpec& spec, const CalibSet& calib
       ++rep.tensors;
       if (qweights) qweights->push_back({p->name, std::move(q)});
     }
+    rep.seconds_sweep += since(t0);
   };
 
   // The embedding (and a tied lm_head) by RTN, first: the blocks then see its quantized rows.

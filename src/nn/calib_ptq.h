@@ -53,6 +53,7 @@ struct CalibPtqReport {
   int damp_raises = 0;      // GPTQ: Cholesky failures that raised the damping
   int64_t forced = 0;       // GPTQ: absmax groups whose scale-setting element was moved to ±M
   std::vector<std::pair<std::string, double>> awq_alpha;  // AWQ: group name -> chosen α
+  double seconds_hessian = 0, seconds_factor = 0, seconds_sweep = 0;  // GPTQ: wall time per phase
 };
 
 // Quantizes m in place (dequantized weights) with GPTQ / AWQ under spec's layouts (A8 / KV8

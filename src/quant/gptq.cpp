@@ -16,6 +16,15 @@ namespace {
 constexpr int64_t kCholBlock = 64;
 constexpr int64_t kRowTile = 16;  // rows swept together (one OpenMP work item)
 
+// Σ a[k]·b[k]; `omp simd reduction` allows the vector partial sums that -ffp-contract=off and
+// strict IEEE order would otherwise forbid (the order is fixed for a given build).
+inline double dot(const double* a, const double* b, int64_t n) {
+  double s = 0;
+#pragma omp simd reduction(+ : s)
+  for (int64_t k = 0; k < n; ++k) s += a[k] * b[k];
+  return s;
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------- dense linear algebra
@@ -30,8 +39,7 @@ bool cholesky_lower(std::vector<double>& a, int64_t n) {
     const int64_t k1 = std::min(n, k0 + kCholBlock);
     // 1. The diagonal block, unblocked (its rows already carry the updates of columns < k0).
     for (int64_t j = k0; j < k1 && ok; ++j) {
-      double d = A[j * n + j];
-      for (int64_t k = k0; k < j; ++k) d -= A[j * n + k] * A[j * n + k];
+      const double d = A[j * n + j] - dot(A + j * n + k0, A + j * n + k0, j - k0);
       if (!(d > 0) || !std::isfinite(d)) {
         ok = false;
         break;
@@ -39,9 +47,7 @@ bool cholesky_lower(std::vector<double>& a, int64_t n) {
       const double ljj = std::sqrt(d);
       A[j * n + j] = ljj;
       for (int64_t i = j + 1; i < k1; ++i) {
-        double s = A[i * n + j];
-        for (int64_t k = k0; k < j; ++k) s -= A[i * n + k] * A[j * n + k];
-        A[i * n + j] = s / ljj;
+        A[i * n + j] = (A[i * n + j] - dot(A + i * n + k0, A + j * n + k0, j - k0)) / ljj;
       }
     }
     if (!ok) break;
@@ -50,10 +56,8 @@ bool cholesky_lower(std::vector<double>& a, int64_t n) {
     for (int64_t i = k1; i < n; ++i) {
       double* ri = A + i * n;
       for (int64_t j = k0; j < k1; ++j) {
-        double s = ri[j];
         const double* rj = A + j * n;
-        for (int64_t k = k0; k < j; ++k) s -= ri[k] * rj[k];
-        ri[j] = s / rj[j];
+        ri[j] = (ri[j] - dot(ri + k0, rj + k0, j - k0)) / rj[j];
       }
     }
     // 3. Trailing update A22 -= L21 L21ᵀ (lower triangle only), tiles of rows in parallel.
@@ -64,12 +68,7 @@ bool cholesky_lower(std::vector<double>& a, int64_t n) {
       for (int64_t i = i0; i < i1; ++i) {
         const double* li = A + i * n + k0;
         double* ri = A + i * n;
-        for (int64_t j = k1; j <= i; ++j) {
-          const double* lj = A + j * n + k0;
-          double s = 0;
-          for (int64_t k = 0; k < nb; ++k) s += li[k] * lj[k];
-          ri[j] -= s;
-        }
+        for (int64_t j = k1; j <= i; ++j) ri[j] -= dot(li, A + j * n + k0, nb);
       }
     }
   }
@@ -293,10 +292,7 @@ double hessian_error(const Tensor& w, const Tensor& wq, const std::vector<double
     double s = 0;
     for (int64_t i = 0; i < n; ++i) {
       if (e[size_t(i)] == 0) continue;
-      double t = 0;
-      const double* hi = h.data() + i * n;
-      for (int64_t j = 0; j < n; ++j) t += hi[j] * e[size_t(j)];
-      s += e[size_t(i)] * t;
+      s += e[size_t(i)] * dot(h.data() + i * n, e.data(), n);
     }
     total += s;
   }
