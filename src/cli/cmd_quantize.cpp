@@ -36,7 +36,7 @@ int cmd_quantize(int argc, char** argv) {
   if (!a.parse(argc, argv)) return 0;
   if (a.str("out").empty()) fail("razor quantize: -o/--out is required");
   int th = int(a.i64_in("threads", 0, 4096));
-  if (th > 0) set_num_threads(th);
+  apply_threads(th);
   PtqMethod method = parse_ptq_method(a.str("ptq"));
   const CalibPtqOptions copt = calib_ptq_options(a, method);
   RZ_CHECK(!a.on("latent") || ptq_needs_calibration(method), "--latent: only with --ptq gptq or awq (got --ptq %s)",
