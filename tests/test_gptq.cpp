@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
+#include <ctime>
 #include <cstdio>
 #include <functional>
 #include <sstream>
@@ -363,7 +364,8 @@ TEST_SUITE("gptq") {
     ModelConfig c = tiny_config(true, "qwen3");
     c.vocab_size = 151936;
     c.hidden_size = 1024;
-    c.num_hidden_layers = 28;
+    const char* layers = std::getenv("RAZOR_GPTQ_LAYERS");  // fewer layers: a per-layer figure
+    c.num_hidden_layers = layers ? std::atoll(layers) : 28;
     c.num_attention_heads = 16;
     c.num_key_value_heads = 8;
     c.head_dim = 128;
@@ -383,9 +385,33 @@ TEST_SUITE("gptq") {
     auto t1 = std::chrono::steady_clock::now();
     const CalibPtqReport r = gptq_model(m, spec, calib, o);
     auto t2 = std::chrono::steady_clock::now();
-    std::printf("qwen3-0.6b shape, %lld x 256 calibration tokens: init %.1f s, GPTQ %.1f s (Hessians %.1f, factors %.1f, "
-                "sweeps %.1f, rest forwards), %d tensors, rel. error %.4f\n",
-                (long long)S, std::chrono::duration<double>(t1 - t0).count(), std::chrono::duration<double>(t2 - t1).count(),
-                r.seconds_hessian, r.seconds_factor, r.seconds_sweep, r.tensors, r.rel_error);
+    std::printf("qwen3-0.6b shape, %lld layers, %lld x 256 calibration tokens: init %.1f s, GPTQ %.1f s (Hessians %.1f, "
+                "factors %.1f, sweeps %.1f, rest forwards), %d tensors, rel. error %.4f, process CPU %.1f s\n",
+                (long long)c.num_hidden_layers, (long long)S, std::chrono::duration<double>(t1 - t0).count(), std::chrono::duration<double>(t2 - t1).count(),
+                r.seconds_hessian, r.seconds_factor, r.seconds_sweep, r.tensors, r.rel_error,
+                double(std::clock()) / CLOCKS_PER_SEC);
+  }
+
+  // `./build/razor_tests -tc="gptq timing: factor*" --no-skip`: the down_proj shape of Qwen3-0.6B.
+  TEST_CASE("gptq timing: factor and sweep, 1024 x 3072" * doctest::skip()) {
+    const int64_t d_out = 1024, n = 3072;
+    Tensor x = Tensor::empty({4096, n});
+    Rng rx(3);
+    fill_normal(x, rx, 1.0f);
+    for (int64_t t = 0; t < 4096; ++t)  // neighbouring features correlated
+      for (int64_t j = 1; j < n; ++j) x[t * n + j] += 0.5f * x[t * n + j - 1];
+    auto t0 = std::chrono::steady_clock::now();
+    const std::vector<double> h = hessian_of(x);
+    auto t1 = std::chrono::steady_clock::now();
+    const GptqFactor f = gptq_factor(h, n, GptqOptions{}, "down");
+    auto t2 = std::chrono::steady_clock::now();
+    Rng rng(4);
+    Tensor w = Tensor::empty({d_out, n});
+    fill_normal(w, rng, 0.02f);
+    const QuantizedWeight q = gptq_quantize("down", w, f, WeightLayout::mixed_rows(8, 64, 2.0f));
+    auto t3 = std::chrono::steady_clock::now();
+    auto sec = [](auto a, auto b) { return std::chrono::duration<double>(b - a).count(); };
+    std::printf("n %lld: Hessian (4096 tokens) %.2f s, factor %.2f s, sweep of %lld rows %.2f s\n", (long long)n,
+                sec(t0, t1), sec(t1, t2), (long long)d_out, sec(t2, t3));
   }
 }
