@@ -496,6 +496,10 @@ QadSummary run_qad(const QadConfig& cin) {
     }
   }
   if (c.progress) progress.finish();
+  // Training is over and the checkpoint written: the moments are not needed for the outputs
+  // (4.8 GB at Qwen3-0.6B, which the dequantized copy and the packing below would add to).
+  std::vector<float>().swap(opt.m());
+  std::vector<float>().swap(opt.v());
   sum.steps = total_steps;
   sum.tokens_per_s = seconds_total > 0 ? tokens_total / seconds_total : 0;
   sum.ranks = ranks;
