@@ -433,7 +433,7 @@ TEST_SUITE("chat") {
     Tensor z = Tensor::empty({B * T, V});
     for (int64_t i = 0; i < z.numel(); ++i) z.data()[i] = rng.normal();
     auto losses = [&](const Tensor& zz) {
-      Var x(zz.clone(), true);
+      Var x(zz.clone(), false);  // values only: nothing left on the tape for later tests
       return std::make_pair(cross_entropy(x, ce_targets(views)).item(), logit_distill_loss(x, views, dc, nullptr).item());
     };
     auto l0 = losses(z);
