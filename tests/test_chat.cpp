@@ -260,6 +260,44 @@ TEST_SUITE("chat") {
     CHECK(contains(error_of([&] { f.prepare(f.dir.path + "/c.jsonl", true); }), "--records"));
   }
 
+  TEST_CASE("records shard (token shard version 2): round trip, and one error per broken field") {
+    TempDir dir;
+    RecordSpec rs;
+    rs.records = true;
+    rs.pad_id = 9;
+    rs.mask = {0, 1, 1, 0, 0, 1, 1};
+    const std::string good = dir.path + "/r.tok";
+    write_token_shard(good, {1, 2, 3, 4, 5, 6, 7}, {0, 3}, 10, rs);
+    TokenShard s(good);
+    CHECK(s.records());
+    CHECK(s.has_mask());
+    CHECK(s.pad_id() == 9);
+    std::vector<uint8_t> m(7);
+    s.read_mask(0, 7, m.data());
+    CHECK(m == rs.mask);
+    // Without flags the writer still writes version 1, byte for byte what earlier builds wrote.
+    write_token_shard(dir.path + "/plain.tok", {1, 2, 3}, {}, 10);
+    CHECK(read_file(dir.path + "/plain.tok")[8] == 1);
+    CHECK(read_file(good)[8] == 2);
+    auto broken = [&](const char* name, const std::function<void(std::string&)>& edit) {
+      std::string bytes = read_file(good);
+      edit(bytes);
+      const std::string p = dir.path + "/" + name;
+      write_file_atomic(p, bytes);
+      return error_of([&] { TokenShard t(p); });
+    };
+    const size_t mask_at = 64 + 16 + 16;  // header, 7 uint16 tokens padded to 16, 2 doc starts
+    CHECK(contains(broken("mask.tok", [&](std::string& b) { b[mask_at + 1] ^= 1; }), "checksum mismatch"));
+    CHECK(contains(broken("flags.tok", [](std::string& b) { b[56] ^= 2; }), "header checksum"));
+    CHECK(contains(broken("pad.tok", [](std::string& b) { b[60] ^= 1; }), "header checksum"));
+    CHECK(contains(broken("short.tok", [](std::string& b) { b.resize(b.size() - 8); }), "truncated"));
+    CHECK(contains(error_of([&] { write_token_shard(dir.path + "/x.tok", {1, 2}, {}, 10, rs); }), "mask bytes"));
+    RecordSpec no_docs;
+    no_docs.records = true;
+    CHECK(contains(error_of([&] { write_token_shard(dir.path + "/y.tok", {1, 2}, {}, 10, no_docs); }),
+                   "document starts"));
+  }
+
   TEST_CASE("malformed chat records: an error naming FILE:LINE and the defect, one case each") {
     ChatFixture f;
     const std::string good = prompt_response("Hi", "Hi");
