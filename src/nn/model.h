@@ -48,6 +48,10 @@ struct ModelHooks {
   std::function<Var(const Var& x, const HookSite& site)> input_transform;
   // kv [B, T, K, D]; is_key: K after q/k-norm and RoPE, else V as it leaves v_proj.
   std::function<Var(const Var& kv, int layer, bool is_key)> kv_transform;
+  // Called with a decoder linear's transformed weight right after the product that read it,
+  // before anything later is recorded: a quantizer may release the value and record how to
+  // make it again for the backward (which runs before the product's own backward).
+  std::function<void(Var& w, const Var& latent, const HookSite& site)> weight_used;
 };
 
 // One named view of the flat buffers.
@@ -62,7 +66,8 @@ struct Param {
 };
 
 struct ForwardResult {
-  Var logits;                 // [B*T, V]
+  Var logits;                 // [B*T, V] (undefined from forward_to_head)
+  Var head_x, head_w;         // forward_to_head: the lm_head's input [B*T, C] and weight [V, C], hooks applied
   std::vector<Var> hidden;    // when requested: L+1 entries of [B, T, C] (NUMERICS.md §6)
   Var last_layer;             // [B, T, C] residual stream after the last block (before the final norm)
 };
@@ -88,6 +93,9 @@ class Model {
   // ids: B*T token ids, row-major [B, T], each in [0, V). pos0: position of the first token.
   ForwardResult forward(const std::vector<int32_t>& ids, int64_t B, int64_t T, bool want_hidden = false,
                         int64_t pos0 = 0) const;
+  // The same forward up to the lm_head product, which it leaves to the caller (head_x, head_w
+  // for distill/losses.h head_losses, which never holds all [B*T, V] logits at once).
+  ForwardResult forward_to_head(const std::vector<int32_t>& ids, int64_t B, int64_t T, bool want_hidden = false) const;
 
   bool trainable() const { return grads.data() != nullptr; }
   void zero_grad() {
@@ -114,6 +122,8 @@ class Model {
   RopeTable rope_table;
 
  private:
+  ForwardResult forward_impl(const std::vector<int32_t>& ids, int64_t B, int64_t T, bool want_hidden, int64_t pos0,
+                             bool want_logits) const;
   int64_t num_params_ = 0;
 };
 
