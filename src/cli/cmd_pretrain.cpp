@@ -35,7 +35,7 @@ int cmd_pretrain(int argc, char** argv) {
   a.option("--eval-every", "200", "validation perplexity every N steps");
   a.option("--eval-windows", "64", "validation windows per periodic evaluation");
   a.option("--ckpt-every", "200", "checkpoint every N steps");
-  a.option("--arith-eval", "200", "held-out arithmetic problems at the end (0: skip)");
+  a.option("--tasks", "50", "held-out items per built-in task at the end (0: skip)");
   a.option("--seed", "1", "seed (init and data order)");
   a.option("--threads", "0", "threads (0: all cores)");
   a.option("--out", "runs/pretrain", "run directory");
@@ -70,7 +70,7 @@ int cmd_pretrain(int argc, char** argv) {
   o.eval_every = int(a.i64_in("eval-every", 0, 1 << 30));
   o.eval_windows = int(a.i64_in("eval-windows", 1, 1 << 30));
   o.ckpt_every = int(a.i64_in("ckpt-every", 0, 1 << 30));
-  o.arith_eval = int(a.i64_in("arith-eval", 0, 100000));
+  o.task_items = int(a.i64_in("tasks", 0, 100000));
   o.seed = uint64_t(a.i64("seed"));
   o.out = a.str("out");
   o.bf16 = a.on("bf16");
