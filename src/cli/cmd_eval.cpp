@@ -133,7 +133,7 @@ int cmd_eval(int argc, char** argv) {
               ".razor file runs through the inference engine.");
   a.option("-m,--model", "data/teacher",
            "HF checkpoint directory (config.json, model.safetensors, tokenizer.json) or a packed .razor file");
-  a.option("--data", "default", "default | FILE.txt | FILE.ids | FILE.tok");
+  a.option("--data", "default", "default (corpus + built-in tasks, docs/tasks.md) | DIR (train.txt + valid.txt, razor tasks --write) | FILE.txt | FILE.ids | FILE.tok");
   a.option("--seq", "256", "tokens per evaluation window");
   a.option("--windows", "0", "validation windows (0: all)");
   a.option("--tasks", "50", "held-out items per built-in task (0: skip the suite)");

@@ -12,7 +12,7 @@ int cmd_pretrain(int argc, char** argv) {
               "Train a full-precision Llama/Qwen3-style model from scratch (or continue one) on a corpus. "
               "The default teacher in data/teacher was made with this command (see data/README.md).");
   a.option("--tokenizer", "data/teacher/tokenizer.json", "tokenizer.json (its size sets the vocabulary)");
-  a.option("--data", "default", "default | FILE.txt | FILE.ids | FILE.tok");
+  a.option("--data", "default", "default (corpus + built-in tasks, docs/tasks.md) | DIR (train.txt + valid.txt, razor tasks --write) | FILE.txt | FILE.ids | FILE.tok");
   a.option("--init", "", "continue from this HF checkpoint directory instead of a random init");
   a.option("--arch", "qwen3", "qwen3 | llama");
   a.option("--hidden", "256", "hidden size C");

@@ -19,7 +19,7 @@ int cmd_train(int argc, char** argv) {
                "store (written first when missing). Writes metrics.csv, chart.svg, run.json, checkpoint/, "
                "student/ (latent weights) and student-dequant/ into --out and prints a summary.");
   ap.option("--teacher", "data/teacher", "teacher checkpoint directory (Hugging Face layout)");
-  ap.option("--data", "default", "training data: default (corpus + built-in tasks) | FILE.txt | FILE.ids | FILE.tok");
+  ap.option("--data", "default", "training data: default (corpus + built-in tasks) | DIR (train.txt + valid.txt) | FILE.txt | FILE.ids | FILE.tok");
   ap.option("--valid", "", "validation token shard .tok (default: the split of --data)");
   ap.option("--cache", "data/cache", "where token shards built from text are cached");
   ap.option("--store", "", "teacher store directory (default: OUT/store; dumped when missing)");

@@ -372,16 +372,21 @@ void print_task_comparison(FILE* out, const std::vector<TaskResult>& a, const st
   auto cell = [](const TaskResult* r) {
     if (!r) return std::string("-");
     const double p = r->kind == TaskKind::MultipleChoice ? r->acc_norm() : r->acc();
-    return strfmt("%.1f%% +-%4.1f", 100 * p, 100 * binomial_ci95(p, r->n));
+    return strfmt("%.1f%% +-%5.1f", 100 * p, 100 * binomial_ci95(p, r->n));
   };
+  std::string ns;
   for (const TaskResult& r : a) {
     const TaskResult* o = nullptr;
     for (const TaskResult& x : b)
       if (x.name == r.name) o = &x;
-    const std::string label = r.name + (r.kind == TaskKind::MultipleChoice ? " (acc_norm, n " : " (exact, n ") +
-                              std::to_string(r.n) + ")";
+    const std::string label = r.name + (r.kind == TaskKind::MultipleChoice ? " acc_norm" : " exact match");
     std::fprintf(out, "%-*s %14s %14s\n", label_width, label.c_str(), cell(&r).c_str(), cell(o).c_str());
+    const std::string n = std::to_string(r.n);
+    if (ns.find(n) == std::string::npos) ns += (ns.empty() ? "" : "/") + n;
   }
+  if (!a.empty())
+    std::fprintf(out, "%-*s (held-out items per task: %s; +- the 95%% interval; docs/tasks.md)\n", label_width, "",
+                 ns.c_str());
 }
 
 }  // namespace razor
