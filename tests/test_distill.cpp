@@ -630,6 +630,66 @@ TEST_SUITE("distill") {
       CHECK(ge[i] == doctest::Approx(st.lambda * gf[i] + (1 - st.lambda) * gr[i]).epsilon(1e-5).scale(1e-7));
   }
 
+  TEST_CASE("losses: EAKLD entropy clip min(H, ln k)/ln k on a vocabulary larger than k (clip active and inactive)") {
+    // V = 64 > k = 16, so a flat teacher distribution has H near ln 64 > ln 16 and the clip
+    // takes effect; a peaked one has H < ln 16 and it does not. lambda is recomputed here in
+    // double from the raw teacher logits, independently of the store's entropy field.
+    const int64_t T = 4, V = 64, B = 2;
+    const StoreInfo info = make_info(T, 2, 4, V, HiddenDtype::BF16, LogitStorage::TopK, 16);
+    auto build = [&](bool flat_positions) {
+      Batch bt;
+      bt.info = info;
+      for (int64_t b = 0; b < B; ++b) {
+        RawSeq r = make_raw(info, 200 + uint64_t(b), b == 1 ? 2 : 0);
+        Rng rng(300 + uint64_t(b));
+        for (int64_t t = 0; t < T; ++t) {
+          // Even positions flat (logit std 0.1) when asked, the others peaked (std 4).
+          const float sd = (flat_positions && t % 2 == 0) ? 0.1f : 4.0f;
+          for (int64_t v = 0; v < V; ++v) r.logits[size_t(t * V + v)] = sd * rng.normal();
+        }
+        bt.raw.push_back(r);
+      }
+      for (const RawSeq& r : bt.raw) bt.recs.push_back(TeacherRecord::make(info, r.ids.data(), r.mask.data(), r.taps(), r.logits.data()));
+      for (auto& r : bt.recs) bt.views.push_back(r.view());
+      return bt;
+    };
+    const double lnk = std::log(16.0);
+    for (bool flat : {true, false}) {
+      CAPTURE(flat);
+      Batch bt = build(flat);
+      const std::vector<uint8_t> valid = valid_positions(bt.views, MaskAlign::Razor);
+      double clipped = 0, unclipped = 0, hmax = 0;
+      int n = 0;
+      for (int64_t b = 0; b < B; ++b)
+        for (int64_t t = 0; t < T; ++t) {
+          if (!valid[size_t(b * T + t)]) continue;
+          std::vector<double> z(bt.raw[size_t(b)].logits.begin() + t * V, bt.raw[size_t(b)].logits.begin() + (t + 1) * V);
+          const double l = lse_d(z);
+          double h = 0;
+          for (double q : z) h -= std::exp(q - l) * (q - l);
+          clipped += std::min(h, lnk) / lnk, unclipped += h / lnk, hmax = std::max(hmax, h), ++n;
+        }
+      REQUIRE(n >= 4);
+      clipped /= n, unclipped /= n;
+      if (flat) {
+        CHECK(hmax > lnk + 1.0);                 // some positions are far above ln k ...
+        CHECK(unclipped - clipped > 0.15);       // ... so a lambda without the clip differs
+      } else {
+        CHECK(hmax < lnk);                       // every position below ln k: clip inactive
+        CHECK(clipped == doctest::Approx(unclipped).epsilon(1e-12));
+      }
+      DistillConfig cfg;  // EAKLD, clip per token, k = 16
+      REQUIRE(cfg.entropy_k == 16);
+      Var x(random_tensor({B * T, V}, 17, 1.0f), false);
+      DistillStats st;
+      logit_loss_value(x, bt, cfg, &st);
+      CHECK(st.lambda == doctest::Approx(clipped).epsilon(1e-6));
+      CHECK(st.logit == doctest::Approx(st.lambda * st.fkl + (1 - st.lambda) * st.rkl).epsilon(1e-6));
+      const DirectKl d = direct_kl(bt.raw, bt.views, x.value(), valid);
+      CHECK(st.logit == doctest::Approx(clipped * d.fkl + (1 - clipped) * d.rkl).epsilon(1e-5));
+    }
+  }
+
   TEST_CASE("losses: the two mask alignments differ by exactly one position") {
     const uint8_t mask[5] = {0, 0, 1, 1, 1};  // a 2-token prompt, T = 4
     std::vector<uint8_t> razor = valid_positions(mask, 1, 4, MaskAlign::Razor);
