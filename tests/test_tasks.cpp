@@ -104,7 +104,14 @@ TEST_SUITE("tasks") {
     REQUIRE(km[0].choices.size() == 4);
     CHECK(km[0].choices[size_t(km[0].gold)] == "doctor");
     std::vector<TaskItem> ns = task_heldout_items("nextsent_mc", cfg, 100, kHeldout);
-    REQUIRE(!ns.empty());
+    REQUIRE(ns.size() == 7);
+    CHECK(task_item_json(ns[0]) ==
+          R"({"context":"A ship was seen off the point before the storm. It carried no lights at all.","choices":["A heron )"
+          R"(stood in the shallows and waited.","Nobody in the village could remember when the mill had last turned.","By )"
+          R"(morning the harbour master had written three letters to the town.","The farmers met in the square to talk )"
+          R"(about the price of bread."],"gold":2,"delimiter":"\n"})");
+    CHECK(ns[1].context == "The river ran past the old mill at dawn.");  // inside a line: delimiter " "
+    CHECK(ns[1].delimiter == " ");
     for (const TaskItem& it : ns) {
       REQUIRE(it.choices.size() == 4);
       std::set<std::string> distinct(it.choices.begin(), it.choices.end());
