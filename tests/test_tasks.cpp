@@ -347,6 +347,7 @@ TEST_SUITE("tasks") {
     CHECK(one[0].max_tokens == 5);
     one = parse_task_jsonl(R"({"context": "c", "choices": ["x", "y"], "gold": 1, "delimiter": "\n", "id": 3})", "f");
     CHECK(one[0].delimiter == "\n");
+    CHECK(parse_task_jsonl("\xef\xbb\xbf{\"prompt\": \"p\", \"answer\": \"1\"}\r\n", "bom").size() == 1);
     CHECK(one[0].gold == 1);
   }
 

@@ -284,7 +284,7 @@ std::vector<TaskItem> parse_task_jsonl(std::string_view text, const std::string&
     if (nl == std::string_view::npos) nl = text.size();
     std::string_view line = text.substr(pos, nl - pos);
     pos = nl + 1;
-    ++line_no;
+    if (++line_no == 1 && line.substr(0, 3) == "\xef\xbb\xbf") line.remove_prefix(3);  // a UTF-8 byte-order mark
     if (trim(line).empty()) continue;
     const std::string where = source + ":" + std::to_string(line_no);
     Json j;
