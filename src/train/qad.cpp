@@ -365,8 +365,11 @@ QadSummary run_qad(const QadConfig& cin) {
   QadSummary sum;
   sum.teacher_ppl = sum.student_ppl = NAN;
   std::unique_ptr<Model> teacher;
-  if (valid || (lead && c.final_outputs && c.task_items > 0)) teacher = Model::load(c.teacher_dir, /*trainable=*/false);
-  if (valid) sum.teacher_ppl = eval_perplexity(*teacher, *valid, c.seq, c.eval_windows, c.batch).ppl;
+  if (valid) {
+    teacher = Model::load(c.teacher_dir, /*trainable=*/false);
+    sum.teacher_ppl = eval_perplexity(*teacher, *valid, c.seq, c.eval_windows, c.batch).ppl;
+    teacher.reset();  // not held through training (2.4 GB at Qwen3-0.6B); loaded again for the summary
+  }
 
   // ---- the loop
   SequenceOrder order(N, c.seed);
@@ -391,13 +394,18 @@ QadSummary run_qad(const QadConfig& cin) {
         views[size_t(b)] = store.sequence(order.at(j));
         std::copy_n(views[size_t(b)].ids, T, &ids[size_t(b * T)]);
       }
-      ForwardResult fr = student->forward(ids, B, T, /*want_hidden=*/!c.feature_none);
-      Var ce = cross_entropy(fr.logits, ce_targets(views));
+      // The head and its losses a chunk of rows at a time (never all [B*T, V] logits at once;
+      // the default model fits one chunk, which gives the materialised path's bits).
+      ForwardResult fr = student->forward_to_head(ids, B, T, /*want_hidden=*/!c.feature_none);
+      DistillStats st_logit;
+      HeadLosses hl = head_losses(fr.head_x, fr.head_w, ce_targets(views), c.logit_none ? nullptr : &views, c.distill,
+                                  &st_logit, head_chunk_rows(student->cfg.vocab_size));
+      Var ce = hl.ce;
       Var total = scale(ce, float(a_task * inv));
       lg.ce += double(ce.item()) * inv;
       if (!c.logit_none) {
-        DistillStats st;
-        Var l = logit_distill_loss(fr.logits, views, c.distill, &st);
+        const DistillStats& st = st_logit;
+        Var l = hl.logit;
         total = add(total, scale(l, float(a_logit * inv)));
         lg.logit += st.logit * inv;
         lg.fkl += st.fkl * inv;
@@ -488,6 +496,10 @@ QadSummary run_qad(const QadConfig& cin) {
     }
   }
   if (c.progress) progress.finish();
+  // Training is over and the checkpoint written: the moments are not needed for the outputs
+  // (4.8 GB at Qwen3-0.6B, which the dequantized copy and the packing below would add to).
+  std::vector<float>().swap(opt.m());
+  std::vector<float>().swap(opt.v());
   sum.steps = total_steps;
   sum.tokens_per_s = seconds_total > 0 ? tokens_total / seconds_total : 0;
   sum.ranks = ranks;
@@ -503,7 +515,7 @@ QadSummary run_qad(const QadConfig& cin) {
   sum.teacher_bytes = br.total_params * 2;
   if (!c.final_outputs || !lead) return sum;
 
-  // ---- outputs: latent student, dequantized student, arithmetic, summary, packed hook
+  // ---- outputs: latent student, dequantized student, tasks, summary, packed hook
   student->save(c.out + "/student");
   {
     Model deq(student->cfg, /*trainable=*/false);
@@ -521,6 +533,7 @@ QadSummary run_qad(const QadConfig& cin) {
     write_file_atomic(c.out + "/student-dequant/tokenizer.json", tj);
     if (c.task_items > 0) {
       Tokenizer tok = Tokenizer::load(c.teacher_dir + "/tokenizer.json");
+      if (!teacher) teacher = Model::load(c.teacher_dir, /*trainable=*/false);
       const std::string heldout = suite_heldout_text();
       sum.teacher_tasks = evaluate_builtin_suite(*make_task_model(*teacher, tok), TaskSuiteConfig(), c.task_items, heldout);
       sum.student_tasks = evaluate_builtin_suite(*make_task_model(*student, tok), TaskSuiteConfig(), c.task_items, heldout);
