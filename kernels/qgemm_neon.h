@@ -70,8 +70,14 @@ void row_tokens_neon(const QgemmArgs& a, int64_t i, int64_t n0) {
   for (int64_t g = 0; g < ng; ++g) {
     const uint8_t* blk = row + g * gb;
     if (K == RowKind::Ternary5) decode_t5_neon(blk, G, tmp);
-    int32x4_t acc[NT];
-    for (int t = 0; t < NT; ++t) acc[t] = vdupq_n_s32(0);
+    // kChains independent accumulators per token (4 for one token): one chain of 4 dependent
+    // SDOTs per 64 weights was latency-bound (tools/arm_cycle_model.sh).
+    constexpr int kChains = NT == 1 ? 4 : NT == 2 ? 2 : 1;
+    int32x4_t acc[NT][kChains];
+#pragma GCC unroll 4
+    for (int t = 0; t < NT; ++t)
+#pragma GCC unroll 4
+      for (int c = 0; c < kChains; ++c) acc[t][c] = vdupq_n_s32(0);
     for (int s = 0; s < sub; ++s) {
       uint8x16_t u[4];
       if (K == RowKind::Ternary2) {
@@ -82,14 +88,22 @@ void row_tokens_neon(const QgemmArgs& a, int64_t i, int64_t n0) {
         for (int j = 0; j < 4; ++j) u[j] = vld1q_u8(tmp + 64 * s + 16 * j);
       }
       const int8_t* xs = a.qx + n0 * d_in + g * G + 64 * s;
+      // Unrolled explicitly: at -O2 GCC 12 kept the j loop for NT = 1, storing the four decoded
+      // vectors to the stack and reloading one per SDOT (seen in tools/arm_cycle_model.sh's
+      // extracted loop).
+#pragma GCC unroll 4
       for (int t = 0; t < NT; ++t)
+#pragma GCC unroll 4
         for (int j = 0; j < 4; ++j)
-          acc[t] = Dot::step(acc[t], vreinterpretq_s8_u8(u[j]), vld1q_s8(xs + t * d_in + 16 * j));
+          acc[t][j % kChains] = Dot::step(acc[t][j % kChains], vreinterpretq_s8_u8(u[j]), vld1q_s8(xs + t * d_in + 16 * j));
     }
     const float swf = f16_bits_to_f32(sw[g]);
     for (int t = 0; t < NT; ++t) {
       const int64_t ix = (n0 + t) * ng + g;
-      const int32_t dot = vaddvq_s32(acc[t]) - off * a.sumx[ix];
+      int32x4_t sum = acc[t][0];
+#pragma GCC unroll 4
+      for (int c = 1; c < kChains; ++c) sum = vaddq_s32(sum, acc[t][c]);
+      const int32_t dot = vaddvq_s32(sum) - off * a.sumx[ix];
       accs[t] += float(dot) * (swf * a.sx[ix]);
     }
   }

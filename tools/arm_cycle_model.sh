@@ -1,0 +1,203 @@
+#!/usr/bin/env bash
+# ARM cycle model (not part of razor; needs Debian's llvm for llvm-mca and the aarch64 cross
+# compiler that tools/test_aarch64.sh installs). No ARM hardware is used: everything printed is
+# MODELLED.
+#   1. Compiles razor's NEON / dotprod decode GEMV row kernels and the prefill GEMM micro-kernel
+#      (small wrapper translation units that include the kernel files and instantiate one kernel
+#      each, razor's own flags: -O2 -ffp-contract=off, -march=armv8-a / armv8.2-a+dotprod) and
+#      llama.cpp's ggml_vec_dot_tq2_0_q8_K / ggml_vec_dot_q4_0_q8_0 (ggml-cpu/arch/arm/quants.c,
+#      gcc -O3 -march=armv8.2-a+dotprod) to assembly.
+#   2. Extracts each kernel's hot loop: the innermost loop with the most multiply instructions
+#      (sdot / smull / smlal), and for razor's row kernels also the rest of the enclosing group
+#      loop (the per-group epilogue), run once per group.
+#   3. Runs llvm-mca -mtriple=aarch64 -mcpu=cortex-a76 and -mcpu=cortex-a55 on each (steady
+#      state: total cycles / iterations over 200 iterations) and prints cycles per 256 weights
+#      (per token) for the GEMV kernels and per 256 multiply-adds for the GEMM micro-kernel.
+#   4. A roofline for Qwen3-0.6B's shape: weight bytes per decoded token against each board's
+#      memory bandwidth, and the modelled cycles per token against its cores, giving an estimated
+#      decode tokens/s = min(compute bound, bandwidth bound).
+# llvm-mca models the core only (no cache misses, no memory stalls, perfect branch prediction):
+# its numbers are a lower bound on cycles, and the bandwidth side is an assumption stated below.
+# Usage: tools/arm_cycle_model.sh [LLAMA_DIR (default /work/llama.cpp)] [G (default 256)]
+# ARM_MCA_DUMP=DIR writes each extracted loop to DIR (to read what was modelled).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+LLAMA=${1:-/work/llama.cpp}
+G=${2:-256}
+MCA=${LLVM_MCA:-$(command -v llvm-mca || command -v llvm-mca-14 || true)}
+CXX=${CROSS_CXX:-aarch64-linux-gnu-g++}
+CC=${CROSS_CC:-aarch64-linux-gnu-gcc}
+[[ -n $MCA ]] || { echo "arm_cycle_model: llvm-mca not found (Debian: apt-get install llvm)" >&2; exit 1; }
+command -v "$CXX" >/dev/null || { echo "arm_cycle_model: $CXX not found (tools/test_aarch64.sh installs it)" >&2; exit 1; }
+[[ -f $LLAMA/ggml/src/ggml-cpu/arch/arm/quants.c ]] || { echo "arm_cycle_model: no llama.cpp sources at $LLAMA" >&2; exit 1; }
+W=$(mktemp -d)
+trap 'rm -rf "$W"' EXIT
+RZ="-std=c++17 -O2 -ffp-contract=off -Isrc -I. -w"
+
+# ---- razor: one extern "C" function per kernel ----
+cat > "$W/rz_dotprod.cpp" <<'CPP'
+#include "kernels/qgemm_dotprod.cpp"
+#include "kernels/qgemm_gemm_dotprod.cpp"
+namespace razor {
+extern "C" void rz_gemv_t2_sdot(const QgemmArgs& a, int64_t i) { row_tokens_neon<DotSdot, RowKind::Ternary2, 1>(a, i, 0); }
+extern "C" void rz_gemv_q4_sdot(const QgemmArgs& a, int64_t i) { row_tokens_neon<DotSdot, RowKind::Int4, 1>(a, i, 0); }
+extern "C" void rz_gemm_sdot(const uint8_t* t, int64_t K, int G, const uint8_t* b, float* c) { MicroSdot::block(t, K, G, b, c); }
+}
+CPP
+cat > "$W/rz_neon.cpp" <<'CPP'
+#include "kernels/qgemm_neon.cpp"
+#include "kernels/qgemm_gemm_neon.cpp"
+namespace razor {
+extern "C" void rz_gemv_t2_neon(const QgemmArgs& a, int64_t i) { row_tokens_neon<DotNeon, RowKind::Ternary2, 1>(a, i, 0); }
+extern "C" void rz_gemv_q4_neon(const QgemmArgs& a, int64_t i) { row_tokens_neon<DotNeon, RowKind::Int4, 1>(a, i, 0); }
+extern "C" void rz_gemm_neon(const uint8_t* t, int64_t K, int G, const uint8_t* b, float* c) { MicroNeon::block(t, K, G, b, c); }
+}
+CPP
+"$CXX" $RZ -march=armv8.2-a+dotprod -S "$W/rz_dotprod.cpp" -o "$W/rz_dotprod.s"
+"$CXX" $RZ -march=armv8-a -S "$W/rz_neon.cpp" -o "$W/rz_neon.s"
+LQ="$LLAMA/ggml/src/ggml-cpu/arch/arm/quants.c"
+"$CC" -O3 -march=armv8.2-a+dotprod -std=gnu11 -w -I"$LLAMA/ggml/include" -I"$LLAMA/ggml/src" \
+  -I"$LLAMA/ggml/src/ggml-cpu" -S "$LQ" -o "$W/llama_dotprod.s"
+"$CC" -O3 -march=armv8-a -std=gnu11 -w -I"$LLAMA/ggml/include" -I"$LLAMA/ggml/src" \
+  -I"$LLAMA/ggml/src/ggml-cpu" -S "$LQ" -o "$W/llama_neon.s"
+
+DUMP=${ARM_MCA_DUMP:-} MCA="$MCA" W="$W" G="$G" python3 - <<'PY'
+import os, re, subprocess, sys
+W, G, MCA = os.environ["W"], int(os.environ["G"]), os.environ["MCA"]
+KEY = re.compile(r"^\s*(sdot|smull2?|smlal2?|sadalp|mul|mla)\b")
+BR = re.compile(r"^\s*(b[a-z.]*|cbn?z|tbn?z)\s+(?:[wx]\d+,\s*)?(?:#?\d+,\s*)?(\.L\w+)\s*$")
+
+def function(path, name):
+    lines = open(path).read().split("\n")
+    start = next(i for i, l in enumerate(lines) if l.startswith(name + ":"))
+    end = next(i for i in range(start, len(lines)) if lines[i].strip().startswith(".size") and name in lines[i])
+    return lines[start:end]
+
+def loops(body):
+    labels = {l.rstrip(":").strip(): i for i, l in enumerate(body) if re.match(r"^\.L\w+:", l)}
+    out = []
+    for i, l in enumerate(body):
+        m = BR.match(l)
+        if m and m.group(2) in labels and labels[m.group(2)] < i:
+            out.append((labels[m.group(2)], i))
+    return out
+
+def insns(body, lo, hi, skip=None):
+    res = []
+    for i in range(lo, hi + 1):
+        if skip and skip[0] <= i <= skip[1]:
+            continue
+        l = body[i].split("//")[0].rstrip()
+        if not l.strip() or l.strip().startswith(".") or re.match(r"^\.L\w+:", l):
+            continue
+        res.append(l.strip())
+    return res
+
+def hot(path, name):
+    """Innermost loop with the most multiply instructions, and its enclosing loop's other lines."""
+    body = function(path, name)
+    ls = loops(body)
+    if not ls:  # a wrapper that tail-calls (or calls) the kernel's own symbol: follow it
+        callee = next(m.group(1) for l in body for m in [re.match(r"^\s*bl?\s+([A-Za-z_]\w*)\s*$", l)] if m)
+        return hot(path, callee)
+    best = max(ls, key=lambda r: (sum(bool(KEY.match(body[i])) for i in range(r[0], r[1] + 1)), -(r[1] - r[0])))
+    parents = [r for r in ls if r[0] <= best[0] and r[1] >= best[1] and r != best]
+    parent = min(parents, key=lambda r: r[1] - r[0]) if parents else None
+    inner = insns(body, *best)
+    epi = insns(body, parent[0], parent[1], skip=best) if parent else []
+    return inner, epi
+
+def mca(code, cpu):
+    if not code:
+        return 0.0
+    r = subprocess.run([MCA, "-mtriple=aarch64", "-mcpu=" + cpu, "-iterations=200"], input="\n".join(code) + "\n",
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        sys.exit("llvm-mca failed on %s:\n%s" % (cpu, r.stderr[:2000]))
+    it = int(re.search(r"Iterations:\s+(\d+)", r.stdout).group(1))
+    cyc = int(re.search(r"Total Cycles:\s+(\d+)", r.stdout).group(1))
+    return cyc / it
+
+# name, asm, symbol, inner iterations per 256 weights, epilogues (group loop rest) per 256, unit
+blocks = G // 64
+kernels = [
+    ("razor GEMV ternary2 (dotprod, 1 token)", "rz_dotprod.s", "rz_gemv_t2_sdot", 4, 256 / G, "256 w"),
+    ("razor GEMV int4 (dotprod, 1 token)", "rz_dotprod.s", "rz_gemv_q4_sdot", 4, 256 / G, "256 w"),
+    ("razor GEMV ternary2 (NEON, 1 token)", "rz_neon.s", "rz_gemv_t2_neon", 4, 256 / G, "256 w"),
+    ("razor GEMV int4 (NEON, 1 token)", "rz_neon.s", "rz_gemv_q4_neon", 4, 256 / G, "256 w"),
+    ("llama.cpp TQ2_0 vec_dot (dotprod)", "llama_dotprod.s", "ggml_vec_dot_tq2_0_q8_K", None, 0, "256 w"),
+    ("llama.cpp Q4_0 vec_dot (dotprod)", "llama_dotprod.s", "ggml_vec_dot_q4_0_q8_0", None, 0, "256 w"),
+    ("llama.cpp TQ2_0 vec_dot (NEON)", "llama_neon.s", "ggml_vec_dot_tq2_0_q8_K", None, 0, "256 w"),
+    ("llama.cpp Q4_0 vec_dot (NEON)", "llama_neon.s", "ggml_vec_dot_q4_0_q8_0", None, 0, "256 w"),
+    ("razor GEMM micro-kernel (dotprod, 16x4)", "rz_dotprod.s", "rz_gemm_sdot", 1, 0, "256 MAC"),
+    ("razor GEMM micro-kernel (NEON, 8x4 x2)", "rz_neon.s", "rz_gemm_neon", 1, 0, "256 MAC"),
+]
+res = {}
+print("llvm-mca (%s), G = %d; cycles per 256 weights of one token (GEMV) or per 256 multiply-adds (GEMM)" % (
+    subprocess.run([MCA, "--version"], capture_output=True, text=True).stdout.split("\n")[1].strip(), G))
+print("%-42s %5s %5s %9s %9s" % ("kernel", "insn", "MACs", "A76", "A55"))
+for name, asm, sym, per256, epi256, unit in kernels:
+    inner, epi = hot(os.path.join(W, asm), sym)
+    if os.environ.get("DUMP"):  # the extracted loops, for reading
+        with open(os.path.join(os.environ["DUMP"], sym + "_" + asm.replace(".s", "") + ".s"), "w") as f:
+            f.write("# inner loop\n" + "\n".join(inner) + "\n# rest of the enclosing loop\n" + "\n".join(epi) + "\n")
+    # weights (MACs) per inner iteration: SDOT = 16, SMULL/SMLAL(2) = 8.
+    macs = 16 * sum(1 for l in inner if l.startswith("sdot")) + 8 * sum(1 for l in inner if re.match(r"sm(ull|lal)2?\b", l))
+    row = []
+    for cpu in ("cortex-a76", "cortex-a55"):
+        ci = mca(inner, cpu)
+        ce = mca(epi, cpu) if epi256 else 0.0
+        if per256 is None:  # llama.cpp: one iteration handles `macs` weights (the whole block loop)
+            c = ci * 256 / macs
+        elif unit == "256 MAC":
+            c = ci * 256 / macs
+        else:
+            c = ci * per256 * (64 * 1.0 / (macs if macs else 64)) + ce * epi256
+        row.append(c)
+    res[name] = row
+    print("%-42s %5d %5d %9.1f %9.1f" % (name, len(inner), macs, row[0], row[1]))
+with open(os.path.join(W, "cycles.txt"), "w") as f:
+    for k, v in res.items():
+        f.write("%s\t%.3f\t%.3f\n" % (k, v[0], v[1]))
+PY
+
+# ---- Roofline: Qwen3-0.6B shape, decode of one token ----
+W="$W" python3 - <<'PY'
+import os
+cyc = {}
+for l in open(os.path.join(os.environ["W"], "cycles.txt")):
+    k, a, b = l.rstrip("\n").split("\t")
+    cyc[k] = (float(a), float(b))
+# Qwen3-0.6B: C 1024, 28 layers, q 16 x 128, kv 8 x 128, F 3072, V 151936 (tied lm_head).
+C, L, Q, KV, F, V = 1024, 28, 2048, 1024, 3072, 151936
+lin = L * (C * Q + 2 * C * KV + Q * C + 3 * C * F)  # q, k, v, o, gate, up, down
+head = V * C
+boards = [  # name, core, cores, GHz, theoretical GB/s, sustained fraction assumed
+    ("Raspberry Pi 5 (4x Cortex-A76 2.4 GHz, LPDDR4X-4267 x32: 17.1 GB/s)", 0, 4, 2.4, 17.1, 0.6),
+    ("RK3566 board (4x Cortex-A55 1.8 GHz, LPDDR4-2112 x32: 8.4 GB/s)", 1, 4, 1.8, 8.4, 0.6),
+]
+t2, q4 = "razor GEMV ternary2 (dotprod, 1 token)", "razor GEMV int4 (dotprod, 1 token)"
+models = [  # name, bytes/token, cycles/token on core i
+    ("razor 1.58-bit (ternary2 G256, int4 head)", lin * 2.0625 / 8 + head * 4.0625 / 8,
+     lambda i: lin / 256 * cyc[t2][i] + head / 256 * cyc[q4][i]),
+    ("razor 1.88-bit (mixed8 G64, int4 head)", lin * (7 * 2.25 + 4.25) / 8 / 8 + head * 4.25 / 8,
+     lambda i: lin / 256 * (7 * cyc[t2][i] + cyc[q4][i]) / 8 + head / 256 * cyc[q4][i]),
+    ("razor 4-bit (int4 G256)", (lin + head) * 4.0625 / 8, lambda i: (lin + head) / 256 * cyc[q4][i]),
+    ("llama.cpp TQ2_0 (Q4_0 tied head)", lin * 2.0625 / 8 + head * 4.5 / 8,
+     lambda i: lin / 256 * cyc["llama.cpp TQ2_0 vec_dot (dotprod)"][i] + head / 256 * cyc["llama.cpp Q4_0 vec_dot (dotprod)"][i]),
+    ("llama.cpp Q4_0", (lin + head) * 4.5 / 8, lambda i: (lin + head) / 256 * cyc["llama.cpp Q4_0 vec_dot (dotprod)"][i]),
+]
+print()
+print("Decode roofline, Qwen3-0.6B shape (%.0fM linear + %.0fM lm_head weights per token; KV cache, attention," % (lin / 1e6, head / 1e6))
+print("norms and activation quantisation not counted). compute = cores x GHz / modelled cycles per token;")
+print("memory = sustained bandwidth (theoretical x assumed fraction) / weight bytes per token.")
+for bname, ci, cores, ghz, bw, frac in boards:
+    print("\n" + bname + "; sustained bandwidth assumed %.0f%% = %.1f GB/s" % (100 * frac, bw * frac))
+    print("%-44s %8s %10s %10s %10s %10s" % ("model", "MB/tok", "Mcyc/tok", "1 core", "%d cores" % cores, "memory"))
+    for mname, byt, cfn in models:
+        mc = cfn(ci)
+        one = ghz * 1e9 / mc
+        mem = bw * frac * 1e9 / byt
+        print("%-44s %8.1f %10.1f %10.1f %10.1f %10.1f   -> %.1f tok/s" % (mname, byt / 1e6, mc / 1e6, one, one * cores, mem,
+                                                                           min(one * cores, mem)))
+PY
