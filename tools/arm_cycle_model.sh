@@ -24,7 +24,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 LLAMA=${1:-/work/llama.cpp}
 G=${2:-256}
-MCA=${LLVM_MCA:-$(command -v llvm-mca || command -v llvm-mca-14 || true)}
+# The newest Debian llvm-mca installed: LLVM has no Cortex-A76 model (-mcpu=cortex-a76 selects the
+# Cortex-A57 machine model in LLVM 14 and 19: 3-wide, one load pipe), but LLVM >= 16 models the
+# Neoverse N1, the server core built on the Cortex-A76 microarchitecture (4-wide decode, 2 load,
+# 2 ASIMD pipes); that model is used for the A76 roofline when present (apt-get install llvm-19).
+MCA=${LLVM_MCA:-$(ls /usr/bin/llvm-mca-[0-9]* 2>/dev/null | sort -t- -k3 -n | tail -1)}
+MCA=${MCA:-$(command -v llvm-mca || true)}
 CXX=${CROSS_CXX:-aarch64-linux-gnu-g++}
 CC=${CROSS_CC:-aarch64-linux-gnu-gcc}
 [[ -n $MCA ]] || { echo "arm_cycle_model: llvm-mca not found (Debian: apt-get install llvm)" >&2; exit 1; }
@@ -60,6 +65,10 @@ LQ="$LLAMA/ggml/src/ggml-cpu/arch/arm/quants.c"
   -I"$LLAMA/ggml/src/ggml-cpu" -S "$LQ" -o "$W/llama_dotprod.s"
 "$CC" -O3 -march=armv8-a -std=gnu11 -w -I"$LLAMA/ggml/include" -I"$LLAMA/ggml/src" \
   -I"$LLAMA/ggml/src/ggml-cpu" -S "$LQ" -o "$W/llama_neon.s"
+# On cores with dotprod and without i8mm (A76, A55) llama.cpp repacks Q4_0 weights 4 rows x 4
+# bytes at load time and decodes with ggml_gemv_q4_0_4x4_q8_0 (ggml-cpu/arch/arm/repack.cpp).
+"$CXX" -O3 -std=c++17 -march=armv8.2-a+dotprod -w -I"$LLAMA/ggml/include" -I"$LLAMA/ggml/src" \
+  -I"$LLAMA/ggml/src/ggml-cpu" -S "$LLAMA/ggml/src/ggml-cpu/arch/arm/repack.cpp" -o "$W/llama_repack.s"
 
 DUMP=${ARM_MCA_DUMP:-} MCA="$MCA" W="$W" G="$G" python3 - <<'PY'
 import os, re, subprocess, sys
@@ -127,15 +136,22 @@ kernels = [
     ("razor GEMV int4 (NEON, 1 token)", "rz_neon.s", "rz_gemv_q4_neon", 4, 256 / G, "256 w"),
     ("llama.cpp TQ2_0 vec_dot (dotprod)", "llama_dotprod.s", "ggml_vec_dot_tq2_0_q8_K", None, 0, "256 w"),
     ("llama.cpp Q4_0 vec_dot (dotprod)", "llama_dotprod.s", "ggml_vec_dot_q4_0_q8_0", None, 0, "256 w"),
+    ("llama.cpp Q4_0 repacked 4x4 GEMV (dotprod)", "llama_repack.s", "ggml_gemv_q4_0_4x4_q8_0", None, 0, "256 w"),
     ("llama.cpp TQ2_0 vec_dot (NEON)", "llama_neon.s", "ggml_vec_dot_tq2_0_q8_K", None, 0, "256 w"),
     ("llama.cpp Q4_0 vec_dot (NEON)", "llama_neon.s", "ggml_vec_dot_q4_0_q8_0", None, 0, "256 w"),
     ("razor GEMM micro-kernel (dotprod, 16x4)", "rz_dotprod.s", "rz_gemm_sdot", 1, 0, "256 MAC"),
     ("razor GEMM micro-kernel (NEON, 8x4 x2)", "rz_neon.s", "rz_gemm_neon", 1, 0, "256 MAC"),
 ]
 res = {}
-print("llvm-mca (%s), G = %d; cycles per 256 weights of one token (GEMV) or per 256 multiply-adds (GEMM)" % (
-    subprocess.run([MCA, "--version"], capture_output=True, text=True).stdout.split("\n")[1].strip(), G))
-print("%-42s %5s %5s %9s %9s" % ("kernel", "insn", "MACs", "A76", "A55"))
+probe = subprocess.run([MCA, "-mtriple=aarch64", "-mcpu=neoverse-n1"], input="add x0, x0, 1\n", capture_output=True, text=True)
+n1 = "N1Unit" in probe.stdout
+CPUS = ["cortex-a76", "neoverse-n1", "cortex-a55"] if n1 else ["cortex-a76", "cortex-a55"]
+ver = subprocess.run([MCA, "--version"], capture_output=True, text=True).stdout
+print("%s (%s), G = %d; cycles per 256 weights of one token (GEMV) or per 256 multiply-adds (GEMM)" % (
+    MCA, re.search(r"version [\d.]+", ver).group(0), G))
+print("cortex-a76 = LLVM's Cortex-A57 model" + ("; neoverse-n1 = the A76-derived core's own model" if n1 else
+      " (no Neoverse N1 model in this LLVM: install llvm-19 for one)"))
+print("%-42s %5s %5s" % ("kernel", "insn", "MACs") + "".join(" %11s" % c for c in CPUS))
 for name, asm, sym, per256, epi256, unit in kernels:
     inner, epi = hot(os.path.join(W, asm), sym)
     if os.environ.get("DUMP"):  # the extracted loops, for reading
@@ -143,22 +159,21 @@ for name, asm, sym, per256, epi256, unit in kernels:
             f.write("# inner loop\n" + "\n".join(inner) + "\n# rest of the enclosing loop\n" + "\n".join(epi) + "\n")
     # weights (MACs) per inner iteration: SDOT = 16, SMULL/SMLAL(2) = 8.
     macs = 16 * sum(1 for l in inner if l.startswith("sdot")) + 8 * sum(1 for l in inner if re.match(r"sm(ull|lal)2?\b", l))
-    row = []
-    for cpu in ("cortex-a76", "cortex-a55"):
-        ci = mca(inner, cpu)
-        ce = mca(epi, cpu) if epi256 else 0.0
-        if per256 is None:  # llama.cpp: one iteration handles `macs` weights (the whole block loop)
-            c = ci * 256 / macs
-        elif unit == "256 MAC":
-            c = ci * 256 / macs
-        else:
-            c = ci * per256 * (64 * 1.0 / (macs if macs else 64)) + ce * epi256
-        row.append(c)
-    res[name] = row
-    print("%-42s %5d %5d %9.1f %9.1f" % (name, len(inner), macs, row[0], row[1]))
+    row, parts = [], []
+    for cpu in CPUS:
+        ci = mca(inner, cpu) * 256 / macs  # the inner loop, per 256 weights (MACs)
+        ce = mca(epi, cpu) if epi256 else 0.0  # razor's per-group epilogue, once per group
+        parts.append((ci, ce))
+        row.append(ci + ce * epi256)
+    res[name] = parts
+    print("%-42s %5d %5d" % (name, len(inner), macs) + "".join(" %11.1f" % c for c in row))
 with open(os.path.join(W, "cycles.txt"), "w") as f:
+    # per kernel: inner cycles per 256 and epilogue cycles per group, for the A76 estimate (the
+    # N1 model where present) and the A55
+    a76 = CPUS.index("neoverse-n1") if n1 else 0
     for k, v in res.items():
-        f.write("%s\t%.3f\t%.3f\n" % (k, v[0], v[1]))
+        f.write("%s\t%.3f\t%.3f\t%.3f\t%.3f\t%s\n" % (k, v[a76][0], v[a76][1], v[-1][0], v[-1][1],
+                                                      "neoverse-n1" if n1 else "cortex-a76 (A57 model)"))
 PY
 
 # ---- Roofline: Qwen3-0.6B shape, decode of one token ----
@@ -166,26 +181,31 @@ W="$W" python3 - <<'PY'
 import os
 cyc = {}
 for l in open(os.path.join(os.environ["W"], "cycles.txt")):
-    k, a, b = l.rstrip("\n").split("\t")
-    cyc[k] = (float(a), float(b))
+    k, i0, e0, i1, e1, a76model = l.rstrip("\n").split("\t")
+    cyc[k] = ((float(i0), float(e0)), (float(i1), float(e1)))
+
+def c256(k, core, G=256):  # cycles per 256 weights at group size G (razor: one epilogue per group)
+    i, e = cyc[k][core]
+    return i + e * 256 / G
 # Qwen3-0.6B: C 1024, 28 layers, q 16 x 128, kv 8 x 128, F 3072, V 151936 (tied lm_head).
 C, L, Q, KV, F, V = 1024, 28, 2048, 1024, 3072, 151936
 lin = L * (C * Q + 2 * C * KV + Q * C + 3 * C * F)  # q, k, v, o, gate, up, down
 head = V * C
 boards = [  # name, core, cores, GHz, theoretical GB/s, sustained fraction assumed
-    ("Raspberry Pi 5 (4x Cortex-A76 2.4 GHz, LPDDR4X-4267 x32: 17.1 GB/s)", 0, 4, 2.4, 17.1, 0.6),
+    ("Raspberry Pi 5 (4x Cortex-A76 2.4 GHz, LPDDR4X-4267 x32: 17.1 GB/s; cycles: " + a76model + ")", 0, 4, 2.4, 17.1, 0.6),
     ("RK3566 board (4x Cortex-A55 1.8 GHz, LPDDR4-2112 x32: 8.4 GB/s)", 1, 4, 1.8, 8.4, 0.6),
 ]
 t2, q4 = "razor GEMV ternary2 (dotprod, 1 token)", "razor GEMV int4 (dotprod, 1 token)"
+q4r = "llama.cpp Q4_0 repacked 4x4 GEMV (dotprod)"  # what llama.cpp runs for Q4_0 on these cores
 models = [  # name, bytes/token, cycles/token on core i
     ("razor 1.58-bit (ternary2 G256, int4 head)", lin * 2.0625 / 8 + head * 4.0625 / 8,
-     lambda i: lin / 256 * cyc[t2][i] + head / 256 * cyc[q4][i]),
+     lambda i: lin / 256 * c256(t2, i) + head / 256 * c256(q4, i)),
     ("razor 1.88-bit (mixed8 G64, int4 head)", lin * (7 * 2.25 + 4.25) / 8 / 8 + head * 4.25 / 8,
-     lambda i: lin / 256 * (7 * cyc[t2][i] + cyc[q4][i]) / 8 + head / 256 * cyc[q4][i]),
-    ("razor 4-bit (int4 G256)", (lin + head) * 4.0625 / 8, lambda i: (lin + head) / 256 * cyc[q4][i]),
+     lambda i: lin / 256 * (7 * c256(t2, i, 64) + c256(q4, i, 64)) / 8 + head / 256 * c256(q4, i, 64)),
+    ("razor 4-bit (int4 G256)", (lin + head) * 4.0625 / 8, lambda i: (lin + head) / 256 * c256(q4, i)),
     ("llama.cpp TQ2_0 (Q4_0 tied head)", lin * 2.0625 / 8 + head * 4.5 / 8,
-     lambda i: lin / 256 * cyc["llama.cpp TQ2_0 vec_dot (dotprod)"][i] + head / 256 * cyc["llama.cpp Q4_0 vec_dot (dotprod)"][i]),
-    ("llama.cpp Q4_0", (lin + head) * 4.5 / 8, lambda i: (lin + head) / 256 * cyc["llama.cpp Q4_0 vec_dot (dotprod)"][i]),
+     lambda i: lin / 256 * c256("llama.cpp TQ2_0 vec_dot (dotprod)", i) + head / 256 * c256(q4r, i)),
+    ("llama.cpp Q4_0 (repacked 4x4)", (lin + head) * 4.5 / 8, lambda i: (lin + head) / 256 * c256(q4r, i)),
 ]
 print()
 print("Decode roofline, Qwen3-0.6B shape (%.0fM linear + %.0fM lm_head weights per token; KV cache, attention," % (lin / 1e6, head / 1e6))
