@@ -46,6 +46,8 @@ cat > "$W/rz_dotprod.cpp" <<'CPP'
 namespace razor {
 extern "C" void rz_gemv_t2_sdot(const QgemmArgs& a, int64_t i) { row_tokens_neon<DotSdot, RowKind::Ternary2, 1>(a, i, 0); }
 extern "C" void rz_gemv_q4_sdot(const QgemmArgs& a, int64_t i) { row_tokens_neon<DotSdot, RowKind::Int4, 1>(a, i, 0); }
+extern "C" void rz_quad_t2_sdot(const QgemmArgs& a, int64_t i) { quad_n1_neon<DotSdot, 0>(a, i); }
+extern "C" void rz_quad_q4_sdot(const QgemmArgs& a, int64_t i) { quad_n1_neon<DotSdot, 15>(a, i); }
 extern "C" void rz_gemm_sdot(const uint8_t* t, int64_t K, int G, const uint8_t* b, float* c) { MicroSdot::block(t, K, G, b, c); }
 }
 CPP
@@ -55,6 +57,8 @@ cat > "$W/rz_neon.cpp" <<'CPP'
 namespace razor {
 extern "C" void rz_gemv_t2_neon(const QgemmArgs& a, int64_t i) { row_tokens_neon<DotNeon, RowKind::Ternary2, 1>(a, i, 0); }
 extern "C" void rz_gemv_q4_neon(const QgemmArgs& a, int64_t i) { row_tokens_neon<DotNeon, RowKind::Int4, 1>(a, i, 0); }
+extern "C" void rz_quad_t2_neon(const QgemmArgs& a, int64_t i) { quad_n1_neon<DotNeon, 0>(a, i); }
+extern "C" void rz_quad_q4_neon(const QgemmArgs& a, int64_t i) { quad_n1_neon<DotNeon, 15>(a, i); }
 extern "C" void rz_gemm_neon(const uint8_t* t, int64_t K, int G, const uint8_t* b, float* c) { MicroNeon::block(t, K, G, b, c); }
 }
 CPP
@@ -130,17 +134,22 @@ def mca(code, cpu):
 # name, asm, symbol, inner iterations per 256 weights, epilogues (group loop rest) per 256, unit
 blocks = G // 64
 kernels = [
-    ("razor GEMV ternary2 (dotprod, 1 token)", "rz_dotprod.s", "rz_gemv_t2_sdot", 4, 256 / G, "256 w"),
-    ("razor GEMV int4 (dotprod, 1 token)", "rz_dotprod.s", "rz_gemv_q4_sdot", 4, 256 / G, "256 w"),
-    ("razor GEMV ternary2 (NEON, 1 token)", "rz_neon.s", "rz_gemv_t2_neon", 4, 256 / G, "256 w"),
-    ("razor GEMV int4 (NEON, 1 token)", "rz_neon.s", "rz_gemv_q4_neon", 4, 256 / G, "256 w"),
+    ("razor GEMV row ternary2 (dotprod)", "rz_dotprod.s", "rz_gemv_t2_sdot", 4, 256 / G, "256 w"),
+    ("razor GEMV row int4 (dotprod)", "rz_dotprod.s", "rz_gemv_q4_sdot", 4, 256 / G, "256 w"),
+    ("razor GEMV quad ternary2 (dotprod)", "rz_dotprod.s", "rz_quad_t2_sdot", 4, 256 / G / 4, "256 w"),
+    ("razor GEMV quad int4 (dotprod)", "rz_dotprod.s", "rz_quad_q4_sdot", 4, 256 / G / 4, "256 w"),
+    ("razor GEMV row ternary2 (NEON)", "rz_neon.s", "rz_gemv_t2_neon", 4, 256 / G, "256 w"),
+    ("razor GEMV row int4 (NEON)", "rz_neon.s", "rz_gemv_q4_neon", 4, 256 / G, "256 w"),
+    ("razor GEMV quad ternary2 (NEON)", "rz_neon.s", "rz_quad_t2_neon", 4, 256 / G / 4, "256 w"),
+    ("razor GEMV quad int4 (NEON)", "rz_neon.s", "rz_quad_q4_neon", 4, 256 / G / 4, "256 w"),
     ("llama.cpp TQ2_0 vec_dot (dotprod)", "llama_dotprod.s", "ggml_vec_dot_tq2_0_q8_K", None, 0, "256 w"),
     ("llama.cpp Q4_0 vec_dot (dotprod)", "llama_dotprod.s", "ggml_vec_dot_q4_0_q8_0", None, 0, "256 w"),
     ("llama.cpp Q4_0 repacked 4x4 GEMV (dotprod)", "llama_repack.s", "ggml_gemv_q4_0_4x4_q8_0", None, 0, "256 w"),
     ("llama.cpp TQ2_0 vec_dot (NEON)", "llama_neon.s", "ggml_vec_dot_tq2_0_q8_K", None, 0, "256 w"),
     ("llama.cpp Q4_0 vec_dot (NEON)", "llama_neon.s", "ggml_vec_dot_q4_0_q8_0", None, 0, "256 w"),
-    ("razor GEMM micro-kernel (dotprod, 16x4)", "rz_dotprod.s", "rz_gemm_sdot", 1, 0, "256 MAC"),
-    ("razor GEMM micro-kernel (NEON, 8x4 x2)", "rz_neon.s", "rz_gemm_neon", 1, 0, "256 MAC"),
+    # one group epilogue (convert, scale, add into the fp32 tile) per G/4 steps of 256 MACs
+    ("razor GEMM micro-kernel (dotprod, 16x4)", "rz_dotprod.s", "rz_gemm_sdot", 1, 4 / G, "256 MAC"),
+    ("razor GEMM micro-kernel (NEON, 8x4 x2)", "rz_neon.s", "rz_gemm_neon", 1, 4 / G, "256 MAC"),
 ]
 res = {}
 probe = subprocess.run([MCA, "-mtriple=aarch64", "-mcpu=neoverse-n1"], input="add x0, x0, 1\n", capture_output=True, text=True)
@@ -162,9 +171,11 @@ for name, asm, sym, per256, epi256, unit in kernels:
     row, parts = [], []
     for cpu in CPUS:
         ci = mca(inner, cpu) * 256 / macs  # the inner loop, per 256 weights (MACs)
-        ce = mca(epi, cpu) if epi256 else 0.0  # razor's per-group epilogue, once per group
+        # razor's per-group epilogue, once per group (of one row, or of four rows for the quads:
+        # stored per row-group)
+        ce = (mca(epi, cpu) * epi256 * G / 256) if epi256 else 0.0
         parts.append((ci, ce))
-        row.append(ci + ce * epi256)
+        row.append(ci + ce * 256 / G)
     res[name] = parts
     print("%-42s %5d %5d" % (name, len(inner), macs) + "".join(" %11.1f" % c for c in row))
 with open(os.path.join(W, "cycles.txt"), "w") as f:
@@ -195,7 +206,8 @@ boards = [  # name, core, cores, GHz, theoretical GB/s, sustained fraction assum
     ("Raspberry Pi 5 (4x Cortex-A76 2.4 GHz, LPDDR4X-4267 x32: 17.1 GB/s; cycles: " + a76model + ")", 0, 4, 2.4, 17.1, 0.6),
     ("RK3566 board (4x Cortex-A55 1.8 GHz, LPDDR4-2112 x32: 8.4 GB/s)", 1, 4, 1.8, 8.4, 0.6),
 ]
-t2, q4 = "razor GEMV ternary2 (dotprod, 1 token)", "razor GEMV int4 (dotprod, 1 token)"
+# razor's decode runs one token's ternary2 / int4 rows four at a time (quad_n1_neon)
+t2, q4 = "razor GEMV quad ternary2 (dotprod)", "razor GEMV quad int4 (dotprod)"
 q4r = "llama.cpp Q4_0 repacked 4x4 GEMV (dotprod)"  # what llama.cpp runs for Q4_0 on these cores
 models = [  # name, bytes/token, cycles/token on core i
     ("razor 1.58-bit (ternary2 G256, int4 head)", lin * 2.0625 / 8 + head * 4.0625 / 8,
@@ -220,4 +232,10 @@ for bname, ci, cores, ghz, bw, frac in boards:
         mem = bw * frac * 1e9 / byt
         print("%-44s %8.1f %10.1f %10.1f %10.1f %10.1f   -> %.1f tok/s" % (mname, byt / 1e6, mc / 1e6, one, one * cores, mem,
                                                                            min(one * cores, mem)))
+    # Prefill: the linears' multiply-adds through the GEMM micro-kernel (weights unpacked once per
+    # tile, activations from L1/L2: compute-bound), the lm_head once per prompt (not counted).
+    for gname in ("razor GEMM micro-kernel (dotprod, 16x4)", "razor GEMM micro-kernel (NEON, 8x4 x2)"):
+        mc = lin / 256 * c256(gname, ci)
+        print("prefill, linears only, %-38s %8.1f Mcyc/tok -> %.0f tok/s on %d cores (GEMM micro-kernel incl. group epilogue, G 256)" % (
+            gname.replace("razor GEMM micro-kernel ", ""), mc / 1e6, ghz * 1e9 / mc * cores, cores))
 PY
