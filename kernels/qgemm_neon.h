@@ -1,7 +1,9 @@
-// The NEON row kernel shared by qgemm_neon.cpp (plain ARMv8 NEON) and qgemm_dotprod.cpp
+// The NEON row kernels shared by qgemm_neon.cpp (plain ARMv8 NEON) and qgemm_dotprod.cpp
 // (ARMv8.2 SDOT), parameterised on the 16-byte signed dot step. Offset codes u <= 15 fit in
 // int8, so u * x uses signed byte products; off * sum(x) then gives sum(q x) exactly. Groups
-// are reduced to a scalar int32 and summed in fp32 in order, exactly as the reference does.
+// are reduced to an int32 and summed in fp32 in order with the reference's operations (multiply,
+// then add): the results are qgemm_ref's bits. One token's ternary2 / int4 rows go four at a time
+// (quad_n1_neon), everything else row by row (row_tokens_neon, up to 4 tokens per decode).
 // Anonymous namespace: each including file gets its own copy built with its own ISA flags.
 #pragma once
 #include <arm_neon.h>
