@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "autograd/ops.h"
 #include "core/error.h"
 #include "core/half.h"
 #include "core/rng.h"
@@ -608,6 +609,76 @@ TEST_SUITE("distill") {
         check_gradient(x.value(), g, [&] { return logit_loss_value(x, bt, cfg); });
       }
     }
+  }
+
+  TEST_CASE("head_losses: the chunked head equals linear + cross_entropy + logit_distill_loss") {
+    // Large enough for the parallel paths (N*V >= 32768). One chunk: the same bits as the
+    // materialised path, values and both gradients; several chunks (uneven): the same values
+    // and gradients up to the weight gradient's fp32 summation over chunks.
+    const int64_t T = 16, B = 2, N = B * T, C = 24, V = 1100;
+    for (LogitStorage ls : {LogitStorage::TopK, LogitStorage::Full}) {
+      CAPTURE(int(ls));
+      Batch bt = make_batch(make_info(T, 2, 4, V, HiddenDtype::BF16, ls, 16), int(B), 400);
+      const Tensor x0 = random_tensor({N, C}, 41, 1.0f), w0 = random_tensor({V, C}, 42, 0.3f);
+      const std::vector<int32_t> y = ce_targets(bt.views);
+      REQUIRE(std::count(y.begin(), y.end(), -1) >= 1);
+      DistillConfig cfg;
+      Var xr(x0.clone(), true), wr(w0.clone(), true);
+      DistillStats sr;
+      Var z = linear(xr, wr);
+      Var ce_r = cross_entropy(z, y), l_r = logit_distill_loss(z, bt.views, cfg, &sr);
+      Var tot_r = add(scale(ce_r, 0.7f), scale(l_r, 1.3f));
+      backward(tot_r);
+      for (int64_t R : {N, int64_t(5)}) {
+        CAPTURE(R);
+        Var x(x0.clone(), true), w(w0.clone(), true);
+        DistillStats st;
+        HeadLosses h = head_losses(x, w, y, &bt.views, cfg, &st, R);
+        Var tot = add(scale(h.ce, 0.7f), scale(h.logit, 1.3f));
+        backward(tot);
+        if (R == N) {
+          CHECK(h.ce.item() == ce_r.item());
+          CHECK(h.logit.item() == l_r.item());
+          CHECK(st.fkl == sr.fkl);
+          CHECK(st.rkl == sr.rkl);
+          CHECK(std::memcmp(x.grad().data(), xr.grad().data(), size_t(N * C) * sizeof(float)) == 0);
+          CHECK(std::memcmp(w.grad().data(), wr.grad().data(), size_t(V * C) * sizeof(float)) == 0);
+        } else {
+          CHECK(h.ce.item() == doctest::Approx(ce_r.item()).epsilon(1e-6));
+          CHECK(h.logit.item() == doctest::Approx(l_r.item()).epsilon(1e-6));
+          for (int64_t i = 0; i < N * C; ++i) CHECK(x.grad()[i] == doctest::Approx(xr.grad()[i]).epsilon(1e-5).scale(1e-6));
+          double worst = 0;
+          for (int64_t i = 0; i < V * C; ++i) worst = std::max(worst, double(std::fabs(w.grad()[i] - wr.grad()[i])));
+          CHECK(worst < 1e-6);
+        }
+      }
+      // Without a teacher: CE only, the same bits as cross_entropy.
+      Var x(x0.clone(), true), w(w0.clone(), true);
+      HeadLosses h = head_losses(x, w, y, nullptr, cfg, nullptr, N);
+      CHECK(!h.logit.defined());
+      CHECK(h.ce.item() == ce_r.item());
+    }
+  }
+
+  TEST_CASE("head_losses: gradients of x and w by finite differences, several chunks") {
+    const int64_t T = 3, V = 7, C = 3;
+    Batch bt = make_batch(make_info(T, 2, 4, V, HiddenDtype::BF16, LogitStorage::TopK, 3), 2, 410);
+    Var x(random_tensor({2 * T, C}, 43, 1.0f), true), w(random_tensor({V, C}, 44, 1.0f), true);
+    const std::vector<int32_t> y = ce_targets(bt.views);
+    DistillConfig cfg;
+    HeadLosses h = head_losses(x, w, y, &bt.views, cfg, nullptr, 2);
+    backward(h.logit);  // the double-valued loss, so finite differences are precise
+    const Tensor gx = x.grad().clone(), gw = w.grad().clone();
+    auto value = [&] {
+      NoGradGuard ng;
+      DistillStats st;
+      head_losses(x, w, y, &bt.views, cfg, &st, 2);
+      return st.logit;
+    };
+    check_gradient(x.value(), gx, value);
+    check_gradient(w.value(), gw, value);
+    CHECK_THROWS_AS(head_losses(x, w, std::vector<int32_t>(5, 0), &bt.views, cfg, nullptr, 2), Error);
+    CHECK_THROWS_AS(head_losses(x, w, std::vector<int32_t>(6, int32_t(V)), nullptr, cfg, nullptr, 2), Error);
   }
 
   TEST_CASE("losses: lambda carries no gradient") {

@@ -391,13 +391,18 @@ QadSummary run_qad(const QadConfig& cin) {
         views[size_t(b)] = store.sequence(order.at(j));
         std::copy_n(views[size_t(b)].ids, T, &ids[size_t(b * T)]);
       }
-      ForwardResult fr = student->forward(ids, B, T, /*want_hidden=*/!c.feature_none);
-      Var ce = cross_entropy(fr.logits, ce_targets(views));
+      // The head and its losses a chunk of rows at a time (never all [B*T, V] logits at once;
+      // the default model fits one chunk, which gives the materialised path's bits).
+      ForwardResult fr = student->forward_to_head(ids, B, T, /*want_hidden=*/!c.feature_none);
+      DistillStats st_logit;
+      HeadLosses hl = head_losses(fr.head_x, fr.head_w, ce_targets(views), c.logit_none ? nullptr : &views, c.distill,
+                                  &st_logit, head_chunk_rows(student->cfg.vocab_size));
+      Var ce = hl.ce;
       Var total = scale(ce, float(a_task * inv));
       lg.ce += double(ce.item()) * inv;
       if (!c.logit_none) {
-        DistillStats st;
-        Var l = logit_distill_loss(fr.logits, views, c.distill, &st);
+        const DistillStats& st = st_logit;
+        Var l = hl.logit;
         total = add(total, scale(l, float(a_logit * inv)));
         lg.logit += st.logit * inv;
         lg.fkl += st.fkl * inv;
