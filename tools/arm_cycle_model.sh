@@ -2,20 +2,24 @@
 # ARM cycle model (not part of razor; needs Debian's llvm for llvm-mca and the aarch64 cross
 # compiler that tools/test_aarch64.sh installs). No ARM hardware is used: everything printed is
 # MODELLED.
-#   1. Compiles razor's NEON / dotprod decode GEMV row kernels and the prefill GEMM micro-kernel
-#      (small wrapper translation units that include the kernel files and instantiate one kernel
-#      each, razor's own flags: -O2 -ffp-contract=off, -march=armv8-a / armv8.2-a+dotprod) and
-#      llama.cpp's ggml_vec_dot_tq2_0_q8_K / ggml_vec_dot_q4_0_q8_0 (ggml-cpu/arch/arm/quants.c,
-#      gcc -O3 -march=armv8.2-a+dotprod) to assembly.
+#   1. Compiles to assembly razor's NEON / dotprod decode kernels (the one-token four-row quads
+#      and the row kernel) and prefill GEMM micro-kernels (small wrapper translation units that
+#      include the kernel files and instantiate one kernel each, razor's own flags: -O2
+#      -ffp-contract=off, -march=armv8-a / armv8.2-a+dotprod), and llama.cpp's
+#      ggml_vec_dot_tq2_0_q8_K / ggml_vec_dot_q4_0_q8_0 (ggml-cpu/arch/arm/quants.c, gcc -O3) and
+#      ggml_gemv_q4_0_4x4_q8_0 (arch/arm/repack.cpp, g++ -O3), -march=armv8.2-a+dotprod (and
+#      armv8-a for the plain NEON variants).
 #   2. Extracts each kernel's hot loop: the innermost loop with the most multiply instructions
-#      (sdot / smull / smlal), and for razor's row kernels also the rest of the enclosing group
-#      loop (the per-group epilogue), run once per group.
-#   3. Runs llvm-mca -mtriple=aarch64 -mcpu=cortex-a76 and -mcpu=cortex-a55 on each (steady
-#      state: total cycles / iterations over 200 iterations) and prints cycles per 256 weights
-#      (per token) for the GEMV kernels and per 256 multiply-adds for the GEMM micro-kernel.
+#      (sdot / smull / smlal), and for razor's kernels also the rest of the enclosing group loop
+#      (the per-group epilogue), counted once per group.
+#   3. Runs llvm-mca -mtriple=aarch64 with -mcpu=cortex-a76, neoverse-n1 (where the LLVM has its
+#      model) and cortex-a55 on each (steady state: total cycles / iterations over 200 iterations)
+#      and prints cycles per 256 weights (per token) for the decode kernels and per 256
+#      multiply-adds for the GEMM micro-kernels.
 #   4. A roofline for Qwen3-0.6B's shape: weight bytes per decoded token against each board's
-#      memory bandwidth, and the modelled cycles per token against its cores, giving an estimated
-#      decode tokens/s = min(compute bound, bandwidth bound).
+#      memory bandwidth (assumed, see the board table below), and the modelled cycles per token
+#      against its cores: estimated decode tokens/s = min(compute bound, bandwidth bound); and a
+#      compute-only prefill figure for the linears from the GEMM micro-kernel.
 # llvm-mca models the core only (no cache misses, no memory stalls, perfect branch prediction):
 # its numbers are a lower bound on cycles, and the bandwidth side is an assumption stated below.
 # Usage: tools/arm_cycle_model.sh [LLAMA_DIR (default /work/llama.cpp)] [G (default 256)]
