@@ -177,15 +177,11 @@ void quad_n1_neon(const QgemmArgs& a, int64_t i) {
   vst1q_f32(a.y + i, accf);
 }
 
-template <class Dot, int kMask>
-void quad_n1_entry(const QgemmArgs& a, int64_t i) {
-  quad_n1_neon<Dot, kMask>(a, i);
-}
-
+// quad_n1_neon<Dot, m> for a runtime mask m (0..15).
 template <class Dot, int... M>
-constexpr void (*quad_table_at(int m, std::integer_sequence<int, M...>))(const QgemmArgs&, int64_t) {
-  constexpr void (*t[])(const QgemmArgs&, int64_t) = {quad_n1_entry<Dot, M>...};
-  return t[m];
+void (*quad_n1_for(int m, std::integer_sequence<int, M...>))(const QgemmArgs&, int64_t) {
+  static constexpr void (*table[])(const QgemmArgs&, int64_t) = {quad_n1_neon<Dot, M>...};
+  return table[m];
 }
 
 // Rows one at a time (and N > 1) through row_neon; for one token, quads of ternary2 / int4 rows
@@ -203,7 +199,7 @@ void rows_neon(const QgemmArgs& a, int64_t row_begin, int64_t row_end) {
         mask |= (k == RowKind::Int4) << r;
       }
       if (!ok) break;
-      quad_table_at<Dot>(mask, std::make_integer_sequence<int, 16>{})(a, i);
+      quad_n1_for<Dot>(mask, std::make_integer_sequence<int, 16>{})(a, i);
     }
   for (; i < row_end; ++i) {
     switch (a.W->row_kind(i)) {
