@@ -44,8 +44,36 @@ void install_quant_hooks(Model& m, const QuantSpec& spec) {
   };
   auto layouts = std::make_shared<std::vector<Entry>>();
   for (const Param& p : m.entries) layouts->push_back({p.name, spec.layout_for(p.name, p.kind)});
-
-  m.hooks.weight_transform = [layouts](const Var& w, const HookSite& site) -> Var {
+  const std::string tied = m.cfg.tie_word_embeddings && m.embed_name ? *m.embed_name : std::string();
+  // A tied embedding's quantized value, made at the embedding site of each forward (always
+  // before the head's) and reused at the head site: the same latent and quantizer give the
+  // same values, so one [V, C] copy instead of two.
+  auto tied_q = std::make_shared<Tensor>();
+  // After its product, a decoder linear's quantized copy is released and made again for the
+  // backward: the [d_out, d_in] copies (1.8 GB at Qwen3-0.6B) are not all held from the
+  // forward to the backward. The copy is a pure function of the latent, which does not change
+  // before the backward, so the backward reads the same bits. Costs one more fake
+  // quantization per weight and step (O(params), against the step's O(params x tokens)).
+  m.hooks.weight_used = [layouts, tied](Var& w, const Var& latent, const HookSite& site) {
+    // Only a copy made above: quantized, sharing the latent's gradient, not the tied embedding.
+    if (*site.name == tied || !grad_enabled() || !latent.requires_grad() || !w.has_grad() ||
+        w.value().data() == latent.value().data())
+      return;
+    Var lv = latent;
+    if (w.grad().data() != lv.grad().data()) return;
+    const Entry* e = nullptr;
+    for (const Entry& x : *layouts)
+      if (x.name == *site.name) e = &x;
+    if (!e || !e->layout.quantized()) return;
+    w.value() = Tensor();
+    tape().record([w, lv, l = e->layout, n = e->name]() mutable {
+      // weight_remake: runs before the backward of the product that read w (recorded after it).
+      Tensor q = Tensor::empty(lv.shape());
+      fake_quant_weight(n, lv.value(), q, l);
+      w.value() = q;
+    });
+  };
+  m.hooks.weight_transform = [layouts, tied, tied_q](const Var& w, const HookSite& site) -> Var {
     const std::string& name = *site.name;
     // A tied lm_head arrives with the embedding's name, so it gets the embedding's layout.
     for (const Entry& e : *layouts) {
@@ -53,7 +81,28 @@ void install_quant_hooks(Model& m, const QuantSpec& spec) {
       if (!e.layout.quantized()) return w;
       WeightLayout l = e.layout;
       std::string n = e.name;
-      return ste(w, [l, n](const Tensor& in, Tensor& out) { fake_quant_weight(n, in, out, l); });
+      // STE: d(latent) = d(quantized). A weight used once per forward (every one but a tied
+      // embedding, which has two sites) gets a quantized copy that shares the latent's
+      // gradient buffer, so the backward adds into it directly: no second [d_out, d_in]
+      // gradient per matrix (2.4 GB at Qwen3-0.6B), the same bits as the STE op with one
+      // micro-batch (0 + g = g), and with accumulation the same sum in another fp32 order.
+      const bool shared_grad = w.requires_grad() && w.has_grad() && grad_enabled();
+      Var latent = w;  // a handle: shares the latent's data and gradient
+      if (name != tied && shared_grad) {
+        Tensor q = Tensor::empty(w.shape());
+        fake_quant_weight(n, w.value(), q, l);
+        return Var::param(q, latent.grad());
+      }
+      if (name == tied && site.site == LinearSite::LmHead && tied_q->data() && tied_q->shape() == w.shape()) {
+        // The head's gradient goes straight into the latent's buffer: the head's backward runs
+        // before the embedding's (recorded later), so with one micro-batch the buffer gets
+        // 0 + g_head and then the embedding STE's sum, the same bits as two STE ops.
+        if (shared_grad) return Var::param(*tied_q, latent.grad());
+        return Var(*tied_q, false);
+      }
+      Var out = ste(w, [l, n](const Tensor& in, Tensor& out) { fake_quant_weight(n, in, out, l); });
+      if (name == tied) *tied_q = site.site == LinearSite::Embedding ? out.value() : Tensor();
+      return out;
     }
     return w;
   };
