@@ -69,7 +69,7 @@ QadConfig qad_config(const std::string& dir, const std::string& out, const std::
   c.eval_every = 0;
   c.ckpt_every = 3;
   c.final_outputs = false;
-  c.arith_k = 0;
+  c.task_items = 0;
   c.log = nullptr;
   c.progress = false;
   c.dump = dump_opts();

@@ -70,7 +70,7 @@ struct Fixture {
     c.eval_every = 0;
     c.ckpt_every = 3;
     c.final_outputs = false;
-    c.arith_k = 0;
+    c.task_items = 0;
     c.log = nullptr;
     c.progress = false;
     c.dump = dump_opts(0);

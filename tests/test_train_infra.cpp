@@ -1,5 +1,4 @@
-// Tests for the model-independent training infrastructure in src/train: the arithmetic
-// task, token shards and the batch sampler, AdamW and schedules, checkpoints, metrics.
+// Tests for the model-independent training infrastructure in src/train: token shards and the batch sampler, AdamW and schedules, checkpoints, metrics.
 #include <doctest/doctest.h>
 
 #include <unistd.h>
@@ -14,7 +13,6 @@
 #include "core/threads.h"
 #include "io/json.h"
 #include "train/adamw.h"
-#include "train/arith.h"
 #include "train/checkpoint.h"
 #include "io/file_util.h"
 #include "train/metrics.h"
@@ -69,65 +67,6 @@ void truncate_file(const std::string& path, size_t drop) {
 }  // namespace
 
 TEST_SUITE("train_infra") {
-  TEST_CASE("arithmetic: deterministic lines, held-out split disjoint from training") {
-    auto a = make_arith_documents(7, 50, 4);
-    auto b = make_arith_documents(7, 50, 4);
-    auto c = make_arith_documents(8, 50, 4);
-    CHECK(a == b);
-    CHECK(a != c);
-    ArithProblem p{37, 58, '+'};
-    CHECK(p.line() == "Q: 37+58= A: 95");
-    CHECK(p.prompt() == "Q: 37+58= A:");
-    CHECK(p.target() == " 95");
-    int ops[3] = {0, 0, 0};
-    for (const ArithProblem& q : make_arith_problems(3, 2000, ArithSplit::Train)) {
-      CHECK_FALSE(arith_is_heldout(q));
-      CHECK(q.answer() >= 0);
-      CHECK(q.a <= 99);
-      CHECK(q.b <= 99);
-      ops[q.op == '+' ? 0 : q.op == '-' ? 1 : 2]++;
-    }
-    CHECK(ops[0] > 0);
-    CHECK(ops[1] > 0);
-    CHECK(ops[2] > 0);
-    for (const ArithProblem& q : make_arith_problems(3, 500, ArithSplit::Heldout)) CHECK(arith_is_heldout(q));
-    // About 10% of the problem space is held out.
-    int held = 0, total = 0;
-    for (int x = 0; x < 100; ++x)
-      for (int y = 0; y < 100; ++y, ++total) held += arith_is_heldout(ArithProblem{x, y, '+'});
-    CHECK(held > total / 20);
-    CHECK(held < total / 5);
-  }
-
-  TEST_CASE("arithmetic: exact-match evaluator with fake completions") {
-    auto solve = [](const std::string& prompt) {  // parses "Q: a<op>b= A:"
-      int x = 0, y = 0;
-      char op = 0;
-      REQUIRE(std::sscanf(prompt.c_str(), "Q: %d%c%d= A:", &x, &op, &y) == 3);
-      return ArithProblem{x, y, op}.answer();
-    };
-    auto perfect = [&](const std::string& prompt, int) { return " " + std::to_string(solve(prompt)) + "\nQ: 1+1"; };
-    ArithEvalResult r = eval_arith(perfect, 11, 40);
-    CHECK(r.total == 40);
-    CHECK(r.correct == 40);
-    CHECK(r.accuracy() == 1.0);
-    auto off_by_one = [&](const std::string& prompt, int) { return " " + std::to_string(solve(prompt) + 1); };
-    CHECK(eval_arith(off_by_one, 11, 40).correct == 0);
-    int calls = 0;
-    auto no_mul = [&](const std::string& prompt, int max_tokens) {
-      ++calls;
-      CHECK(max_tokens == 6);
-      return prompt.find('*') != std::string::npos ? std::string(" 0?") : " " + std::to_string(solve(prompt));
-    };
-    ArithEvalResult m = eval_arith(no_mul, 11, 200);
-    CHECK(calls == 200);
-    CHECK(m.correct < 200);
-    CHECK(m.correct > 100);
-    CHECK(arith_answer_matches(" 95  \nmore", " 95"));
-    CHECK_FALSE(arith_answer_matches(" 950", " 95"));
-    CHECK_FALSE(arith_answer_matches("95", " 95"));
-  }
-
   TEST_CASE("shards: round trip uint16 and uint32, builder inserts EOS") {
     TempDir dir;
     std::vector<int32_t> toks = {1, 2, 3, 65534, 0, 7};

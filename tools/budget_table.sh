@@ -12,22 +12,22 @@ OUT=${OUT:-runs/budget}
 STEPS=${STEPS:-64}              # QAD steps per run (8 x 256 tokens each)
 BUDGETS=${BUDGETS:-"1.7 1.9 2.2 2.8"}
 WINDOWS=${WINDOWS:-32}
-ARITH=${ARITH:-100}
+TASKS=${TASKS:-100}
 THREADS=${THREADS:-2}
 R=./razor
 json_field() { python3 -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$1" "$2"; }
-eval_row() {  # label, then razor eval options -> "ppl arith bits"
-  local j; j=$($R eval -m "$T" --windows "$WINDOWS" --arith "$ARITH" --a8 --kv8 --json --threads "$THREADS" "$@")
-  python3 -c 'import json,sys; j=json.loads(sys.argv[1]); print("%.2f %.1f%%" % (j["val_ppl"], 100*j.get("arith_acc",0)))' "$j"
+eval_row() {  # label, then razor eval options -> "ppl arith" (arith: the built-in suite's arith task)
+  local j; j=$($R eval -m "$T" --windows "$WINDOWS" --tasks "$TASKS" --a8 --kv8 --json --threads "$THREADS" "$@")
+  python3 -c 'import json,sys; j=json.loads(sys.argv[1]); print("%.2f %.1f%%" % (j["val_ppl"], 100*j.get("tasks",{}).get("arith",{}).get("exact_match",0)))' "$j"
 }
 qad_row() {  # run name, then razor train options -> "ppl arith"
   local run=$OUT/qad-$1; shift
   [[ -f $run/summary.json ]] || $R train --teacher "$T" --store "$OUT/store" --out "$run" --steps "$STEPS" \
-      --eval-every 0 --eval-windows "$WINDOWS" --arith "$ARITH" --threads "$THREADS" "$@" > "$run.log" 2>&1
+      --eval-every 0 --eval-windows "$WINDOWS" --tasks "$TASKS" --threads "$THREADS" "$@" > "$run.log" 2>&1
   python3 - "$run" <<'PY'
 import json, sys
 s = json.load(open(sys.argv[1] + "/summary.json"))
-print("%.2f %.1f%%" % (s["student_ppl"], 100 * s.get("student_arith", 0)))
+print("%.2f %.1f%%" % (s["student_ppl"], 100 * s.get("student_tasks", {}).get("arith", {}).get("exact_match", 0)))
 PY
 }
 echo "| budget | layout | bits (planned linears) | PTQ ppl | PTQ arith | QAD ppl | QAD arith |"

@@ -29,7 +29,7 @@ stage teacher ./razor teacher --teacher "$OUT/hf" --out "$OUT/store" --seq "$SEQ
 echo "e2e: store $(du -sb "$OUT/store" | cut -f1) bytes, $(( $(du -sb "$OUT/store" | cut -f1) / (SEQUENCES * SEQ) )) bytes per token"
 rm -rf "$OUT/qad"
 stage train ./razor train --teacher "$OUT/hf" --store "$OUT/store" --out "$OUT/qad" --batch "$BATCH" --seq "$SEQ" \
-  --steps "$STEPS" --eval-every 0 --eval-windows 1 --arith 0 "${TH[@]}"
+  --steps "$STEPS" --eval-every 0 --eval-windows 1 --tasks 0 "${TH[@]}"
 grep -E "tok/s" "$OUT/train.log" | tr '\r' '\n' | grep step | tail -1
 stage pack ./razor pack -m "$OUT/qad/student" --bits 1.88 --a8 --kv8 -o "$OUT/student.razor"
 stage generate ./razor generate -m "$OUT/student.razor" -p "Hello" -n 16 --temp 0 "${TH[@]}"

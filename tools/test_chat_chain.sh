@@ -51,7 +51,7 @@ run teacher teacher --teacher tiny --data chat.jsonl --cache cache --out store -
 run stats teacher --out store --stats
 grep -q "^sequences " "$tmp/stats.log" || fail "teacher --stats: no sequence count"
 run train train --teacher tiny --data chat.jsonl --cache cache --store store --seq 48 --steps 2 --batch 4 \
-  --out run --eval-windows 4 --arith 0 --threads 2
+  --out run --eval-windows 4 --tasks 0 --threads 2
 [ -f "$tmp/run/student/model.safetensors" ] || fail "train: run/student/model.safetensors missing"
 grep -q "valid perplexity" "$tmp/train.log" || fail "train: no validation perplexity in the summary"
 run pack pack -m run/student -o student.razor --a8 --kv8

@@ -160,7 +160,12 @@ check "--from" plan --teacher "$T" --ptq gptq --from "$tmp/bad.json"
 # eval
 check "-" eval -m "$tmp/no-model"
 check "-" eval --windows -1
-check "-" eval --arith -3
+check "-" eval --tasks -3
+check "-" eval --task "$tmp/missing.jsonl"
+printf '{"context": "c", "choices": ["x", "y"], "gold": 5}\n' > "$tmp/bad.jsonl"
+check "-" eval --task "$tmp/bad.jsonl"
+check "-" tasks --mix 1.5 --write "$tmp/tasks"
+check "-" tasks --show chess
 check "-" eval --ptq magic --bits 2
 check "-" eval --threads 99999
 check "-" eval --data "$tmp/missing.txt"

@@ -48,7 +48,7 @@ for i in $(seq 1 400); do
 done >corpus.txt
 "$RAZOR" tokenize --train -f corpus.txt -o tok.json --vocab 320 >/dev/null 2>&1 || die "tokenize --train failed"
 TEACHER_ARGS=(--tokenizer tok.json --data corpus.txt --hidden 64 --layers 2 --heads 2 --kv-heads 1 --head-dim 32
-              --ffn 128 --ctx 64 --batch 2 --seq 16 --eval-every 0 --eval-windows 1 --arith-eval 0 --threads 2)
+              --ffn 128 --ctx 64 --batch 2 --seq 16 --eval-every 0 --eval-windows 1 --tasks 0 --threads 2)
 "$RAZOR" pretrain "${TEACHER_ARGS[@]}" --steps 2 --out teacher >teacher.log 2>&1 || { cat teacher.log; die "pretrain of the teacher failed"; }
 [ -f teacher/model/config.json ] || die "no teacher/model"
 
@@ -152,7 +152,7 @@ same_checkpoint() {
 
 # ---- razor train (QAD): a teacher store dump, then STEPS steps with a checkpoint after each
 TRAIN=(train --teacher teacher/model --data corpus.txt --cache cache --steps $STEPS --batch 2 --seq 16 --sequences 32
-       --topk 8 --ckpt-every 1 --eval-every 0 --eval-windows 1 --arith 0 --threads 2 --seed 7
+       --topk 8 --ckpt-every 1 --eval-every 0 --eval-windows 1 --tasks 0 --threads 2 --seed 7
        --log-json @OUT@.jsonl)
 run_case qad "${TRAIN[@]}"
 # Per-step log without the timings: step, loss and every loss term, lambda, AFD layers, lr, grad norm.

@@ -12,7 +12,9 @@ int cmd_pretrain(int argc, char** argv) {
               "Train a full-precision Llama/Qwen3-style model from scratch (or continue one) on a corpus. "
               "The default teacher in data/teacher was made with this command (see data/README.md).");
   a.option("--tokenizer", "data/teacher/tokenizer.json", "tokenizer.json (its size sets the vocabulary)");
-  a.option("--data", "default", "default | FILE.txt | FILE.ids | FILE.jsonl (chat: loss on assistant tokens) | FILE.tok");
+  a.option("--data", "default",
+           "default (corpus + built-in tasks, docs/tasks.md) | DIR (train.txt + valid.txt, razor tasks --write) | "
+           "FILE.txt | FILE.ids | FILE.jsonl (chat: loss on assistant tokens) | FILE.tok");
   a.flag("--records", "one .txt document / .ids line per sequence (padded or truncated to --seq, never windowed)");
   a.option("--init", "", "continue from this HF checkpoint directory instead of a random init");
   a.option("--arch", "qwen3", "qwen3 | llama");
@@ -36,7 +38,7 @@ int cmd_pretrain(int argc, char** argv) {
   a.option("--eval-every", "200", "validation perplexity every N steps");
   a.option("--eval-windows", "64", "validation windows per periodic evaluation");
   a.option("--ckpt-every", "200", "checkpoint every N steps");
-  a.option("--arith-eval", "200", "held-out arithmetic problems at the end (0: skip)");
+  a.option("--tasks", "50", "held-out items per built-in task at the end (0: skip)");
   a.option("--seed", "1", "seed (init and data order)");
   a.option("--threads", "0", "threads (0: all cores)");
   a.option("--out", "runs/pretrain", "run directory");
@@ -72,7 +74,7 @@ int cmd_pretrain(int argc, char** argv) {
   o.eval_every = int(a.i64_in("eval-every", 0, 1 << 30));
   o.eval_windows = int(a.i64_in("eval-windows", 1, 1 << 30));
   o.ckpt_every = int(a.i64_in("ckpt-every", 0, 1 << 30));
-  o.arith_eval = int(a.i64_in("arith-eval", 0, 100000));
+  o.task_items = int(a.i64_in("tasks", 0, 100000));
   o.seed = uint64_t(a.i64("seed"));
   o.out = a.str("out");
   o.bf16 = a.on("bf16");

@@ -21,8 +21,8 @@ int cmd_train(int argc, char** argv) {
                "student/ (latent weights) and student-dequant/ into --out and prints a summary.");
   ap.option("--teacher", "data/teacher", "teacher checkpoint directory (Hugging Face layout)");
   ap.option("--data", "default",
-            "training data: default (corpus + arithmetic) | FILE.txt | FILE.ids | FILE.jsonl (chat records, loss on "
-            "assistant tokens) | FILE.tok");
+            "training data: default (corpus + built-in tasks) | DIR (train.txt + valid.txt) | FILE.txt | FILE.ids | "
+            "FILE.jsonl (chat records, loss on assistant tokens) | FILE.tok");
   ap.flag("--records", "one .txt document / .ids line per sequence (padded or truncated to --seq, never windowed)");
   ap.option("--valid", "", "validation token shard .tok (default: the split of --data)");
   ap.option("--cache", "data/cache", "where token shards built from text are cached");
@@ -63,7 +63,7 @@ int cmd_train(int argc, char** argv) {
   ap.option("--eval-every", "100", "validation perplexity every N steps (0 = at the end only)");
   ap.option("--eval-windows", "32", "validation windows of --seq tokens");
   ap.option("--ckpt-every", "200", "checkpoint every N steps (and at the end)");
-  ap.option("--arith", "100", "held-out arithmetic problems in the summary (0 = skip)");
+  ap.option("--tasks", "20", "held-out items per built-in task in the summary, teacher and student (0 = skip)");
   ap.option("--log-json", "", "write one JSON object per step to this file");
   ap.flag("--resume", "continue the run in --out from its checkpoint");
   if (!ap.parse(argc, argv)) return 0;
@@ -130,7 +130,7 @@ int cmd_train(int argc, char** argv) {
   c.eval_every = ap.i64_in("eval-every", 0, int64_t(1) << 40);
   c.eval_windows = ap.i64_in("eval-windows", 1, int64_t(1) << 40);
   c.ckpt_every = ap.i64_in("ckpt-every", 0, int64_t(1) << 40);
-  c.arith_k = int(ap.i64_in("arith", 0, 1 << 20));
+  c.task_items = int(ap.i64_in("tasks", 0, 1 << 20));
   c.log_json = ap.str("log-json");
   c.resume = ap.on("resume");
   run_qad(c);

@@ -18,6 +18,7 @@ int cmd_export(int argc, char** argv);
 int cmd_import(int argc, char** argv);
 int cmd_tokenize(int argc, char** argv);
 int cmd_plan(int argc, char** argv);
+int cmd_tasks(int argc, char** argv);
 
 // `razor bench <kind>` sub-benchmarks.
 int bench_gemm(int argc, char** argv);    // fp32 training GEMM (kernels/gemm*)

@@ -24,13 +24,14 @@ static const Command kCommands[] = {
     {"pretrain", cmd_pretrain, "train a full-precision model from scratch (how the default teacher is made)"},
     {"teacher", cmd_teacher, "run the teacher once and write its activations to a teacher store"},
     {"quantize", cmd_quantize, "post-training quantization baselines (RTN, RTN+gamma, PTQTP)"},
-    {"eval", cmd_eval, "validation perplexity and arithmetic accuracy (full, fake-quant or packed)"},
+    {"eval", cmd_eval, "validation perplexity and task accuracy (full, fake-quant or packed; --task FILE.jsonl)"},
     {"score", cmd_score, "per-token log-probabilities of an id sequence"},
     {"pack", cmd_pack, "pack a student into a .razor file of integer blocks"},
     {"export", cmd_export, "export a model for other engines (--gguf for llama.cpp)"},
     {"import", cmd_import, "import a llama.cpp GGUF into a packed .razor file (--gguf IN -o OUT)"},
     {"tokenize", cmd_tokenize, "text to token ids and back with a Hugging Face tokenizer.json"},
     {"plan", cmd_plan, "per-matrix precision allocation under a bit budget"},
+    {"tasks", cmd_tasks, "the built-in task suite: held-out items as JSONL, the mixed training text"},
 };
 
 static void print_help() {

@@ -10,8 +10,8 @@
 #include "core/error.h"
 #include "io/json.h"
 #include "io/tokenizer.h"
-#include "train/arith.h"
 #include "train/chat.h"
+#include "train/tasks.h"
 #include "io/file_util.h"
 #include "train/shards.h"
 
@@ -100,8 +100,8 @@ PreparedData prepare_data(const std::string& data, const std::string& tokenizer_
                           bool records) {
   PreparedData out;
   const bool chat = ends_with(data, ".jsonl");
-  if (records && (data == "default" || ends_with(data, ".tok") || chat))
-    fail("--records: applies to FILE.txt and FILE.ids (FILE.jsonl is always one record per sequence; a .tok "
+  if (records && (data == "default" || ends_with(data, ".tok") || chat || is_directory(data)))
+    fail("--records: applies to FILE.txt and FILE.ids (not to default or a DIR; FILE.jsonl is always one record per sequence; a .tok "
          "shard keeps how it was built)");
   if (ends_with(data, ".tok")) {
     TokenShard probe(data);  // validates
@@ -121,7 +121,12 @@ PreparedData prepare_data(const std::string& data, const std::string& tokenizer_
     ensure_default_corpus(dir);
     sources = {dir + "/train.txt", dir + "/valid.txt"};
     key = "default|" + source_key(sources[0]) + "|" + source_key(sources[1]) +
-          strfmt("|arith:%d:%d:%llu", kArithDocs, kArithLinesPerDoc, (unsigned long long)kArithSeed);
+          strfmt("|tasks-v1:%g:%llu", kDefaultTaskMix, (unsigned long long)kDefaultTaskSeed);
+  } else if (is_directory(data)) {
+    sources = {data + "/train.txt", data + "/valid.txt"};
+    for (const std::string& s : sources)
+      if (!path_exists(s)) fail("--data %s: a data directory needs train.txt and valid.txt (razor tasks --write DIR)", data.c_str());
+    key = "dir|" + source_key(sources[0]) + "|" + source_key(sources[1]);
   } else {
     sources = {data};
     key = source_key(data);
@@ -132,7 +137,7 @@ PreparedData prepare_data(const std::string& data, const std::string& tokenizer_
   std::string dir = cache_dir + "/" + hex64(fnv1a64(key.data(), key.size())).substr(0, 12);
   out.train_shard = dir + "/train.tok";
   out.valid_shard = dir + "/valid.tok";
-  out.description = (data == "default" ? std::string("default corpus + arithmetic") : data) + " (" +
+  out.description = (data == "default" ? strfmt("default corpus + tasks (mix %g)", kDefaultTaskMix) : data) + " (" +
                     (chat ? "chat records, ChatML, loss on assistant tokens; " : records ? "one record per sequence; " : "") +
                     "tokenizer " + tokenizer_path + ")";
   if (chat && path_exists(out.train_shard) && path_exists(dir + "/chat.done")) {
@@ -156,8 +161,18 @@ PreparedData prepare_data(const std::string& data, const std::string& tokenizer_
     write_file_atomic(dir + "/chat.done", "");
     if (!path_exists(out.valid_shard)) out.valid_shard.clear();
   } else if (data == "default") {
-    std::vector<std::string> arith = make_arith_documents(kArithSeed, kArithDocs, kArithLinesPerDoc, ArithSplit::Train);
-    size_t n = build_token_shard({sources[0]}, out.train_shard, enc, eos, V, arith);
+    const std::string text = read_file(sources[0]);
+    std::vector<std::string> corpus_docs;
+    for (std::string_view d : split_documents(text)) corpus_docs.emplace_back(d);
+    TaskSuiteConfig cfg;
+    cfg.seed = kDefaultTaskSeed;
+    ShardBuilder tb(enc, eos, V);
+    for (const std::string& d : mix_training_documents(corpus_docs, kDefaultTaskMix, cfg)) tb.add_document(d, sources[0]);
+    tb.write(out.train_shard);
+    size_t m = build_token_shard({sources[1]}, out.valid_shard, enc, eos, V);
+    std::fprintf(stderr, "razor: %zu training tokens (corpus + tasks), %zu validation tokens\n", tb.n_tokens(), m);
+  } else if (is_directory(data)) {
+    size_t n = build_token_shard({sources[0]}, out.train_shard, enc, eos, V);
     size_t m = build_token_shard({sources[1]}, out.valid_shard, enc, eos, V);
     std::fprintf(stderr, "razor: %zu training tokens, %zu validation tokens\n", n, m);
   } else if (ends_with(data, ".ids")) {

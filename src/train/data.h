@@ -1,8 +1,11 @@
 // Training data for pretrain / teacher / train: turns a `--data` argument into a pair of
 // memory-mapped token shards (train, valid), building and caching them on first use.
 //   --data default        the default corpus (data/corpus/{train,valid}.txt, fetched by
-//                         tools/fetch_corpus.sh, which razor runs when they are missing) plus the
-//                         generated arithmetic task mixed into the training split
+//                         tools/fetch_corpus.sh, which razor runs when they are missing) with the
+//                         built-in task suite's training documents (train/tasks.h) mixed into the
+//                         training split at kDefaultTaskMix; validation: the corpus's alone
+//   --data DIR            DIR/train.txt and DIR/valid.txt (documents separated by empty lines),
+//                         used as they are: `razor tasks --write DIR` writes such a pair
 //   --data FILE.txt       documents separated by empty lines; every 33rd document is held out
 //   --data FILE.ids       one sequence of token ids per line (space-separated); every 20th
 //                         line is held out
@@ -26,10 +29,10 @@ struct PreparedData {
   std::string description;  // for logs and run.json
 };
 
-// Arithmetic documents mixed into the default corpus: count and lines per document.
-constexpr int kArithDocs = 2500;
-constexpr int kArithLinesPerDoc = 8;
-constexpr uint64_t kArithSeed = 1234;
+// Task documents mixed into the default corpus's training split: their share of its bytes,
+// and the suite's seed (TaskSuiteConfig).
+constexpr double kDefaultTaskMix = 0.5;
+constexpr uint64_t kDefaultTaskSeed = 1234;
 
 PreparedData prepare_data(const std::string& data, const std::string& tokenizer_path,
                           const std::string& cache_dir = "data/cache", bool records = false);

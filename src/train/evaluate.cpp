@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cmath>
 
-#include "train/arith.h"
 
 namespace razor {
 
@@ -66,10 +65,6 @@ GreedyCompleteFn greedy_completer(const Model& m, const Tokenizer& tok, bool doc
   return [&m, &tok, document_start](const std::string& prompt, int max_tokens) {
     return greedy_complete(m, tok, prompt, max_tokens, document_start);
   };
-}
-
-double eval_arith_accuracy(const Model& m, const Tokenizer& tok, int k, uint64_t seed) {
-  return eval_arith(greedy_completer(m, tok), seed, k).accuracy();
 }
 
 }  // namespace razor

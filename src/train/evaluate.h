@@ -1,13 +1,13 @@
 // Model evaluation shared by pretrain, train, eval: validation perplexity over fixed windows
-// of a token shard, and greedy arithmetic exact-match accuracy. Works on any Model (full
-// precision, or fake-quant when quant hooks are installed).
+// of a token shard, and a greedy completer. Works on any Model (full precision, or fake-quant
+// when quant hooks are installed). Task accuracy: train/task_eval.h.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <string>
 
 #include "io/tokenizer.h"
 #include "nn/model.h"
-#include "train/arith.h"
 #include "train/shards.h"
 
 namespace razor {
@@ -30,9 +30,7 @@ PplResult eval_perplexity(const Model& m, const TokenShard& shard, int T, int64_
 // document starts in the training shards; false gives the bare prompt.
 std::string greedy_complete(const Model& m, const Tokenizer& tok, const std::string& prompt, int max_tokens,
                             bool document_start = true);
+using GreedyCompleteFn = std::function<std::string(const std::string& prompt, int max_tokens)>;
 GreedyCompleteFn greedy_completer(const Model& m, const Tokenizer& tok, bool document_start = true);
-
-// Exact-match accuracy on k held-out arithmetic problems.
-double eval_arith_accuracy(const Model& m, const Tokenizer& tok, int k = 200, uint64_t seed = 99);
 
 }  // namespace razor

@@ -8,7 +8,6 @@
 
 #include "infer/pack.h"
 #include "io/tokenizer.h"
-#include "train/arith.h"
 #include "train/data.h"
 #include "train/evaluate.h"
 #include "train/shards.h"

@@ -12,6 +12,7 @@
 #include "train/checkpoint.h"
 #include "train/data.h"
 #include "train/evaluate.h"
+#include "train/task_eval.h"
 #include "io/file_util.h"
 #include "train/metrics.h"
 #include "train/shards.h"
@@ -175,8 +176,10 @@ void run_pretrain(const PretrainOptions& opt_in) {
     PplResult pr = eval_perplexity(m, *valid, T, 0);
     std::printf("validation perplexity %.3f over %lld tokens\n", pr.ppl, (long long)pr.tokens);
   }
-  if (opt.arith_eval > 0) std::printf("arithmetic exact match %.1f%% (%d held-out problems)\n",
-                                      100.0 * eval_arith_accuracy(m, tok, opt.arith_eval), opt.arith_eval);
+  if (opt.task_items > 0)
+    for (const TaskResult& r : evaluate_builtin_suite(*make_task_model(m, tok), TaskSuiteConfig(), opt.task_items,
+                                                      suite_heldout_text()))
+      std::printf("task %-14s %s\n", r.name.c_str(), format_task_result(r).c_str());
   std::printf("model written to %s\n", model_dir.c_str());
 }
 

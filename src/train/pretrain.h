@@ -23,7 +23,7 @@ struct PretrainOptions {
   std::string schedule = "cosine";
   float warmup = -1;            // fraction of steps; < 0 = the schedule's default
   int eval_every = 200, eval_windows = 64, ckpt_every = 200;
-  int arith_eval = 200;         // problems for the final arithmetic accuracy (0 = skip)
+  int task_items = 50;          // held-out items per built-in task at the end (0 = skip)
   uint64_t seed = 1;
   bool resume = false;
   bool bf16 = false;            // save model.safetensors as bf16

@@ -18,7 +18,7 @@
 #include "nn/quant_hooks.h"
 #include "quant/budget.h"
 #include "quant/plan.h"
-#include "train/arith.h"
+#include "train/task_eval.h"
 #include "train/checkpoint.h"
 #include "train/data.h"
 #include "train/evaluate.h"
@@ -515,7 +515,7 @@ QadSummary run_qad(const QadConfig& cin) {
   sum.teacher_bytes = br.total_params * 2;
   if (!c.final_outputs || !lead) return sum;
 
-  // ---- outputs: latent student, dequantized student, arithmetic, summary, packed hook
+  // ---- outputs: latent student, dequantized student, tasks, summary, packed hook
   student->save(c.out + "/student");
   {
     Model deq(student->cfg, /*trainable=*/false);
@@ -531,11 +531,12 @@ QadSummary run_qad(const QadConfig& cin) {
     std::string tj = read_file(c.teacher_dir + "/tokenizer.json");
     write_file_atomic(c.out + "/student/tokenizer.json", tj);
     write_file_atomic(c.out + "/student-dequant/tokenizer.json", tj);
-    if (c.arith_k > 0) {
+    if (c.task_items > 0) {
       Tokenizer tok = Tokenizer::load(c.teacher_dir + "/tokenizer.json");
       if (!teacher) teacher = Model::load(c.teacher_dir, /*trainable=*/false);
-      sum.teacher_arith = eval_arith(greedy_completer(*teacher, tok, /*document_start=*/true), c.seed, c.arith_k).accuracy();
-      sum.student_arith = eval_arith(greedy_completer(*student, tok, /*document_start=*/true), c.seed, c.arith_k).accuracy();
+      const std::string heldout = suite_heldout_text();
+      sum.teacher_tasks = evaluate_builtin_suite(*make_task_model(*teacher, tok), TaskSuiteConfig(), c.task_items, heldout);
+      sum.student_tasks = evaluate_builtin_suite(*make_task_model(*student, tok), TaskSuiteConfig(), c.task_items, heldout);
     }
   }
   if (path_exists(c.teacher_dir + "/tokenizer_config.json")) {  // chat template: generate --chat, GGUF export
@@ -550,8 +551,8 @@ QadSummary run_qad(const QadConfig& cin) {
     j.set("steps", sum.steps);
     if (std::isfinite(sum.teacher_ppl)) j.set("teacher_ppl", sum.teacher_ppl);  // NaN: no validation data
     if (std::isfinite(sum.student_ppl)) j.set("student_ppl", sum.student_ppl);
-    if (sum.teacher_arith >= 0) j.set("teacher_arith", sum.teacher_arith);
-    if (sum.student_arith >= 0) j.set("student_arith", sum.student_arith);
+    if (!sum.teacher_tasks.empty()) j.set("teacher_tasks", task_results_json(sum.teacher_tasks));
+    if (!sum.student_tasks.empty()) j.set("student_tasks", task_results_json(sum.student_tasks));
     j.set("avg_bits", sum.avg_bits);
     j.set("avg_bits_no_scales", sum.avg_bits_no_scales);
     j.set("tokens_per_s", sum.tokens_per_s);
@@ -559,16 +560,9 @@ QadSummary run_qad(const QadConfig& cin) {
     write_file_atomic(c.out + "/summary.json", j.dump(2) + "\n");
   }
   if (log) {
-    auto pct = [](double v) {
-      char b[32];
-      if (v < 0) return std::string("-");
-      std::snprintf(b, sizeof b, "%.1f%%", 100 * v);
-      return std::string(b);
-    };
     std::fprintf(log, "\n%-26s %14s %14s\n", "", "teacher", "student");
     std::fprintf(log, "%-26s %14.3f %14.3f\n", "valid perplexity", sum.teacher_ppl, sum.student_ppl);
-    std::fprintf(log, "%-26s %14s %14s\n", "arith exact match", pct(sum.teacher_arith).c_str(),
-                 pct(sum.student_arith).c_str());
+    print_task_comparison(log, sum.teacher_tasks, sum.student_tasks, 26);
     std::fprintf(log, "%-26s %14s %14.4f\n", "bits/weight (with scales)", "16 (bf16)", sum.avg_bits);
     std::fprintf(log, "%-26s %14s %14.4f\n", "bits/weight (no scales)", "16 (bf16)", sum.avg_bits_no_scales);
     std::fprintf(log, "%-26s %12.2f MB %12.2f MB\n", "weights size (est.)", sum.teacher_bytes / 1e6,

@@ -28,6 +28,7 @@
 #include "distill/losses.h"
 #include "distill/teacher_dump.h"
 #include "train/adamw.h"
+#include "train/task_eval.h"
 
 namespace razor {
 
@@ -65,8 +66,8 @@ struct QadConfig {
   int64_t ckpt_every = 200;    // checkpoint every N steps (and at the end)
   std::string log_json;        // one JSON object per step
   bool resume = false;
-  int arith_k = 100;           // held-out arithmetic problems in the summary (0: skip)
-  bool final_outputs = true;   // student/, student-dequant/, summary, arithmetic
+  int task_items = 20;         // held-out items per built-in task in the summary (0: skip)
+  bool final_outputs = true;   // student/, student-dequant/, summary, tasks
   int64_t stop_after = -1;     // test hook: return after this step (as if killed), no final outputs
   FILE* log = stdout;          // summary and notes (nullptr: silent); progress goes to stderr
   bool progress = true;
@@ -89,7 +90,7 @@ struct QadStepLog {
 struct QadSummary {
   int64_t steps = 0;
   double teacher_ppl = 0, student_ppl = 0;           // NaN when there is no validation data
-  double teacher_arith = -1, student_arith = -1;     // -1: not measured
+  std::vector<TaskResult> teacher_tasks, student_tasks;  // empty: not measured
   double avg_bits = 0, avg_bits_no_scales = 0;
   int64_t student_bytes = 0, teacher_bytes = 0;      // estimated packed / bf16 sizes
   double tokens_per_s = 0;     // global tokens (all ranks) per second of step time
