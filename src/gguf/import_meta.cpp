@@ -1,4 +1,4 @@
-#include "io/gguf_import_meta.h"
+#include "gguf/import_meta.h"
 
 #include <algorithm>
 #include <cmath>
@@ -7,7 +7,7 @@
 #include <unordered_map>
 
 #include "core/error.h"
-#include "io/gguf_export.h"
+#include "gguf/export.h"
 #include "io/json.h"
 #include "io/pretokenize.h"
 #include "io/tokenizer.h"

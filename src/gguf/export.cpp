@@ -1,4 +1,4 @@
-#include "io/gguf_export.h"
+#include "gguf/export.h"
 
 #include <algorithm>
 #include <cmath>
@@ -6,7 +6,7 @@
 
 #include "core/error.h"
 #include "core/half.h"
-#include "io/gguf_blocks.h"
+#include "gguf/blocks.h"
 
 namespace razor {
 

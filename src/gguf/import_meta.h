@@ -2,19 +2,19 @@
 // rope scaling recovered from the `rope_freqs.weight` factors), the tokenizer (tokenizer.ggml.*
 // gpt2 byte-level BPE -> a tokenizer.json razor's tokenizer loads) and a tokenizer_config.json
 // (chat template, special token texts, add_bos/add_eos), plus GGUF -> Hugging Face tensor names.
-// This is the inverse of the metadata half of io/gguf_export.
+// This is the inverse of the metadata half of gguf/export.
 //
 // What comes back exactly: every integer hparam, the token list, types, merges and special ids.
 // rope.freq_base and the rms epsilon are f32 in GGUF; they come back as the shortest decimal that
 // rounds to the same f32 (1e-6 stays 1e-6; the forward computes with the f32 value either way).
-// Deliberately not here: tensor data (infer/gguf_import), SentencePiece ("llama") tokenizers,
+// Deliberately not here: tensor data (gguf/import), SentencePiece ("llama") tokenizers,
 // rope scaling other than llama3 (linear, YaRN, LongRoPE: refused, naming the key).
 #pragma once
 #include <cstdint>
 #include <string>
 #include <vector>
 
-#include "io/gguf.h"
+#include "gguf/gguf.h"
 #include "io/hf_config.h"
 
 namespace razor {

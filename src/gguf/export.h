@@ -12,7 +12,7 @@
 //    .attention.layer_norm_rms_epsilon, .vocab_size; tokenizer.ggml.* for a gpt2-style byte-
 //    level BPE (tokens in id order, token types, merges, special ids, chat template);
 //  - tensors renamed to llama.cpp's names (token_embd, blk.N.attn_q, ..., output), each in
-//    the GGUF type that holds razor's integers and scales exactly (gguf_blocks.h), and a
+//    the GGUF type that holds razor's integers and scales exactly (gguf/blocks.h), and a
 //    report of every tensor that had to be widened;
 //  - for `llama` with llama3 rope scaling (Llama 3.1 / 3.2), the F32 tensor `rope_freqs.weight`
 //    [head_dim / 2] of per-frequency divisors, as llama.cpp's converter writes it;
@@ -27,7 +27,7 @@
 #include <string>
 #include <vector>
 
-#include "io/gguf.h"
+#include "gguf/gguf.h"
 #include "io/hf_config.h"
 #include "io/json.h"
 

@@ -1,4 +1,4 @@
-#include "io/gguf.h"
+#include "gguf/gguf.h"
 
 #include "io/file_util.h"
 

@@ -1,4 +1,4 @@
-#include "infer/gguf_import.h"
+#include "gguf/import.h"
 
 #include <algorithm>
 #include <cmath>
@@ -8,9 +8,9 @@
 #include "core/error.h"
 #include "core/half.h"
 #include "core/tensor.h"
-#include "io/gguf_blocks.h"
-#include "io/gguf_export.h"
-#include "io/gguf_import_meta.h"
+#include "gguf/blocks.h"
+#include "gguf/export.h"
+#include "gguf/import_meta.h"
 #include "quant/quantize.h"
 
 namespace razor {
