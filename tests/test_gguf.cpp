@@ -694,6 +694,11 @@ TEST_SUITE("gguf") {
       CHECK_THROWS_WITH_AS(build_gguf(m.config, kTokenizer, m.tensors, {}, &rep),
                            doctest::Contains("'blk.0.attn_k.weight' (shape [128, 256]) is missing"), Error);
     }
+    SUBCASE("q/k/v biases: listed by the tensor table, refused") {
+      m.config.set("attention_bias", Json(true));
+      CHECK_THROWS_WITH_AS(build_gguf(m.config, kTokenizer, m.tensors, {}, &rep),
+                           doctest::Contains("GGUF export: model.layers.0.self_attn.q_proj.bias: q/k/v biases"), Error);
+    }
     SUBCASE("wrong shape") {
       m.tensors[4].shape = {128, 512};
       CHECK_THROWS_WITH_AS(build_gguf(m.config, kTokenizer, m.tensors, {}, &rep),

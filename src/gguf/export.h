@@ -30,6 +30,7 @@
 #include "gguf/gguf.h"
 #include "io/hf_config.h"
 #include "io/json.h"
+#include "nn/tensor_table.h"  // gguf_tensor_name
 
 namespace razor {
 
@@ -88,8 +89,6 @@ ExportReport export_gguf(const std::string& path, const Json& config, const std:
 
 // llama.cpp's llama_ftype for a file whose matrices are mostly of type t (general.file_type).
 uint32_t llama_ftype_of(GgmlType t);
-// HF tensor name -> GGUF name ("" when the name is not part of a qwen3 / llama model).
-std::string gguf_tensor_name(const std::string& hf_name);
 // For arch `llama`: the source row of each destination row when q/k rows are permuted from HF's
 // rotate-half order to llama.cpp's interleaved order; rows = n_head * head_dim.
 std::vector<int64_t> rope_interleave_rows(int64_t n_head, int64_t head_dim);

@@ -16,6 +16,7 @@
 
 #include "gguf/gguf.h"
 #include "io/hf_config.h"
+#include "nn/tensor_table.h"  // hf_tensor_name
 
 namespace razor {
 
@@ -36,9 +37,6 @@ struct GgufTokenizer {
 // Throws naming the file and key for a missing or non-gpt2 tokenizer, an unknown pre-tokenizer,
 // a duplicate token, an unknown token type or special ids outside the token list.
 GgufTokenizer gguf_tokenizer(const GgufFile& f);
-
-// GGUF tensor name -> Hugging Face name ("" for names that are not part of a qwen3 / llama model).
-std::string hf_tensor_name(const std::string& gguf_name);
 
 // llama3 rope scaling parameters that reproduce the factors of rope_freqs.weight (each within
 // a relative 1e-5 of rope_freq_factors of the result); throws naming `what` when none do.
