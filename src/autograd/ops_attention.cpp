@@ -144,7 +144,7 @@ Var attention(const Var& q, const Var& k, const Var& v) {
           for (int64_t d = 0; d < D; ++d) acc[size_t(d)] *= corr;
           RZ_SIMD
           for (int64_t jj = 0; jj < n; ++jj) sc[size_t(jj)] -= mnew;
-          detail::exp_inplace(sc.data(), n);
+          exp_inplace(sc.data(), n);
           for (int64_t jj = 0; jj < n; ++jj) l += sc[size_t(jj)];
           axpy_rows(sc.data(), vb + j0 * ks, ks, n, D, acc.data());
           m = mnew;
@@ -204,7 +204,7 @@ Var attention(const Var& q, const Var& k, const Var& v) {
             score_row(qt, Kt.data(), T, D, 0, n, scale, pi);
             RZ_SIMD
             for (int64_t j = 0; j < n; ++j) pi[j] -= L;
-            detail::exp_inplace(pi, n);
+            exp_inplace(pi, n);
             score_row(got, Vt.data(), T, D, 0, n, 1.0f, dsi);  // dp_j = dO . v_j
             RZ_SIMD
             for (int64_t j = 0; j < n; ++j) dsi[j] = pi[j] * (dsi[j] - Dt);

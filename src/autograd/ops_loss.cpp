@@ -37,12 +37,12 @@ Var cross_entropy(const Var& logits, const std::vector<int32_t>& targets) {
     float m = xr[0];
     for (int64_t c = 1; c < V; ++c) m = std::max(m, xr[c]);
     double z = 0.0;
-    float buf[detail::kExpChunk];
-    for (int64_t c0 = 0; c0 < V; c0 += detail::kExpChunk) {
-      const int64_t n = std::min(detail::kExpChunk, V - c0);
+    float buf[kExpChunk];
+    for (int64_t c0 = 0; c0 < V; c0 += kExpChunk) {
+      const int64_t n = std::min(kExpChunk, V - c0);
       RZ_SIMD
       for (int64_t c = 0; c < n; ++c) buf[c] = xr[c0 + c] - m;
-      detail::exp_inplace(buf, n);
+      exp_inplace(buf, n);
       float zc = 0.0f;  // chunk sums in fp32, the row total in double
       for (int64_t c = 0; c < n; ++c) zc += buf[c];
       z += zc;
@@ -69,12 +69,12 @@ Var cross_entropy(const Var& logits, const std::vector<int32_t>& targets) {
         const float* xr = X + r * V;
         float* dx = dX + r * V;
         const float l = lse[r];
-        float buf[detail::kExpChunk];
-        for (int64_t c0 = 0; c0 < V; c0 += detail::kExpChunk) {
-          const int64_t n = std::min(detail::kExpChunk, V - c0);
+        float buf[kExpChunk];
+        for (int64_t c0 = 0; c0 < V; c0 += kExpChunk) {
+          const int64_t n = std::min(kExpChunk, V - c0);
           RZ_SIMD
           for (int64_t c = 0; c < n; ++c) buf[c] = xr[c0 + c] - l;
-          detail::exp_inplace(buf, n);
+          exp_inplace(buf, n);
           RZ_SIMD
           for (int64_t c = 0; c < n; ++c) dx[c0 + c] += g * buf[c];
         }
