@@ -1,15 +1,23 @@
-// Vectorisable elementwise math for hot loops over logits (softmax, KL): a float exp that the
-// compiler turns into SIMD code (no libm call per element).
+// Vectorisable elementwise math for hot loops, and the row math the training ops (autograd/)
+// and the packed engine (infer/engine) share, so train/deploy parity follows from one piece of
+// code: the exps, the sigmoid and SwiGLU of a row, the RMS norm of a row (RoPE: core/rope.h).
 //
-// exp_approx(x): Cody-Waite range reduction x = n ln2 + r (|r| <= ln2/2) and a degree-6
-// polynomial for e^r, scaled by 2^n through the exponent bits. Relative error <= 2e-7 against
-// the exact exponential for x in [-87.3, 88.3] (tests/test_core.cpp checks it over that range);
-// below -87.3 it returns 0 (the true value is a denormal, < 1.2e-38), above 88.3 it saturates
-// at exp(88.3). Deterministic: the same input gives the same bits on every build of one ISA.
+// Two exps, one scheme and ONE overflow rule (Cephes expf: x = n ln2 + r with ln2 split in two
+// constants, a degree-6 polynomial for e^r on |r| <= ln2/2, 2^n through the exponent bits;
+// +inf above the range, as std::exp and IEEE give; NaN stays NaN; 0 below the range, where the
+// true value would be denormal). The rule is +inf rather than a finite saturated value because
+// every caller shifts by the row maximum first (arguments <= 0): overflow only ever shows on a
+// bug, and then inf propagates where a saturated value would pass for a real probability.
+//  - vexp::exp8 / exp_inplace: the vector exp of the fused autograd ops and the engine.
+//  - exp_approx: the scalar form the distillation losses vectorise with `omp simd`
+//    (exp_shifted_sum). It evaluates the polynomial as (p r) r where exp8 has p (r r), and its
+//    range is [-87.3, 88.3] where exp8's is [-87.33, 88.37]: one rounding apart, so merging the
+//    two changes the training's bits (a 4-step QAD run: validation perplexity 61.344 -> 61.345)
+//    and is left for a change that may move the main job's summary.
 //
-// Also the row math the training ops (autograd/) and the packed engine (infer/engine) share, so
-// train/deploy parity follows from one piece of code: the vectorised exp (exp_inplace), the
-// sigmoid and SwiGLU of a row, the RMS norm of a row. RoPE is in core/rope.h.
+// exp_approx(x): relative error <= 2e-7 against the exact exponential for x in [-87.3, 88.3]
+// (tests/test_core.cpp checks it over that range); below -87.3 it returns 0, above 88.3 +inf.
+// Deterministic: the same input gives the same bits on every build of one ISA.
 #pragma once
 #include <cmath>
 #include <cstdint>
@@ -20,9 +28,10 @@ namespace razor {
 
 inline float exp_approx(float x) {
   const float hi = 88.3f, lo = -87.3f;  // n in [-126, 127]: a normal 2^n
-  const bool under = x < lo;
+  const bool under = x < lo, over = x > hi, nan = x != x;
   x = x > hi ? hi : x;
   x = x < lo ? lo : x;
+  x = nan ? 0.0f : x;  // keeps the int conversion below defined; NaN is restored at the end
   // n = round(x / ln2) with the 1.5 * 2^23 trick (round to nearest even, no libm).
   const float shifter = 12582912.0f;
   const float n = (x * 1.44269504088896341f + shifter) - shifter;
@@ -40,7 +49,8 @@ inline float exp_approx(float x) {
   const int32_t bits = (int32_t(n) + 127) << 23;
   float scale;
   std::memcpy(&scale, &bits, sizeof scale);
-  return under ? 0.0f : p * scale;
+  const float y = under ? 0.0f : p * scale;
+  return nan ? std::numeric_limits<float>::quiet_NaN() : over ? std::numeric_limits<float>::infinity() : y;
 }
 
 // out[i] = exp_approx(x[i] - shift), i < n; returns the sum of out[] accumulated in double
@@ -51,7 +61,7 @@ double exp_shifted_sum(const float* x, float shift, float* out, int64_t n);
 // log-probability `razor score` and `razor eval` report.
 double log_prob_at(const float* z, int64_t V, int32_t y);
 
-// ---- the vectorised exp of the fused ops and the engine
+// ---- the vector exp of the fused ops and the engine
 // Vectorised exp for the fused ops (softmax rows, cross-entropy, sigmoid in silu / swiglu,
 // attention probabilities). std::exp is a libm call that keeps every loop scalar, and the
 // auto-vectoriser will not if-convert float compares under the default -ftrapping-math, so
