@@ -10,7 +10,7 @@
 #include "core/threads.h"
 #include "distill/hash.h"
 #include "distill/store.h"
-#include "distill/teacher_dump.h"
+#include "train/teacher_dump.h"
 #include "train/data.h"
 #include "train/shards.h"
 
