@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "core/vmath.h"
 #include "core/rng.h"
+#include "core/util.h"
 #include "nn/tensor_table.h"
 
 namespace razor {
@@ -28,16 +29,11 @@ const char* linear_site_name(LinearSite s) {
   return "?";
 }
 
-namespace {
-
-// Views start at multiples of 16 floats (64 bytes) so SIMD kernels see aligned rows.
-int64_t align16(int64_t n) { return (n + 15) / 16 * 16; }
-
-}  // namespace
-
 Model::Model(const ModelConfig& c, bool trainable) : cfg(c) {
   cfg.validate();
   const std::vector<TensorSpec> specs = model_tensors(cfg);
+  // Views start at multiples of 16 floats (64 bytes) so SIMD kernels see aligned rows.
+  auto align16 = [](int64_t n) { return align_up<int64_t>(n, 16); };
   int64_t total = 0;
   for (const TensorSpec& s : specs) {
     refuse_unsupported(s, "model");
