@@ -11,6 +11,7 @@
 #include "core/error.h"
 #include "core/rng.h"
 #include "core/threads.h"
+#include "core/util.h"
 #include "infer/pack.h"
 #include "io/json.h"
 #include "io/tokenizer.h"
@@ -35,25 +36,33 @@ void qad_default_weights(double rho, double* a_task, double* a_feature, double* 
   *a_logit = 2.0;
 }
 
-static std::string fmt_num(double v) {
-  if (!std::isfinite(v)) return "null";
+// v at 9 significant digits (the log's precision; io/json prints it back as those digits), null
+// when not finite.
+static Json num9(double v) {
+  if (!std::isfinite(v)) return Json();
   char buf[64];
   std::snprintf(buf, sizeof buf, "%.9g", v);
-  return buf;
+  return Json(std::strtod(buf, nullptr));
 }
 
 std::string QadStepLog::json() const {
-  std::string s = "{\"step\":" + std::to_string(step) + ",\"loss\":" + fmt_num(loss) + ",\"ce\":" + fmt_num(ce) +
-                  ",\"feature\":" + fmt_num(feature) + ",\"logit\":" + fmt_num(logit) + ",\"fkl\":" + fmt_num(fkl) +
-                  ",\"rkl\":" + fmt_num(rkl) + ",\"lambda\":" + fmt_num(lambda) + ",\"layers\":[";
-  for (size_t i = 0; i < layers.size(); ++i) s += (i ? "," : "") + std::to_string(layers[i]);
-  s += "],\"lr\":" + fmt_num(lr) + ",\"grad_norm\":" + fmt_num(grad_norm) + ",\"tokens_per_s\":" +
-       fmt_num(tokens_per_s) + ",\"comm_s\":" + fmt_num(comm_s) + "}";
-  return s;
-}
-
-static bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+  Json j = Json::object();
+  j.set("step", step);
+  j.set("loss", num9(loss));
+  j.set("ce", num9(ce));
+  j.set("feature", num9(feature));
+  j.set("logit", num9(logit));
+  j.set("fkl", num9(fkl));
+  j.set("rkl", num9(rkl));
+  j.set("lambda", num9(lambda));
+  Json ls = Json::array();
+  for (int l : layers) ls.push_back(Json(l));
+  j.set("layers", ls);
+  j.set("lr", num9(lr));
+  j.set("grad_norm", num9(grad_norm));
+  j.set("tokens_per_s", num9(tokens_per_s));
+  j.set("comm_s", num9(comm_s));
+  return j.dump();
 }
 
 bool pack_student_hook(const std::string& student_dir, const std::string& out_path, double rho, int group, float beta,
