@@ -8,6 +8,8 @@
 
 #include "core/checksum.h"
 #include "core/error.h"
+#include "core/log.h"
+#include "core/util.h"
 #include "io/json.h"
 #include "io/tokenizer.h"
 #include "train/arith.h"
@@ -27,14 +29,10 @@ static std::string source_key(const std::string& path) {
   return strfmt("%s:%lld:%lld", path.c_str(), (long long)st.st_size, (long long)st.st_mtime);
 }
 
-static bool ends_with(const std::string& s, const std::string& suf) {
-  return s.size() >= suf.size() && s.compare(s.size() - suf.size(), suf.size(), suf) == 0;
-}
-
 static void ensure_default_corpus(const std::string& dir) {
   if (path_exists(dir + "/train.txt") && path_exists(dir + "/valid.txt")) return;
-  std::fprintf(stderr, "razor: the default corpus is not in %s yet; fetching it with tools/fetch_corpus.sh ...\n",
-               dir.c_str());
+  log_note("razor: the default corpus is not in %s yet; fetching it with tools/fetch_corpus.sh ...\n",
+           dir.c_str());
   if (!path_exists("tools/fetch_corpus.sh"))
     fail("--data default: %s/train.txt is missing and tools/fetch_corpus.sh is not here; run razor from the "
          "repository root or run `bash tools/fetch_corpus.sh` there first",
@@ -95,12 +93,12 @@ PreparedData prepare_data(const std::string& data, const std::string& tokenizer_
   const uint32_t V = uint32_t(tok.vocab_size());
   make_dirs(dir);
   TextEncoder enc = [&tok](std::string_view s) { return tok.encode(s); };
-  std::fprintf(stderr, "razor: tokenizing %s into %s ...\n", data.c_str(), dir.c_str());
+  log_note("razor: tokenizing %s into %s ...\n", data.c_str(), dir.c_str());
   if (data == "default") {
     std::vector<std::string> arith = make_arith_documents(kArithSeed, kArithDocs, kArithLinesPerDoc, ArithSplit::Train);
     size_t n = build_token_shard({sources[0]}, out.train_shard, enc, eos, V, arith);
     size_t m = build_token_shard({sources[1]}, out.valid_shard, enc, eos, V);
-    std::fprintf(stderr, "razor: %zu training tokens, %zu validation tokens\n", n, m);
+    log_note("razor: %zu training tokens, %zu validation tokens\n", n, m);
   } else if (ends_with(data, ".ids")) {
     std::string text = read_file(data);
     std::istringstream in(text);

@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include "core/error.h"
+#include "core/log.h"
 #include "core/threads.h"
 #include "io/json.h"
 #include "io/tokenizer.h"
@@ -101,8 +102,8 @@ void run_pretrain(const PretrainOptions& opt_in) {
     }
     const Json* ck_steps = ck.meta.config.find("steps");
     if (ck_steps && ck_steps->dump() != run.find("steps")->dump())
-      std::fprintf(stderr, "razor pretrain: note: --steps %lld, the checkpoint's run had %s: the LR schedule changes\n",
-                   (long long)opt.steps, ck_steps->dump().c_str());
+      log_note("razor pretrain: note: --steps %lld, the checkpoint's run had %s: the LR schedule changes\n",
+               (long long)opt.steps, ck_steps->dump().c_str());
     if (ck.params.size() != P)
       fail("--resume: %s holds %zu parameters, this model has %zu (different --config?)", ck.loaded_from.c_str(),
            ck.params.size(), P);
@@ -111,7 +112,7 @@ void run_pretrain(const PretrainOptions& opt_in) {
     adam.v() = ck.adam_v;
     adam.set_steps_done(ck.meta.step);
     start = ck.meta.step;
-    std::fprintf(stderr, "razor pretrain: resumed from %s at step %lld\n", ck.loaded_from.c_str(), (long long)start);
+    log_note("razor pretrain: resumed from %s at step %lld\n", ck.loaded_from.c_str(), (long long)start);
   }
   write_file_atomic(opt.out + "/run.json", run.dump(2) + "\n");
 
@@ -121,8 +122,8 @@ void run_pretrain(const PretrainOptions& opt_in) {
   ProgressLine progress(opt.steps, 10);
   const int B = opt.batch, T = opt.seq;
   std::vector<int32_t> window, ids(size_t(B * T)), targets(size_t(B * T));
-  std::fprintf(stderr, "razor pretrain: %lld parameters, %s, %llu training tokens, %d threads\n",
-               (long long)m.num_params(), data.description.c_str(), (unsigned long long)train.size(), num_threads());
+  log_note("razor pretrain: %lld parameters, %s, %llu training tokens, %d threads\n",
+           (long long)m.num_params(), data.description.c_str(), (unsigned long long)train.size(), num_threads());
 
   auto save_ckpt = [&](int64_t step) {
     CheckpointMeta meta;
