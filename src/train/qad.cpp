@@ -23,6 +23,7 @@
 #include "train/checkpoint.h"
 #include "train/data.h"
 #include "train/evaluate.h"
+#include "train/loop.h"
 #include "io/file_util.h"
 #include "train/metrics.h"
 #include "train/shards.h"
@@ -161,18 +162,10 @@ Json config_json(const QadConfig& c, const StoreInfo& store, double a_task, doub
 
 // Fields a resumed run must share with the checkpoint (else its loss curve means nothing).
 void check_resume_config(const Json& have, const Json& want, const std::string& where) {
-  const char* keys[] = {"teacher_hash", "store_sequences", "rho", "group", "beta", "a8", "kv8", "loss_logit",
-                        "eakld_clip", "eakld_k", "feature", "afd_k", "mask_align", "a_task", "a_feature",
-                        "a_logit", "lr", "schedule", "warmup", "weight_decay", "batch", "seq", "accum", "steps",
-                        "seed", "plan"};
-  for (const char* k : keys) {
-    const Json* a = have.find(k);
-    const Json* b = want.find(k);
-    std::string sa = a ? a->dump() : "(missing)", sb = b ? b->dump() : "(missing)";
-    if (sa != sb)
-      fail("--resume: %s was made with %s = %s, this run asks for %s (use the same options, or a new --out)",
-           where.c_str(), k, sa.c_str(), sb.c_str());
-  }
+  check_resume_keys(have, want, where,
+                    {"teacher_hash", "store_sequences", "rho", "group", "beta", "a8", "kv8", "loss_logit",
+                     "eakld_clip", "eakld_k", "feature", "afd_k", "mask_align", "a_task", "a_feature", "a_logit",
+                     "lr", "schedule", "warmup", "weight_decay", "batch", "seq", "accum", "steps", "seed", "plan"});
 }
 
 // Keeps the lines of a JSON-lines log whose "step" is <= keep (the resumed run redoes the rest).
@@ -304,21 +297,13 @@ QadSummary run_qad(const QadConfig& cin) {
   if (!c.plan.empty()) spec.overrides = load_plan(c.plan);
   install_quant_hooks(*student, spec);
   const size_t P = size_t(student->params.numel());
-  AdamWConfig acfg;
-  acfg.weight_decay = c.weight_decay;
-  AdamW opt(P, acfg);
-  for (const Param& p : student->entries)
-    if (p.kind == ParamKind::Norm) opt.exclude_from_decay(size_t(p.offset), size_t(p.value.numel()));
+  AdamW opt = make_optimizer(*student, c.weight_decay);
 
   const int64_t per_step = int64_t(c.batch) * c.accum;
   int64_t total_steps = c.steps > 0 ? c.steps : int64_t(std::ceil(c.epochs * double(N) / double(per_step)));
   RZ_CHECK(total_steps >= 1, "--steps/--epochs: the run has no step (epochs %g, %lld sequences)", c.epochs,
            (long long)N);
-  LrSchedule sched;
-  sched.kind = c.schedule;
-  sched.peak_lr = c.lr;
-  sched.total_steps = total_steps;
-  sched.warmup_frac = c.warmup_frac;
+  const LrSchedule sched = make_schedule(c.schedule, c.lr, total_steps, c.warmup_frac);
 
   Json run = config_json(c, si, a_task, a_feature, a_logit, total_steps);
   run.set("ranks", int64_t(ranks));  // informative: a resume may use another N
@@ -332,11 +317,7 @@ QadSummary run_qad(const QadConfig& cin) {
     Checkpoint ck = load_checkpoint(ckpt_dir);
     check_resume_config(ck.meta.config, run, ck.loaded_from);
     if (ck.params.size() != P) fail("%s: %zu parameters, the student has %zu", ck.loaded_from.c_str(), ck.params.size(), P);
-    std::copy(ck.params.begin(), ck.params.end(), student->params.data());
-    opt.m() = ck.adam_m;
-    opt.v() = ck.adam_v;
-    opt.set_steps_done(ck.meta.step);
-    step0 = ck.meta.step;
+    step0 = restore_state(ck, *student, opt);
     if (log) std::fprintf(log, "resuming %s at step %lld of %lld\n", ck.loaded_from.c_str(), (long long)step0,
                           (long long)total_steps);
     if (log) std::fflush(log);
@@ -459,8 +440,7 @@ QadSummary run_qad(const QadConfig& cin) {
     seconds_total += dt;
 
     double vppl = NAN;
-    bool last = s + 1 == total_steps;
-    if (valid && ((c.eval_every > 0 && (s + 1) % c.eval_every == 0) || last)) {
+    if (valid && cadence_due(c.eval_every, s + 1, total_steps)) {
       vppl = eval_perplexity(*student, *valid, c.seq, c.eval_windows, c.batch).ppl;
       sum.student_ppl = vppl;
     }
@@ -478,10 +458,9 @@ QadSummary run_qad(const QadConfig& cin) {
       if (std::isfinite(vppl)) std::snprintf(extra, sizeof extra, "val_ppl %.3f", vppl);
       progress.update(s + 1, lg.loss, double(per_step * T), extra);
     }
-    if ((c.ckpt_every > 0 && (s + 1) % c.ckpt_every == 0) || last) {
-      if (ranks > 1) sync_replicas(student->params.data(), opt.m().data(), opt.v().data(), P, log);
-    }
-    if (lead && ((c.ckpt_every > 0 && (s + 1) % c.ckpt_every == 0) || last)) {
+    const bool ckpt_due = cadence_due(c.ckpt_every, s + 1, total_steps);
+    if (ckpt_due && ranks > 1) sync_replicas(student->params.data(), opt.m().data(), opt.v().data(), P, log);
+    if (lead && ckpt_due) {
       CheckpointMeta meta;
       meta.step = s + 1;
       meta.data_cursor = uint64_t(s + 1);
