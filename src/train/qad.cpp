@@ -203,17 +203,8 @@ void sync_replicas(float* params, float* m, float* v, size_t P, FILE* log) {
 
 }  // namespace
 
-QadSummary run_qad(const QadConfig& cin) {
-  QadConfig c = cin;
-  // Data parallelism (core/dist.h): rank r runs micro-batches r, r+N, ... of every step.
-  const int ranks = c.data_parallel ? dist_size() : 1;
-  const int rank = c.data_parallel ? dist_rank() : 0;
-  const bool lead = rank == 0;  // writes run.json, metrics, checkpoints, outputs
-  if (!lead) {
-    c.log = nullptr;
-    c.progress = false;
-  }
-  if (c.threads > 0) set_num_threads(c.threads);
+// The option checks that need no data (before the data and the teacher dump).
+static void check_qad_options(const QadConfig& c) {
   RZ_CHECK(c.batch >= 1, "--batch: must be >= 1 (got %d)", c.batch);
   RZ_CHECK(c.accum >= 1, "--accum: must be >= 1 (got %d)", c.accum);
   RZ_CHECK(c.seq >= 2, "--seq: must be >= 2 (got %d)", c.seq);
@@ -230,6 +221,108 @@ QadSummary run_qad(const QadConfig& cin) {
       if (l > L) fail("--feature: layer %d outside the feature taps [0, %lld] of %s", l, (long long)L,
                       c.teacher_dir.c_str());
   }
+}
+
+// Dumps the teacher store when it is missing (an unfinished one resumes).
+static void ensure_teacher_store(const QadConfig& c, const std::string& train_shard, FILE* log) {
+  if (path_exists(store_manifest_path(c.store))) return;
+  TokenShard shard(train_shard);
+  TeacherDumpOptions d = c.dump;
+  d.seq_len = c.seq;
+  if (!c.data_parallel) d.rank = 0, d.ranks = 1;
+  if (!c.progress) d.progress = nullptr;
+  if (log) std::fprintf(log, "teacher store: writing %s (%lld sequences of %d tokens)\n", c.store.c_str(),
+                        (long long)teacher_dump_sequences(shard, d), c.seq);
+  if (log) std::fflush(log);
+  TeacherDumpResult r = dump_teacher_store(c.teacher_dir, shard, c.store, d);
+  if (!r.complete) fail("%s: the teacher dump stopped before the end", c.store.c_str());
+}
+
+// The run's outputs (rank 0): latent student, dequantized student, tokenizer files,
+// arithmetic, summary.json, the packed student and the summary table.
+static void write_outputs(const QadConfig& c, const Model& student_m, const Model* teacher_m, const QuantSpec& spec,
+                          int ranks, QadSummary* sum_out) {
+  const Model* student = &student_m;
+  const Model* teacher = teacher_m;
+  QadSummary& sum = *sum_out;
+  FILE* log = c.log;
+  student->save(c.out + "/student");
+  {
+    Model deq(student->cfg, /*trainable=*/false);
+    deq.params.copy_from(student->params);
+    for (Param& p : deq.entries) {
+      WeightLayout l = spec.layout_for(p.name, p.kind);
+      if (!l.quantized()) continue;
+      fake_quant_weight(p.name, p.value, p.value, l);  // in place
+    }
+    deq.save(c.out + "/student-dequant");
+  }
+  if (path_exists(c.teacher_dir + "/tokenizer.json")) {
+    std::string tj = read_file(c.teacher_dir + "/tokenizer.json");
+    write_file_atomic(c.out + "/student/tokenizer.json", tj);
+    write_file_atomic(c.out + "/student-dequant/tokenizer.json", tj);
+    if (c.arith_k > 0) {
+      Tokenizer tok = Tokenizer::load(c.teacher_dir + "/tokenizer.json");
+      sum.teacher_arith = eval_arith(greedy_completer(*teacher, tok, /*document_start=*/true), c.seed, c.arith_k).accuracy();
+      sum.student_arith = eval_arith(greedy_completer(*student, tok, /*document_start=*/true), c.seed, c.arith_k).accuracy();
+    }
+  }
+  if (path_exists(c.teacher_dir + "/tokenizer_config.json")) {  // chat template: generate --chat, GGUF export
+    std::string tc = read_file(c.teacher_dir + "/tokenizer_config.json");
+    write_file_atomic(c.out + "/student/tokenizer_config.json", tc);
+    write_file_atomic(c.out + "/student-dequant/tokenizer_config.json", tc);
+  }
+  bool packed = pack_student_hook(c.out + "/student", c.out + "/student.razor", c.rho, c.group, c.beta, c.a8, c.kv8, c.plan);
+  {
+    // The summary, machine-readable (scripts: tools/ablations.sh, tools/budget_table.sh).
+    Json j = Json::object();
+    j.set("steps", sum.steps);
+    if (std::isfinite(sum.teacher_ppl)) j.set("teacher_ppl", sum.teacher_ppl);  // NaN: no validation data
+    if (std::isfinite(sum.student_ppl)) j.set("student_ppl", sum.student_ppl);
+    if (sum.teacher_arith >= 0) j.set("teacher_arith", sum.teacher_arith);
+    if (sum.student_arith >= 0) j.set("student_arith", sum.student_arith);
+    j.set("avg_bits", sum.avg_bits);
+    j.set("avg_bits_no_scales", sum.avg_bits_no_scales);
+    j.set("tokens_per_s", sum.tokens_per_s);
+    j.set("student_razor", packed ? c.out + "/student.razor" : std::string());
+    write_file_atomic(c.out + "/summary.json", j.dump(2) + "\n");
+  }
+  if (log) {
+    auto pct = [](double v) {
+      char b[32];
+      if (v < 0) return std::string("-");
+      std::snprintf(b, sizeof b, "%.1f%%", 100 * v);
+      return std::string(b);
+    };
+    std::fprintf(log, "\n%-26s %14s %14s\n", "", "teacher", "student");
+    std::fprintf(log, "%-26s %14.3f %14.3f\n", "valid perplexity", sum.teacher_ppl, sum.student_ppl);
+    std::fprintf(log, "%-26s %14s %14s\n", "arith exact match", pct(sum.teacher_arith).c_str(),
+                 pct(sum.student_arith).c_str());
+    std::fprintf(log, "%-26s %14s %14.4f\n", "bits/weight (with scales)", "16 (bf16)", sum.avg_bits);
+    std::fprintf(log, "%-26s %14s %14.4f\n", "bits/weight (no scales)", "16 (bf16)", sum.avg_bits_no_scales);
+    std::fprintf(log, "%-26s %12.2f MB %12.2f MB\n", "weights size (est.)", sum.teacher_bytes / 1e6,
+                 sum.student_bytes / 1e6);
+    std::fprintf(log, "%-26s %14s %14.0f\n", "train tokens/s", "", sum.tokens_per_s);
+    if (ranks > 1)
+      std::fprintf(log, "%-26s %14s %13.1f%%\n", "step time in allreduce", "", 100 * sum.comm_fraction);
+    std::fprintf(log, "\nrun: %s (metrics.csv, chart.svg, run.json, checkpoint/, student/, student-dequant/%s)\n",
+                 c.out.c_str(), packed ? ", student.razor" : "");
+    if (packed) std::fprintf(log, "try it: ./razor generate -m %s/student.razor -p \"And God said\"\n", c.out.c_str());
+  }
+}
+
+QadSummary run_qad(const QadConfig& cin) {
+  QadConfig c = cin;
+  // Data parallelism (core/dist.h): rank r runs micro-batches r, r+N, ... of every step.
+  const int ranks = c.data_parallel ? dist_size() : 1;
+  const int rank = c.data_parallel ? dist_rank() : 0;
+  const bool lead = rank == 0;  // writes run.json, metrics, checkpoints, outputs
+  if (!lead) {
+    c.log = nullptr;
+    c.progress = false;
+  }
+  if (c.threads > 0) set_num_threads(c.threads);
+  check_qad_options(c);
   if (c.out.empty()) {
     char name[96];
     std::snprintf(name, sizeof name, "runs/qad-rho%g-g%d%s%s", c.rho, c.group, c.a8 ? "-a8" : "", c.kv8 ? "-kv8" : "");
@@ -262,19 +355,7 @@ QadSummary run_qad(const QadConfig& cin) {
   // ---- teacher store (dumped when missing or unfinished)
   const uint64_t t_hash = teacher_checkpoint_hash(c.teacher_dir);
   const uint64_t k_hash = tokenizer_file_hash(c.teacher_dir);
-  if (!path_exists(store_manifest_path(c.store))) {
-    const std::string shard_path = prep.train_shard;
-    TokenShard shard(shard_path);
-    TeacherDumpOptions d = c.dump;
-    d.seq_len = c.seq;
-    if (!c.data_parallel) d.rank = 0, d.ranks = 1;
-    if (!c.progress) d.progress = nullptr;
-    if (log) std::fprintf(log, "teacher store: writing %s (%lld sequences of %d tokens)\n", c.store.c_str(),
-                          (long long)teacher_dump_sequences(shard, d), c.seq);
-    if (log) std::fflush(log);
-    TeacherDumpResult r = dump_teacher_store(c.teacher_dir, shard, c.store, d);
-    if (!r.complete) fail("%s: the teacher dump stopped before the end", c.store.c_str());
-  }
+  ensure_teacher_store(c, prep.train_shard, log);
   StoreReader store(c.store, StoreVerify::Lazy);
   store.check_compatible(t_hash, k_hash);
   const StoreInfo& si = store.info();
@@ -491,70 +572,7 @@ QadSummary run_qad(const QadConfig& cin) {
   sum.teacher_bytes = br.total_params * 2;
   if (!c.final_outputs || !lead) return sum;
 
-  // ---- outputs: latent student, dequantized student, arithmetic, summary, packed hook
-  student->save(c.out + "/student");
-  {
-    Model deq(student->cfg, /*trainable=*/false);
-    deq.params.copy_from(student->params);
-    for (Param& p : deq.entries) {
-      WeightLayout l = spec.layout_for(p.name, p.kind);
-      if (!l.quantized()) continue;
-      fake_quant_weight(p.name, p.value, p.value, l);  // in place
-    }
-    deq.save(c.out + "/student-dequant");
-  }
-  if (path_exists(c.teacher_dir + "/tokenizer.json")) {
-    std::string tj = read_file(c.teacher_dir + "/tokenizer.json");
-    write_file_atomic(c.out + "/student/tokenizer.json", tj);
-    write_file_atomic(c.out + "/student-dequant/tokenizer.json", tj);
-    if (c.arith_k > 0) {
-      Tokenizer tok = Tokenizer::load(c.teacher_dir + "/tokenizer.json");
-      sum.teacher_arith = eval_arith(greedy_completer(*teacher, tok, /*document_start=*/true), c.seed, c.arith_k).accuracy();
-      sum.student_arith = eval_arith(greedy_completer(*student, tok, /*document_start=*/true), c.seed, c.arith_k).accuracy();
-    }
-  }
-  if (path_exists(c.teacher_dir + "/tokenizer_config.json")) {  // chat template: generate --chat, GGUF export
-    std::string tc = read_file(c.teacher_dir + "/tokenizer_config.json");
-    write_file_atomic(c.out + "/student/tokenizer_config.json", tc);
-    write_file_atomic(c.out + "/student-dequant/tokenizer_config.json", tc);
-  }
-  bool packed = pack_student_hook(c.out + "/student", c.out + "/student.razor", c.rho, c.group, c.beta, c.a8, c.kv8, c.plan);
-  {
-    // The summary, machine-readable (scripts: tools/ablations.sh, tools/budget_table.sh).
-    Json j = Json::object();
-    j.set("steps", sum.steps);
-    if (std::isfinite(sum.teacher_ppl)) j.set("teacher_ppl", sum.teacher_ppl);  // NaN: no validation data
-    if (std::isfinite(sum.student_ppl)) j.set("student_ppl", sum.student_ppl);
-    if (sum.teacher_arith >= 0) j.set("teacher_arith", sum.teacher_arith);
-    if (sum.student_arith >= 0) j.set("student_arith", sum.student_arith);
-    j.set("avg_bits", sum.avg_bits);
-    j.set("avg_bits_no_scales", sum.avg_bits_no_scales);
-    j.set("tokens_per_s", sum.tokens_per_s);
-    j.set("student_razor", packed ? c.out + "/student.razor" : std::string());
-    write_file_atomic(c.out + "/summary.json", j.dump(2) + "\n");
-  }
-  if (log) {
-    auto pct = [](double v) {
-      char b[32];
-      if (v < 0) return std::string("-");
-      std::snprintf(b, sizeof b, "%.1f%%", 100 * v);
-      return std::string(b);
-    };
-    std::fprintf(log, "\n%-26s %14s %14s\n", "", "teacher", "student");
-    std::fprintf(log, "%-26s %14.3f %14.3f\n", "valid perplexity", sum.teacher_ppl, sum.student_ppl);
-    std::fprintf(log, "%-26s %14s %14s\n", "arith exact match", pct(sum.teacher_arith).c_str(),
-                 pct(sum.student_arith).c_str());
-    std::fprintf(log, "%-26s %14s %14.4f\n", "bits/weight (with scales)", "16 (bf16)", sum.avg_bits);
-    std::fprintf(log, "%-26s %14s %14.4f\n", "bits/weight (no scales)", "16 (bf16)", sum.avg_bits_no_scales);
-    std::fprintf(log, "%-26s %12.2f MB %12.2f MB\n", "weights size (est.)", sum.teacher_bytes / 1e6,
-                 sum.student_bytes / 1e6);
-    std::fprintf(log, "%-26s %14s %14.0f\n", "train tokens/s", "", sum.tokens_per_s);
-    if (ranks > 1)
-      std::fprintf(log, "%-26s %14s %13.1f%%\n", "step time in allreduce", "", 100 * sum.comm_fraction);
-    std::fprintf(log, "\nrun: %s (metrics.csv, chart.svg, run.json, checkpoint/, student/, student-dequant/%s)\n",
-                 c.out.c_str(), packed ? ", student.razor" : "");
-    if (packed) std::fprintf(log, "try it: ./razor generate -m %s/student.razor -p \"And God said\"\n", c.out.c_str());
-  }
+  write_outputs(c, *student, teacher.get(), spec, ranks, &sum);
   return sum;
 }
 
