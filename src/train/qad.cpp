@@ -311,6 +311,72 @@ static void write_outputs(const QadConfig& c, const Model& student_m, const Mode
   }
 }
 
+struct LossWeights {
+  double task, feature, logit;
+};
+
+// One micro-batch: forward of the student on ids [B, T] (the store's sequences `views`),
+// a_task * CE + a_logit * logit loss + a_feature * AFD, each scaled by inv = 1 / accum,
+// backward; the logged values accumulate into lg.
+static void micro_batch(Model& student, const std::vector<int32_t>& ids, const std::vector<SequenceView>& views,
+                        const QadConfig& c, const LossWeights& w, double inv, QadStepLog* lg_out) {
+  QadStepLog& lg = *lg_out;
+  const int64_t B = int64_t(views.size()), T = c.seq;
+  const double a_task = w.task, a_feature = w.feature, a_logit = w.logit;
+  ForwardResult fr = student.forward(ids, B, T, /*want_hidden=*/!c.feature_none);
+  Var ce = cross_entropy(fr.logits, ce_targets(views));
+  Var total = scale(ce, float(a_task * inv));
+  lg.ce += double(ce.item()) * inv;
+  if (!c.logit_none) {
+    DistillStats st;
+    Var l = logit_distill_loss(fr.logits, views, c.distill, &st);
+    total = add(total, scale(l, float(a_logit * inv)));
+    lg.logit += st.logit * inv;
+    lg.fkl += st.fkl * inv;
+    lg.rkl += st.rkl * inv;
+    lg.lambda += st.lambda * inv;
+  } else {
+    lg.logit = lg.fkl = lg.rkl = lg.lambda = NAN;
+  }
+  if (!c.feature_none) {
+    DistillStats st;
+    Var f = afd_loss(fr.hidden, views, c.distill, &st);
+    total = add(total, scale(f, float(a_feature * inv)));
+    lg.feature += st.feature * inv;
+    lg.layers = st.layers;
+  } else {
+    lg.feature = NAN;
+  }
+  lg.loss += double(total.item());
+  backward(total);
+}
+
+// Data parallelism: sums every rank's micro-batch gradients grads [P] (each already scaled by
+// 1/accum: the single-process gradient of the same global batch, up to float summation order)
+// and the logged values (ce logit fkl rkl lambda feature loss, then the AFD layers of the last
+// micro-batch: count + up to L1 ids, sent by the rank that ran it, `has_last`). Sets lg.comm_s.
+static void allreduce_step(float* grads, size_t P, bool has_last, size_t L1, std::vector<double>* stats,
+                           QadStepLog* lg_out) {
+  QadStepLog& lg = *lg_out;
+  const size_t kStats = 7;
+  double tc = now_seconds();
+  dist_allreduce_sum(grads, P);
+  stats->assign(kStats + 1 + L1, 0.0);
+  double* st = stats->data();
+  st[0] = lg.ce, st[1] = lg.logit, st[2] = lg.fkl, st[3] = lg.rkl, st[4] = lg.lambda, st[5] = lg.feature;
+  st[6] = lg.loss;
+  if (has_last) {
+    st[kStats] = double(lg.layers.size());
+    for (size_t i = 0; i < lg.layers.size() && i < L1; ++i) st[kStats + 1 + i] = double(lg.layers[i]);
+  }
+  dist_allreduce_sum(stats->data(), stats->size());
+  lg.ce = st[0], lg.logit = st[1], lg.fkl = st[2], lg.rkl = st[3], lg.lambda = st[4], lg.feature = st[5];
+  lg.loss = st[6];
+  lg.layers.resize(size_t(st[kStats]));
+  for (size_t i = 0; i < lg.layers.size(); ++i) lg.layers[i] = int(st[kStats + 1 + i]);
+  lg.comm_s = now_seconds() - tc;
+}
+
 QadSummary run_qad(const QadConfig& cin) {
   QadConfig c = cin;
   // Data parallelism (core/dist.h): rank r runs micro-batches r, r+N, ... of every step.
@@ -443,10 +509,8 @@ QadSummary run_qad(const QadConfig& cin) {
   SequenceOrder order(N, c.seed);
   ProgressLine progress(total_steps, 10);
   double tokens_total = 0, seconds_total = 0, comm_total = 0;
-  // Logged values reduced over ranks: ce logit fkl rkl lambda feature loss, then the AFD
-  // layers of the last micro-batch (count + up to L+1 ids, filled by the rank that ran it).
-  const size_t kStats = 7, L1 = size_t(si.num_layers) + 1;
-  std::vector<double> stats(kStats + 1 + L1);
+  const size_t L1 = size_t(si.num_layers) + 1;  // AFD layer ids a step can log
+  std::vector<double> stats;                    // allreduce_step's buffer
   std::vector<SequenceView> views(size_t(c.batch));
   std::vector<int32_t> ids(size_t(c.batch) * size_t(c.seq));
   const int64_t B = c.batch, T = c.seq;
@@ -462,52 +526,10 @@ QadSummary run_qad(const QadConfig& cin) {
         views[size_t(b)] = store.sequence(order.at(j));
         std::copy_n(views[size_t(b)].ids, T, &ids[size_t(b * T)]);
       }
-      ForwardResult fr = student->forward(ids, B, T, /*want_hidden=*/!c.feature_none);
-      Var ce = cross_entropy(fr.logits, ce_targets(views));
-      Var total = scale(ce, float(a_task * inv));
-      lg.ce += double(ce.item()) * inv;
-      if (!c.logit_none) {
-        DistillStats st;
-        Var l = logit_distill_loss(fr.logits, views, c.distill, &st);
-        total = add(total, scale(l, float(a_logit * inv)));
-        lg.logit += st.logit * inv;
-        lg.fkl += st.fkl * inv;
-        lg.rkl += st.rkl * inv;
-        lg.lambda += st.lambda * inv;
-      } else {
-        lg.logit = lg.fkl = lg.rkl = lg.lambda = NAN;
-      }
-      if (!c.feature_none) {
-        DistillStats st;
-        Var f = afd_loss(fr.hidden, views, c.distill, &st);
-        total = add(total, scale(f, float(a_feature * inv)));
-        lg.feature += st.feature * inv;
-        lg.layers = st.layers;
-      } else {
-        lg.feature = NAN;
-      }
-      lg.loss += double(total.item());
-      backward(total);
+      micro_batch(*student, ids, views, c, LossWeights{a_task, a_feature, a_logit}, inv, &lg);
     }
     if (ranks > 1) {
-      // Sum of every rank's micro-batch gradients (each already scaled by 1/accum) = the
-      // single-process gradient of the same global batch, up to float summation order.
-      double tc = now_seconds();
-      dist_allreduce_sum(student->grads.data(), P);
-      std::fill(stats.begin(), stats.end(), 0.0);
-      double* st = stats.data();
-      st[0] = lg.ce, st[1] = lg.logit, st[2] = lg.fkl, st[3] = lg.rkl, st[4] = lg.lambda, st[5] = lg.feature;
-      st[6] = lg.loss;
-      if ((c.accum - 1) % ranks == rank) {
-        st[kStats] = double(lg.layers.size());
-        for (size_t i = 0; i < lg.layers.size() && i < L1; ++i) st[kStats + 1 + i] = double(lg.layers[i]);
-      }
-      dist_allreduce_sum(stats.data(), stats.size());
-      lg.ce = st[0], lg.logit = st[1], lg.fkl = st[2], lg.rkl = st[3], lg.lambda = st[4], lg.feature = st[5];
-      lg.loss = st[6];
-      lg.layers.resize(size_t(st[kStats]));
-      for (size_t i = 0; i < lg.layers.size(); ++i) lg.layers[i] = int(st[kStats + 1 + i]);
-      lg.comm_s = now_seconds() - tc;
+      allreduce_step(student->grads.data(), P, (c.accum - 1) % ranks == rank, L1, &stats, &lg);
       comm_total += lg.comm_s;
     }
     lg.lr = sched.lr_at(s);
