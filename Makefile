@@ -1,6 +1,6 @@
 # razor — one Makefile for the binary and the tests.
-#   make              ./razor (optimised for this machine, OpenMP)
-#   make test         build and run the doctest suite
+#   make              ./razor only (optimised for this machine, OpenMP): g++ and OpenMP suffice
+#   make test         build and run the doctest suite (needs doctest: `make deps`)
 #   make PORTABLE=1   any x86-64; SIMD paths chosen at run time (always true for kernels)
 #   make SAN=1        AddressSanitizer + UndefinedBehaviorSanitizer build (build-san/)
 #   make MPI=1        data-parallel training over Open MPI (build-mpi/; `make MPI=1 test-mpi`)
@@ -8,7 +8,7 @@
 #                     FUZZ_SECONDS (default 30) over fuzz/seeds/<target>/; FUZZ_TARGETS=fuzz_json limits it
 #                     (needs clang + compiler-rt: tools/install_deps.sh --fuzz)
 #   make CROSS=aarch64  cross-build for ARM (build-aarch64/); `make CROSS=aarch64 test` runs under qemu
-#   make deps         install the Debian packages razor needs
+#   make deps         install the Debian packages the tests need (doctest-dev)
 #   make check-deps   every #include against the folder layering in docs/architecture.md
 # Kernel files are compiled with per-file ISA flags chosen by their suffix:
 #   *_avx2.cpp, *_avx512.cpp (x86 only), *_neon.cpp, *_dotprod.cpp (aarch64 only).
@@ -87,11 +87,22 @@ MAIN_OBJ := $(call obj,$(MAIN_SRC))
 TEST_OBJ := $(call obj,$(TEST_SRC))
 TEST_BIN := $(BUILD)/razor_tests
 
-.PHONY: all test test-mpi deps clean bench-gemm aarch64-test fuzz fuzz-build check-deps
-all: $(EXE) $(TEST_BIN)
+.PHONY: all tests test test-mpi deps clean bench-gemm aarch64-test fuzz fuzz-build check-doctest check-deps
+all: $(EXE)
+tests: $(TEST_BIN)
 
 $(EXE): $(MAIN_OBJ) $(BUILD)/librazor.a
 	$(CXX) -o $@ $(MAIN_OBJ) $(BUILD)/librazor.a $(LDFLAGS)
+
+# doctest is the one thing the tests need beyond g++ and OpenMP; without it, one line that
+# says what to do instead of a compiler error per test file.
+DOCTEST_H := $(firstword $(wildcard /usr/include/doctest/doctest.h /usr/local/include/doctest/doctest.h))
+check-doctest:
+ifeq ($(DOCTEST_H),)
+	@echo "make: the tests need doctest (Debian doctest-dev), which is not installed: run \`make deps\`, then \`make test\`" >&2; exit 1
+endif
+
+$(TEST_OBJ): | check-doctest
 
 $(TEST_BIN): $(TEST_OBJ) $(BUILD)/librazor.a
 	$(CXX) -o $@ $(TEST_OBJ) $(BUILD)/librazor.a $(LDFLAGS)
@@ -117,11 +128,16 @@ $(BUILD)/obj/%.o: %.cpp
 	$(CXX) $(CXXFLAGS) -c $< -o $@
 
 # The test suite. TEST_ARGS are passed to doctest (e.g. TEST_ARGS='-tc="gemm*"').
+# `make test` builds with one job per core unless -j was given (the build is most of its time).
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+PARALLEL = $(if $(filter -j% j%,$(MAKEFLAGS)),,-j$(JOBS))
 ifeq ($(CROSS),aarch64)
-test: $(TEST_BIN)
+test:
+	@$(MAKE) --no-print-directory $(PARALLEL) $(TEST_BIN)
 	QEMU_LD_PREFIX=/usr/aarch64-linux-gnu qemu-aarch64 -cpu max $(TEST_BIN) $(TEST_ARGS)
 else
-test: $(EXE) $(TEST_BIN)
+test:
+	@$(MAKE) --no-print-directory $(PARALLEL) $(EXE) $(TEST_BIN)
 	./$(TEST_BIN) $(TEST_ARGS)
 endif
 

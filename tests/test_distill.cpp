@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "autograd/ops.h"
 #include "core/error.h"
 #include "core/half.h"
 #include "core/rng.h"
@@ -610,6 +611,76 @@ TEST_SUITE("distill") {
     }
   }
 
+  TEST_CASE("head_losses: the chunked head equals linear + cross_entropy + logit_distill_loss") {
+    // Large enough for the parallel paths (N*V >= 32768). One chunk: the same bits as the
+    // materialised path, values and both gradients; several chunks (uneven): the same values
+    // and gradients up to the weight gradient's fp32 summation over chunks.
+    const int64_t T = 16, B = 2, N = B * T, C = 24, V = 1100;
+    for (LogitStorage ls : {LogitStorage::TopK, LogitStorage::Full}) {
+      CAPTURE(int(ls));
+      Batch bt = make_batch(make_info(T, 2, 4, V, HiddenDtype::BF16, ls, 16), int(B), 400);
+      const Tensor x0 = random_tensor({N, C}, 41, 1.0f), w0 = random_tensor({V, C}, 42, 0.3f);
+      const std::vector<int32_t> y = ce_targets(bt.views);
+      REQUIRE(std::count(y.begin(), y.end(), -1) >= 1);
+      DistillConfig cfg;
+      Var xr(x0.clone(), true), wr(w0.clone(), true);
+      DistillStats sr;
+      Var z = linear(xr, wr);
+      Var ce_r = cross_entropy(z, y), l_r = logit_distill_loss(z, bt.views, cfg, &sr);
+      Var tot_r = add(scale(ce_r, 0.7f), scale(l_r, 1.3f));
+      backward(tot_r);
+      for (int64_t R : {N, int64_t(5)}) {
+        CAPTURE(R);
+        Var x(x0.clone(), true), w(w0.clone(), true);
+        DistillStats st;
+        HeadLosses h = head_losses(x, w, y, &bt.views, cfg, &st, R);
+        Var tot = add(scale(h.ce, 0.7f), scale(h.logit, 1.3f));
+        backward(tot);
+        if (R == N) {
+          CHECK(h.ce.item() == ce_r.item());
+          CHECK(h.logit.item() == l_r.item());
+          CHECK(st.fkl == sr.fkl);
+          CHECK(st.rkl == sr.rkl);
+          CHECK(std::memcmp(x.grad().data(), xr.grad().data(), size_t(N * C) * sizeof(float)) == 0);
+          CHECK(std::memcmp(w.grad().data(), wr.grad().data(), size_t(V * C) * sizeof(float)) == 0);
+        } else {
+          CHECK(h.ce.item() == doctest::Approx(ce_r.item()).epsilon(1e-6));
+          CHECK(h.logit.item() == doctest::Approx(l_r.item()).epsilon(1e-6));
+          for (int64_t i = 0; i < N * C; ++i) CHECK(x.grad()[i] == doctest::Approx(xr.grad()[i]).epsilon(1e-5).scale(1e-6));
+          double worst = 0;
+          for (int64_t i = 0; i < V * C; ++i) worst = std::max(worst, double(std::fabs(w.grad()[i] - wr.grad()[i])));
+          CHECK(worst < 1e-6);
+        }
+      }
+      // Without a teacher: CE only, the same bits as cross_entropy.
+      Var x(x0.clone(), true), w(w0.clone(), true);
+      HeadLosses h = head_losses(x, w, y, nullptr, cfg, nullptr, N);
+      CHECK(!h.logit.defined());
+      CHECK(h.ce.item() == ce_r.item());
+    }
+  }
+
+  TEST_CASE("head_losses: gradients of x and w by finite differences, several chunks") {
+    const int64_t T = 3, V = 7, C = 3;
+    Batch bt = make_batch(make_info(T, 2, 4, V, HiddenDtype::BF16, LogitStorage::TopK, 3), 2, 410);
+    Var x(random_tensor({2 * T, C}, 43, 1.0f), true), w(random_tensor({V, C}, 44, 1.0f), true);
+    const std::vector<int32_t> y = ce_targets(bt.views);
+    DistillConfig cfg;
+    HeadLosses h = head_losses(x, w, y, &bt.views, cfg, nullptr, 2);
+    backward(h.logit);  // the double-valued loss, so finite differences are precise
+    const Tensor gx = x.grad().clone(), gw = w.grad().clone();
+    auto value = [&] {
+      NoGradGuard ng;
+      DistillStats st;
+      head_losses(x, w, y, &bt.views, cfg, &st, 2);
+      return st.logit;
+    };
+    check_gradient(x.value(), gx, value);
+    check_gradient(w.value(), gw, value);
+    CHECK_THROWS_AS(head_losses(x, w, std::vector<int32_t>(5, 0), &bt.views, cfg, nullptr, 2), Error);
+    CHECK_THROWS_AS(head_losses(x, w, std::vector<int32_t>(6, int32_t(V)), nullptr, cfg, nullptr, 2), Error);
+  }
+
   TEST_CASE("losses: lambda carries no gradient") {
     Batch bt = make_batch(make_info(3, 2, 4, 7, HiddenDtype::BF16, LogitStorage::TopK, 3), 2, 80);
     Var x(random_tensor({6, 7}, 12, 1.0f), false);
@@ -628,6 +699,66 @@ TEST_SUITE("distill") {
     Tensor gr = logit_grad(x.value(), bt, cfg);
     for (int64_t i = 0; i < ge.numel(); ++i)
       CHECK(ge[i] == doctest::Approx(st.lambda * gf[i] + (1 - st.lambda) * gr[i]).epsilon(1e-5).scale(1e-7));
+  }
+
+  TEST_CASE("losses: EAKLD entropy clip min(H, ln k)/ln k on a vocabulary larger than k (clip active and inactive)") {
+    // V = 64 > k = 16, so a flat teacher distribution has H near ln 64 > ln 16 and the clip
+    // takes effect; a peaked one has H < ln 16 and it does not. lambda is recomputed here in
+    // double from the raw teacher logits, independently of the store's entropy field.
+    const int64_t T = 4, V = 64, B = 2;
+    const StoreInfo info = make_info(T, 2, 4, V, HiddenDtype::BF16, LogitStorage::TopK, 16);
+    auto build = [&](bool flat_positions) {
+      Batch bt;
+      bt.info = info;
+      for (int64_t b = 0; b < B; ++b) {
+        RawSeq r = make_raw(info, 200 + uint64_t(b), b == 1 ? 2 : 0);
+        Rng rng(300 + uint64_t(b));
+        for (int64_t t = 0; t < T; ++t) {
+          // Even positions flat (logit std 0.1) when asked, the others peaked (std 4).
+          const float sd = (flat_positions && t % 2 == 0) ? 0.1f : 4.0f;
+          for (int64_t v = 0; v < V; ++v) r.logits[size_t(t * V + v)] = sd * rng.normal();
+        }
+        bt.raw.push_back(r);
+      }
+      for (const RawSeq& r : bt.raw) bt.recs.push_back(TeacherRecord::make(info, r.ids.data(), r.mask.data(), r.taps(), r.logits.data()));
+      for (auto& r : bt.recs) bt.views.push_back(r.view());
+      return bt;
+    };
+    const double lnk = std::log(16.0);
+    for (bool flat : {true, false}) {
+      CAPTURE(flat);
+      Batch bt = build(flat);
+      const std::vector<uint8_t> valid = valid_positions(bt.views, MaskAlign::Razor);
+      double clipped = 0, unclipped = 0, hmax = 0;
+      int n = 0;
+      for (int64_t b = 0; b < B; ++b)
+        for (int64_t t = 0; t < T; ++t) {
+          if (!valid[size_t(b * T + t)]) continue;
+          std::vector<double> z(bt.raw[size_t(b)].logits.begin() + t * V, bt.raw[size_t(b)].logits.begin() + (t + 1) * V);
+          const double l = lse_d(z);
+          double h = 0;
+          for (double q : z) h -= std::exp(q - l) * (q - l);
+          clipped += std::min(h, lnk) / lnk, unclipped += h / lnk, hmax = std::max(hmax, h), ++n;
+        }
+      REQUIRE(n >= 4);
+      clipped /= n, unclipped /= n;
+      if (flat) {
+        CHECK(hmax > lnk + 1.0);                 // some positions are far above ln k ...
+        CHECK(unclipped - clipped > 0.15);       // ... so a lambda without the clip differs
+      } else {
+        CHECK(hmax < lnk);                       // every position below ln k: clip inactive
+        CHECK(clipped == doctest::Approx(unclipped).epsilon(1e-12));
+      }
+      DistillConfig cfg;  // EAKLD, clip per token, k = 16
+      REQUIRE(cfg.entropy_k == 16);
+      Var x(random_tensor({B * T, V}, 17, 1.0f), false);
+      DistillStats st;
+      logit_loss_value(x, bt, cfg, &st);
+      CHECK(st.lambda == doctest::Approx(clipped).epsilon(1e-6));
+      CHECK(st.logit == doctest::Approx(st.lambda * st.fkl + (1 - st.lambda) * st.rkl).epsilon(1e-6));
+      const DirectKl d = direct_kl(bt.raw, bt.views, x.value(), valid);
+      CHECK(st.logit == doctest::Approx(clipped * d.fkl + (1 - clipped) * d.rkl).epsilon(1e-5));
+    }
   }
 
   TEST_CASE("losses: the two mask alignments differ by exactly one position") {

@@ -28,6 +28,7 @@
 #include "io/tokenizer.h"
 #include "train/checkpoint.h"
 #include "train/shards.h"
+#include "tests/reference_util.h"
 
 using namespace razor;
 namespace fs = std::filesystem;
@@ -85,7 +86,7 @@ void run_script(const std::string& script, const std::string& summary_prefix) {
 #endif
   const std::string path = "tools/" + script;
   if (!fs::exists(exe) || !fs::exists(path)) {
-    MESSAGE("SKIPPED: " << exe << " or " << path << " not found (run from the repository root after make)");
+    RAZOR_REFERENCE_MISSING(exe << " or " << path << " not found (run the tests from the repository root with `make test`)");
     return;
   }
   const std::string log =

@@ -12,6 +12,7 @@
 
 #include "autograd/tape.h"
 #include "core/error.h"
+#include "core/cpu.h"
 #include "core/rng.h"
 #include "core/threads.h"
 #include "infer/engine.h"
@@ -21,6 +22,7 @@
 #include "infer/pack.h"
 #include "kernels/qgemm.h"
 #include "model_test_util.h"
+#include "tests/reference_util.h"
 #include "nn/model.h"
 #include "nn/quant_hooks.h"
 #include "quant/act_quant.h"
@@ -106,6 +108,48 @@ std::vector<int32_t> prompt_ids(int n, int V, uint64_t seed) {
   std::vector<int32_t> ids;
   for (int i = 0; i < n; ++i) ids.push_back(int32_t(r.next_u64() % uint64_t(V)));
   return ids;
+}
+
+// Packs m (A8 + KV8, super-groups rho, group G), then installs the matching fake-quant hooks,
+// so m's forward is the training forward of the same student.
+PackedModel pack_then_hook(Model& m, double rho, int G) {
+  QuantSpec spec;
+  spec.plan.rho = rho;
+  spec.plan.group = G;
+  spec.a8 = spec.kv8 = true;
+  PackOptions opt;
+  opt.plan = spec.plan;
+  opt.a8 = opt.kv8 = true;
+  PackedModel pm = pack_model(m, opt);
+  install_quant_hooks(m, spec);
+  return pm;
+}
+
+// The inverse of RoPE at position p for one [D] row (HF half-split pairs (i, i + D/2)).
+void unrope_row(float* x, const RopeTable& rt, int64_t p, int64_t D) {
+  const int64_t h = D / 2;
+  for (int64_t i = 0; i < h; ++i) {
+    const double c = rt.cos[size_t(p * h + i)], sn = rt.sin[size_t(p * h + i)];
+    const double a = x[i], b = x[i + h];
+    x[i] = float(a * c + b * sn);
+    x[i + h] = float(-a * sn + b * c);
+  }
+}
+void rope_row_double(float* x, const RopeTable& rt, int64_t p, int64_t D) {
+  const int64_t h = D / 2;
+  for (int64_t i = 0; i < h; ++i) {
+    const double c = rt.cos[size_t(p * h + i)], sn = rt.sin[size_t(p * h + i)];
+    const double a = x[i], b = x[i + h];
+    x[i] = float(a * c - b * sn);
+    x[i + h] = float(a * sn + b * c);
+  }
+}
+// 8-bit absmax over one [D] row (NUMERICS §4), written out here, independent of quant/.
+void kv8_row(float* x, int64_t D) {
+  float mx = 0;
+  for (int64_t i = 0; i < D; ++i) mx = std::max(mx, std::fabs(x[i]));
+  const float sc = std::max(mx, 1e-5f) / 127.0f;
+  for (int64_t i = 0; i < D; ++i) x[i] = std::min(127.0f, std::max(-127.0f, std::nearbyint(x[i] / sc))) * sc;
 }
 
 }  // namespace
@@ -270,6 +314,164 @@ TEST_SUITE("infer") {
         }
       }
     set_num_threads(saved);
+  }
+
+  TEST_CASE("KV8: keys are quantized after q/k-norm and RoPE, in the training forward and in the engine") {
+    // NUMERICS §4: K is quantized after q/k-norm and after RoPE. Training path: the KV hook
+    // must receive keys whose inverse rotation, divided by the k_norm weight, has RMS 1 in
+    // every (token, kv head) row (post-norm), while the rotated rows themselves do not
+    // (post-RoPE). Engine path: its logits must match the training forward with KV8 after RoPE
+    // and not one with KV8 before RoPE (emulated in the hook: un-rotate, quantize, rotate).
+    // k_norm has one large weight per head so each key row's absmax scale is coarse: the two
+    // orders then give clearly different logits.
+    ModelConfig c = parity_config(64);
+    c.tie_word_embeddings = false;
+    auto m = random_model(c, 47, 0.05f, 1.0f);
+    const int64_t D = c.head_dim, K = c.num_key_value_heads;
+    for (int l = 0; l < int(c.num_hidden_layers); ++l) {
+      float* w = m->find("model.layers." + std::to_string(l) + ".self_attn.k_norm.weight")->value.data();
+      w[3] = 12.0f;
+    }
+    PackedModel pm = pack_then_hook(*m, 0.125, 64);
+    const auto kv8_after_rope = m->hooks.kv_transform;
+    REQUIRE(kv8_after_rope);
+    const std::vector<int32_t> prompt = prompt_ids(24, int(c.vocab_size), 123);
+    const int64_t T = int64_t(prompt.size());
+
+    // Training path: what the KV hook receives.
+    int keys_seen = 0, rows_normed = 0, rows_rotated_off = 0;
+    m->hooks.kv_transform = [&](const Var& t, int l, bool is_key) {
+      if (is_key) {
+        ++keys_seen;
+        const float* w = m->find("model.layers." + std::to_string(l) + ".self_attn.k_norm.weight")->value.data();
+        const float* k = t.value().data();  // [1, T, K, D]
+        for (int64_t tt = 0; tt < T; ++tt)
+          for (int64_t h = 0; h < K; ++h) {
+            std::vector<float> row(k + (tt * K + h) * D, k + (tt * K + h + 1) * D);
+            auto rms_over_w = [&](const std::vector<float>& r) {
+              double s2 = 0;
+              for (int64_t i = 0; i < D; ++i) s2 += double(r[size_t(i)] / w[i]) * double(r[size_t(i)] / w[i]);
+              return std::sqrt(s2 / double(D));
+            };
+            const double rotated = rms_over_w(row);
+            unrope_row(row.data(), m->rope_table, tt, D);
+            const double unrotated = rms_over_w(row);
+            rows_normed += std::fabs(unrotated - 1.0) < 1e-3;  // rmsnorm eps 1e-6: RMS 1 - O(1e-6)
+            rows_rotated_off += std::fabs(rotated - 1.0) > 1e-2;
+          }
+      }
+      return kv8_after_rope(t, l, is_key);
+    };
+    const std::vector<float> post = reference_logits(*m, prompt);
+    CHECK(keys_seen == int(c.num_hidden_layers));
+    CHECK(rows_normed == int(c.num_hidden_layers * T * K));  // every row post-norm
+    CHECK(rows_rotated_off > int(c.num_hidden_layers * (T - 1) * K) / 2);  // and rotated
+
+    // The same model with KV8 applied to the keys before RoPE.
+    m->hooks.kv_transform = [&](const Var& t, int l, bool is_key) {
+      if (!is_key) return kv8_after_rope(t, l, is_key);
+      Tensor k = t.value().clone();
+      for (int64_t tt = 0; tt < T; ++tt)
+        for (int64_t h = 0; h < K; ++h) {
+          float* row = k.data() + (tt * K + h) * D;
+          unrope_row(row, m->rope_table, tt, D);
+          kv8_row(row, D);
+          rope_row_double(row, m->rope_table, tt, D);
+        }
+      return Var(std::move(k), false);
+    };
+    const std::vector<float> pre = reference_logits(*m, prompt);
+    m->hooks.kv_transform = kv8_after_rope;
+    const std::vector<float> got = packed_logits(pm, prompt);
+    const Diff to_post = compare(got, post), to_pre = compare(got, pre), orders = compare(pre, post);
+    MESSAGE("engine vs KV8-after-RoPE: max |dlogit| " << to_post.max_abs << "; vs KV8-before-RoPE: " << to_pre.max_abs
+                                                      << "; the two orders differ by " << orders.max_abs);
+    CHECK(orders.max_abs > 20 * to_post.max_abs);  // the check can tell the orders apart
+    CHECK(to_pre.max_abs > 10 * to_post.max_abs);  // and the engine is on the after-RoPE side
+    // Decode (one token at a time through the cache) agrees with the same side.
+    Engine e(pm);
+    e.forward(prompt.data(), 1);
+    double dec_post = 0, dec_pre = 0;
+    for (int64_t tt = 1; tt < T; ++tt) {
+      const float* z = e.decode(prompt[size_t(tt)]);
+      for (int64_t v = 0; v < c.vocab_size; ++v) {
+        dec_post = std::max(dec_post, double(std::fabs(z[v] - post[size_t(tt * c.vocab_size + v)])));
+        dec_pre = std::max(dec_pre, double(std::fabs(z[v] - pre[size_t(tt * c.vocab_size + v)])));
+      }
+    }
+    CHECK(dec_pre > 10 * dec_post);
+  }
+
+  TEST_CASE("parity: the committed teacher on real text, packed vs fake-quant within the fp32 summation-order floor") {
+    // The random-weight cases below bound errors relative to max|logit|. Here: the trained
+    // teacher (realistic activations and margins) on real text, every layout razor trains, and
+    // an absolute bound derived from fp32 summation order itself. The same fake-quant forward
+    // run with the GEMMs of the active SIMD tier and of the scalar reference (another summation
+    // order, FMA contraction) differs by `floor`. On a trained model that floor is dominated by
+    // A8/KV8 rounding-tie flips: a ~1e-7 change moves a value across a tie, one code moves one
+    // step, and later positions carry the change (measured: max 0.007-0.064 on logits of range
+    // ~16, 2026-12-06, AMD EPYC AVX2). The packed forward (int32 dots, scales applied after) is
+    // one more summation order with its own flips, so it must stay within twice the largest
+    // floor seen over the four layouts; a systematic error (a scale rounded differently, KV8 in
+    // the wrong place) is far above that. Where the top-2 margin of the fake-quant logits exceeds
+    // that bound, the greedy token must be the same.
+    if (!std::ifstream("data/teacher/model.safetensors")) {
+      RAZOR_REFERENCE_MISSING("data/teacher not found (run the tests from the repository root)");
+      return;
+    }
+    const Tokenizer tok = Tokenizer::load("data/teacher/tokenizer.json");
+    const std::vector<int32_t> ids =
+        tok.encode("And God said, Let the waters under the heaven be gathered together unto one place, and let the "
+                   "dry land appear: and it was so. A fortune: You will be successful in your work.");
+    REQUIRE(ids.size() >= 24);
+    struct Run {
+      double rho;
+      std::vector<float> ref, got;
+      Diff floor, d;
+    };
+    std::vector<Run> runs;
+    double floor_max = 0, floor_mean = 0;
+    for (double rho : {1.0, 0.5, 0.125, 0.0}) {
+      auto m = Model::load("data/teacher", false);
+      PackedModel pm = pack_then_hook(*m, rho, 64);
+      Run r;
+      r.rho = rho;
+      r.ref = reference_logits(*m, ids);
+      const Isa saved = set_isa(Isa::Ref);
+      const std::vector<float> ref_scalar = reference_logits(*m, ids);
+      set_isa(saved);
+      r.got = packed_logits(pm, ids);
+      r.floor = compare(ref_scalar, r.ref);
+      r.d = compare(r.got, r.ref);
+      floor_max = std::max(floor_max, r.floor.max_abs);
+      floor_mean = std::max(floor_mean, r.floor.mean_abs);
+      runs.push_back(std::move(r));
+    }
+    // A CPU whose only GEMM tier is the scalar one has no second order to compare: then the
+    // floor is what the random-weight cases measured (~1e-3 of the logit range).
+    if (floor_max == 0) floor_max = 2e-2, floor_mean = 1e-3;
+    const int64_t V = 4096;
+    for (const Run& r : runs) {
+      CAPTURE(r.rho);
+      MESSAGE("rho " << r.rho << ": packed vs fake-quant max |dlogit| " << r.d.max_abs << " mean " << r.d.mean_abs
+                     << "; summation-order floor max " << r.floor.max_abs << " mean " << r.floor.mean_abs
+                     << " (max |logit| " << r.d.max_logit << ")");
+      CHECK(r.d.max_abs <= 2 * floor_max);
+      CHECK(r.d.mean_abs <= 2 * floor_mean);
+      int decided = 0, same = 0;
+      for (size_t t = 0; t < ids.size(); ++t) {
+        const float* z = r.ref.data() + t * V;
+        const int best = argmax(z, V);
+        float second = -INFINITY;
+        for (int64_t v = 0; v < V; ++v)
+          if (v != best) second = std::max(second, z[v]);
+        if (z[best] - second <= 4 * floor_max) continue;
+        ++decided;
+        same += argmax(r.got.data() + t * V, V) == best;
+      }
+      CHECK(decided >= int(ids.size()) / 2);
+      CHECK(same == decided);
+    }
   }
 
   TEST_CASE("parity: packed forward equals the fake-quant A8+KV8 training forward") {

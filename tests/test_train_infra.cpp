@@ -11,6 +11,7 @@
 #include <string>
 
 #include "core/error.h"
+#include "core/threads.h"
 #include "io/json.h"
 #include "train/adamw.h"
 #include "train/arith.h"
@@ -280,10 +281,33 @@ TEST_SUITE("train_infra") {
     CHECK(std::isnan(opt.step(&q, &nan_g, 0.01f)));
     CHECK(q == 1.0f);
     CHECK(opt.steps_done() == 1);
-    // The norm does not depend on the thread count (fixed blocks).
-    std::vector<float> many(100000);
-    for (size_t i = 0; i < many.size(); ++i) many[i] = float(std::sin(double(i)));
-    CHECK(grad_global_norm(many.data(), many.size()) == grad_global_norm(many.data(), many.size()));
+    // The norm does not depend on the thread count (fixed blocks summed in a fixed order):
+    // the same bits with 1, 2 and 3 threads, on a length that is not a multiple of the
+    // block, and equal to a serial double-precision sum up to the final float rounding.
+    std::vector<float> many(100003);
+    double direct = 0;
+    for (size_t i = 0; i < many.size(); ++i) {
+      many[i] = float(std::sin(double(i)) * (1.0 + double(i % 977)));
+      direct += double(many[i]) * double(many[i]);
+    }
+    const int prev = num_threads();
+    std::vector<float> norms, clipped_sums;
+    for (int threads : {1, 2, 3}) {
+      set_num_threads(threads);
+      norms.push_back(grad_global_norm(many.data(), many.size()));
+      std::vector<float> g = many;
+      clip_grad_norm(g.data(), g.size(), 1.0f);
+      double s = 0;
+      for (float x : g) s += double(x);
+      clipped_sums.push_back(float(s));
+    }
+    set_num_threads(prev);
+    CHECK(norms[0] == doctest::Approx(std::sqrt(direct)).epsilon(1e-6));
+    for (size_t k = 1; k < norms.size(); ++k) {
+      CAPTURE(k + 1);
+      CHECK(norms[k] == norms[0]);
+      CHECK(clipped_sums[k] == clipped_sums[0]);
+    }
   }
 
   TEST_CASE("schedules: values at key steps") {

@@ -27,29 +27,49 @@ OUT=${1:-data/corpus}
 WORK=$OUT/.work
 DATA_PKGS="fortunes-min fortunes dict-jargon dict-devil"
 mkdir -p "$OUT" "$WORK/debs" "$WORK/root"
+# apt's own output goes to this log, not the terminal: one line per package is printed here.
+LOG=$WORK/fetch.log
+: > "$LOG"
+echo "fetch_corpus: fetching the default corpus from Debian packages into $OUT (apt output: $LOG)"
 
-as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+die() { echo "fetch_corpus: error: $*" >&2; exit 1; }
+command -v apt-get >/dev/null 2>&1 && command -v dpkg-deb >/dev/null 2>&1 ||
+  die "apt-get and dpkg-deb are needed (a Debian or Ubuntu system); on another system put train.txt and valid.txt in $OUT yourself"
+# Root, or sudo that does not ask for a password; otherwise say the exact command to run.
+as_root() {
+  if [ "$(id -u)" = 0 ]; then "$@"
+  elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then sudo "$@"
+  else return 77; fi
+}
+apt_logged() { echo "+ $*" >> "$LOG"; "$@" >> "$LOG" 2>&1; }
 
 if ! command -v bible >/dev/null 2>&1; then
-  echo "fetch_corpus: installing bible-kjv (King James Bible text + decoder)" >&2
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends bible-kjv >&2 || {
-    as_root apt-get update >&2
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends bible-kjv >&2
-  }
+  install=(env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends bible-kjv)
+  rc=0; as_root true || rc=$?
+  [ "$rc" = 77 ] && die "bible-kjv (the King James Bible and its decoder) must be installed as root: run" \
+    "\`sudo apt-get install -y --no-install-recommends bible-kjv\`, then run razor again"
+  if ! apt_logged as_root "${install[@]}"; then
+    apt_logged as_root apt-get update || true
+    apt_logged as_root "${install[@]}" || die "could not install bible-kjv; see $LOG"
+  fi
+  echo "fetch_corpus: bible-kjv $(dpkg-query -W -f '${Version}' bible-kjv-text) installed"
 fi
 
 : > "$WORK/SOURCES.txt"
 for p in $DATA_PKGS; do
   if ! ls "$WORK/debs/${p}_"*.deb >/dev/null 2>&1; then
-    echo "fetch_corpus: apt-get download $p" >&2
-    (cd "$WORK/debs" && apt-get download "$p" >&2) || {
-      as_root apt-get update >&2
-      (cd "$WORK/debs" && apt-get download "$p" >&2)
-    }
+    if ! (cd "$WORK/debs" && apt_logged apt-get download "$p"); then
+      rc=0; as_root true || rc=$?
+      [ "$rc" = 77 ] && die "apt-get download $p failed and the package lists cannot be updated without root:" \
+        "run \`sudo apt-get update\`, then run razor again (details in $LOG)"
+      apt_logged as_root apt-get update || true
+      (cd "$WORK/debs" && apt_logged apt-get download "$p") || die "apt-get download $p failed; see $LOG"
+    fi
   fi
   deb=$(ls "$WORK/debs/${p}_"*.deb | sort | tail -n 1)
   dpkg-deb -x "$deb" "$WORK/root"
   echo "$p $(dpkg-deb -f "$deb" Version)" >> "$WORK/SOURCES.txt"
+  echo "fetch_corpus: $p $(dpkg-deb -f "$deb" Version)"
 done
 echo "bible-kjv-text $(dpkg-query -W -f '${Version}' bible-kjv-text)" >> "$WORK/SOURCES.txt"
 

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs the Debian packages razor builds and tests with, when missing.
-# Usage: tools/install_deps.sh [--test] [--fuzz]   (--test adds what the test suite uses:
-#   Node.js/npm for reference tokenizers, Debian text packages for the default corpus;
+# `make` itself needs only g++ and OpenMP (part of g++); doctest-dev is for the test suite.
+# Usage: tools/install_deps.sh [--test] [--fuzz]   (--test adds what the test references use:
+#   Node.js/npm for reference tokenizers, python3-numpy for the golden forward, unicode-data;
 #   --fuzz adds clang and compiler-rt, which `make fuzz` needs for -fsanitize=fuzzer)
 set -euo pipefail
-pkgs=(g++ make doctest-dev libstb-dev)
+pkgs=(g++ make doctest-dev)
 for arg in "$@"; do
-  [[ "$arg" == "--test" ]] && pkgs+=(unicode-data nodejs npm)
+  [[ "$arg" == "--test" ]] && pkgs+=(unicode-data nodejs npm python3-numpy)
   [[ "$arg" == "--fuzz" ]] && pkgs+=(clang libclang-rt-dev)
 done
 missing=()

@@ -12,11 +12,53 @@ The teacher tensors are random with the store's shapes (their values do not chan
 Prints tokens/s (median of the timed steps) and peak RSS. With --fp: the full-precision
 pretraining step instead (no fake quantization, CE only), issue 4's yardstick for `razor pretrain`.
 
-  python3 tools/torch_qad_step.py [--threads 2] [--steps 12] [--fp]
+  /usr/bin/python3 tools/torch_qad_step.py [--threads 2] [--steps 12] [--fp]
+
+PyTorch is configured as its users configure it on Debian (issue 23): the OpenMP build of
+OpenBLAS (libopenblas0-openmp) and tcmalloc (libtcmalloc-minimal4), OMP_NUM_THREADS and
+torch.set_num_threads equal to --threads. The pthread OpenBLAS and glibc malloc are 3-5x slower.
+The script re-executes itself with LD_LIBRARY_PATH / LD_PRELOAD set when they are not, prints
+the BLAS and allocator that are mapped into the process, and fails when they are not those.
+  apt-get install python3-torch libopenblas0-openmp libtcmalloc-minimal4
 """
+import os
+import sys
+
+OPENBLAS_OMP_DIR = "/usr/lib/x86_64-linux-gnu/openblas-openmp"
+TCMALLOC = "/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4"
+
+
+def _threads_arg():
+    for i, v in enumerate(sys.argv):
+        if v == "--threads" and i + 1 < len(sys.argv):
+            return sys.argv[i + 1]
+        if v.startswith("--threads="):
+            return v.split("=", 1)[1]
+    return "2"
+
+
+if os.environ.get("RAZOR_TORCH_CONFIGURED") != "1":
+    for path in (OPENBLAS_OMP_DIR, TCMALLOC):
+        if not os.path.exists(path):
+            sys.exit(f"torch_qad_step: {path} is missing: apt-get install libopenblas0-openmp libtcmalloc-minimal4")
+    env = dict(os.environ, RAZOR_TORCH_CONFIGURED="1", OMP_NUM_THREADS=_threads_arg(),
+               LD_LIBRARY_PATH=OPENBLAS_OMP_DIR + (":" + os.environ["LD_LIBRARY_PATH"] if os.environ.get("LD_LIBRARY_PATH") else ""),
+               LD_PRELOAD=TCMALLOC)
+    os.execve(sys.executable, [sys.executable] + sys.argv, env)
+
 import argparse, math, resource, statistics, time
 import torch
 import torch.nn.functional as F
+
+torch.ones(64, 64) @ torch.ones(64, 64)  # make sure the BLAS is loaded before looking
+with open("/proc/self/maps") as f:
+    maps = {line.split()[-1] for line in f if line.rstrip().endswith((".so", ".so.0", ".so.4")) or ".so." in line}
+blas = sorted(m for m in maps if "openblas" in m or "blas" in os.path.basename(m))
+alloc = sorted(m for m in maps if "tcmalloc" in m or "jemalloc" in m)
+print(f"torch_qad_step: BLAS {', '.join(blas) or 'none found'}; allocator {', '.join(alloc) or 'glibc malloc'}; "
+      f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}", flush=True)
+if not any(OPENBLAS_OMP_DIR in m for m in blas) or not any("tcmalloc" in m for m in alloc):
+    sys.exit("torch_qad_step: PyTorch is not on OpenBLAS-openmp + tcmalloc; refusing to time a misconfigured yardstick")
 
 p = argparse.ArgumentParser()
 p.add_argument("--threads", type=int, default=2)

@@ -64,6 +64,11 @@ Var attention_composed(const Var& q, const Var& k, const Var& v);
 // logits [N, V], targets [N] with -1 = ignore -> mean over non-ignored positions, [1].
 // Fused log-softmax + NLL in fp32.
 Var cross_entropy(const Var& logits, const std::vector<int32_t>& targets);
+// One row of cross_entropy, for ops that hold logits a chunk of rows at a time
+// (distill/losses.h head_losses): the row's log-sum-exp (fp32, as cross_entropy's forward),
+// and its backward dx[c] += g * exp(x[c] - lse), dx[target] -= g (as its backward).
+float cross_entropy_row_lse(const float* x /*[V]*/, int64_t V);
+void cross_entropy_row_backward(const float* x /*[V]*/, int64_t V, float lse, int32_t target, float g, float* dx);
 // mean over all elements of (a - b)^2 -> [1]
 Var mse(const Var& a, const Var& b);
 // cosine similarity along the last dim: [.., C] x [.., C] -> [..] (eps 1e-8 on the norms)

@@ -8,6 +8,36 @@
 
 namespace razor {
 
+float cross_entropy_row_lse(const float* xr, int64_t V) {
+  float m = xr[0];
+  for (int64_t c = 1; c < V; ++c) m = std::max(m, xr[c]);
+  double z = 0.0;
+  float buf[kExpChunk];
+  for (int64_t c0 = 0; c0 < V; c0 += kExpChunk) {
+    const int64_t n = std::min(kExpChunk, V - c0);
+    RZ_SIMD
+    for (int64_t c = 0; c < n; ++c) buf[c] = xr[c0 + c] - m;
+    exp_inplace(buf, n);
+    float zc = 0.0f;  // chunk sums in fp32, the row total in double
+    for (int64_t c = 0; c < n; ++c) zc += buf[c];
+    z += zc;
+  }
+  return m + float(std::log(z));
+}
+
+void cross_entropy_row_backward(const float* xr, int64_t V, float l, int32_t t, float g, float* dx) {
+  float buf[kExpChunk];
+  for (int64_t c0 = 0; c0 < V; c0 += kExpChunk) {
+    const int64_t n = std::min(kExpChunk, V - c0);
+    RZ_SIMD
+    for (int64_t c = 0; c < n; ++c) buf[c] = xr[c0 + c] - l;
+    exp_inplace(buf, n);
+    RZ_SIMD
+    for (int64_t c = 0; c < n; ++c) dx[c0 + c] += g * buf[c];
+  }
+  dx[t] -= g;
+}
+
 // logits [N, V], targets [N] (-1 = ignore) -> [1], mean over the valid rows (0 when none).
 Var cross_entropy(const Var& logits, const std::vector<int32_t>& targets) {
   const Shape& s = logits.shape();
@@ -34,20 +64,7 @@ Var cross_entropy(const Var& logits, const std::vector<int32_t>& targets) {
       return 0.0;
     }
     const float* xr = X + r * V;
-    float m = xr[0];
-    for (int64_t c = 1; c < V; ++c) m = std::max(m, xr[c]);
-    double z = 0.0;
-    float buf[kExpChunk];
-    for (int64_t c0 = 0; c0 < V; c0 += kExpChunk) {
-      const int64_t n = std::min(kExpChunk, V - c0);
-      RZ_SIMD
-      for (int64_t c = 0; c < n; ++c) buf[c] = xr[c0 + c] - m;
-      exp_inplace(buf, n);
-      float zc = 0.0f;  // chunk sums in fp32, the row total in double
-      for (int64_t c = 0; c < n; ++c) zc += buf[c];
-      z += zc;
-    }
-    const float l = m + float(std::log(z));
+    const float l = cross_entropy_row_lse(xr, V);
     lse[r] = l;
     return double(l) - double(xr[t]);
   });
@@ -66,19 +83,7 @@ Var cross_entropy(const Var& logits, const std::vector<int32_t>& targets) {
       for (int64_t r = 0; r < N; ++r) {
         const int32_t t = targets[size_t(r)];
         if (t == -1) continue;
-        const float* xr = X + r * V;
-        float* dx = dX + r * V;
-        const float l = lse[r];
-        float buf[kExpChunk];
-        for (int64_t c0 = 0; c0 < V; c0 += kExpChunk) {
-          const int64_t n = std::min(kExpChunk, V - c0);
-          RZ_SIMD
-          for (int64_t c = 0; c < n; ++c) buf[c] = xr[c0 + c] - l;
-          exp_inplace(buf, n);
-          RZ_SIMD
-          for (int64_t c = 0; c < n; ++c) dx[c0 + c] += g * buf[c];
-        }
-        dx[t] -= g;
+        cross_entropy_row_backward(X + r * V, V, lse[r], t, g, dX + r * V);
       }
     });
   return out;

@@ -1,11 +1,13 @@
 #include "cli/args.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 
 #include "core/error.h"
+#include "core/threads.h"
 
 namespace razor {
 
@@ -166,6 +168,16 @@ std::string ArgParser::help_text() const {
   if (allow_pos_) s += "  " + pos_name_ + std::string(pos_name_.size() < 24 ? 24 - pos_name_.size() : 1, ' ') + pos_help_ + "\n";
   s += "  -h, --help              show this help\n";
   return s;
+}
+
+void apply_threads(int64_t n) {
+  if (n <= 0) return;
+  const int used = set_threads_for_cores(int(std::min<int64_t>(n, 1 << 20)));
+  if (used < n)
+    std::fprintf(stderr,
+                 "razor: --threads %lld: %d cores available to this process; using %d threads (more threads than "
+                 "cores only wait for each other at every barrier)\n",
+                 (long long)n, used, used);
 }
 
 }  // namespace razor

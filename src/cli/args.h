@@ -45,4 +45,9 @@ class ArgParser {
   std::vector<std::string> positionals_;
 };
 
+// --threads N for a command: N threads, at most the cores this process may use; when it
+// uses fewer it says so on stderr ("--threads 10: 2 cores available; using 2 threads").
+// n <= 0 leaves the default (OMP_NUM_THREADS or all cores).
+void apply_threads(int64_t n);
+
 }  // namespace razor

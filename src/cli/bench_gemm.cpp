@@ -35,7 +35,7 @@ int bench_gemm(int argc, char** argv) {
                 K = ap.i64_in("--k", 1, 1 << 20);
   const int repeat = int(ap.i64_in("--repeat", 1, 100000));
   const bool ta = ap.on("--trans-a"), tb = ap.on("--trans-b");
-  if (ap.given("--threads")) set_num_threads(int(ap.i64_in("--threads", 1, 4096)));
+  if (ap.given("--threads")) apply_threads(ap.i64_in("--threads", 1, 4096));
   if (ap.given("--isa")) {
     Isa want = parse_isa(ap.str("--isa"));
     RZ_CHECK(isa_supported(want), "--isa: %s is not supported by this CPU (%s)", isa_name(want),

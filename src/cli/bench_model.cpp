@@ -152,7 +152,7 @@ int bench_model(int argc, char** argv) {
   ap.option("--bits", "1.88", "synthetic model precision: 4, 2.79, 1.88, 1.58 (or a rho)");
   ap.option("--group", "64", "synthetic model group size G (64, 128, 256)");
   ap.option("--ternary", "2bit", "synthetic model all-ternary storage: 2bit or 5trit");
-  ap.option("--threads", "", "threads (default: OMP_NUM_THREADS or all cores; more than cores allowed)");
+  ap.option("--threads", "", "threads (default: OMP_NUM_THREADS or all cores; at most the cores available)");
   ap.option("--prompt", "512", "prefill length in tokens (0: skip)");
   ap.option("--gen", "128,512", "decode lengths (comma list), each from an empty context");
   ap.option("--repeat", "1", "repetitions of each measurement (median reported)");
@@ -162,7 +162,7 @@ int bench_model(int argc, char** argv) {
                           "with `razor export --gguf` and run identical weights in llama.cpp)");
   ap.option("--tokenizer", "", "with --save: tokenizer.json to store in the file (ids must fit the shape's vocab)");
   if (!ap.parse(argc, argv, 1)) return 0;
-  if (ap.given("--threads")) set_num_threads(int(ap.i64_in("--threads", 1, 1024)));
+  if (ap.given("--threads")) apply_threads(ap.i64_in("--threads", 1, 1024));
   const int64_t prompt = ap.i64_in("--prompt", 0, 1 << 20);
   const std::vector<int64_t> gens = parse_list(ap.str("--gen"), "--gen");
   const int repeat = int(ap.i64_in("--repeat", 1, 1000));

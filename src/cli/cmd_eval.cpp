@@ -94,7 +94,7 @@ int cmd_eval(int argc, char** argv) {
   a.flag("--json", "print one JSON object");
   if (!a.parse(argc, argv)) return 0;
   int th = int(a.i64_in("threads", 0, 4096));
-  if (th > 0) set_num_threads(th);
+  apply_threads(th);
   const std::string dir = a.str("model");
   if (path_exists(dir) && !is_directory(dir)) return eval_packed(a, dir);  // a file: a packed model
   std::string tok_path = dir + "/tokenizer.json";

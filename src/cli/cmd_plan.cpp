@@ -70,7 +70,7 @@ int cmd_plan(int argc, char** argv) {
   a.option("--threads", "0", "threads (0: all cores)");
   if (!a.parse(argc, argv)) return 0;
   int th = int(a.i64_in("threads", 0, 4096));
-  if (th > 0) set_num_threads(th);
+  apply_threads(th);
   BudgetOptions bo;
   bo.budget = a.f64_in("budget", 0.5, 32);
   bo.with_scales = !a.on("no-scales");

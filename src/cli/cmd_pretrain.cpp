@@ -76,7 +76,7 @@ int cmd_pretrain(int argc, char** argv) {
   o.bf16 = a.on("bf16");
   o.resume = a.on("resume");
   int th = int(a.i64_in("threads", 0, 4096));
-  if (th > 0) set_num_threads(th);
+  apply_threads(th);
   run_pretrain(o);
   return 0;
 }

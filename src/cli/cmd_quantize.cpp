@@ -30,7 +30,7 @@ int cmd_quantize(int argc, char** argv) {
   if (!a.parse(argc, argv)) return 0;
   if (a.str("out").empty()) fail("razor quantize: -o/--out is required");
   int th = int(a.i64_in("threads", 0, 4096));
-  if (th > 0) set_num_threads(th);
+  apply_threads(th);
   std::unique_ptr<Model> m = Model::load(a.str("model"), false);
   PtqMethod method = parse_ptq_method(a.str("ptq"));
   QuantSpec spec = make_quant_spec(a.str("bits"), a.str("rho"), int(a.i64_in("group", 1, 1 << 16)),

@@ -50,7 +50,7 @@ int cmd_score(int argc, char** argv) {
   if (!ap.given("model")) fail("--model: required (a Hugging Face model directory)");
   if (!ap.given("ids")) fail("--ids: required (token ids, e.g. --ids \"1 2 3\")");
   int64_t threads = ap.i64_in("threads", 0, 4096);
-  if (threads > 0) set_num_threads(int(threads));
+  apply_threads(threads);
   std::vector<int32_t> ids = parse_ids(ap.str("ids"));
   if (ids.size() < 2) fail("--ids: need at least 2 token ids, got %zu", ids.size());
   const std::string path = ap.str("model");

@@ -39,7 +39,7 @@ int cmd_teacher(int argc, char** argv) {
   if (!ap.given("out")) fail("--out: required (the store directory)");
   const std::string out = ap.str("out");
   int64_t threads = ap.i64_in("threads", 0, 4096);
-  if (threads > 0) set_num_threads(int(threads));
+  apply_threads(threads);
   if (ap.on("stats")) {
     StoreReader r(out, StoreVerify::Lazy);
     StoreStats s = r.stats();

@@ -1,5 +1,9 @@
 #include "core/threads.h"
 
+#include <sched.h>
+#include <unistd.h>
+
+#include <algorithm>
 #include <chrono>
 
 #include "core/error.h"
@@ -22,6 +26,21 @@ void set_num_threads(int n) {
 #ifdef _OPENMP
   omp_set_num_threads(n);
 #endif
+}
+
+int available_cores() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0) return CPU_COUNT(&set);
+  const long n = sysconf(_SC_NPROCESSORS_ONLN);
+  return n > 0 ? int(n) : 1;
+}
+
+int set_threads_for_cores(int n) {
+  if (n < 1) fail("--threads: must be at least 1 (got %d)", n);
+  const int used = std::min(n, available_cores());
+  set_num_threads(used);
+  return used;
 }
 
 double now_seconds() {

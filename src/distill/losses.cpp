@@ -1,5 +1,6 @@
 // Distillation losses: forward and backward side by side (see losses.h, NUMERICS §5-§7).
 #include "distill/losses.h"
+#include "distill/losses_rows.h"
 
 #include <algorithm>
 #include <cmath>
@@ -11,10 +12,7 @@
 
 namespace razor {
 
-namespace {
-
-constexpr double kNegInf = -std::numeric_limits<double>::infinity();
-constexpr int64_t kParallelMin = 1 << 15;  // elements below which a loop runs serially
+namespace distill_detail {
 
 void check_batch(const std::vector<SequenceView>& teacher, const char* op) {
   RZ_CHECK(!teacher.empty(), "%s: empty teacher batch", op);
@@ -78,14 +76,6 @@ double logit_lambda(const std::vector<SequenceView>& teacher, const std::vector<
   return n > 0 ? sum / double(n) : 0.0;
 }
 
-// What one valid row's forward leaves for its backward.
-struct RowSaved {
-  float mx = 0;         // max of the student row (the shift of the exponentials)
-  double lse = 0;       // log-sum-exp of the student row
-  double lse_tail = 0;  // of the student row outside the teacher's top K (-inf if none)
-  double tnorm = 0;     // log-sum-exp of the teacher's stored bin log-probs (renormaliser)
-  double rkl = 0;       // the row's RKL
-};
 
 // Student row z [V] against teacher position t of s: fills `sv` and returns FKL and RKL.
 // e [V] is scratch for exp(z - max) (float exponentials, vmath.h; sums in double).
@@ -188,7 +178,9 @@ double feature_row_sq(const float* fs, const SequenceView& s, int64_t l, int64_t
   return acc;
 }
 
-}  // namespace
+}  // namespace distill_detail
+
+using namespace distill_detail;
 
 // ---- options
 

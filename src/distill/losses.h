@@ -63,6 +63,25 @@ std::vector<int32_t> ce_targets(const std::vector<SequenceView>& batch);
 Var logit_distill_loss(const Var& student_logits, const std::vector<SequenceView>& teacher, const DistillConfig& cfg,
                        DistillStats* stats = nullptr);
 
+// The lm_head product and its losses a chunk of rows at a time, never holding all [N, V]
+// logits and their gradient (N = B*T; at Qwen3's V = 151,936 that is 1.2 MB per row):
+// x [N, C] the head input (after A8 when quantized), w [V, C] the head weight (after fake
+// quantization). ce: cross_entropy over targets (-1 = ignored); logit (with a teacher batch of
+// B sequences, B*T = N): logit_distill_loss with cfg; stats as logit_distill_loss fills them.
+// Each chunk's logits are computed in the forward and again in the backward. With one chunk
+// (rows_per_chunk >= N) every value and gradient has the same bits as cross_entropy and
+// logit_distill_loss on linear(x, w); with several, the weight gradient is summed over the
+// chunks' products (fp32 summation order).
+struct HeadLosses {
+  Var ce;     // [1]
+  Var logit;  // [1], undefined without a teacher
+};
+HeadLosses head_losses(const Var& x, const Var& w, const std::vector<int32_t>& targets,
+                       const std::vector<SequenceView>* teacher, const DistillConfig& cfg, DistillStats* stats,
+                       int64_t rows_per_chunk);
+// Rows per chunk whose logits and logit gradient fit in `bytes` (at least 1).
+int64_t head_chunk_rows(int64_t V, int64_t bytes = int64_t(256) << 20);
+
 // c_l for l = 1..L (index l-1): mean over the batch's valid positions of the teacher's
 // adjacent-layer cosine; 0 when the batch has no valid position.
 std::vector<double> afd_layer_cosines(const std::vector<SequenceView>& teacher, MaskAlign align);

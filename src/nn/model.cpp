@@ -120,6 +120,15 @@ Param* Model::find(const std::string& name) {
 
 ForwardResult Model::forward(const std::vector<int32_t>& ids, int64_t B, int64_t T, bool want_hidden,
                              int64_t pos0) const {
+  return forward_impl(ids, B, T, want_hidden, pos0, true);
+}
+
+ForwardResult Model::forward_to_head(const std::vector<int32_t>& ids, int64_t B, int64_t T, bool want_hidden) const {
+  return forward_impl(ids, B, T, want_hidden, 0, false);
+}
+
+ForwardResult Model::forward_impl(const std::vector<int32_t>& ids, int64_t B, int64_t T, bool want_hidden,
+                                  int64_t pos0, bool want_logits) const {
   const int64_t V = cfg.vocab_size, C = cfg.hidden_size, H = cfg.num_attention_heads, K = cfg.num_key_value_heads,
                 D = cfg.head_dim;
   const float eps = float(cfg.rms_norm_eps);
@@ -171,6 +180,12 @@ ForwardResult Model::forward(const std::vector<int32_t>& ids, int64_t B, int64_t
   r.last_layer = x;
   Var xf = rmsnorm(x, final_norm, eps);  // [B, T, C]
   if (want_hidden) r.hidden.push_back(xf);
+  if (!want_logits) {  // the head's input and weight as lin() would use them
+    HookSite site{LinearSite::LmHead, -1, lm_head_name};
+    r.head_x = reshape(hooks.input_transform ? hooks.input_transform(xf, site) : xf, {B * T, C});  // [B*T, C]
+    r.head_w = W(lm_head, LinearSite::LmHead, -1, lm_head_name);                                // [V, C]
+    return r;
+  }
   r.logits = reshape(lin(xf, lm_head, LinearSite::LmHead, -1, lm_head_name), {B * T, V});  // [B*T, V]
   return r;
 }

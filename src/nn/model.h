@@ -65,7 +65,8 @@ struct Param {
 };
 
 struct ForwardResult {
-  Var logits;                 // [B*T, V]
+  Var logits;                 // [B*T, V] (undefined from forward_to_head)
+  Var head_x, head_w;         // forward_to_head: the lm_head's input [B*T, C] and weight [V, C], hooks applied
   std::vector<Var> hidden;    // when requested: L+1 entries of [B, T, C] (NUMERICS.md §6)
   Var last_layer;             // [B, T, C] residual stream after the last block (before the final norm)
 };
@@ -91,6 +92,9 @@ class Model {
   // ids: B*T token ids, row-major [B, T], each in [0, V). pos0: position of the first token.
   ForwardResult forward(const std::vector<int32_t>& ids, int64_t B, int64_t T, bool want_hidden = false,
                         int64_t pos0 = 0) const;
+  // The same forward up to the lm_head product, which it leaves to the caller (head_x, head_w
+  // for distill/losses.h head_losses, which never holds all [B*T, V] logits at once).
+  ForwardResult forward_to_head(const std::vector<int32_t>& ids, int64_t B, int64_t T, bool want_hidden = false) const;
 
   bool trainable() const { return grads.data() != nullptr; }
   void zero_grad() {
@@ -117,6 +121,8 @@ class Model {
   RopeTable rope_table;
 
  private:
+  ForwardResult forward_impl(const std::vector<int32_t>& ids, int64_t B, int64_t T, bool want_hidden, int64_t pos0,
+                             bool want_logits) const;
   int64_t num_params_ = 0;
 };
 

@@ -240,10 +240,10 @@ static void ensure_teacher_store(const QadConfig& c, const std::string& train_sh
 
 // The run's outputs (rank 0): latent student, dequantized student, tokenizer files,
 // arithmetic, summary.json, the packed student and the summary table.
-static void write_outputs(const QadConfig& c, const Model& student_m, const Model* teacher_m, const QuantSpec& spec,
-                          int ranks, QadSummary* sum_out) {
+static void write_outputs(const QadConfig& c, const Model& student_m, const QuantSpec& spec, int ranks,
+                          QadSummary* sum_out) {
   const Model* student = &student_m;
-  const Model* teacher = teacher_m;
+  std::unique_ptr<Model> teacher;  // loaded for the arithmetic check only
   QadSummary& sum = *sum_out;
   FILE* log = c.log;
   student->save(c.out + "/student");
@@ -263,6 +263,7 @@ static void write_outputs(const QadConfig& c, const Model& student_m, const Mode
     write_file_atomic(c.out + "/student-dequant/tokenizer.json", tj);
     if (c.arith_k > 0) {
       Tokenizer tok = Tokenizer::load(c.teacher_dir + "/tokenizer.json");
+      if (!teacher) teacher = Model::load(c.teacher_dir, /*trainable=*/false);
       sum.teacher_arith = eval_arith(greedy_completer(*teacher, tok, /*document_start=*/true), c.seed, c.arith_k).accuracy();
       sum.student_arith = eval_arith(greedy_completer(*student, tok, /*document_start=*/true), c.seed, c.arith_k).accuracy();
     }
@@ -323,13 +324,18 @@ static void micro_batch(Model& student, const std::vector<int32_t>& ids, const s
   QadStepLog& lg = *lg_out;
   const int64_t B = int64_t(views.size()), T = c.seq;
   const double a_task = w.task, a_feature = w.feature, a_logit = w.logit;
-  ForwardResult fr = student.forward(ids, B, T, /*want_hidden=*/!c.feature_none);
-  Var ce = cross_entropy(fr.logits, ce_targets(views));
+  // The head and its losses a chunk of rows at a time (never all [B*T, V] logits at once;
+  // the default model fits one chunk, which gives the materialised path's bits).
+  ForwardResult fr = student.forward_to_head(ids, B, T, /*want_hidden=*/!c.feature_none);
+  DistillStats st_logit;
+  HeadLosses hl = head_losses(fr.head_x, fr.head_w, ce_targets(views), c.logit_none ? nullptr : &views, c.distill,
+                              &st_logit, head_chunk_rows(student.cfg.vocab_size));
+  Var ce = hl.ce;
   Var total = scale(ce, float(a_task * inv));
   lg.ce += double(ce.item()) * inv;
   if (!c.logit_none) {
-    DistillStats st;
-    Var l = logit_distill_loss(fr.logits, views, c.distill, &st);
+    const DistillStats& st = st_logit;
+    Var l = hl.logit;
     total = add(total, scale(l, float(a_logit * inv)));
     lg.logit += st.logit * inv;
     lg.fkl += st.fkl * inv;
@@ -501,9 +507,11 @@ QadSummary run_qad(const QadConfig& cin) {
   if (lead && !c.valid.empty()) valid.reset(new TokenShard(c.valid));
   QadSummary sum;
   sum.teacher_ppl = sum.student_ppl = NAN;
-  std::unique_ptr<Model> teacher;
-  if (valid || (lead && c.final_outputs && c.arith_k > 0)) teacher = Model::load(c.teacher_dir, /*trainable=*/false);
-  if (valid) sum.teacher_ppl = eval_perplexity(*teacher, *valid, c.seq, c.eval_windows, c.batch).ppl;
+  if (valid) {
+    std::unique_ptr<Model> teacher = Model::load(c.teacher_dir, /*trainable=*/false);
+    sum.teacher_ppl = eval_perplexity(*teacher, *valid, c.seq, c.eval_windows, c.batch).ppl;
+    // not held through training (2.4 GB at Qwen3-0.6B); loaded again for the summary
+  }
 
   // ---- the loop
   SequenceOrder order(N, c.seed);
@@ -579,6 +587,10 @@ QadSummary run_qad(const QadConfig& cin) {
     }
   }
   if (c.progress) progress.finish();
+  // Training is over and the checkpoint written: the moments are not needed for the outputs
+  // (4.8 GB at Qwen3-0.6B, which the dequantized copy and the packing below would add to).
+  std::vector<float>().swap(opt.m());
+  std::vector<float>().swap(opt.v());
   sum.steps = total_steps;
   sum.tokens_per_s = seconds_total > 0 ? tokens_total / seconds_total : 0;
   sum.ranks = ranks;
@@ -594,7 +606,7 @@ QadSummary run_qad(const QadConfig& cin) {
   sum.teacher_bytes = br.total_params * 2;
   if (!c.final_outputs || !lead) return sum;
 
-  write_outputs(c, *student, teacher.get(), spec, ranks, &sum);
+  write_outputs(c, *student, spec, ranks, &sum);
   return sum;
 }
 
