@@ -229,6 +229,11 @@ if [ -f "$T/config.json" ]; then
   check "--shard-sequences" teacher --teacher "$T" --out "$tmp/st" --shard-sequences 0
   check "--out" teacher --teacher "$T"
   check "-" teacher --teacher "$tmp/no-teacher" --out "$tmp/st"
+  # Chat data (.jsonl): a malformed record names FILE:LINE; --records is for .txt / .ids only.
+  printf '{"messages": [{"role": "user", "content": "hi"}]}\n' >"$tmp/chat.jsonl"
+  check "chat.jsonl:1: no assistant turn" teacher --teacher "$T" --data "$tmp/chat.jsonl" --cache "$tmp/cache" --out "$tmp/st"
+  check "--records" teacher --teacher "$T" --data "$tmp/chat.jsonl" --records --cache "$tmp/cache" --out "$tmp/st"
+  check "--records" train --teacher "$T" --data default --records --cache "$tmp/cache" --out "$tmp/tr"
   check "-" pack -m "$tmp/no-model" -o "$tmp/p.razor"
   check "--group" pack -m "$T" --group 32 -o "$tmp/p.razor"
   check "--ternary" pack -m "$T" --ternary 3bit -o "$tmp/p.razor"

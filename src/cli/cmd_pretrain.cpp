@@ -12,7 +12,8 @@ int cmd_pretrain(int argc, char** argv) {
               "Train a full-precision Llama/Qwen3-style model from scratch (or continue one) on a corpus. "
               "The default teacher in data/teacher was made with this command (see data/README.md).");
   a.option("--tokenizer", "data/teacher/tokenizer.json", "tokenizer.json (its size sets the vocabulary)");
-  a.option("--data", "default", "default | FILE.txt | FILE.ids | FILE.tok");
+  a.option("--data", "default", "default | FILE.txt | FILE.ids | FILE.jsonl (chat: loss on assistant tokens) | FILE.tok");
+  a.flag("--records", "one .txt document / .ids line per sequence (padded or truncated to --seq, never windowed)");
   a.option("--init", "", "continue from this HF checkpoint directory instead of a random init");
   a.option("--arch", "qwen3", "qwen3 | llama");
   a.option("--hidden", "256", "hidden size C");
@@ -58,6 +59,7 @@ int cmd_pretrain(int argc, char** argv) {
   c.rms_norm_eps = 1e-6;
   o.tokenizer = a.str("tokenizer");
   o.data = a.str("data");
+  o.records = a.on("records");
   o.init_from = a.str("init");
   o.batch = int(a.i64_in("batch", 1, 4096));
   o.seq = int(a.i64_in("seq", 1, 1 << 20));

@@ -19,10 +19,13 @@ namespace razor {
 int cmd_teacher(int argc, char** argv) {
   ArgParser ap(argv[0],
                "Runs the teacher (no grad) over fixed windows of the training tokens (sequence i = tokens "
-               "[i*T, i*T+T+1)) and writes the teacher store: hidden states of every layer, top-K (or full) "
-               "log-probs, entropy, layer cosines. An interrupted dump resumes where it stopped.");
+               "[i*T, i*T+T+1)), or one record per sequence for chat data (.jsonl) and --records, and writes the "
+               "teacher store: hidden states of every layer, top-K (or full) log-probs, entropy, layer cosines, "
+               "the loss mask (chat: assistant tokens only). An interrupted dump resumes where it stopped.");
   ap.option("--teacher", "data/teacher", "teacher checkpoint directory (Hugging Face layout)");
-  ap.option("--data", "default", "training data: default | FILE.txt | FILE.ids | FILE.tok (see razor train --help)");
+  ap.option("--data", "default",
+            "training data: default | FILE.txt | FILE.ids | FILE.jsonl (chat) | FILE.tok (see razor train --help)");
+  ap.flag("--records", "one .txt document / .ids line per sequence (padded or truncated to --seq, never windowed)");
   ap.option("--cache", "data/cache", "where token shards built from text are cached");
   ap.option("--out", "", "store directory (required)");
   ap.option("--seq", "256", "sequence length T");
@@ -80,9 +83,10 @@ int cmd_teacher(int argc, char** argv) {
   // Under mpirun, rank 0 builds the token cache first, then every rank writes its shards.
   const bool lead = dist_rank() == 0;
   std::string shard_path;
-  if (lead) shard_path = prepare_data(ap.str("data"), teacher + "/tokenizer.json", ap.str("cache")).train_shard;
+  const bool records = ap.on("records");
+  if (lead) shard_path = prepare_data(ap.str("data"), teacher + "/tokenizer.json", ap.str("cache"), records).train_shard;
   dist_barrier();
-  if (!lead) shard_path = prepare_data(ap.str("data"), teacher + "/tokenizer.json", ap.str("cache")).train_shard;
+  if (!lead) shard_path = prepare_data(ap.str("data"), teacher + "/tokenizer.json", ap.str("cache"), records).train_shard;
   TokenShard shard(shard_path);
   TeacherDumpResult r = dump_teacher_store(teacher, shard, out, o);
   if (!lead) return 0;

@@ -20,7 +20,10 @@ int cmd_train(int argc, char** argv) {
                "store (written first when missing). Writes metrics.csv, chart.svg, run.json, checkpoint/, "
                "student/ (latent weights) and student-dequant/ into --out and prints a summary.");
   ap.option("--teacher", "data/teacher", "teacher checkpoint directory (Hugging Face layout)");
-  ap.option("--data", "default", "training data: default (corpus + arithmetic) | FILE.txt | FILE.ids | FILE.tok");
+  ap.option("--data", "default",
+            "training data: default (corpus + arithmetic) | FILE.txt | FILE.ids | FILE.jsonl (chat records, loss on "
+            "assistant tokens) | FILE.tok");
+  ap.flag("--records", "one .txt document / .ids line per sequence (padded or truncated to --seq, never windowed)");
   ap.option("--valid", "", "validation token shard .tok (default: the split of --data)");
   ap.option("--cache", "data/cache", "where token shards built from text are cached");
   ap.option("--store", "", "teacher store directory (default: OUT/store; dumped when missing)");
@@ -70,6 +73,7 @@ int cmd_train(int argc, char** argv) {
   c.data = ap.str("data");
   c.valid = ap.str("valid");
   c.cache_dir = ap.str("cache");
+  c.records = ap.on("records");
   c.store = ap.str("store");
   c.out = ap.str("out");
   if (ap.given("bits") && ap.given("rho")) fail("--bits/--rho: give one of them");

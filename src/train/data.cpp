@@ -13,6 +13,7 @@
 #include "io/json.h"
 #include "io/tokenizer.h"
 #include "train/arith.h"
+#include "train/chat.h"
 #include "io/file_util.h"
 #include "train/shards.h"
 
@@ -54,8 +55,52 @@ static void split_text_docs(const std::string& text, int every, std::vector<std:
   }
 }
 
-PreparedData prepare_data(const std::string& data, const std::string& tokenizer_path, const std::string& cache_dir) {
+// Chat records (train/chat.h) into a train and a held-out records shard.
+static void build_chat_shards(const std::string& data, const Tokenizer& tok, const std::string& tokenizer_path,
+                              const PreparedData& out) {
+  const ChatTemplate tmpl = ChatTemplate::for_tokenizer(tok, tokenizer_path);
+  const std::string text = read_file(data);
+  struct Split {
+    std::vector<int32_t> ids;
+    std::vector<uint64_t> starts;
+    RecordSpec spec;
+  } tr, va;
+  size_t lineno = 0, pos = 0;
+  while (pos < text.size()) {
+    size_t end = text.find('\n', pos);
+    if (end == std::string::npos) end = text.size();
+    std::string_view line(text.data() + pos, end - pos);
+    pos = end + 1;
+    ++lineno;
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    bool blank = true;
+    for (char ch : line) blank = blank && (ch == ' ' || ch == '\t');
+    if (blank) continue;
+    const ChatTokens ct = tmpl.render(tok, parse_chat_record(line, strfmt("%s:%zu", data.c_str(), lineno)));
+    Split& s = chat_record_held_out(line) ? va : tr;
+    s.starts.push_back(s.ids.size());
+    s.ids.insert(s.ids.end(), ct.ids.begin(), ct.ids.end());
+    s.spec.mask.insert(s.spec.mask.end(), ct.mask.begin(), ct.mask.end());
+  }
+  if (tr.starts.empty()) fail("%s: no chat records outside the held-out split (%zu lines)", data.c_str(), lineno);
+  const uint32_t V = uint32_t(tok.vocab_size());
+  for (Split* s : {&tr, &va}) {
+    s->spec.records = true;
+    s->spec.pad_id = tok.eos_id();
+  }
+  write_token_shard(out.train_shard, tr.ids, tr.starts, V, tr.spec);
+  if (!va.starts.empty()) write_token_shard(out.valid_shard, va.ids, va.starts, V, va.spec);
+  log_note("razor: %zu chat records (%zu tokens), %zu held out (%zu tokens)\n", tr.starts.size(), tr.ids.size(),
+           va.starts.size(), va.ids.size());
+}
+
+PreparedData prepare_data(const std::string& data, const std::string& tokenizer_path, const std::string& cache_dir,
+                          bool records) {
   PreparedData out;
+  const bool chat = ends_with(data, ".jsonl");
+  if (records && (data == "default" || ends_with(data, ".tok") || chat))
+    fail("--records: applies to FILE.txt and FILE.ids (FILE.jsonl is always one record per sequence; a .tok "
+         "shard keeps how it was built)");
   if (ends_with(data, ".tok")) {
     TokenShard probe(data);  // validates
     out.train_shard = data;
@@ -79,13 +124,20 @@ PreparedData prepare_data(const std::string& data, const std::string& tokenizer_
     sources = {data};
     key = source_key(data);
   }
+  if (records) key += "|records";
+  if (chat) key += "|chatml-v1";  // the rendering (train/chat.h); a change must change this
   key += "|" + tok_hash;
   std::string dir = cache_dir + "/" + hex64(fnv1a64(key.data(), key.size())).substr(0, 12);
   out.train_shard = dir + "/train.tok";
   out.valid_shard = dir + "/valid.tok";
-  out.description = (data == "default" ? std::string("default corpus + arithmetic") : data) + " (tokenizer " +
-                    tokenizer_path + ")";
-  if (path_exists(out.train_shard) && path_exists(out.valid_shard)) return out;
+  out.description = (data == "default" ? std::string("default corpus + arithmetic") : data) + " (" +
+                    (chat ? "chat records, ChatML, loss on assistant tokens; " : records ? "one record per sequence; " : "") +
+                    "tokenizer " + tokenizer_path + ")";
+  if (chat && path_exists(out.train_shard) && path_exists(dir + "/chat.done")) {
+    if (!path_exists(out.valid_shard)) out.valid_shard.clear();  // no record held out
+    return out;
+  }
+  if (!chat && path_exists(out.train_shard) && path_exists(out.valid_shard)) return out;
 
   Tokenizer tok = Tokenizer::load(tokenizer_path);
   const int32_t eos = tok.eos_id();
@@ -94,7 +146,14 @@ PreparedData prepare_data(const std::string& data, const std::string& tokenizer_
   make_dirs(dir);
   TextEncoder enc = [&tok](std::string_view s) { return tok.encode(s); };
   log_note("razor: tokenizing %s into %s ...\n", data.c_str(), dir.c_str());
-  if (data == "default") {
+  RecordSpec rec;
+  rec.records = records;
+  rec.pad_id = eos;
+  if (chat) {
+    build_chat_shards(data, tok, tokenizer_path, out);
+    write_file_atomic(dir + "/chat.done", "");
+    if (!path_exists(out.valid_shard)) out.valid_shard.clear();
+  } else if (data == "default") {
     std::vector<std::string> arith = make_arith_documents(kArithSeed, kArithDocs, kArithLinesPerDoc, ArithSplit::Train);
     size_t n = build_token_shard({sources[0]}, out.train_shard, enc, eos, V, arith);
     size_t m = build_token_shard({sources[1]}, out.valid_shard, enc, eos, V);
@@ -127,8 +186,8 @@ PreparedData prepare_data(const std::string& data, const std::string& tokenizer_
       dst.push_back(eos);
     }
     if (tr.empty()) fail("%s: no token ids found", data.c_str());
-    write_token_shard(out.train_shard, tr, tr_docs, V);
-    write_token_shard(out.valid_shard, va, va_docs, V);
+    write_token_shard(out.train_shard, tr, tr_docs, V, rec);
+    write_token_shard(out.valid_shard, va, va_docs, V, va_docs.empty() ? RecordSpec() : rec);
   } else {
     std::string text = read_file(data);
     std::vector<std::string> train, valid;
@@ -137,8 +196,8 @@ PreparedData prepare_data(const std::string& data, const std::string& tokenizer_
     ShardBuilder tb(enc, eos, V), vb(enc, eos, V);
     for (auto& d : train) tb.add_document(d, data);
     for (auto& d : valid) vb.add_document(d, data);
-    tb.write(out.train_shard);
-    vb.write(out.valid_shard);
+    tb.write(out.train_shard, rec);
+    vb.write(out.valid_shard, vb.n_docs() ? rec : RecordSpec());
   }
   return out;
 }

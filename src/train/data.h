@@ -6,7 +6,12 @@
 //   --data FILE.txt       documents separated by empty lines; every 33rd document is held out
 //   --data FILE.ids       one sequence of token ids per line (space-separated); every 20th
 //                         line is held out
+//   --data FILE.jsonl     chat / instruction records (train/chat.h), rendered with ChatML, one
+//                         record per sequence, loss mask on the assistant tokens; a record is
+//                         held out when its line's hash says so (chat_record_held_out, ~5%)
 //   --data FILE.tok       an existing token shard (no validation split unless FILE.valid.tok exists)
+// records = true (`--records`) makes .txt documents / .ids lines one sequence each too
+// (padded or truncated, never windowed across; every token a target but the padding).
 // Shards are cached under cache_dir, keyed by the tokenizer's hash and the source's size and
 // modification time, so a changed tokenizer or text never reuses stale tokens.
 // Deliberately not here: batching (train/shards.h), the model.
@@ -27,7 +32,7 @@ constexpr int kArithLinesPerDoc = 8;
 constexpr uint64_t kArithSeed = 1234;
 
 PreparedData prepare_data(const std::string& data, const std::string& tokenizer_path,
-                          const std::string& cache_dir = "data/cache");
+                          const std::string& cache_dir = "data/cache", bool records = false);
 
 // Directory of the default corpus text (data/corpus, or $RAZOR_CORPUS_DIR).
 std::string default_corpus_dir();

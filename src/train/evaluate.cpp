@@ -9,25 +9,30 @@ namespace razor {
 
 PplResult eval_perplexity(const Model& m, const TokenShard& shard, int T, int64_t max_windows, int batch) {
   NoGradGuard ng;
-  int64_t nwin = int64_t(eval_window_count(shard, T));
+  int64_t nwin = int64_t(data_sequence_count(shard, T));
   if (max_windows > 0 && nwin > max_windows) nwin = max_windows;
   PplResult r;
   double nll = 0;
   std::vector<int32_t> win(size_t(T) + 1);
+  std::vector<uint8_t> mask(size_t(T) + 1);
   for (int64_t w0 = 0; w0 < nwin; w0 += batch) {
     int64_t B = std::min<int64_t>(batch, nwin - w0);
     std::vector<int32_t> ids(size_t(B * T)), targets(size_t(B * T));
+    int64_t n = 0;  // targets counted: chat records score only their response tokens
     for (int64_t b = 0; b < B; ++b) {
-      eval_window(shard, T, uint64_t(w0 + b), win.data());
+      data_sequence(shard, T, uint64_t(w0 + b), win.data(), mask.data());
       for (int t = 0; t < T; ++t) {
         ids[size_t(b * T + t)] = win[size_t(t)];
-        targets[size_t(b * T + t)] = win[size_t(t) + 1];
+        const bool target = mask[size_t(t) + 1] != 0;
+        targets[size_t(b * T + t)] = target ? win[size_t(t) + 1] : -1;
+        n += target;
       }
     }
+    if (n == 0) continue;
     Var logits = m.forward(ids, B, T).logits;
     Var loss = cross_entropy(logits, targets);
-    nll += double(loss.item()) * double(B * T);
-    r.tokens += B * T;
+    nll += double(loss.item()) * double(n);
+    r.tokens += n;
   }
   // No window at all (a validation split shorter than one window): no figure, not ppl 1.
   r.mean_nll = r.tokens ? nll / double(r.tokens) : NAN;

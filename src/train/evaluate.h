@@ -19,7 +19,9 @@ struct PplResult {
 };
 
 // Perplexity over the first `max_windows` non-overlapping windows of T+1 tokens (0 = all),
-// evaluated in batches of `batch` windows, no grad.
+// evaluated in batches of `batch` windows, no grad. On a records shard (chat data) the
+// sequences are the records (data_sequence) and only masked-in targets count: a chat
+// validation perplexity is over the response tokens alone.
 PplResult eval_perplexity(const Model& m, const TokenShard& shard, int T, int64_t max_windows = 0, int batch = 8);
 
 // Greedy continuation of `prompt` (up to max_tokens, stops at newline or EOS); full-sequence

@@ -22,19 +22,23 @@ PreparedData prepare_data_packed(const std::string& data, const PackedModel& m, 
 }
 
 PplResult packed_perplexity(const PackedModel& m, const TokenShard& shard, int T, int64_t max_windows) {
-  int64_t nwin = int64_t(eval_window_count(shard, T));
+  int64_t nwin = int64_t(data_sequence_count(shard, T));
   if (max_windows > 0 && nwin > max_windows) nwin = max_windows;
   Engine e(m, T, T);
   const int64_t V = m.cfg.vocab_size;
   std::vector<int32_t> win(size_t(T) + 1);
+  std::vector<uint8_t> mask(size_t(T) + 1);
   PplResult r;
   double nll = 0;
   for (int64_t w = 0; w < nwin; ++w) {
-    eval_window(shard, T, uint64_t(w), win.data());
+    data_sequence(shard, T, uint64_t(w), win.data(), mask.data());  // chat: response tokens only
     e.reset();
     const float* z = e.forward(win.data(), T, /*all_logits=*/true);
-    for (int t = 0; t < T; ++t) nll -= log_prob_at(z + int64_t(t) * V, V, win[size_t(t) + 1]);
-    r.tokens += T;
+    for (int t = 0; t < T; ++t) {
+      if (!mask[size_t(t) + 1]) continue;
+      nll -= log_prob_at(z + int64_t(t) * V, V, win[size_t(t) + 1]);
+      ++r.tokens;
+    }
   }
   r.mean_nll = r.tokens ? nll / double(r.tokens) : NAN;
   r.ppl = std::exp(r.mean_nll);

@@ -52,11 +52,11 @@ void run_pretrain(const PretrainOptions& opt_in) {
     fail("--seq %d exceeds the model's context (max_position_embeddings %lld)", opt.seq,
          (long long)opt.model.max_position_embeddings);
 
-  PreparedData data = prepare_data(opt.data, opt.tokenizer);
+  PreparedData data = prepare_data(opt.data, opt.tokenizer, "data/cache", opt.records);
   TokenShard train(data.train_shard);
   std::unique_ptr<TokenShard> valid;
   if (!data.valid_shard.empty()) valid = std::make_unique<TokenShard>(data.valid_shard);
-  if (train.size() < uint64_t(opt.seq) + 2) fail("--data %s: only %llu tokens, fewer than one sequence",
+  if (!train.records() && train.size() < uint64_t(opt.seq) + 2) fail("--data %s: only %llu tokens, fewer than one sequence",
                                                  opt.data.c_str(), (unsigned long long)train.size());
 
   std::unique_ptr<Model> model;
@@ -104,7 +104,8 @@ void run_pretrain(const PretrainOptions& opt_in) {
                  opt.resume, double(start));
   ProgressLine progress(opt.steps, 10);
   const int B = opt.batch, T = opt.seq;
-  std::vector<int32_t> window, ids(size_t(B * T)), targets(size_t(B * T));
+  std::vector<int32_t> window(size_t(B * (T + 1))), ids(size_t(B * T)), targets(size_t(B * T));
+  std::vector<uint8_t> mask(window.size());  // 0: padding or a prompt token (records, chat)
   log_note("razor pretrain: %lld parameters, %s, %llu training tokens, %d threads\n",
            (long long)m.num_params(), data.description.c_str(), (unsigned long long)train.size(), num_threads());
 
@@ -121,11 +122,11 @@ void run_pretrain(const PretrainOptions& opt_in) {
     m.zero_grad();
     double loss_sum = 0;
     for (int a = 0; a < opt.accum; ++a) {
-      window = sampler.sample(step * opt.accum + a);
+      sampler.sample(step * opt.accum + a, window.data(), mask.data());
       for (int b = 0; b < B; ++b)
         for (int t = 0; t < T; ++t) {
           ids[size_t(b * T + t)] = window[size_t(b * (T + 1) + t)];
-          targets[size_t(b * T + t)] = window[size_t(b * (T + 1) + t + 1)];
+          targets[size_t(b * T + t)] = mask[size_t(b * (T + 1) + t + 1)] ? window[size_t(b * (T + 1) + t + 1)] : -1;
         }
       Var logits = m.forward(ids, B, T).logits;
       Var loss = cross_entropy(logits, targets);

@@ -14,7 +14,8 @@ struct PretrainOptions {
   ModelConfig model;            // architecture (vocab_size taken from the tokenizer when 0)
   std::string init_from;        // HF checkpoint dir to continue from ("" = random init)
   std::string tokenizer;        // tokenizer.json
-  std::string data = "default";
+  std::string data = "default";  // train/data.h (FILE.jsonl: CE on assistant tokens only)
+  bool records = false;          // --records: one .txt document / .ids line per sequence
   std::string out = "runs/pretrain";
   int batch = 8, seq = 256, accum = 1;
   int64_t steps = 1000;

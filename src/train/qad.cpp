@@ -409,9 +409,9 @@ QadSummary run_qad(const QadConfig& cin) {
   // Rank 0 builds the token cache first; the others then find it (or build their own copy
   // when the cache directory is not shared).
   PreparedData prep;
-  if (lead) prep = prepare_data(c.data, c.teacher_dir + "/tokenizer.json", c.cache_dir);
+  if (lead) prep = prepare_data(c.data, c.teacher_dir + "/tokenizer.json", c.cache_dir, c.records);
   if (ranks > 1) dist_barrier();
-  if (!lead) prep = prepare_data(c.data, c.teacher_dir + "/tokenizer.json", c.cache_dir);
+  if (!lead) prep = prepare_data(c.data, c.teacher_dir + "/tokenizer.json", c.cache_dir, c.records);
   if (c.valid.empty()) {
     c.valid = prep.valid_shard;
   } else if (!ends_with(c.valid, ".tok")) {

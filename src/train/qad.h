@@ -36,6 +36,7 @@ struct QadConfig {
   std::string data;   // --data as train/data.h reads it ("" = "default": the default corpus + arithmetic)
   std::string valid;  // a validation .tok ("" = the split prepare_data gives, if any)
   std::string cache_dir = "data/cache";  // where prepare_data caches token shards
+  bool records = false;  // --records: .txt documents / .ids lines one sequence each (data.h)
   std::string store;  // teacher store ("" = <out>/store); dumped when it has no manifest
   std::string out;    // run directory ("" = runs/<name>)
   TeacherDumpOptions dump;  // store settings when the store must be written (seq_len is set from `seq`)

@@ -41,7 +41,7 @@ uint64_t tokenizer_file_hash(const std::string& dir) {
 }
 
 int64_t teacher_dump_sequences(const TokenShard& data, const TeacherDumpOptions& opt) {
-  int64_t n = int64_t(eval_window_count(data, int(opt.seq_len)));
+  int64_t n = int64_t(data_sequence_count(data, int(opt.seq_len)));
   if (opt.max_sequences > 0) n = std::min(n, opt.max_sequences);
   return n;
 }
@@ -61,6 +61,9 @@ TeacherDumpResult dump_teacher_store(const std::string& teacher_dir, const Token
   if (total < 1)
     fail("%s: %llu tokens give no window of %lld + 1 tokens", data.path().c_str(), (unsigned long long)data.size(),
          (long long)T);
+  if (const uint64_t cut = truncated_records(data, int(T)); cut > 0 && opt.progress)
+    std::fprintf(opt.progress, "note: %llu of %llu records are longer than --seq %lld + 1 tokens and are truncated\n",
+                 (unsigned long long)cut, (unsigned long long)data.n_docs(), (long long)T);
 
   StoreInfo info;
   info.teacher_id = teacher_dir;
@@ -100,6 +103,7 @@ TeacherDumpResult dump_teacher_store(const std::string& teacher_dir, const Token
   NoGradGuard no_grad;
   const int64_t L = cfg.num_hidden_layers, C = cfg.hidden_size, V = cfg.vocab_size;
   std::vector<int32_t> windows, inputs;
+  std::vector<uint8_t> masks;
   int64_t written = 0;
   // Runs the teacher over sequences [first, end) into the writer's open (or next) shard;
   // false when the stop_after hook ended it early.
@@ -109,20 +113,25 @@ TeacherDumpResult dump_teacher_store(const std::string& teacher_dir, const Token
       if (opt.stop_after >= 0) B = std::min(B, opt.stop_after - written);
       if (B <= 0) return false;
       windows.assign(size_t(B * (T + 1)), 0);
+      masks.assign(size_t(B * (T + 1)), 0);
       inputs.assign(size_t(B * T), 0);
       for (int64_t b = 0; b < B; ++b) {
-        eval_window(data, int(T), uint64_t(first + b), &windows[size_t(b * (T + 1))]);
+        data_sequence(data, int(T), uint64_t(first + b), &windows[size_t(b * (T + 1))], &masks[size_t(b * (T + 1))]);
         std::copy_n(&windows[size_t(b * (T + 1))], T, &inputs[size_t(b * T)]);
       }
       ForwardResult fr = teacher->forward(inputs, B, T, /*want_hidden=*/true);
       RZ_ASSERT(int64_t(fr.hidden.size()) == L + 1);
       double nll = 0;
+      int64_t targets = 0;
       for (int64_t b = 0; b < B; ++b) {
         std::vector<const float*> taps(size_t(L + 1));
         for (int64_t l = 0; l <= L; ++l) taps[size_t(l)] = fr.hidden[size_t(l)].value().data() + b * T * C;
         const float* logits = fr.logits.value().data() + b * T * V;
-        writer.add_sequence(&windows[size_t(b * (T + 1))], nullptr, taps, logits);
-        for (int64_t t = 0; t < T; ++t) {  // teacher NLL, for the progress line only
+        const uint8_t* mask = &masks[size_t(b * (T + 1))];
+        writer.add_sequence(&windows[size_t(b * (T + 1))], mask, taps, logits);
+        for (int64_t t = 0; t < T; ++t) {  // teacher NLL of the targets, for the progress line only
+          if (!mask[t + 1]) continue;
+          ++targets;
           const float* z = logits + t * V;
           float mx = *std::max_element(z, z + V);
           double se = 0;
@@ -132,7 +141,7 @@ TeacherDumpResult dump_teacher_store(const std::string& teacher_dir, const Token
       }
       first += B;
       written += B;
-      if (progress_out) progress.update(done_before + written, nll / double(B * T), double(B * T), "teacher nll");
+      if (progress_out) progress.update(done_before + written, targets ? nll / double(targets) : 0.0, double(B * T), "teacher nll");
     }
     return true;
   };

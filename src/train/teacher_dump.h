@@ -1,10 +1,12 @@
 // Running the teacher once over the training tokens and writing the teacher store
 // (`razor teacher`, and `razor train` when its store is missing).
 //
-// Sequence i of the store is the fixed window of tokens [i*T, i*T + T + 1) of the token
-// shard (the same windows as eval_window), so a dump is a pure function of (teacher, shard,
-// settings) and an interrupted dump resumes at StoreWriter::next_sequence(). Every token is
-// a target (mask all ones): the corpus has no prompts and no padding.
+// Sequence i of the store is data_sequence(shard, T, i): the fixed window of tokens
+// [i*T, i*T + T + 1) (the same windows as eval_window), or on a records shard (chat data,
+// --records) record i padded / truncated to T+1 tokens; so a dump is a pure function of
+// (teacher, shard, settings) and an interrupted dump resumes at StoreWriter::next_sequence().
+// The store's mask is the shard's: all ones for plain text, 0 on padding and (chat) on every
+// token that is not an assistant token.
 // Under mpirun each rank writes whole shards (shard k to rank k mod N) into the same store
 // directory, which must then be on a file system every rank sees.
 // The teacher runs without gradients (Model(trainable=false)), a few sequences per forward;
