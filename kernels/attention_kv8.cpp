@@ -1,5 +1,6 @@
 // Scalar reference (threaded over kv heads) and dispatch of the KV8 attention kernel
-// (attention_kv8.h). The SIMD tiers are in attention_kv8_avx512.cpp / attention_kv8_avx2.cpp.
+// (attention_kv8.h). The SIMD tiers are in attention_kv8_avx512.cpp / attention_kv8_avx2.cpp and
+// (decode only) attention_kv8_neon.cpp.
 #include "kernels/attention_kv8.h"
 
 #include <algorithm>
@@ -117,6 +118,9 @@ void attention_kv8_decode(const AttnKv8Decode& a) {
     if (isa == Isa::Avx512 && attention_kv8_avx512_supported()) return attention_kv8_decode_avx512(a);
     if ((isa == Isa::Avx512 || isa == Isa::Avx2) && attention_kv8_avx2_supported()) return attention_kv8_decode_avx2(a);
   }
+#endif
+#if defined(__aarch64__)
+  if ((a.D == 64 || a.D == 128 || a.D == 256) && active_isa() == Isa::Neon) return attention_kv8_decode_neon(a);
 #endif
   attention_kv8_decode_ref(a);
 }

@@ -45,7 +45,8 @@ struct AttnKv8Decode {
   int64_t score_stride;
   float* out;            // [HpK, D]
 };
-// Best tier (AVX-512, else AVX2 + FMA, when active and D is 64, 128 or 256; else the reference).
+// Best tier (AVX-512, else AVX2 + FMA, else NEON, when active and D is 64, 128 or 256; else the
+// reference).
 // One thread, no allocation: callers split (token, kv head) items across their own threads.
 void attention_kv8_decode(const AttnKv8Decode& a);
 // The definition: per position the key row converted to fp32 once, each head's dot product in
@@ -67,6 +68,14 @@ bool attention_kv8_avx2_supported();
 void attention_kv8_avx2(const AttnKv8& a);
 // The AVX2 tier's exp for x <= 0 (y[i] = exp(x[i]); inputs below -87.3 give ~1e-38), for tests.
 void attention_kv8_avx2_exp(const float* x, float* y, int64_t n);
+#endif
+#if defined(__aarch64__)
+// NEON decode tier (kernels/attention_kv8_neon.cpp, aarch64 builds only), the AVX2 decode tier's
+// contract on 4-wide vectors: scores and weighted values bit for bit the reference's operations,
+// the exp within 2e-7 relative, its sum over 4 lanes. D must be 64, 128 or 256, HpK <= 64.
+void attention_kv8_decode_neon(const AttnKv8Decode& a);
+// Its exp for x <= 0 (as attention_kv8_avx2_exp), for tests.
+void attention_kv8_neon_exp(const float* x, float* y, int64_t n);
 #endif
 
 }  // namespace razor

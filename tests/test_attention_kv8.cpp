@@ -1,6 +1,7 @@
 // Tests for kernels/attention_kv8: the AVX-512 and AVX2 tiers against the scalar reference (the
 // engine's attention) on random int8 caches, odd token counts, positions and GQA ratios; thread
-// count invariance of the reference and the AVX2 tier's query-block split; the AVX2 tier's exp.
+// count invariance of the reference and the AVX2 tier's query-block split; the AVX2 and NEON exps;
+// the decode tiers (AVX-512, AVX2, NEON under qemu) against the block reference.
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -149,7 +150,7 @@ TEST_SUITE("attention_kv8") {
 
   TEST_CASE("decode (one token, one kv head): reference equals the block reference; SIMD tiers within fp32 rounding") {
     // Each query token t of a Case, kv head kh, attends positions 0 .. p0 + t of the [Kh, ctx, D]
-    // cache: the decode reference and the AVX-512 and AVX2 decode tiers on that item must give the
+    // cache: the decode reference and the AVX-512, AVX2 and NEON decode tiers on that item must give the
     // block reference's outputs within the block tiers' bound (the dot products are summed in
     // another order; the tiers' exp is a polynomial). HpK 2, 3, 2, 5, 1 cover the tiers' head
     // chunks and their remainders; npos 1-3, 17-19, 38-40 full and partial 8- and 16-lane vectors.
@@ -168,7 +169,7 @@ TEST_SUITE("attention_kv8") {
         attention_kv8_ref(c.args(1, o_blk.data()));
         const float tol = 1e-5f * c.vmax();
         std::vector<float> scratch(size_t(HpK * ctx + D), NAN), o(size_t(HpK * D), NAN);
-        int diff_ref = 0, bad_simd = 0, bad_avx2 = 0;
+        int diff_ref = 0, bad_simd = 0, bad_avx2 = 0, bad_neon = 0;
         for (int64_t t = 0; t < n; ++t)
           for (int64_t kh = 0; kh < sh.Kh; ++kh) {
             const size_t row0 = size_t(kh * ctx);
@@ -190,11 +191,20 @@ TEST_SUITE("attention_kv8") {
               for (int64_t i = 0; i < HpK * D; ++i) bad_avx2 += !(std::fabs(o[size_t(i)] - want[i]) <= tol);
             }
 #endif
+#if defined(__aarch64__)
+            std::fill(o.begin(), o.end(), NAN);
+            attention_kv8_decode_neon(d);
+            for (int64_t i = 0; i < HpK * D; ++i) bad_neon += !(std::fabs(o[size_t(i)] - want[i]) <= tol);
+#endif
           }
         CHECK(diff_ref == 0);
         CHECK(bad_simd == 0);
         CHECK(bad_avx2 == 0);
+        CHECK(bad_neon == 0);
       }
+#if !defined(__aarch64__)
+    MESSAGE("NEON decode tier not run: aarch64 builds only");
+#endif
 #if defined(__x86_64__)
     if (!attention_kv8_avx512_supported()) MESSAGE("AVX-512 decode tier not run: not supported by this CPU / build");
     if (!attention_kv8_avx2_supported()) MESSAGE("AVX2 decode tier not run: not supported by this CPU");
@@ -230,6 +240,35 @@ TEST_SUITE("attention_kv8") {
     const float lo[3] = {-88.0f, -1000.0f, -INFINITY};
     float ylo[3] = {NAN, NAN, NAN};
     attention_kv8_avx2_exp(lo, ylo, 3);
+    for (float v : ylo) {
+      CHECK(v >= 0.0f);
+      CHECK(v <= 1.25e-38f);
+    }
+#endif
+  }
+  TEST_CASE("NEON decode tier's exp within 2e-7 relative of exp on [-87.3, 0]") {
+#if !defined(__aarch64__)
+    MESSAGE("skipping: the NEON tier exists on aarch64 builds only");
+#else
+    // The AVX2 test's grid: every 2^-12 step from -87.3 to 0, odd length for the tail path.
+    std::vector<float> x, y;
+    for (double xd = 0; xd >= -87.3; xd -= 1.0 / 4096) x.push_back(float(xd));
+    x.push_back(-87.3f);
+    y.assign(x.size(), NAN);
+    attention_kv8_neon_exp(x.data(), y.data(), int64_t(x.size()));
+    double worst = 0;
+    float worst_x = 0;
+    for (size_t i = 0; i < x.size(); ++i) {
+      const double want = std::exp(double(x[i]));
+      const double rel = std::fabs(double(y[i]) - want) / want;
+      if (!(rel <= worst)) worst = rel, worst_x = x[i];
+    }
+    MESSAGE("NEON exp_neg: worst relative error " << worst << " at x = " << worst_x);
+    CHECK(worst <= 2e-7);
+    CHECK(y[0] == 1.0f);
+    const float lo[3] = {-88.0f, -1000.0f, -INFINITY};
+    float ylo[3] = {NAN, NAN, NAN};
+    attention_kv8_neon_exp(lo, ylo, 3);
     for (float v : ylo) {
       CHECK(v >= 0.0f);
       CHECK(v <= 1.25e-38f);

@@ -447,9 +447,10 @@ TEST_SUITE("infer") {
       floor_mean = std::max(floor_mean, r.floor.mean_abs);
       runs.push_back(std::move(r));
     }
-    // A CPU whose only GEMM tier is the scalar one has no second order to compare: then the
-    // floor is what the random-weight cases measured (~1e-3 of the logit range).
-    if (floor_max == 0) floor_max = 2e-2, floor_mean = 1e-3;
+    // A CPU with one fp32 GEMM tier (aarch64 today) has no second order to compare: then the
+    // floor is the largest measured where there are two (x86, 2026-12-06: max 0.064, mean
+    // 0.0049), with half again as margin (aarch64 under qemu measured 0.047-0.059).
+    if (floor_max == 0) floor_max = 0.1, floor_mean = 0.0075;
     const int64_t V = 4096;
     for (const Run& r : runs) {
       CAPTURE(r.rho);

@@ -138,6 +138,10 @@ void check_tiers_random_scales(const PackedDesc& d, int64_t N, uint64_t code_see
                  std::abs(int(cw[size_t(i * d_in + k)]) * int(qx[size_t(n * d_in + k)]));
         CHECK(std::fabs(double(y[size_t(n * d_out + i)]) - double(y_ref[size_t(n * d_out + i)])) <= 1e-5 * mag + 1e-30);
       }
+    // The ARM tiers (rows, one-token quads, the prefill GEMM) do the reference's float operations
+    // per row: multiply, then add, groups in order. Their bits are the reference's.
+    if (t == QTier::Neon || t == QTier::Dotprod)
+      CHECK(std::memcmp(y.data(), y_ref.data(), y.size() * sizeof(float)) == 0);
   });
 }
 
@@ -539,7 +543,8 @@ TEST_SUITE("qgemm") {
     // The unpacked-tile GEMM (qgemm_gemm.h): tiles of 32 rows (odd counts leave partial tiles),
     // blocks of 12 tokens (odd N leaves a zero-padded block). All scales 1: outputs are the
     // exact integer sums, equal to an independent definition and to qgemm_ref. Random fp16
-    // scales: within 1e-5 * sum |terms| of qgemm_ref (fused multiply-add per group).
+    // scales: within 1e-5 * sum |terms| of qgemm_ref (fused multiply-add per group on x86; the
+    // ARM tiers (16-row tiles, 4-token blocks) multiply then add: bitwise equal).
     // qgemm_tier must route N >= kQgemmGemmMinTokens to this path (bitwise the same result).
     bool ran = false;
     for (QTier t : all_tiers()) {
@@ -601,6 +606,10 @@ TEST_SUITE("qgemm") {
                            1e-5 * mag + 1e-30);
                 }
               CHECK(bad == 0);
+              // The ARM tiers multiply then add per group in order (qgemm_gemm_arm.h): the
+              // reference's bits for any scales.
+              if (t == QTier::Neon || t == QTier::Dotprod)
+                CHECK(std::memcmp(y.data(), y_ref.data(), y.size() * sizeof(float)) == 0);
               // The dispatch routes prefill-sized calls here.
               if (N >= kQgemmGemmMinTokens) {
                 std::vector<float> y_tier(y.size(), NAN);

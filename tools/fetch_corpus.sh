@@ -28,7 +28,7 @@ WORK=$OUT/.work
 DATA_PKGS="fortunes-min fortunes dict-jargon dict-devil"
 mkdir -p "$OUT" "$WORK/debs" "$WORK/root"
 # apt's own output goes to this log, not the terminal: one line per package is printed here.
-LOG=$WORK/fetch.log
+LOG=$(cd "$WORK" && pwd)/fetch.log  # absolute: the downloads run from $WORK/debs
 : > "$LOG"
 echo "fetch_corpus: fetching the default corpus from Debian packages into $OUT (apt output: $LOG)"
 

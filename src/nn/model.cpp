@@ -149,7 +149,9 @@ ForwardResult Model::forward_impl(const std::vector<int32_t>& ids, int64_t B, in
     HookSite site{s, l, name};
     Var xi = hooks.input_transform ? hooks.input_transform(x, site) : x;
     Var wi = hooks.weight_transform ? hooks.weight_transform(w, site) : w;
-    return linear(xi, wi);
+    Var y = linear(xi, wi);
+    if (hooks.weight_used && s != LinearSite::LmHead) hooks.weight_used(wi, w, site);
+    return y;
   };
   auto kv = [&](const Var& t, int l, bool is_key) { return hooks.kv_transform ? hooks.kv_transform(t, l, is_key) : t; };
 

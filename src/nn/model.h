@@ -50,6 +50,10 @@ struct ModelHooks {
   std::function<Var(const Var& x, const HookSite& site)> input_transform;
   // kv [B, T, K, D]; is_key: K after q/k-norm and RoPE, else V as it leaves v_proj.
   std::function<Var(const Var& kv, int layer, bool is_key)> kv_transform;
+  // Called with a decoder linear's transformed weight right after the product that read it,
+  // before anything later is recorded: a quantizer may release the value and record how to
+  // make it again for the backward (which runs before the product's own backward).
+  std::function<void(Var& w, const Var& latent, const HookSite& site)> weight_used;
 };
 
 // One named view of the flat buffers.
