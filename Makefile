@@ -9,6 +9,7 @@
 #                     (needs clang + compiler-rt: tools/install_deps.sh --fuzz)
 #   make CROSS=aarch64  cross-build for ARM (build-aarch64/); `make CROSS=aarch64 test` runs under qemu
 #   make deps         install the Debian packages the tests need (doctest-dev)
+#   make check-deps   every #include against the folder layering in docs/architecture.md
 # Kernel files are compiled with per-file ISA flags chosen by their suffix:
 #   *_avx2.cpp, *_avx512.cpp (x86 only), *_neon.cpp, *_dotprod.cpp (aarch64 only).
 
@@ -86,7 +87,7 @@ MAIN_OBJ := $(call obj,$(MAIN_SRC))
 TEST_OBJ := $(call obj,$(TEST_SRC))
 TEST_BIN := $(BUILD)/razor_tests
 
-.PHONY: all tests test test-mpi deps clean bench-gemm aarch64-test fuzz fuzz-build check-doctest
+.PHONY: all tests test test-mpi deps clean bench-gemm aarch64-test fuzz fuzz-build check-doctest check-deps
 all: $(EXE)
 tests: $(TEST_BIN)
 
@@ -151,6 +152,10 @@ endif
 
 deps:
 	bash tools/install_deps.sh
+
+# Includes against the folder layering written in docs/architecture.md (no cycles; CI runs it).
+check-deps:
+	bash tools/check_deps.sh
 
 # Fuzzing: one file per target, fuzz/fuzz_<name>.cpp (adding a target is adding that file and
 # its seeds fuzz/seeds/fuzz_<name>/). New inputs found go to build-fuzz/corpus/<target>/.

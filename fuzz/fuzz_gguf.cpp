@@ -5,9 +5,9 @@
 // gpt2 tokenizer metadata), a llama one with ternary G = 64 widened to Q4_0, and a file with every metadata
 // value type and one tensor of each type razor decodes (TQ2_0, TQ1_0, Q4_0, Q8_0, F16, BF16, F32).
 #include "fuzz/fuzz_common.h"
-#include "io/gguf.h"
-#include "io/gguf_blocks.h"
-#include "io/gguf_export.h"
+#include "gguf/gguf.h"
+#include "gguf/blocks.h"
+#include "gguf/export.h"
 
 using namespace razor;
 

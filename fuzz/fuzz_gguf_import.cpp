@@ -1,4 +1,4 @@
-// Fuzz target: GGUF import (infer/gguf_import, io/gguf_import_meta) of an arbitrary image: the
+// Fuzz target: GGUF import (gguf/import, gguf/import_meta) of an arbitrary image: the
 // reader, the config and tokenizer rebuild, the block scan, the exact and the re-quantizing
 // paths and the report. Any input must end in a PackedModel or razor::Error.
 // Seeds (made by razor's exporter): one-layer models with a byte-level BPE tokenizer (256 bytes,
@@ -6,9 +6,9 @@
 //   qwen3: int4 embedding (Q4_0), mixed rows P = 2 (Q4_0), ternary G = 256 down_proj (TQ2_0);
 //   llama: the same with TQ1_0, an F16 gate_proj (re-quantized) and llama3 rope_freqs.
 #include "fuzz/fuzz_common.h"
-#include "infer/gguf_import.h"
-#include "io/gguf.h"
-#include "io/gguf_export.h"
+#include "gguf/import.h"
+#include "gguf/gguf.h"
+#include "gguf/export.h"
 #include "io/json.h"
 #include "io/tokenizer.h"
 

@@ -308,4 +308,18 @@ PackedDesc parse_layout(const char* s) {
   return d;
 }
 
+void dequantize_row(const PackedMatrix& m, int64_t i, float* out) {
+  const int G = m.desc.G;
+  const RowKind kind = m.row_kind(i);
+  const int64_t gb = group_code_bytes(kind, G);
+  const uint8_t* row = m.row(i);
+  const uint16_t* s = m.row_scales(i);
+  int8_t codes[256];  // G <= 256
+  for (int64_t g = 0; g < m.groups(); ++g) {
+    decode_group_ref(kind, G, row + g * gb, codes);
+    const float sg = f16_to_f32(s[g]);
+    for (int k = 0; k < G; ++k) out[g * G + k] = float(codes[k]) * sg;
+  }
+}
+
 }  // namespace razor

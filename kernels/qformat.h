@@ -181,6 +181,9 @@ void unpack_matrix(const PackedMatrix& m, int8_t* codes, float* scales);
 
 // Scalar decode of one group's block into signed codes q[0, G): the definition of the bits.
 void decode_group_ref(RowKind kind, int G, const uint8_t* block, int8_t* q);
+// Row i of m dequantized: out[k] = q_k * s_g per group (codes by decode_group_ref, fp16 scales
+// widened), out [d_in]. The engine's embedding lookup.
+void dequantize_row(const PackedMatrix& m, int64_t i, float* out);
 // Offset added to a code to store it unsigned (1 for ternary, 8 for int4).
 inline int code_offset(RowKind kind) { return kind == RowKind::Int4 ? 8 : 1; }
 

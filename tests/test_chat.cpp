@@ -21,7 +21,7 @@
 #include "core/rng.h"
 #include "distill/losses.h"
 #include "distill/store.h"
-#include "distill/teacher_dump.h"
+#include "train/teacher_dump.h"
 #include "io/file_util.h"
 #include "io/json.h"
 #include "io/pretokenize.h"

@@ -17,7 +17,7 @@
 #include "core/error.h"
 #include "core/half.h"
 #include "core/rng.h"
-#include "distill/hash.h"
+#include "core/checksum.h"
 #include "distill/losses.h"
 #include "distill/store.h"
 #include "io/json.h"
@@ -238,8 +238,8 @@ TEST_SUITE("distill") {
     data[500] ^= 1;
     CHECK(hash64(data.data(), data.size()) != one);
     CHECK(hash64(data.data(), 999) != hash64(data.data(), 1000));
-    CHECK(parse_hash_hex(hash_hex(one), "x") == one);
-    CHECK_THROWS_AS(parse_hash_hex("12zz", "x"), Error);
+    CHECK(parse_hex64(hex64(one), "x") == one);
+    CHECK_THROWS_AS(parse_hex64("12zz", "x"), Error);
   }
 
   TEST_CASE("store: entropy, top-K, tail mass, target, cosine sums against direct formulas") {

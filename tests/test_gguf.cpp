@@ -10,10 +10,10 @@
 #include "core/error.h"
 #include "core/half.h"
 #include "core/rng.h"
-#include "io/gguf.h"
-#include "io/gguf_blocks.h"
-#include "io/gguf_export.h"
-#include "infer/gguf_packed.h"
+#include "gguf/gguf.h"
+#include "gguf/blocks.h"
+#include "gguf/export.h"
+#include "gguf/export_packed.h"
 #include "infer/pack.h"
 #include "gguf_test_util.h"
 
@@ -693,6 +693,11 @@ TEST_SUITE("gguf") {
       m.tensors.erase(m.tensors.begin() + 2);
       CHECK_THROWS_WITH_AS(build_gguf(m.config, kTokenizer, m.tensors, {}, &rep),
                            doctest::Contains("'blk.0.attn_k.weight' (shape [128, 256]) is missing"), Error);
+    }
+    SUBCASE("q/k/v biases: listed by the tensor table, refused") {
+      m.config.set("attention_bias", Json(true));
+      CHECK_THROWS_WITH_AS(build_gguf(m.config, kTokenizer, m.tensors, {}, &rep),
+                           doctest::Contains("GGUF export: model.layers.0.self_attn.q_proj.bias: q/k/v biases"), Error);
     }
     SUBCASE("wrong shape") {
       m.tensors[4].shape = {128, 512};

@@ -1,4 +1,4 @@
-// GGUF import (infer/gguf_import, io/gguf_import_meta): razor -> GGUF -> razor gives back the
+// GGUF import (gguf/import, gguf/import_meta): razor -> GGUF -> razor gives back the
 // same PackedModel (codes, scales, norms, config, tokenizer, log-probs) for every layout razor
 // exports; GGUF tensors that are not razor integers are re-quantized with an error that matches
 // a direct computation; llama q/k rows and llama3 rope factors come back; broken files and
@@ -15,13 +15,13 @@
 #include "core/half.h"
 #include "core/rng.h"
 #include "gguf_test_util.h"
-#include "infer/gguf_import.h"
-#include "infer/gguf_packed.h"
+#include "gguf/import.h"
+#include "gguf/export_packed.h"
 #include "infer/pack.h"
-#include "io/gguf.h"
-#include "io/gguf_blocks.h"
-#include "io/gguf_export.h"
-#include "io/gguf_import_meta.h"
+#include "gguf/gguf.h"
+#include "gguf/blocks.h"
+#include "gguf/export.h"
+#include "gguf/import_meta.h"
 #include "io/tokenizer.h"
 #include "quant/quantize.h"
 #include "train/evaluate_packed.h"

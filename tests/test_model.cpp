@@ -18,6 +18,8 @@
 #include "nn/model.h"
 #include "io/json.h"
 #include "io/safetensors.h"
+#include "infer/pack.h"
+#include "nn/tensor_table.h"
 #include "model_test_util.h"
 
 using namespace razor;
@@ -57,6 +59,56 @@ std::string config_error(const std::string& text) {
 }  // namespace
 
 TEST_SUITE("model") {
+
+TEST_CASE("tensor table: one list of tensors, HF and GGUF names, shapes; q/k/v biases enumerated, then refused") {
+  // Without biases the table is the model's parameter list, in order.
+  for (bool tied : {false, true})
+    for (const char* type : {"qwen3", "llama"}) {
+      const ModelConfig c = tiny_config(tied, type);
+      const std::vector<TensorSpec> t = model_tensors(c);
+      Model m(c, false);
+      REQUIRE(m.entries.size() == t.size());
+      for (size_t i = 0; i < t.size(); ++i) {
+        CHECK(m.entries[i].name == t[i].hf);
+        CHECK(m.entries[i].value.shape() == Shape(t[i].shape));
+        CHECK(gguf_tensor_name(t[i].hf) == t[i].gguf);
+        CHECK(hf_tensor_name(t[i].gguf) == t[i].hf);
+      }
+      CHECK(t.size() == size_t(1 + c.num_hidden_layers * (c.qk_norm() ? 11 : 9) + 1 + (tied ? 0 : 1)));
+    }
+  CHECK(gguf_tensor_name("model.layers.007.mlp.up_proj.weight") == "blk.7.ffn_up.weight");
+  CHECK(hf_tensor_name("blk.12.attn_k_norm.weight") == "model.layers.12.self_attn.k_norm.weight");
+  CHECK(hf_tensor_name("rope_freqs.weight").empty());
+
+  // A config with q/k/v biases: the table lists them (HF and GGUF names, shapes, rope heads) ...
+  ModelConfig c = tiny_config(false, "llama");
+  c.attention_bias = true;
+  const std::vector<TensorSpec> t = model_tensors(c);
+  std::vector<const TensorSpec*> biases;
+  for (const TensorSpec& s : t)
+    if (s.kind == TensorKind::Bias) biases.push_back(&s);
+  REQUIRE(biases.size() == 6);
+  CHECK(biases[0]->hf == "model.layers.0.self_attn.q_proj.bias");
+  CHECK(biases[0]->gguf == "blk.0.attn_q.bias");
+  CHECK(biases[0]->shape == std::vector<int64_t>{4 * 4});
+  CHECK(biases[0]->rope_heads == 4);
+  CHECK(biases[1]->hf == "model.layers.0.self_attn.k_proj.bias");
+  CHECK(biases[1]->shape == std::vector<int64_t>{2 * 4});
+  CHECK(biases[1]->rope_heads == 2);
+  CHECK(biases[5]->gguf == "blk.1.attn_v.bias");
+  CHECK(biases[5]->rope_heads == 0);
+  CHECK(gguf_tensor_name("model.layers.1.self_attn.v_proj.bias", true) == "blk.1.attn_v.bias");
+  CHECK(hf_tensor_name("blk.1.attn_k.bias", true) == "model.layers.1.self_attn.k_proj.bias");
+  CHECK(gguf_tensor_name("model.layers.1.self_attn.v_proj.bias").empty());  // not a tensor without attention_bias
+  // ... and every reader of the table refuses them with an error naming the first one.
+  CHECK_THROWS_WITH_AS(Model(c, false), doctest::Contains("model.layers.0.self_attn.q_proj.bias: q/k/v biases"),
+                       Error);
+  PackedModel pm;
+  pm.cfg = c;
+  pm.layers.resize(size_t(c.num_hidden_layers));
+  CHECK_THROWS_WITH_AS(pm.matrices(), doctest::Contains("q_proj.bias: q/k/v biases (attention_bias)"), Error);
+  CHECK_THROWS_WITH_AS(pm.norms(), doctest::Contains("q_proj.bias: q/k/v biases (attention_bias)"), Error);
+}
   TEST_CASE("safetensors round trip F32 and BF16") {
     TempDir dir;
     Rng rng(1);

@@ -16,7 +16,7 @@
 #include "core/dist.h"
 #include "core/rng.h"
 #include "distill/store.h"
-#include "distill/teacher_dump.h"
+#include "train/teacher_dump.h"
 #include "model_test_util.h"
 #include "nn/model.h"
 #include "train/checkpoint.h"

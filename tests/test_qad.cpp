@@ -1,4 +1,4 @@
-// Tests for the teacher dump (distill/teacher_dump.h) and the QAD loop (train/qad.h) on a
+// Tests for the teacher dump (train/teacher_dump.h) and the QAD loop (train/qad.h) on a
 // tiny random teacher and a tiny token shard: the store the dump writes (and its resume),
 // loss going down, step-0 log components against losses recomputed from the store, exact
 // resume, refusal of a store from another teacher.
@@ -14,7 +14,7 @@
 #include "core/rng.h"
 #include "distill/losses.h"
 #include "distill/store.h"
-#include "distill/teacher_dump.h"
+#include "train/teacher_dump.h"
 #include "io/json.h"
 #include "model_test_util.h"
 #include "nn/model.h"

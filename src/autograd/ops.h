@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "autograd/tape.h"
+#include "core/rope.h"
 
 namespace razor {
 
@@ -46,14 +47,8 @@ Var swiglu(const Var& gate, const Var& up);  // silu(gate) * up, fused
 // x [.., C] -> softmax over the last dim (stable; -inf entries get probability 0).
 Var softmax_lastdim(const Var& x);
 
-// ---- rotary position embedding (ops_rope.cpp), rotate-half convention (HF Llama/Qwen)
-struct RopeTable {
-  int64_t max_pos = 0, head_dim = 0;
-  std::vector<float> cos, sin;  // [max_pos, head_dim/2], computed in double
-  static RopeTable make(int64_t max_pos, int64_t head_dim, double theta);
-  // From explicit inverse frequencies [head_dim / 2] (e.g. ModelConfig::rope_inv_freq()).
-  static RopeTable make(int64_t max_pos, const std::vector<double>& inv_freq);
-};
+// ---- rotary position embedding (ops_rope.cpp), rotate-half convention (HF Llama/Qwen);
+// the table and the row rotation are core/rope.h's (shared with the engine)
 // x [B, T, H, D]; position of token t is pos0 + t.
 Var rope(const Var& x, const RopeTable& table, int64_t pos0 = 0);
 

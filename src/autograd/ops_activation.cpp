@@ -1,6 +1,6 @@
 // silu, the fused swiglu (silu(gate) * up) and softmax_lastdim. Backward recomputes the
 // sigmoid from the saved inputs instead of keeping another activation-sized tensor; all
-// exps go through the vectorised detail::exp_inplace in chunks that stay in L1.
+// exps go through the vectorised exp_inplace in chunks that stay in L1.
 #include <algorithm>
 #include <cmath>
 
@@ -11,23 +11,14 @@ namespace razor {
 
 namespace {
 
-// s[i] = sigmoid(x[i]) for i < n (n <= kExpChunk), through the vectorised exp.
-inline void sigmoid_chunk(const float* x, float* s, int64_t n) {
-  RZ_SIMD
-  for (int64_t i = 0; i < n; ++i) s[i] = -x[i];
-  detail::exp_inplace(s, n);
-  RZ_SIMD
-  for (int64_t i = 0; i < n; ++i) s[i] = 1.0f / (1.0f + s[i]);
-}
-
 // Runs body(i0, n, s) over [0, total) in chunks of kExpChunk with s = sigmoid(x[i0..i0+n)).
 template <class Body>
 void for_sigmoid_chunks(const float* x, int64_t total, Body body) {
-  const int64_t nchunks = (total + detail::kExpChunk - 1) / detail::kExpChunk;
+  const int64_t nchunks = (total + kExpChunk - 1) / kExpChunk;
 #pragma omp parallel for if (total > detail::kParallelMin / 4) schedule(static)
   for (int64_t ch = 0; ch < nchunks; ++ch) {
-    float s[detail::kExpChunk];
-    const int64_t i0 = ch * detail::kExpChunk, n = std::min(detail::kExpChunk, total - i0);
+    float s[kExpChunk];
+    const int64_t i0 = ch * kExpChunk, n = std::min(kExpChunk, total - i0);
     sigmoid_chunk(x + i0, s, n);
     body(i0, n, s);
   }
@@ -72,10 +63,13 @@ Var swiglu(const Var& gate, const Var& up) {
   const float* G = gate.value().data();
   const float* U = up.value().data();
   float* Y = y.data();
-  for_sigmoid_chunks(G, n, [&](int64_t i0, int64_t m, const float* s) {
-    RZ_SIMD
-    for (int64_t i = 0; i < m; ++i) Y[i0 + i] = (G[i0 + i] * s[i]) * U[i0 + i];
-  });
+  // The row math the engine runs too (core/vmath.h), in parallel chunks.
+  const int64_t nchunks = (n + kExpChunk - 1) / kExpChunk;
+#pragma omp parallel for if (n > detail::kParallelMin / 4) schedule(static)
+  for (int64_t ch = 0; ch < nchunks; ++ch) {
+    const int64_t i0 = ch * kExpChunk;
+    swiglu_row(G + i0, U + i0, Y + i0, std::min(kExpChunk, n - i0));
+  }
   Var out = make_output(y, {&gate, &up});
   if (out.requires_grad())
     // swiglu_backward reads gate and up: dgate = dy * up * silu'(gate), dup = dy * silu(gate)
@@ -117,7 +111,7 @@ Var softmax_lastdim(const Var& x) {
     for (int64_t c = 1; c < C; ++c) m = std::max(m, xr[c]);
     RZ_SIMD
     for (int64_t c = 0; c < C; ++c) yr[c] = xr[c] - m;
-    detail::exp_inplace(yr, C);
+    exp_inplace(yr, C);
     float z = 0.0f;
     for (int64_t c = 0; c < C; ++c) z += yr[c];
     const float inv = 1.0f / z;

@@ -106,6 +106,9 @@ inline void axpy_rows(const float* w, const float* rows, int64_t stride, int64_t
 
 }  // namespace
 
+// The backward, beside the forward below it (same stem).
+static void attention_backward(Var& q, Var& k, Var& v, Var& out, const Tensor& lse, const AttnDims& a, float scale);
+
 // q [B, T, H, D], k, v [B, T, K, D] -> [B, T, H, D]
 Var attention(const Var& q, const Var& k, const Var& v) {
   const AttnDims a = attn_dims("attention", q, k, v);
@@ -144,7 +147,7 @@ Var attention(const Var& q, const Var& k, const Var& v) {
           for (int64_t d = 0; d < D; ++d) acc[size_t(d)] *= corr;
           RZ_SIMD
           for (int64_t jj = 0; jj < n; ++jj) sc[size_t(jj)] -= mnew;
-          detail::exp_inplace(sc.data(), n);
+          exp_inplace(sc.data(), n);
           for (int64_t jj = 0; jj < n; ++jj) l += sc[size_t(jj)];
           axpy_rows(sc.data(), vb + j0 * ks, ks, n, D, acc.data());
           m = mnew;
@@ -158,116 +161,120 @@ Var attention(const Var& q, const Var& k, const Var& v) {
   }
   Var out = make_output(o, {&q, &k, &v});
   if (!out.requires_grad()) return out;
-  // attention_backward reads q, k, v (values), the output o, the saved lse [B, H, T] and dO.
-  //   p = exp(s - lse); dv_j += p_j dO; dp_j = dO . v_j; ds_j = p_j (dp_j - dO . o);
-  //   dq += scale sum_j ds_j k_j; dk_j += scale ds_j q.
   tape().record([q = q, k = k, v = v, out, lse, a, scale]() mutable {
-    const float* dO = detail::grad_or_null(out);
-    if (!dO) return;
-    const int64_t B = a.B, T = a.T, H = a.H, K = a.K, D = a.D, G = a.G;
-    const int64_t qs = H * D, ks = K * D;
-    const float* Q = q.value().data();
-    const float* Kp = k.value().data();
-    const float* Vp = v.value().data();
-    const float* O = out.value().data();
-    const bool want_q = q.requires_grad(), want_kv = k.requires_grad() || v.requires_grad();
-    float* dQ = want_q ? q.grad().data() : nullptr;
-    // Per query head dK / dV partials [B, H, T, D], summed per KV group below.
-    std::vector<float> dkp(want_kv ? size_t(B * H * T * D) : 0, 0.0f), dvp(dkp.size(), 0.0f);
+    attention_backward(q, k, v, out, lse, a, scale);
+  });
+  return out;
+}
+
+// attention_backward reads q, k, v (values), the output o, the saved lse [B, H, T] and dO.
+//   p = exp(s - lse); dv_j += p_j dO; dp_j = dO . v_j; ds_j = p_j (dp_j - dO . o);
+//   dq += scale sum_j ds_j k_j; dk_j += scale ds_j q.
+static void attention_backward(Var& q, Var& k, Var& v, Var& out, const Tensor& lse, const AttnDims& a, float scale) {
+  const float* dO = detail::grad_or_null(out);
+  if (!dO) return;
+  const int64_t B = a.B, T = a.T, H = a.H, K = a.K, D = a.D, G = a.G;
+  const int64_t qs = H * D, ks = K * D;
+  const float* Q = q.value().data();
+  const float* Kp = k.value().data();
+  const float* Vp = v.value().data();
+  const float* O = out.value().data();
+  const bool want_q = q.requires_grad(), want_kv = k.requires_grad() || v.requires_grad();
+  float* dQ = want_q ? q.grad().data() : nullptr;
+  // Per query head dK / dV partials [B, H, T, D], summed per KV group below.
+  std::vector<float> dkp(want_kv ? size_t(B * H * T * D) : 0, 0.0f), dvp(dkp.size(), 0.0f);
 #pragma omp parallel
-    {
-      const size_t nDT = size_t(D * T), nT = size_t(T), nD = size_t(D);
-      std::vector<float> Kt(nDT), Vt(nDT), p(size_t(kQB) * nT), ds(size_t(kQB) * nT), dq(nD);
+  {
+    const size_t nDT = size_t(D * T), nT = size_t(T), nD = size_t(D);
+    std::vector<float> Kt(nDT), Vt(nDT), p(size_t(kQB) * nT), ds(size_t(kQB) * nT), dq(nD);
 #pragma omp for schedule(dynamic, 1)
-      for (int64_t bh = 0; bh < B * H; ++bh) {
-        const int64_t b = bh / H, h = bh % H, kv = h / G;
-        const float* kb = Kp + b * T * ks + kv * D;
-        const float* vb = Vp + b * T * ks + kv * D;
-        transpose_rows(kb, ks, T, D, Kt.data());
-        transpose_rows(vb, ks, T, D, Vt.data());
-        float* dkh = want_kv ? dkp.data() + bh * T * D : nullptr;
-        float* dvh = want_kv ? dvp.data() + bh * T * D : nullptr;
-        // Queries in blocks of kQB: their p and ds rows are formed first, then every key row
-        // of dK / dV is updated once per block instead of once per query.
-        for (int64_t t0 = 0; t0 < T; t0 += kQB) {
-          const int64_t nq = std::min(kQB, T - t0), nk = t0 + nq;  // keys [0, nk) cover the block
-          for (int64_t i = 0; i < nq; ++i) {
-            const int64_t t = t0 + i, n = t + 1;
-            const float* qt = Q + (b * T + t) * qs + h * D;
-            const float* got = dO + (b * T + t) * qs + h * D;
-            const float* ot = O + (b * T + t) * qs + h * D;
-            const float L = lse[(b * H + h) * T + t];
-            float* pi = p.data() + i * T;
-            float* dsi = ds.data() + i * T;
-            float Dt = 0.0f;
-            for (int64_t d = 0; d < D; ++d) Dt += got[d] * ot[d];
-            score_row(qt, Kt.data(), T, D, 0, n, scale, pi);
+    for (int64_t bh = 0; bh < B * H; ++bh) {
+      const int64_t b = bh / H, h = bh % H, kv = h / G;
+      const float* kb = Kp + b * T * ks + kv * D;
+      const float* vb = Vp + b * T * ks + kv * D;
+      transpose_rows(kb, ks, T, D, Kt.data());
+      transpose_rows(vb, ks, T, D, Vt.data());
+      float* dkh = want_kv ? dkp.data() + bh * T * D : nullptr;
+      float* dvh = want_kv ? dvp.data() + bh * T * D : nullptr;
+      // Queries in blocks of kQB: their p and ds rows are formed first, then every key row
+      // of dK / dV is updated once per block instead of once per query.
+      for (int64_t t0 = 0; t0 < T; t0 += kQB) {
+        const int64_t nq = std::min(kQB, T - t0), nk = t0 + nq;  // keys [0, nk) cover the block
+        for (int64_t i = 0; i < nq; ++i) {
+          const int64_t t = t0 + i, n = t + 1;
+          const float* qt = Q + (b * T + t) * qs + h * D;
+          const float* got = dO + (b * T + t) * qs + h * D;
+          const float* ot = O + (b * T + t) * qs + h * D;
+          const float L = lse[(b * H + h) * T + t];
+          float* pi = p.data() + i * T;
+          float* dsi = ds.data() + i * T;
+          float Dt = 0.0f;
+          for (int64_t d = 0; d < D; ++d) Dt += got[d] * ot[d];
+          score_row(qt, Kt.data(), T, D, 0, n, scale, pi);
+          RZ_SIMD
+          for (int64_t j = 0; j < n; ++j) pi[j] -= L;
+          exp_inplace(pi, n);
+          score_row(got, Vt.data(), T, D, 0, n, 1.0f, dsi);  // dp_j = dO . v_j
+          RZ_SIMD
+          for (int64_t j = 0; j < n; ++j) dsi[j] = pi[j] * (dsi[j] - Dt);
+          for (int64_t j = n; j < nk; ++j) pi[j] = dsi[j] = 0.0f;  // causal: no contribution
+          if (dQ) {
+            for (int64_t d = 0; d < D; ++d) dq[size_t(d)] = 0.0f;
+            axpy_rows(dsi, kb, ks, n, D, dq.data());
+            float* dqt = dQ + (b * T + t) * qs + h * D;
             RZ_SIMD
-            for (int64_t j = 0; j < n; ++j) pi[j] -= L;
-            detail::exp_inplace(pi, n);
-            score_row(got, Vt.data(), T, D, 0, n, 1.0f, dsi);  // dp_j = dO . v_j
-            RZ_SIMD
-            for (int64_t j = 0; j < n; ++j) dsi[j] = pi[j] * (dsi[j] - Dt);
-            for (int64_t j = n; j < nk; ++j) pi[j] = dsi[j] = 0.0f;  // causal: no contribution
-            if (dQ) {
-              for (int64_t d = 0; d < D; ++d) dq[size_t(d)] = 0.0f;
-              axpy_rows(dsi, kb, ks, n, D, dq.data());
-              float* dqt = dQ + (b * T + t) * qs + h * D;
-              RZ_SIMD
-              for (int64_t d = 0; d < D; ++d) dqt[d] += scale * dq[size_t(d)];
-            }
+            for (int64_t d = 0; d < D; ++d) dqt[d] += scale * dq[size_t(d)];
           }
-          if (!dkh) continue;
-          const float* q0 = Q + (b * T + t0) * qs + h * D;
-          const float* g0 = dO + (b * T + t0) * qs + h * D;
-          for (int64_t j = 0; j < nk; ++j) {
-            float* dk = dkh + j * D;
-            float* dv = dvh + j * D;
-            if (nq == kQB) {
-              const float k0 = scale * ds[size_t(j)], k1 = scale * ds[size_t(T + j)],
-                          k2 = scale * ds[size_t(2 * T + j)], k3 = scale * ds[size_t(3 * T + j)];
-              const float v0 = p[size_t(j)], v1 = p[size_t(T + j)], v2 = p[size_t(2 * T + j)],
-                          v3 = p[size_t(3 * T + j)];
+        }
+        if (!dkh) continue;
+        const float* q0 = Q + (b * T + t0) * qs + h * D;
+        const float* g0 = dO + (b * T + t0) * qs + h * D;
+        for (int64_t j = 0; j < nk; ++j) {
+          float* dk = dkh + j * D;
+          float* dv = dvh + j * D;
+          if (nq == kQB) {
+            const float k0 = scale * ds[size_t(j)], k1 = scale * ds[size_t(T + j)],
+                        k2 = scale * ds[size_t(2 * T + j)], k3 = scale * ds[size_t(3 * T + j)];
+            const float v0 = p[size_t(j)], v1 = p[size_t(T + j)], v2 = p[size_t(2 * T + j)],
+                        v3 = p[size_t(3 * T + j)];
+            RZ_SIMD
+            for (int64_t d = 0; d < D; ++d) {
+              dk[d] = dk[d] + k0 * q0[d] + k1 * q0[qs + d] + k2 * q0[2 * qs + d] + k3 * q0[3 * qs + d];
+              dv[d] = dv[d] + v0 * g0[d] + v1 * g0[qs + d] + v2 * g0[2 * qs + d] + v3 * g0[3 * qs + d];
+            }
+          } else {
+            for (int64_t i = 0; i < nq; ++i) {
+              const float wk = scale * ds[size_t(i * T + j)], wv = p[size_t(i * T + j)];
               RZ_SIMD
               for (int64_t d = 0; d < D; ++d) {
-                dk[d] = dk[d] + k0 * q0[d] + k1 * q0[qs + d] + k2 * q0[2 * qs + d] + k3 * q0[3 * qs + d];
-                dv[d] = dv[d] + v0 * g0[d] + v1 * g0[qs + d] + v2 * g0[2 * qs + d] + v3 * g0[3 * qs + d];
-              }
-            } else {
-              for (int64_t i = 0; i < nq; ++i) {
-                const float wk = scale * ds[size_t(i * T + j)], wv = p[size_t(i * T + j)];
-                RZ_SIMD
-                for (int64_t d = 0; d < D; ++d) {
-                  dk[d] += wk * q0[i * qs + d];
-                  dv[d] += wv * g0[i * qs + d];
-                }
+                dk[d] += wk * q0[i * qs + d];
+                dv[d] += wv * g0[i * qs + d];
               }
             }
           }
         }
       }
     }
-    if (!want_kv) return;
-    float* dK = k.requires_grad() ? k.grad().data() : nullptr;
-    float* dV = v.requires_grad() ? v.grad().data() : nullptr;
-    // Sum the partials of the G query heads of each KV head, in head order.
+  }
+  if (!want_kv) return;
+  float* dK = k.requires_grad() ? k.grad().data() : nullptr;
+  float* dV = v.requires_grad() ? v.grad().data() : nullptr;
+  // Sum the partials of the G query heads of each KV head, in head order.
 #pragma omp parallel for schedule(static)
-    for (int64_t bt = 0; bt < B * T; ++bt) {
-      const int64_t b = bt / T, t = bt % T;
-      for (int64_t kv = 0; kv < K; ++kv)
-        for (int64_t g = 0; g < G; ++g) {
-          const int64_t h = kv * G + g;
-          const size_t off = size_t(((b * H + h) * T + t) * D);
-          float* dk = dK ? dK + bt * ks + kv * D : nullptr;
-          float* dv = dV ? dV + bt * ks + kv * D : nullptr;
-          for (int64_t d = 0; d < D; ++d) {
-            if (dk) dk[d] += dkp[off + size_t(d)];
-            if (dv) dv[d] += dvp[off + size_t(d)];
-          }
+  for (int64_t bt = 0; bt < B * T; ++bt) {
+    const int64_t b = bt / T, t = bt % T;
+    for (int64_t kv = 0; kv < K; ++kv)
+      for (int64_t g = 0; g < G; ++g) {
+        const int64_t h = kv * G + g;
+        const size_t off = size_t(((b * H + h) * T + t) * D);
+        float* dk = dK ? dK + bt * ks + kv * D : nullptr;
+        float* dv = dV ? dV + bt * ks + kv * D : nullptr;
+        for (int64_t d = 0; d < D; ++d) {
+          if (dk) dk[d] += dkp[off + size_t(d)];
+          if (dv) dv[d] += dvp[off + size_t(d)];
         }
-    }
-  });
-  return out;
+      }
+  }
 }
 
 Var attention_composed(const Var& q, const Var& k, const Var& v) {

@@ -12,12 +12,12 @@ float cross_entropy_row_lse(const float* xr, int64_t V) {
   float m = xr[0];
   for (int64_t c = 1; c < V; ++c) m = std::max(m, xr[c]);
   double z = 0.0;
-  float buf[detail::kExpChunk];
-  for (int64_t c0 = 0; c0 < V; c0 += detail::kExpChunk) {
-    const int64_t n = std::min(detail::kExpChunk, V - c0);
+  float buf[kExpChunk];
+  for (int64_t c0 = 0; c0 < V; c0 += kExpChunk) {
+    const int64_t n = std::min(kExpChunk, V - c0);
     RZ_SIMD
     for (int64_t c = 0; c < n; ++c) buf[c] = xr[c0 + c] - m;
-    detail::exp_inplace(buf, n);
+    exp_inplace(buf, n);
     float zc = 0.0f;  // chunk sums in fp32, the row total in double
     for (int64_t c = 0; c < n; ++c) zc += buf[c];
     z += zc;
@@ -26,12 +26,12 @@ float cross_entropy_row_lse(const float* xr, int64_t V) {
 }
 
 void cross_entropy_row_backward(const float* xr, int64_t V, float l, int32_t t, float g, float* dx) {
-  float buf[detail::kExpChunk];
-  for (int64_t c0 = 0; c0 < V; c0 += detail::kExpChunk) {
-    const int64_t n = std::min(detail::kExpChunk, V - c0);
+  float buf[kExpChunk];
+  for (int64_t c0 = 0; c0 < V; c0 += kExpChunk) {
+    const int64_t n = std::min(kExpChunk, V - c0);
     RZ_SIMD
     for (int64_t c = 0; c < n; ++c) buf[c] = xr[c0 + c] - l;
-    detail::exp_inplace(buf, n);
+    exp_inplace(buf, n);
     RZ_SIMD
     for (int64_t c = 0; c < n; ++c) dx[c0 + c] += g * buf[c];
   }

@@ -21,23 +21,8 @@ Var rmsnorm(const Var& x, const Var& w, float eps) {
   const float* W = w.value().data();
 #pragma omp parallel for if (N * C > detail::kParallelMin) schedule(static)
   for (int64_t r = 0; r < N; ++r) {
-    const float* xr = X + r * C;
-    float* yr = y.data() + r * C;
-    // Four partial sums: a shorter dependency chain than one, deterministic (no fast-math).
-    float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-    int64_t c = 0;
-    for (; c + 4 <= C; c += 4) {
-      s0 += xr[c] * xr[c];
-      s1 += xr[c + 1] * xr[c + 1];
-      s2 += xr[c + 2] * xr[c + 2];
-      s3 += xr[c + 3] * xr[c + 3];
-    }
-    for (; c < C; ++c) s0 += xr[c] * xr[c];
-    const float ms = ((s0 + s1) + (s2 + s3)) / float(C);
-    const float rs = 1.0f / std::sqrt(ms + eps);
-    rstd[r] = rs;
-    RZ_SIMD
-    for (int64_t k = 0; k < C; ++k) yr[k] = (xr[k] * rs) * W[k];
+    // The row the engine computes too (core/vmath.h).
+    rstd[r] = rmsnorm_row(X + r * C, W, C, eps, y.data() + r * C);
   }
   Var out = make_output(y, {&x, &w});
   if (out.requires_grad())

@@ -1,6 +1,6 @@
-// razor export --gguf: writes a model as GGUF for llama.cpp (io/gguf_export does the work).
+// razor export --gguf: writes a model as GGUF for llama.cpp (gguf/export does the work).
 // Sources: a packed .razor student (-m; razor's integers and scales, never re-quantized, read
-// back and compared after writing: infer/gguf_packed) or a Hugging Face directory (--hf,
+// back and compared after writing: gguf/export_packed) or a Hugging Face directory (--hf,
 // exported in float).
 #include <cstdio>
 #include <memory>
@@ -10,8 +10,8 @@
 #include "cli/commands.h"
 #include "core/error.h"
 #include "infer/generate.h"
-#include "infer/gguf_packed.h"
-#include "io/gguf_export.h"
+#include "gguf/export_packed.h"
+#include "gguf/export.h"
 #include "io/json.h"
 #include "nn/model.h"
 

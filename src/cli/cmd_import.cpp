@@ -1,5 +1,5 @@
 // razor import --gguf IN.gguf -o OUT.razor: a llama.cpp GGUF (qwen3 / llama) into razor's packed
-// format; infer/gguf_import does the work (exact where the blocks hold razor integers,
+// format; gguf/import does the work (exact where the blocks hold razor integers,
 // re-quantized with a per-tensor error report elsewhere). The written file is loaded back with
 // razor's own .razor checks before the command reports success.
 #include <sys/stat.h>
@@ -10,9 +10,9 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "core/error.h"
-#include "infer/gguf_import.h"
+#include "gguf/import.h"
 #include "infer/pack.h"
-#include "io/gguf.h"
+#include "gguf/gguf.h"
 
 namespace razor {
 

@@ -8,9 +8,9 @@
 #include "core/dist.h"
 #include "core/error.h"
 #include "core/threads.h"
-#include "distill/hash.h"
+#include "core/checksum.h"
 #include "distill/store.h"
-#include "distill/teacher_dump.h"
+#include "train/teacher_dump.h"
 #include "train/data.h"
 #include "train/shards.h"
 
@@ -48,7 +48,7 @@ int cmd_teacher(int argc, char** argv) {
     StoreStats s = r.stats();
     const StoreInfo& i = r.info();
     std::printf("store            %s\n", out.c_str());
-    std::printf("teacher          %s (%s)\n", i.teacher_id.c_str(), hash_hex(i.teacher_hash).c_str());
+    std::printf("teacher          %s (%s)\n", i.teacher_id.c_str(), hex64(i.teacher_hash).c_str());
     std::printf("shape            T=%lld L=%lld C=%lld V=%lld\n", (long long)i.seq_len, (long long)i.num_layers,
                 (long long)i.hidden_size, (long long)i.vocab_size);
     std::printf("contents         hidden %s, logits %s", to_string(i.hidden_dtype), to_string(i.logits));

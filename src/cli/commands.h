@@ -25,7 +25,4 @@ int bench_gemm(int argc, char** argv);    // fp32 training GEMM (kernels/gemm*)
 int bench_packed(int argc, char** argv);  // packed-weight GEMV/GEMM (kernels/qgemm*)
 int bench_model(int argc, char** argv);   // whole-model prefill/decode (src/infer)
 
-// Prints "razor <command>: not built yet (<what>)" and returns 2.
-int not_built(const char* command, const char* what);
-
 }  // namespace razor

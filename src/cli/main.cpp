@@ -8,6 +8,7 @@
 #include "core/cpu.h"
 #include "core/dist.h"
 #include "core/error.h"
+#include "core/log.h"
 
 namespace razor {
 
@@ -42,19 +43,15 @@ static void print_help() {
   std::printf("\nCPU: %s; kernels use: %s\n", cpu_summary().c_str(), isa_name(active_isa()));
 }
 
-int not_built(const char* command, const char* what) {
-  std::fprintf(stderr, "razor %s: not built yet (%s)\n", command, what);
-  return 2;
-}
-
 }  // namespace razor
 
 int main(int argc, char** argv) {
   using namespace razor;
+  set_log_sink(stderr);  // the library's notes (core/log.h): the CLI owns the sink
   if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h") ||
       !std::strcmp(argv[1], "help")) {
     print_help();
-    return argc < 2 ? 0 : 0;
+    return 0;
   }
   for (const Command& c : kCommands) {
     if (std::strcmp(argv[1], c.name) != 0) continue;

@@ -106,4 +106,10 @@ uint64_t hash64_file(const std::string& path) {
   return h.digest();
 }
 
+uint64_t parse_hex64(const std::string& s, const char* what) {
+  uint64_t v = 0;
+  if (!parse_hex64(s, &v)) fail("%s: expected 16 hex digits, got '%s'", what, s.c_str());
+  return v;
+}
+
 }  // namespace razor

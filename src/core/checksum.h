@@ -44,5 +44,7 @@ uint64_t hash64_file(const std::string& path);
 std::string hex64(uint64_t v);
 // Parses hex64() output; returns false on anything else.
 bool parse_hex64(const std::string& s, uint64_t* out);
+// The same, throwing razor::Error "<what>: expected 16 hex digits, got '<s>'" on bad text.
+uint64_t parse_hex64(const std::string& s, const char* what);
 
 }  // namespace razor

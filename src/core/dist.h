@@ -4,7 +4,7 @@
 // compiles dist_mpi.cpp instead, which maps them onto MPI_COMM_WORLD of Open MPI.
 // MPI is initialised on first use (MPI_THREAD_FUNNELED: only the main thread calls MPI,
 // OpenMP threads work inside each rank) and finalised at exit.
-// Deliberately not here: what to reduce or when (train/qad.cpp, distill/teacher_dump.cpp).
+// Deliberately not here: what to reduce or when (train/qad.cpp, train/teacher_dump.cpp).
 #pragma once
 #include <cstddef>
 #include <cstdint>

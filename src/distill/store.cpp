@@ -18,7 +18,8 @@
 
 #include "core/error.h"
 #include "core/half.h"
-#include "distill/hash.h"
+#include "core/util.h"
+#include "core/checksum.h"
 #include "io/file_util.h"
 #include "io/json.h"
 #include "io/mapped_file.h"
@@ -53,8 +54,6 @@ struct ShardHeader {
   uint8_t reserved[32];
 };
 static_assert(sizeof(ShardHeader) == 128, "shard header is 128 bytes");
-
-int64_t align64(int64_t x) { return (x + 63) & ~int64_t(63); }
 
 ShardHeader make_header(const StoreInfo& info, const RecordLayout& layout) {
   ShardHeader h;
@@ -95,22 +94,9 @@ void check_header(const ShardHeader& h, const ShardHeader& want, const std::stri
          want.V, want.K, want.hidden_dtype, want.logits, want.logp_dtype);
   if (h.teacher_hash != want.teacher_hash || h.tokenizer_hash != want.tokenizer_hash)
     fail("%s: shard was written by another teacher/tokenizer (hashes %s/%s, store %s/%s)", what.c_str(),
-         hash_hex(h.teacher_hash).c_str(), hash_hex(h.tokenizer_hash).c_str(), hash_hex(want.teacher_hash).c_str(),
-         hash_hex(want.tokenizer_hash).c_str());
+         hex64(h.teacher_hash).c_str(), hex64(h.tokenizer_hash).c_str(), hex64(want.teacher_hash).c_str(),
+         hex64(want.tokenizer_hash).c_str());
   if (h.num_sequences == 0) fail("%s: shard holds no sequences", what.c_str());
-}
-
-void write_all(int fd, const void* data, size_t n, const std::string& what) {
-  const uint8_t* p = static_cast<const uint8_t*>(data);
-  while (n > 0) {
-    ssize_t w = ::write(fd, p, n);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      fail("%s: write failed: %s", what.c_str(), std::strerror(errno));
-    }
-    p += w;
-    n -= size_t(w);
-  }
 }
 
 // Validates a whole shard file (header, size, checksum) against `want`; returns its header.
@@ -174,8 +160,8 @@ Json info_to_json(const StoreInfo& info, const RecordLayout& layout) {
   j.set("format", kFormat);
   j.set("version", int64_t(kVersion));
   j.set("teacher_id", info.teacher_id);
-  j.set("teacher_hash", hash_hex(info.teacher_hash));
-  j.set("tokenizer_hash", hash_hex(info.tokenizer_hash));
+  j.set("teacher_hash", hex64(info.teacher_hash));
+  j.set("tokenizer_hash", hex64(info.tokenizer_hash));
   j.set("seq_len", info.seq_len);
   j.set("num_layers", info.num_layers);
   j.set("hidden_size", info.hidden_size);
@@ -198,8 +184,8 @@ StoreInfo info_from_json(const Json& j, const std::string& what) {
   StoreInfo s;
   auto field = [&](const char* k) { return j.at(k, what.c_str()).as_int((what + ": " + k).c_str()); };
   s.teacher_id = j.get_string("teacher_id", "");
-  s.teacher_hash = parse_hash_hex(j.at("teacher_hash", what.c_str()).as_string(), (what + ": teacher_hash").c_str());
-  s.tokenizer_hash = parse_hash_hex(j.at("tokenizer_hash", what.c_str()).as_string(), (what + ": tokenizer_hash").c_str());
+  s.teacher_hash = parse_hex64(j.at("teacher_hash", what.c_str()).as_string(), (what + ": teacher_hash").c_str());
+  s.tokenizer_hash = parse_hex64(j.at("tokenizer_hash", what.c_str()).as_string(), (what + ": tokenizer_hash").c_str());
   s.seq_len = field("seq_len");
   s.num_layers = field("num_layers");
   s.hidden_size = field("hidden_size");
@@ -292,7 +278,7 @@ RecordLayout RecordLayout::make(const StoreInfo& info) {
   };
   auto take = [&](int64_t bytes) {
     int64_t at = off;
-    off = align64(off + bytes);
+    off = align_up<int64_t>(off + bytes, 64);
     if (off > kMaxRecord)
       fail("teacher store: one record would exceed 2^40 bytes (T=%lld L=%lld C=%lld V=%lld K=%lld)", (long long)T,
            (long long)L, (long long)C, (long long)V, (long long)K);
@@ -492,7 +478,7 @@ StoreWriter::StoreWriter(const std::string& dir, const StoreInfo& info) : dir_(d
     if (!same_settings(have, info_))
       fail("%s: an existing teacher store with different settings (teacher %s, T=%lld, L=%lld, C=%lld, V=%lld, "
            "hidden %s, logits %s); use another directory or delete it",
-           dir_.c_str(), hash_hex(have.teacher_hash).c_str(), (long long)have.seq_len, (long long)have.num_layers,
+           dir_.c_str(), hex64(have.teacher_hash).c_str(), (long long)have.seq_len, (long long)have.num_layers,
            (long long)have.hidden_size, (long long)have.vocab_size, to_string(have.hidden_dtype),
            to_string(have.logits));
     complete_ = true;
@@ -600,14 +586,11 @@ void StoreWriter::close_shard() {
   seal_header(h);
   if (::pwrite(fd_, &h, sizeof h, 0) != ssize_t(sizeof h))
     fail("%s: header write failed: %s", tmp_path_.c_str(), std::strerror(errno));
-  if (::fsync(fd_) != 0) fail("%s: fsync failed: %s", tmp_path_.c_str(), std::strerror(errno));
-  ::close(fd_);
-  fd_ = -1;
   const std::string name = store_shard_name(open_index_);
   const std::string path = dir_ + "/" + name;
-  if (std::rename(tmp_path_.c_str(), path.c_str()) != 0)
-    fail("%s: cannot rename into place: %s", path.c_str(), std::strerror(errno));
-  fsync_dir(dir_);
+  const int fd = fd_;
+  fd_ = -1;
+  commit_file(fd, tmp_path_, path);  // io/file_util: the atomic writer's fsync + rename + directory fsync
   ShardMeta meta{name, open_index_, next_ - shard_count_, shard_count_,
                  int64_t(sizeof h) + shard_count_ * layout_.bytes, h.payload_checksum};
   auto it = std::find_if(shards_.begin(), shards_.end(), [&](const ShardMeta& s) { return s.index >= open_index_; });
@@ -647,7 +630,7 @@ void StoreWriter::finish() {
     o.set("first_sequence", s.first);
     o.set("sequences", s.count);
     o.set("bytes", s.bytes);
-    o.set("checksum", hash_hex(s.checksum));
+    o.set("checksum", hex64(s.checksum));
     shards.push_back(std::move(o));
   }
   RZ_ASSERT(covered == next_);
@@ -693,7 +676,7 @@ StoreReader::StoreReader(const std::string& dir, StoreVerify verify) : dir_(dir)
     sh->path = dir_ + "/" + file;
     sh->count = s.at("sequences", mpath.c_str()).as_int("shards[].sequences");
     sh->first = s.get_int("first_sequence", total);
-    sh->checksum = parse_hash_hex(s.at("checksum", mpath.c_str()).as_string(), (mpath + ": shards[].checksum").c_str());
+    sh->checksum = parse_hex64(s.at("checksum", mpath.c_str()).as_string(), (mpath + ": shards[].checksum").c_str());
     if (sh->first != total)
       fail("%s: shard %s starts at sequence %lld, expected %lld", mpath.c_str(), file.c_str(), (long long)sh->first,
            (long long)total);
@@ -705,7 +688,7 @@ StoreReader::StoreReader(const std::string& dir, StoreVerify verify) : dir_(dir)
            (unsigned long long)h.first_sequence);
     if (h.payload_checksum != sh->checksum)
       fail("%s: checksum %s in the header, %s in the manifest (mixed files from two dumps?)", sh->path.c_str(),
-           hash_hex(h.payload_checksum).c_str(), hash_hex(sh->checksum).c_str());
+           hex64(h.payload_checksum).c_str(), hex64(sh->checksum).c_str());
     total += sh->count;
     shards_.push_back(std::move(sh));
   }
@@ -751,10 +734,10 @@ void StoreReader::check_compatible(uint64_t teacher_hash, uint64_t tokenizer_has
   if (teacher_hash != info_.teacher_hash)
     fail("%s: teacher store was made by teacher '%s' (hash %s), not the teacher given (hash %s); re-run `razor "
          "teacher` with this teacher or pass its store",
-         dir_.c_str(), info_.teacher_id.c_str(), hash_hex(info_.teacher_hash).c_str(), hash_hex(teacher_hash).c_str());
+         dir_.c_str(), info_.teacher_id.c_str(), hex64(info_.teacher_hash).c_str(), hex64(teacher_hash).c_str());
   if (tokenizer_hash != info_.tokenizer_hash)
     fail("%s: teacher store was made with another tokenizer (hash %s, given %s); token ids would not match",
-         dir_.c_str(), hash_hex(info_.tokenizer_hash).c_str(), hash_hex(tokenizer_hash).c_str());
+         dir_.c_str(), hex64(info_.tokenizer_hash).c_str(), hex64(tokenizer_hash).c_str());
 }
 
 StoreStats StoreReader::stats() const {

@@ -7,52 +7,17 @@
 #include <cmath>
 #include <cstring>
 
-#include "autograd/ops.h"  // RopeTable: the training forward's exact cos/sin
-#include "autograd/ops_util.h"  // detail::exp_inplace: the training swiglu's exp
 #include "core/error.h"
 #include "core/half.h"
+#include "core/rope.h"  // the training forward's cos/sin and rotation
 #include "core/threads.h"
+#include "core/vmath.h"  // the row math the training ops share
 #include "kernels/attention_kv8.h"
 #include "kernels/qgemm.h"
 
 namespace razor {
 
 namespace {
-
-// HF RMSNorm, summed exactly as the training op (ops_norm.cpp) sums, so both see the same fp32.
-inline float rms_inv(const float* x, int64_t C, float eps) {
-  float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-  int64_t c = 0;
-  for (; c + 4 <= C; c += 4) {
-    s0 += x[c] * x[c];
-    s1 += x[c + 1] * x[c + 1];
-    s2 += x[c + 2] * x[c + 2];
-    s3 += x[c + 3] * x[c + 3];
-  }
-  for (; c < C; ++c) s0 += x[c] * x[c];
-  const float ms = ((s0 + s1) + (s2 + s3)) / float(C);
-  return 1.0f / std::sqrt(ms + eps);
-}
-inline void rmsnorm_row(const float* x, const float* w, int64_t C, float eps, float* y) {
-  const float rs = rms_inv(x, C, eps);
-#pragma omp simd
-  for (int64_t k = 0; k < C; ++k) y[k] = (x[k] * rs) * w[k];
-}
-
-// g[i] = silu(g[i]) * u[i], i < n, exactly as ops_activation.cpp's swiglu computes it: the same
-// vectorised exp (detail::exp_inplace), sigmoid s = 1 / (1 + exp(-g)), then (g * s) * u. Each
-// element's bits depend only on its inputs, not on where a range starts or ends.
-inline void swiglu_inplace(float* g, const float* u, int64_t n) {
-  float s[detail::kExpChunk];
-  for (int64_t i0 = 0; i0 < n; i0 += detail::kExpChunk) {
-    const int64_t m = std::min(detail::kExpChunk, n - i0);
-#pragma omp simd
-    for (int64_t i = 0; i < m; ++i) s[i] = -g[i0 + i];
-    detail::exp_inplace(s, m);
-#pragma omp simd
-    for (int64_t i = 0; i < m; ++i) g[i0 + i] = (g[i0 + i] * (1.0f / (1.0f + s[i]))) * u[i0 + i];
-  }
-}
 
 // The part [b, e) of [0, total) thread th of nt owns.
 inline void share(int64_t total, int th, int nt, int64_t& b, int64_t& e) {
@@ -66,15 +31,10 @@ inline void barrier(int nt) {
   }
 }
 
-// Rotate-half RoPE of one head vector x [D] in place with the row's cos/sin [D/2].
-inline void rope_row(float* x, const float* cs, const float* sn, int64_t D) {
-  const int64_t half = D / 2;
+// x[i] += h[i], i < n: the residual add.
+inline void add_into(float* x, const float* h, int64_t n) {
 #pragma omp simd
-  for (int64_t i = 0; i < half; ++i) {
-    const float a = x[i], b = x[i + half];
-    x[i] = a * cs[i] - b * sn[i];
-    x[i + half] = b * cs[i] + a * sn[i];
-  }
+  for (int64_t i = 0; i < n; ++i) x[i] += h[i];
 }
 
 }  // namespace
@@ -109,7 +69,6 @@ Engine::Engine(const PackedModel& m, int64_t max_context, int64_t chunk) : m_(m)
   qx_.resize(size_t(n * widest));
   sx_.resize(size_t(n * widest / G_));
   logits_.resize(size_t(V_));
-  row_codes_.resize(size_t(G_));
   RZ_CHECK(H_ % K_ == 0 && H_ / K_ <= 64, "engine: %lld query heads per KV head (at most 64, a whole number)",
            (long long)(H_ / K_));
   // Per thread: HpK score rows [max_ctx] and one fp32 K/V row [D].
@@ -128,6 +87,34 @@ void Engine::grow_thread_scratch() {
   score_threads_ = std::max(score_threads_, std::max(1, num_threads()));
   scores_.resize(size_t(score_threads_) * size_t(score_stride_));
   xp_.resize(size_t(score_threads_) * size_t(kMultiMaxTokens * C_));
+}
+
+// The steps prefill (run_chunk) and decode (decode_thread) share: one definition each, so the
+// two paths compute the same bits by construction.
+
+void Engine::embed_rows(const int32_t* ids, int64_t n, float* x) const {
+  for (int64_t t = 0; t < n; ++t) dequantize_row(m_.embed, ids[t], x + t * C_);
+}
+
+void Engine::rope_and_cache(const PackedLayer& ly, int l, int64_t t, int64_t kh, int64_t p0) {
+  const float eps = float(m_.cfg.rms_norm_eps);
+  const bool qk_norm = m_.cfg.qk_norm();
+  const int64_t half = D_ / 2, HpK = H_ / K_;
+  const float* cs = rope_cos_.data() + (p0 + t) * half;
+  const float* sn = rope_sin_.data() + (p0 + t) * half;
+  for (int64_t hh = kh * HpK; hh < (kh + 1) * HpK; ++hh) {
+    float* q = &q_[size_t((t * H_ + hh) * D_)];
+    if (qk_norm) rmsnorm_row(q, ly.q_norm.data(), D_, eps, q);
+    rope_row(q, q, cs, sn, D_);
+  }
+  float* k = &k_[size_t((t * K_ + kh) * D_)];
+  if (qk_norm) rmsnorm_row(k, ly.k_norm.data(), D_, eps, k);
+  rope_row(k, k, cs, sn, D_);
+  // KV8: one scale per (token, kv head) over D (A8 with G = D). Cache rows are
+  // [layer][kv head][position]: attention streams one head's rows contiguously.
+  const size_t r = (size_t(l) * size_t(K_) + size_t(kh)) * size_t(max_ctx_) + size_t(p0 + t);
+  quantize_a8_serial(k, 1, D_, int(D_), &kq_[r * size_t(D_)], &ks_[r]);
+  quantize_a8_serial(&v_[size_t((t * K_ + kh) * D_)], 1, D_, int(D_), &vq_[r * size_t(D_)], &vs_[r]);
 }
 
 void Engine::linear(const PackedMatrix& W, const float* x, int64_t n, float* y) {
@@ -185,24 +172,12 @@ void Engine::attend(int layer, int64_t t, int64_t kh, int64_t p0, float* sc) {
 }
 
 void Engine::run_chunk(const int32_t* ids, int64_t n, float* logits_out, bool all_logits) {
-  const ModelConfig& c = m_.cfg;
-  const float eps = float(c.rms_norm_eps);
-  const int64_t p0 = pos_, half = D_ / 2;
+  const float eps = float(m_.cfg.rms_norm_eps);
+  const int64_t p0 = pos_;
   if (score_threads_ < num_threads()) grow_thread_scratch();  // the thread count grew since construction (rare)
   if (one_region_ && n <= kMultiMaxTokens) return run_decode(ids, n, logits_out, all_logits);
 
-  // Embedding rows dequantized from their int4 codes: x = q * s per group.
-  const PackedMatrix& E = m_.embed;
-  const int64_t gb = group_code_bytes(RowKind::Int4, G_), ng = C_ / G_;
-  for (int64_t t = 0; t < n; ++t) {
-    const uint8_t* row = E.row(ids[t]);
-    const uint16_t* s = E.row_scales(ids[t]);
-    for (int64_t g = 0; g < ng; ++g) {
-      decode_group_ref(E.row_kind(ids[t]), G_, row + g * gb, row_codes_.data());
-      const float sg = f16_to_f32(s[g]);
-      for (int k = 0; k < G_; ++k) x_[size_t(t * C_ + g * G_ + k)] = float(row_codes_[size_t(k)]) * sg;
-    }
-  }
+  embed_rows(ids, n, x_.data());
 
   for (int l = 0; l < int(m_.layers.size()); ++l) {
     const PackedLayer& ly = m_.layers[size_t(l)];
@@ -214,32 +189,11 @@ void Engine::run_chunk(const int32_t* ids, int64_t n, float* logits_out, bool al
       float* Y[3] = {q_.data(), k_.data(), v_.data()};
       qgemm_multi(W, Y, 3, qx_.data(), sx_.data(), n);
     }
-    for (int64_t t = 0; t < n; ++t) {
-      const float* cs = rope_cos_.data() + (p0 + t) * half;
-      const float* sn = rope_sin_.data() + (p0 + t) * half;
-      for (int64_t hh = 0; hh < H_; ++hh) {
-        float* q = &q_[size_t((t * H_ + hh) * D_)];
-        if (c.qk_norm()) rmsnorm_row(q, ly.q_norm.data(), D_, eps, q);
-        rope_row(q, cs, sn, D_);
-      }
-      for (int64_t kh = 0; kh < K_; ++kh) {
-        float* k = &k_[size_t((t * K_ + kh) * D_)];
-        if (c.qk_norm()) rmsnorm_row(k, ly.k_norm.data(), D_, eps, k);
-        rope_row(k, cs, sn, D_);
-      }
-    }
-    // KV8 into the cache: one scale per (token, kv head) over D (A8 with G = D).
-    // Cache rows are [layer][kv head][position]: attention streams one head's rows contiguously.
     for (int64_t t = 0; t < n; ++t)
-      for (int64_t kh = 0; kh < K_; ++kh) {
-        const size_t r = (size_t(l) * size_t(K_) + size_t(kh)) * size_t(max_ctx_) + size_t(p0 + t);
-        quantize_a8(&k_[size_t((t * K_ + kh) * D_)], 1, D_, int(D_), &kq_[r * size_t(D_)], &ks_[r]);
-        quantize_a8(&v_[size_t((t * K_ + kh) * D_)], 1, D_, int(D_), &vq_[r * size_t(D_)], &vs_[r]);
-      }
+      for (int64_t kh = 0; kh < K_; ++kh) rope_and_cache(ly, l, t, kh, p0);
     attention(l, n, p0);
     linear(ly.o, att_.data(), n, h_.data());
-#pragma omp simd
-    for (int64_t i = 0; i < n * C_; ++i) x_[size_t(i)] += h_[size_t(i)];
+    add_into(x_.data(), h_.data(), n * C_);
     for (int64_t t = 0; t < n; ++t) rmsnorm_row(&x_[size_t(t * C_)], ly.mlp_norm.data(), C_, eps, &h_[size_t(t * C_)]);
     quantize_a8(h_.data(), n, C_, G_, qx_.data(), sx_.data());
     {
@@ -247,10 +201,9 @@ void Engine::run_chunk(const int32_t* ids, int64_t n, float* logits_out, bool al
       float* Y[2] = {gate_.data(), up_.data()};
       qgemm_multi(W, Y, 2, qx_.data(), sx_.data(), n);
     }
-    swiglu_inplace(gate_.data(), up_.data(), n * F_);
+    swiglu_row(gate_.data(), up_.data(), gate_.data(), n * F_);
     linear(ly.down, gate_.data(), n, h_.data());
-#pragma omp simd
-    for (int64_t i = 0; i < n * C_; ++i) x_[size_t(i)] += h_[size_t(i)];
+    add_into(x_.data(), h_.data(), n * C_);
   }
   pos_ += n;
   if (!logits_out) return;
@@ -276,9 +229,8 @@ void Engine::run_decode(const int32_t* ids, int64_t n, float* logits_out, bool a
 // operations of run_chunk, so the logits equal the general path's bit for bit. Shared buffers
 // are written in disjoint parts (rows, groups, KV heads) and read only after a barrier.
 void Engine::decode_thread(const int32_t* ids, int64_t n, float* logits_out, bool all_logits, int th, int nt) {
-  const ModelConfig& c = m_.cfg;
-  const float eps = float(c.rms_norm_eps);
-  const int64_t p0 = pos_, half = D_ / 2, HpK = H_ / K_;
+  const float eps = float(m_.cfg.rms_norm_eps);
+  const int64_t p0 = pos_;
   float* x = xp_.data() + size_t(th) * size_t(kMultiMaxTokens * C_);  // private residual stream
   float* sc = scores_.data() + size_t(th) * size_t(score_stride_);
 
@@ -299,13 +251,7 @@ void Engine::decode_thread(const int32_t* ids, int64_t n, float* logits_out, boo
   auto norm_quant = [&](const float* w, int64_t first, int64_t rows) {
     int64_t g0, g1;
     share(C_ / G_, th, nt, g0, g1);
-    for (int64_t t = 0; t < rows; ++t) {
-      const float* xt = x + (first + t) * C_;
-      const float rs = rms_inv(xt, C_, eps);
-      float* y = nrm_.data() + t * C_;
-#pragma omp simd
-      for (int64_t k = g0 * G_; k < g1 * G_; ++k) y[k] = (xt[k] * rs) * w[k];
-    }
+    for (int64_t t = 0; t < rows; ++t) rmsnorm_row(x + (first + t) * C_, w, C_, eps, nrm_.data() + t * C_, g0 * G_, g1 * G_);
     quant_part(nrm_.data(), rows, C_);
   };
   auto gemv = [&](const PackedMatrix* const* W, float* const* Y, int count, int64_t rows) {
@@ -316,19 +262,7 @@ void Engine::decode_thread(const int32_t* ids, int64_t n, float* logits_out, boo
     gemv(&w, &y, 1, rows);
   };
 
-  // Embedding rows dequantized from their int4 codes: x = q * s per group.
-  const PackedMatrix& E = m_.embed;
-  const int64_t gb = group_code_bytes(RowKind::Int4, G_), ngC = C_ / G_;
-  int8_t codes[256];  // G <= 256 (qformat.h)
-  for (int64_t t = 0; t < n; ++t) {
-    const uint8_t* row = E.row(ids[t]);
-    const uint16_t* s = E.row_scales(ids[t]);
-    for (int64_t g = 0; g < ngC; ++g) {
-      decode_group_ref(E.row_kind(ids[t]), G_, row + g * gb, codes);
-      const float sg = f16_to_f32(s[g]);
-      for (int k = 0; k < G_; ++k) x[t * C_ + g * G_ + k] = float(codes[k]) * sg;
-    }
-  }
+  embed_rows(ids, n, x);
 
   for (int l = 0; l < int(m_.layers.size()); ++l) {
     const PackedLayer& ly = m_.layers[size_t(l)];
@@ -344,21 +278,7 @@ void Engine::decode_thread(const int32_t* ids, int64_t n, float* logits_out, boo
     int64_t k0, k1;
     share(K_, th, nt, k0, k1);
     for (int64_t kh = k0; kh < k1; ++kh) {
-      for (int64_t t = 0; t < n; ++t) {
-        const float* cs = rope_cos_.data() + (p0 + t) * half;
-        const float* sn = rope_sin_.data() + (p0 + t) * half;
-        for (int64_t hh = kh * HpK; hh < (kh + 1) * HpK; ++hh) {
-          float* q = &q_[size_t((t * H_ + hh) * D_)];
-          if (c.qk_norm()) rmsnorm_row(q, ly.q_norm.data(), D_, eps, q);
-          rope_row(q, cs, sn, D_);
-        }
-        float* k = &k_[size_t((t * K_ + kh) * D_)];
-        if (c.qk_norm()) rmsnorm_row(k, ly.k_norm.data(), D_, eps, k);
-        rope_row(k, cs, sn, D_);
-        const size_t r = (size_t(l) * size_t(K_) + size_t(kh)) * size_t(max_ctx_) + size_t(p0 + t);
-        quantize_a8_serial(k, 1, D_, int(D_), &kq_[r * size_t(D_)], &ks_[r]);
-        quantize_a8_serial(&v_[size_t((t * K_ + kh) * D_)], 1, D_, int(D_), &vq_[r * size_t(D_)], &vs_[r]);
-      }
+      for (int64_t t = 0; t < n; ++t) rope_and_cache(ly, l, t, kh, p0);
       for (int64_t t = 0; t < n; ++t) attend(l, t, kh, p0, sc);
     }
     barrier(nt);
@@ -366,8 +286,7 @@ void Engine::decode_thread(const int32_t* ids, int64_t n, float* logits_out, boo
     barrier(nt);
     gemv1(ly.o, h_.data(), n);
     barrier(nt);
-#pragma omp simd
-    for (int64_t i = 0; i < n * C_; ++i) x[i] += h_[size_t(i)];
+    add_into(x, h_.data(), n * C_);
     norm_quant(ly.mlp_norm.data(), 0, n);
     barrier(nt);
     {
@@ -380,14 +299,14 @@ void Engine::decode_thread(const int32_t* ids, int64_t n, float* logits_out, boo
       int64_t g0, g1;
       share(F_ / G_, th, nt, g0, g1);
       for (int64_t t = 0; t < n; ++t)
-        swiglu_inplace(gate_.data() + t * F_ + g0 * G_, up_.data() + t * F_ + g0 * G_, (g1 - g0) * G_);
+        swiglu_row(gate_.data() + t * F_ + g0 * G_, up_.data() + t * F_ + g0 * G_, gate_.data() + t * F_ + g0 * G_,
+                   (g1 - g0) * G_);
       quant_part(gate_.data(), n, F_);
     }
     barrier(nt);
     gemv1(ly.down, h_.data(), n);
     barrier(nt);
-#pragma omp simd
-    for (int64_t i = 0; i < n * C_; ++i) x[i] += h_[size_t(i)];
+    add_into(x, h_.data(), n * C_);
   }
   if (!logits_out) return;
   // Final norm and lm_head: every row with all_logits, else only the last.

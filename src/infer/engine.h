@@ -55,6 +55,11 @@ class Engine {
   void decode_thread(const int32_t* ids, int64_t n, float* logits_out, bool all_logits, int th, int nt);
   // Attention of token t (position p0 + t) for KV head kh and its query heads, cache rows of
   // positions <= p0 + t; sc: the calling thread's score scratch.
+  // Steps shared by prefill and decode: the embedding rows of ids into x [n, C]; for token t
+  // of layer l and KV head kh, q/k RMSNorm (qwen3) and RoPE of its query heads and its key,
+  // then its K and V into the KV8 cache.
+  void embed_rows(const int32_t* ids, int64_t n, float* x) const;
+  void rope_and_cache(const PackedLayer& ly, int l, int64_t t, int64_t kh, int64_t p0);
   void attend(int layer, int64_t t, int64_t kh, int64_t p0, float* sc);
   void grow_thread_scratch();
   void linear(const PackedMatrix& W, const float* x, int64_t n, float* y);  // y [n, d_out]
@@ -79,7 +84,6 @@ class Engine {
   std::vector<float> xp_, nrm_;
   std::vector<int32_t> sumx_;
   std::vector<float> all_logits_;
-  std::vector<int8_t> row_codes_;
   // KV cache: codes [L, K, max_ctx, D], scales [L, K, max_ctx] (one head's positions contiguous).
   std::vector<int8_t> kq_, vq_;
   std::vector<float> ks_, vs_;

@@ -18,61 +18,17 @@ namespace {
 
 const char* kFormat = "razor-packed";
 
-std::string layer_prefix(int l) { return "model.layers." + std::to_string(l) + "."; }
-
-// Visits every matrix slot of a PackedModel (mutable, for loading) with its HF name.
+// Visits every matrix slot of a PackedModel (mutable, for loading) with its tensor-table row.
 template <class F>
 void for_each_matrix(PackedModel& pm, F f) {
-  f("model.embed_tokens.weight", pm.embed);
-  for (int l = 0; l < int(pm.layers.size()); ++l) {
-    PackedLayer& ly = pm.layers[size_t(l)];
-    const std::string p = layer_prefix(l);
-    f(p + "self_attn.q_proj.weight", ly.q);
-    f(p + "self_attn.k_proj.weight", ly.k);
-    f(p + "self_attn.v_proj.weight", ly.v);
-    f(p + "self_attn.o_proj.weight", ly.o);
-    f(p + "mlp.gate_proj.weight", ly.gate);
-    f(p + "mlp.up_proj.weight", ly.up);
-    f(p + "mlp.down_proj.weight", ly.down);
-  }
-  if (!pm.cfg.tie_word_embeddings) f("lm_head.weight", pm.lm_head);
+  for (const TensorSpec& t : model_tensors(pm.cfg))
+    if (PackedMatrix* m = pm.matrix_slot(t, "packed model")) f(t, *m);
 }
 
 template <class F>
 void for_each_norm(PackedModel& pm, F f) {
-  for (int l = 0; l < int(pm.layers.size()); ++l) {
-    PackedLayer& ly = pm.layers[size_t(l)];
-    const std::string p = layer_prefix(l);
-    f(p + "input_layernorm.weight", ly.attn_norm);
-    if (pm.cfg.qk_norm()) {
-      f(p + "self_attn.q_norm.weight", ly.q_norm);
-      f(p + "self_attn.k_norm.weight", ly.k_norm);
-    }
-    f(p + "post_attention_layernorm.weight", ly.mlp_norm);
-  }
-  f("model.norm.weight", pm.final_norm);
-}
-
-// Expected [d_out, d_in] of a matrix from its name.
-void matrix_shape(const ModelConfig& c, const std::string& name, int64_t& d_out, int64_t& d_in) {
-  auto ends = [&](const char* s) {
-    size_t n = std::strlen(s);
-    return name.size() >= n && name.compare(name.size() - n, n, s) == 0;
-  };
-  const int64_t C = c.hidden_size, HD = c.num_attention_heads * c.head_dim, KD = c.num_key_value_heads * c.head_dim,
-                F = c.intermediate_size;
-  if (ends("embed_tokens.weight") || name == "lm_head.weight") d_out = c.vocab_size, d_in = C;
-  else if (ends("q_proj.weight")) d_out = HD, d_in = C;
-  else if (ends("k_proj.weight") || ends("v_proj.weight")) d_out = KD, d_in = C;
-  else if (ends("o_proj.weight")) d_out = C, d_in = HD;
-  else if (ends("gate_proj.weight") || ends("up_proj.weight")) d_out = F, d_in = C;
-  else if (ends("down_proj.weight")) d_out = C, d_in = F;
-  else RZ_ASSERT_MSG(false, "unknown matrix name");
-}
-
-int64_t norm_size(const ModelConfig& c, const std::string& name) {
-  return name.find("q_norm") != std::string::npos || name.find("k_norm") != std::string::npos ? c.head_dim
-                                                                                              : c.hidden_size;
+  for (const TensorSpec& t : model_tensors(pm.cfg))
+    if (std::vector<float>* v = pm.norm_slot(t, "packed model")) f(t, *v);
 }
 
 void copy_bytes(AlignedBytes& dst, const uint8_t* src, size_t n) {
@@ -113,17 +69,47 @@ PackedDesc packed_desc_for(const WeightLayout& l, int64_t d_out, int64_t d_in, b
   return d;
 }
 
+PackedMatrix* PackedModel::matrix_slot(const TensorSpec& t, const std::string& what) {
+  refuse_unsupported(t, what);
+  PackedLayer* ly = t.layer >= 0 ? &layers.at(size_t(t.layer)) : nullptr;
+  switch (t.role) {
+    case TensorRole::Embed: return &embed;
+    case TensorRole::Q: return &ly->q;
+    case TensorRole::K: return &ly->k;
+    case TensorRole::V: return &ly->v;
+    case TensorRole::O: return &ly->o;
+    case TensorRole::Gate: return &ly->gate;
+    case TensorRole::Up: return &ly->up;
+    case TensorRole::Down: return &ly->down;
+    case TensorRole::LmHead: return &lm_head;
+    default: return nullptr;
+  }
+}
+
+std::vector<float>* PackedModel::norm_slot(const TensorSpec& t, const std::string& what) {
+  refuse_unsupported(t, what);
+  PackedLayer* ly = t.layer >= 0 ? &layers.at(size_t(t.layer)) : nullptr;
+  switch (t.role) {
+    case TensorRole::AttnNorm: return &ly->attn_norm;
+    case TensorRole::QNorm: return &ly->q_norm;
+    case TensorRole::KNorm: return &ly->k_norm;
+    case TensorRole::MlpNorm: return &ly->mlp_norm;
+    case TensorRole::FinalNorm: return &final_norm;
+    default: return nullptr;
+  }
+}
+
 std::vector<std::pair<std::string, const PackedMatrix*>> PackedModel::matrices() const {
   std::vector<std::pair<std::string, const PackedMatrix*>> out;
   for_each_matrix(const_cast<PackedModel&>(*this),
-                  [&](const std::string& n, PackedMatrix& m) { out.emplace_back(n, &m); });
+                  [&](const TensorSpec& t, PackedMatrix& m) { out.emplace_back(t.hf, &m); });
   return out;
 }
 
 std::vector<std::pair<std::string, const std::vector<float>*>> PackedModel::norms() const {
   std::vector<std::pair<std::string, const std::vector<float>*>> out;
   for_each_norm(const_cast<PackedModel&>(*this),
-                [&](const std::string& n, std::vector<float>& v) { out.emplace_back(n, &v); });
+                [&](const TensorSpec& t, std::vector<float>& v) { out.emplace_back(t.hf, &v); });
   return out;
 }
 
@@ -139,8 +125,7 @@ int64_t PackedModel::decode_bytes_per_token() const {
 int64_t PackedModel::packed_bytes() const {
   int64_t b = 0;
   for (const auto& e : matrices()) b += e.second->stream_bytes();
-  for_each_norm(const_cast<PackedModel&>(*this),
-                [&](const std::string&, std::vector<float>& v) { b += int64_t(v.size() * sizeof(float)); });
+  for (const auto& e : norms()) b += int64_t(e.second->size() * sizeof(float));
   return b;
 }
 
@@ -157,10 +142,11 @@ PackedModel pack_model(const Model& m, const PackOptions& opt) {
              "%s: planned group size %d differs from the model's G = %d (one activation group size per model)",
              o.first.c_str(), o.second.group, opt.plan.group);
   }
-  for_each_matrix(pm, [&](const std::string& name, PackedMatrix& dst) {
+  for_each_matrix(pm, [&](const TensorSpec& t, PackedMatrix& dst) {
+    const std::string& name = t.hf;
     const Param* p = m.find(name);
     RZ_ASSERT_MSG(p, "model lacks a matrix the packed model needs");
-    const bool is_emb = name == "model.embed_tokens.weight" || name == "lm_head.weight";
+    const bool is_emb = t.kind == TensorKind::Embedding || t.kind == TensorKind::Head;
     const WeightLayout* l_ptr = is_emb ? &emb : &lin;
     for (const auto& o : opt.overrides)
       if (o.first == name) l_ptr = &o.second;
@@ -169,8 +155,8 @@ PackedModel pack_model(const Model& m, const PackOptions& opt) {
     const PackedDesc d = packed_desc_for(l, qw.d_out, qw.d_in, opt.ternary5, name);
     dst = pack_matrix(d, qw.codes.data(), qw.scales.data(), name.c_str());
   });
-  for_each_norm(pm, [&](const std::string& name, std::vector<float>& dst) {
-    const Param* p = m.find(name);
+  for_each_norm(pm, [&](const TensorSpec& t, std::vector<float>& dst) {
+    const Param* p = m.find(t.hf);
     RZ_ASSERT_MSG(p, "model lacks a norm the packed model needs");
     dst.assign(p->value.data(), p->value.data() + p->value.numel());
   });
@@ -207,9 +193,8 @@ void PackedModel::save(const std::string& path) const {
   }
   lay.set("tensors", per);
   w.set("layout", lay);
-  for_each_norm(const_cast<PackedModel&>(*this), [&](const std::string& name, std::vector<float>& v) {
-    w.add(name, "f32", {int64_t(v.size())}, v.data(), v.size() * sizeof(float));
-  });
+  for (const auto& e : norms())
+    w.add(e.first, "f32", {int64_t(e.second->size())}, e.second->data(), e.second->size() * sizeof(float));
   if (!tokenizer_json.empty())
     w.add("tokenizer.json", "u8", {int64_t(tokenizer_json.size())}, tokenizer_json.data(), tokenizer_json.size());
   if (!tokenizer_config_json.empty())
@@ -246,7 +231,8 @@ PackedModel PackedModel::load(const std::string& path) {
   // The hash pass made every page resident; drop them and copy tensor by tensor.
   release_pages(f.mapped()->data(), f.file_size());
 
-  for_each_matrix(pm, [&](const std::string& name, PackedMatrix& dst) {
+  for_each_matrix(pm, [&](const TensorSpec& t, PackedMatrix& dst) {
+    const std::string& name = t.hf;
     const std::string cn = name + ".codes";
     const RazorTensor* ct = f.find(cn);
     RZ_CHECK(ct, "%s: tensor %s is missing", path.c_str(), cn.c_str());
@@ -261,8 +247,7 @@ PackedModel PackedModel::load(const std::string& path) {
     d.G = int(m.get_int("G", 0));
     d.d_out = m.get_int("d_out", 0);
     d.d_in = m.get_int("d_in", 0);
-    int64_t eo = 0, ei = 0;
-    matrix_shape(pm.cfg, name, eo, ei);
+    const int64_t eo = t.shape[0], ei = t.shape[1];
     RZ_CHECK(d.d_out == eo && d.d_in == ei, "%s: tensor %s is [%lld, %lld], the config implies [%lld, %lld]",
              path.c_str(), cn.c_str(), (long long)d.d_out, (long long)d.d_in, (long long)eo, (long long)ei);
     check_packed_desc(d, (path + ": " + cn).c_str());
@@ -292,8 +277,9 @@ PackedModel PackedModel::load(const std::string& path) {
     }
     dst = std::move(probe);
   });
-  for_each_norm(pm, [&](const std::string& name, std::vector<float>& dst) {
-    const int64_t n = norm_size(pm.cfg, name);
+  for_each_norm(pm, [&](const TensorSpec& spec, std::vector<float>& dst) {
+    const std::string& name = spec.hf;
+    const int64_t n = spec.shape[0];
     const RazorTensor& t = f.get(name, "f32", uint64_t(n) * 4);
     RZ_CHECK(t.shape.size() == 1 && t.shape[0] == n, "%s: tensor %s: shape is not [%lld]", path.c_str(), name.c_str(),
              (long long)n);

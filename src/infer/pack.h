@@ -24,6 +24,7 @@
 
 #include "io/hf_config.h"
 #include "kernels/qformat.h"
+#include "nn/tensor_table.h"
 #include "quant/plan.h"
 
 namespace razor {
@@ -58,6 +59,11 @@ struct PackedModel {
   const PackedMatrix& head() const { return cfg.tie_word_embeddings ? embed : lm_head; }
   // Every matrix with its HF name, in file order (tied: no lm_head entry).
   std::vector<std::pair<std::string, const PackedMatrix*>> matrices() const;
+  // Where a row of the tensor table (nn/tensor_table.h) lives: its matrix (embedding, linear,
+  // head rows) or its weights (norm rows); nullptr for a row of the other kind. Needs layers
+  // sized to the config; a bias row is refused (refuse_unsupported) with `what` in the error.
+  PackedMatrix* matrix_slot(const TensorSpec& t, const std::string& what);
+  std::vector<float>* norm_slot(const TensorSpec& t, const std::string& what);
   // Every norm weight with its HF name, in file order.
   std::vector<std::pair<std::string, const std::vector<float>*>> norms() const;
   // Weight bytes (codes + scales) one decoded token streams: every linear, the lm_head and

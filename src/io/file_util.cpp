@@ -22,18 +22,28 @@ FileWriter::~FileWriter() {
   if (fd_ >= 0) ::close(fd_);
 }
 
-void FileWriter::write(const void* data, size_t n) {
+void write_all(int fd, const void* data, size_t n, const std::string& what, const char* note) {
   const char* p = static_cast<const char*>(data);
   while (n > 0) {
-    ssize_t w = ::write(fd_, p, n);
+    ssize_t w = ::write(fd, p, n);
     if (w < 0) {
       if (errno == EINTR) continue;
-      fail("%s: write failed: %s", path_.c_str(), std::strerror(errno));
+      fail("%s: write failed: %s%s", what.c_str(), std::strerror(errno), note);
     }
     p += w;
     n -= size_t(w);
   }
 }
+
+void commit_file(int fd, const std::string& tmp, const std::string& path) {
+  if (::fsync(fd) != 0 || ::close(fd) != 0)
+    fail("%s: write failed: %s (the previous file, if any, is intact)", path.c_str(), std::strerror(errno));
+  if (std::rename(tmp.c_str(), path.c_str()) != 0)
+    fail("%s: cannot rename into place: %s", path.c_str(), std::strerror(errno));
+  fsync_dir(parent_dir(path));
+}
+
+void FileWriter::write(const void* data, size_t n) { write_all(fd_, data, n, path_); }
 
 void FileWriter::close() {
   if (fd_ < 0) return;
@@ -72,28 +82,15 @@ AtomicFile::~AtomicFile() {
 }
 
 void AtomicFile::write(const void* data, size_t n) {
-  const char* p = static_cast<const char*>(data);
-  while (n > 0) {
-    ssize_t w = ::write(fd_, p, n);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      fail("%s: write failed: %s (the previous file, if any, is intact)", path_.c_str(), std::strerror(errno));
-    }
-    p += w;
-    n -= size_t(w);
-  }
+  write_all(fd_, data, n, path_, " (the previous file, if any, is intact)");
 }
 
 void AtomicFile::commit() {
   RZ_ASSERT(fd_ >= 0 && !committed_);
   int fd = fd_;
   fd_ = -1;
-  if (::fsync(fd) != 0 || ::close(fd) != 0)
-    fail("%s: write failed: %s (the previous file, if any, is intact)", path_.c_str(), std::strerror(errno));
-  if (std::rename(tmp_.c_str(), path_.c_str()) != 0)
-    fail("%s: cannot rename into place: %s", path_.c_str(), std::strerror(errno));
+  commit_file(fd, tmp_, path_);
   committed_ = true;
-  fsync_dir(parent_dir(path_));
 }
 
 std::string read_file(const std::string& path) {

@@ -10,6 +10,14 @@
 
 namespace razor {
 
+// Writes all n bytes to fd (retrying on EINTR); an error is "<what>: write failed: <errno
+// text><note>". The one write loop of FileWriter, AtomicFile and the teacher store's shards.
+void write_all(int fd, const void* data, size_t n, const std::string& what, const char* note = "");
+// The atomic writer's commit: fsync and close fd (the temporary `tmp`), rename it over `path`,
+// fsync the directory. For writers that stream into a temporary of their own naming (the
+// teacher store keeps "<shard>.tmp" so that an interrupted dump can be found and resumed).
+void commit_file(int fd, const std::string& tmp, const std::string& path);
+
 // Creates/truncates `path` and writes it; close() fsyncs. Not atomic by itself: used for
 // files inside a temporary directory that is renamed as a whole (checkpoints).
 class FileWriter {

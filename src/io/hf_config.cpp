@@ -221,7 +221,7 @@ Json ModelConfig::to_json() const {
   j.set("rms_norm_eps", Json(rms_norm_eps));
   j.set("tie_word_embeddings", Json(tie_word_embeddings));
   j.set("max_position_embeddings", Json(max_position_embeddings));
-  j.set("attention_bias", Json(false));
+  j.set("attention_bias", Json(attention_bias));
   j.set("bos_token_id", bos_token_id >= 0 ? Json(bos_token_id) : Json());
   if (eos_token_ids.empty()) {
     j.set("eos_token_id", Json());

@@ -34,6 +34,9 @@ struct ModelConfig {
   RopeScaling rope_scaling;
   double rms_norm_eps = 1e-6;
   bool tie_word_embeddings = false;
+  // q/k/v biases (Qwen2 style). config.json's attention_bias: true is still refused at load;
+  // set in code, the tensor table (nn/tensor_table) lists the biases and its readers refuse them.
+  bool attention_bias = false;
   int64_t max_position_embeddings = 2048;
   int64_t bos_token_id = -1;          // -1: none
   std::vector<int64_t> eos_token_ids;  // config.json may hold an int or a list

@@ -7,13 +7,12 @@
 #include <unistd.h>
 
 #include "core/error.h"
+#include "core/util.h"
 
 namespace razor {
 
 static const char kMagic[8] = {'R', 'A', 'Z', 'O', 'R', 'P', 'K', '1'};
 static const uint32_t kVersion = 1;
-
-static uint64_t align64(uint64_t x) { return (x + 63) / 64 * 64; }
 
 void RazorFileWriter::set(const std::string& key, Json value) {
   RZ_ASSERT(key != "tensors");
@@ -54,11 +53,11 @@ void RazorFileWriter::write(const std::string& path) const {
     e.set("nbytes", Json(int64_t(b.bytes.size())));
     list.push_back(e);
     offsets.push_back(off);
-    off = align64(off + b.bytes.size());
+    off = align_up<uint64_t>(off + b.bytes.size(), 64);
   }
   h.set("tensors", list);
   std::string js = h.dump();
-  uint64_t data_offset = align64(64 + js.size());
+  uint64_t data_offset = align_up<uint64_t>(64 + js.size(), 64);
   uint64_t data_len = off;
 
   std::vector<uint8_t> data(data_len, 0);

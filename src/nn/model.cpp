@@ -9,6 +9,8 @@
 #include "core/error.h"
 #include "core/vmath.h"
 #include "core/rng.h"
+#include "core/util.h"
+#include "nn/tensor_table.h"
 
 namespace razor {
 
@@ -27,114 +29,69 @@ const char* linear_site_name(LinearSite s) {
   return "?";
 }
 
-namespace {
-
-struct Spec {
-  std::string name;
-  ParamKind kind;
-  int layer;
-  Shape shape;
-};
-
-// Views start at multiples of 16 floats (64 bytes) so SIMD kernels see aligned rows.
-int64_t align16(int64_t n) { return (n + 15) / 16 * 16; }
-
-}  // namespace
-
 Model::Model(const ModelConfig& c, bool trainable) : cfg(c) {
   cfg.validate();
-  const int64_t V = cfg.vocab_size, C = cfg.hidden_size, H = cfg.num_attention_heads, K = cfg.num_key_value_heads,
-                D = cfg.head_dim, F = cfg.intermediate_size;
-  std::vector<Spec> specs;
-  specs.push_back({"model.embed_tokens.weight", ParamKind::Embedding, -1, {V, C}});
-  for (int l = 0; l < int(cfg.num_hidden_layers); ++l) {
-    std::string p = "model.layers." + std::to_string(l) + ".";
-    specs.push_back({p + "input_layernorm.weight", ParamKind::Norm, l, {C}});
-    specs.push_back({p + "self_attn.q_proj.weight", ParamKind::Linear, l, {H * D, C}});
-    specs.push_back({p + "self_attn.k_proj.weight", ParamKind::Linear, l, {K * D, C}});
-    specs.push_back({p + "self_attn.v_proj.weight", ParamKind::Linear, l, {K * D, C}});
-    specs.push_back({p + "self_attn.o_proj.weight", ParamKind::Linear, l, {C, H * D}});
-    if (cfg.qk_norm()) {
-      specs.push_back({p + "self_attn.q_norm.weight", ParamKind::Norm, l, {D}});
-      specs.push_back({p + "self_attn.k_norm.weight", ParamKind::Norm, l, {D}});
-    }
-    specs.push_back({p + "post_attention_layernorm.weight", ParamKind::Norm, l, {C}});
-    specs.push_back({p + "mlp.gate_proj.weight", ParamKind::Linear, l, {F, C}});
-    specs.push_back({p + "mlp.up_proj.weight", ParamKind::Linear, l, {F, C}});
-    specs.push_back({p + "mlp.down_proj.weight", ParamKind::Linear, l, {C, F}});
-  }
-  specs.push_back({"model.norm.weight", ParamKind::Norm, -1, {C}});
-  if (!cfg.tie_word_embeddings) specs.push_back({"lm_head.weight", ParamKind::Linear, -1, {V, C}});
-
+  const std::vector<TensorSpec> specs = model_tensors(cfg);
+  // Views start at multiples of 16 floats (64 bytes) so SIMD kernels see aligned rows.
+  auto align16 = [](int64_t n) { return align_up<int64_t>(n, 16); };
   int64_t total = 0;
-  for (const Spec& s : specs) {
-    total = align16(total) + s.shape.numel();
-    num_params_ += s.shape.numel();
+  for (const TensorSpec& s : specs) {
+    refuse_unsupported(s, "model");
+    const int64_t n = Shape(s.shape).numel();
+    total = align16(total) + n;
+    num_params_ += n;
   }
   total = align16(total);
   params = Tensor::zeros({total});
   if (trainable) grads = Tensor::zeros({total});
   int64_t off = 0;
   entries.reserve(specs.size());
-  for (const Spec& s : specs) {
+  for (const TensorSpec& s : specs) {
     off = align16(off);
+    const Shape shape(s.shape);
     Param p;
-    p.name = s.name;
+    p.name = s.hf;
     p.kind = s.kind;
+    p.role = s.role;
     p.layer = s.layer;
     p.offset = off;
-    p.value = Tensor::view_of(params.data() + off, s.shape);
+    p.value = Tensor::view_of(params.data() + off, shape);
     if (trainable) {
-      p.grad = Tensor::view_of(grads.data() + off, s.shape);
+      p.grad = Tensor::view_of(grads.data() + off, shape);
       p.var = Var::param(p.value, p.grad);
     } else {
       p.var = Var(p.value, false);
     }
     entries.push_back(std::move(p));
-    off += s.shape.numel();
+    off += shape.numel();
   }
 
   // Wire the named views (entries no longer reallocates).
-  size_t i = 0;
-  auto next = [&](const char* suffix) -> Param& {
-    Param& p = entries[i++];
-    RZ_ASSERT(p.name.size() >= std::strlen(suffix) &&
-              p.name.compare(p.name.size() - std::strlen(suffix), std::string::npos, suffix) == 0);
-    return p;
-  };
-  Param& e = next("embed_tokens.weight");
-  embed = e.var;
-  embed_name = &e.name;
   layers.resize(size_t(cfg.num_hidden_layers));
-  for (Layer& ly : layers) {
-    ly.attn_norm = next("input_layernorm.weight").var;
-    Param& q = next("q_proj.weight");
-    Param& k = next("k_proj.weight");
-    Param& v = next("v_proj.weight");
-    Param& o = next("o_proj.weight");
-    ly.q = q.var, ly.k = k.var, ly.v = v.var, ly.o = o.var;
-    ly.q_name = &q.name, ly.k_name = &k.name, ly.v_name = &v.name, ly.o_name = &o.name;
-    if (cfg.qk_norm()) {
-      ly.q_norm = next("q_norm.weight").var;
-      ly.k_norm = next("k_norm.weight").var;
+  for (Param& p : entries) {
+    Layer* ly = p.layer >= 0 ? &layers[size_t(p.layer)] : nullptr;
+    switch (p.role) {
+      case TensorRole::Embed: embed = p.var, embed_name = &p.name; break;
+      case TensorRole::AttnNorm: ly->attn_norm = p.var; break;
+      case TensorRole::Q: ly->q = p.var, ly->q_name = &p.name; break;
+      case TensorRole::K: ly->k = p.var, ly->k_name = &p.name; break;
+      case TensorRole::V: ly->v = p.var, ly->v_name = &p.name; break;
+      case TensorRole::O: ly->o = p.var, ly->o_name = &p.name; break;
+      case TensorRole::QNorm: ly->q_norm = p.var; break;
+      case TensorRole::KNorm: ly->k_norm = p.var; break;
+      case TensorRole::MlpNorm: ly->mlp_norm = p.var; break;
+      case TensorRole::Gate: ly->gate = p.var, ly->gate_name = &p.name; break;
+      case TensorRole::Up: ly->up = p.var, ly->up_name = &p.name; break;
+      case TensorRole::Down: ly->down = p.var, ly->down_name = &p.name; break;
+      case TensorRole::FinalNorm: final_norm = p.var; break;
+      case TensorRole::LmHead: lm_head = p.var, lm_head_name = &p.name; break;
+      case TensorRole::QBias: case TensorRole::KBias: case TensorRole::VBias: RZ_ASSERT(false); break;
     }
-    ly.mlp_norm = next("post_attention_layernorm.weight").var;
-    Param& g = next("gate_proj.weight");
-    Param& u = next("up_proj.weight");
-    Param& d = next("down_proj.weight");
-    ly.gate = g.var, ly.up = u.var, ly.down = d.var;
-    ly.gate_name = &g.name, ly.up_name = &u.name, ly.down_name = &d.name;
   }
-  final_norm = next("model.norm.weight").var;
-  if (cfg.tie_word_embeddings) {
+  if (cfg.tie_word_embeddings) {  // the tie rule (nn/tensor_table.h)
     lm_head = embed;
     lm_head_name = embed_name;
-  } else {
-    Param& h = next("lm_head.weight");
-    lm_head = h.var;
-    lm_head_name = &h.name;
   }
-  RZ_ASSERT(i == entries.size());
   rope_table = RopeTable::make(cfg.max_position_embeddings, cfg.rope_inv_freq());
 }
 

@@ -24,10 +24,12 @@
 #include "autograd/ops.h"
 #include "core/tensor.h"
 #include "io/hf_config.h"
+#include "nn/tensor_table.h"
 
 namespace razor {
 
-enum class ParamKind { Embedding, Linear, Norm };
+// A parameter's kind and role are those of its row in the tensor table (nn/tensor_table.h).
+using ParamKind = TensorKind;
 
 // Which linear (or the embedding lookup) a hook is applied to.
 enum class LinearSite { Q, K, V, O, Gate, Up, Down, LmHead, Embedding };
@@ -58,6 +60,7 @@ struct ModelHooks {
 struct Param {
   std::string name;  // Hugging Face tensor name
   ParamKind kind;
+  TensorRole role;
   int layer;         // -1 outside the blocks
   int64_t offset;    // in floats, into Model::params / Model::grads
   Tensor value;      // view of params

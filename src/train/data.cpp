@@ -8,6 +8,8 @@
 
 #include "core/checksum.h"
 #include "core/error.h"
+#include "core/log.h"
+#include "core/util.h"
 #include "io/json.h"
 #include "io/tokenizer.h"
 #include "train/chat.h"
@@ -28,14 +30,10 @@ static std::string source_key(const std::string& path) {
   return strfmt("%s:%lld:%lld", path.c_str(), (long long)st.st_size, (long long)st.st_mtime);
 }
 
-static bool ends_with(const std::string& s, const std::string& suf) {
-  return s.size() >= suf.size() && s.compare(s.size() - suf.size(), suf.size(), suf) == 0;
-}
-
 static void ensure_default_corpus(const std::string& dir) {
   if (path_exists(dir + "/train.txt") && path_exists(dir + "/valid.txt")) return;
-  std::fprintf(stderr, "razor: the default corpus is not in %s yet; fetching it with tools/fetch_corpus.sh ...\n",
-               dir.c_str());
+  log_note("razor: the default corpus is not in %s yet; fetching it with tools/fetch_corpus.sh ...\n",
+           dir.c_str());
   if (!path_exists("tools/fetch_corpus.sh"))
     fail("--data default: %s/train.txt is missing and tools/fetch_corpus.sh is not here; run razor from the "
          "repository root or run `bash tools/fetch_corpus.sh` there first",
@@ -92,8 +90,8 @@ static void build_chat_shards(const std::string& data, const Tokenizer& tok, con
   }
   write_token_shard(out.train_shard, tr.ids, tr.starts, V, tr.spec);
   if (!va.starts.empty()) write_token_shard(out.valid_shard, va.ids, va.starts, V, va.spec);
-  std::fprintf(stderr, "razor: %zu chat records (%zu tokens), %zu held out (%zu tokens)\n", tr.starts.size(),
-               tr.ids.size(), va.starts.size(), va.ids.size());
+  log_note("razor: %zu chat records (%zu tokens), %zu held out (%zu tokens)\n", tr.starts.size(), tr.ids.size(),
+           va.starts.size(), va.ids.size());
 }
 
 PreparedData prepare_data(const std::string& data, const std::string& tokenizer_path, const std::string& cache_dir,
@@ -152,7 +150,7 @@ PreparedData prepare_data(const std::string& data, const std::string& tokenizer_
   const uint32_t V = uint32_t(tok.vocab_size());
   make_dirs(dir);
   TextEncoder enc = [&tok](std::string_view s) { return tok.encode(s); };
-  std::fprintf(stderr, "razor: tokenizing %s into %s ...\n", data.c_str(), dir.c_str());
+  log_note("razor: tokenizing %s into %s ...\n", data.c_str(), dir.c_str());
   RecordSpec rec;
   rec.records = records;
   rec.pad_id = eos;
@@ -174,7 +172,7 @@ PreparedData prepare_data(const std::string& data, const std::string& tokenizer_
   } else if (is_directory(data)) {
     size_t n = build_token_shard({sources[0]}, out.train_shard, enc, eos, V);
     size_t m = build_token_shard({sources[1]}, out.valid_shard, enc, eos, V);
-    std::fprintf(stderr, "razor: %zu training tokens, %zu validation tokens\n", n, m);
+    log_note("razor: %zu training tokens, %zu validation tokens\n", n, m);
   } else if (ends_with(data, ".ids")) {
     std::string text = read_file(data);
     std::istringstream in(text);

@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include "core/error.h"
+#include "core/log.h"
 #include "core/threads.h"
 #include "io/json.h"
 #include "io/tokenizer.h"
@@ -12,6 +13,7 @@
 #include "train/checkpoint.h"
 #include "train/data.h"
 #include "train/evaluate.h"
+#include "train/loop.h"
 #include "train/task_eval.h"
 #include "io/file_util.h"
 #include "train/metrics.h"
@@ -69,16 +71,8 @@ void run_pretrain(const PretrainOptions& opt_in) {
   Model& m = *model;
   const size_t P = size_t(m.params.numel());
 
-  AdamWConfig acfg;
-  acfg.weight_decay = opt.weight_decay;
-  AdamW adam(P, acfg);
-  for (const Param& p : m.entries)
-    if (p.kind == ParamKind::Norm) adam.exclude_from_decay(size_t(p.offset), size_t(p.value.numel()));
-  LrSchedule sched;
-  sched.kind = parse_lr_schedule(opt.schedule);
-  sched.peak_lr = opt.lr;
-  sched.total_steps = opt.steps;
-  sched.warmup_frac = opt.warmup;
+  AdamW adam = make_optimizer(m, opt.weight_decay);
+  const LrSchedule sched = make_schedule(parse_lr_schedule(opt.schedule), opt.lr, opt.steps, opt.warmup);
 
   make_dirs(opt.out);
   const std::string ckpt_dir = opt.out + "/checkpoint";
@@ -92,27 +86,17 @@ void run_pretrain(const PretrainOptions& opt_in) {
     // the run it continues). Paths (tokenizer, data) may be spelled differently; not compared.
     // --steps may grow (a longer run continued; data/README.md), with a note: the schedule
     // then differs from the first run's.
-    for (const char* k : {"model", "batch", "seq", "accum", "lr", "weight_decay", "schedule", "warmup", "seed"}) {
-      const Json* a = ck.meta.config.find(k);
-      const Json* b = run.find(k);
-      const std::string sa = a ? a->dump() : "(missing)", sb = b ? b->dump() : "(missing)";
-      if (sa != sb)
-        fail("--resume: %s was made with %s = %s, this run asks for %s (use the same options, or a new --out)",
-             ck.loaded_from.c_str(), k, sa.c_str(), sb.c_str());
-    }
+    check_resume_keys(ck.meta.config, run, ck.loaded_from,
+                      {"model", "batch", "seq", "accum", "lr", "weight_decay", "schedule", "warmup", "seed"});
     const Json* ck_steps = ck.meta.config.find("steps");
     if (ck_steps && ck_steps->dump() != run.find("steps")->dump())
-      std::fprintf(stderr, "razor pretrain: note: --steps %lld, the checkpoint's run had %s: the LR schedule changes\n",
-                   (long long)opt.steps, ck_steps->dump().c_str());
+      log_note("razor pretrain: note: --steps %lld, the checkpoint's run had %s: the LR schedule changes\n",
+               (long long)opt.steps, ck_steps->dump().c_str());
     if (ck.params.size() != P)
       fail("--resume: %s holds %zu parameters, this model has %zu (different --config?)", ck.loaded_from.c_str(),
            ck.params.size(), P);
-    std::copy(ck.params.begin(), ck.params.end(), m.params.data());
-    adam.m() = ck.adam_m;
-    adam.v() = ck.adam_v;
-    adam.set_steps_done(ck.meta.step);
-    start = ck.meta.step;
-    std::fprintf(stderr, "razor pretrain: resumed from %s at step %lld\n", ck.loaded_from.c_str(), (long long)start);
+    start = restore_state(ck, m, adam);
+    log_note("razor pretrain: resumed from %s at step %lld\n", ck.loaded_from.c_str(), (long long)start);
   }
   write_file_atomic(opt.out + "/run.json", run.dump(2) + "\n");
 
@@ -123,8 +107,8 @@ void run_pretrain(const PretrainOptions& opt_in) {
   const int B = opt.batch, T = opt.seq;
   std::vector<int32_t> window(size_t(B * (T + 1))), ids(size_t(B * T)), targets(size_t(B * T));
   std::vector<uint8_t> mask(window.size());  // 0: padding or a prompt token (records, chat)
-  std::fprintf(stderr, "razor pretrain: %lld parameters, %s, %llu training tokens, %d threads\n",
-               (long long)m.num_params(), data.description.c_str(), (unsigned long long)train.size(), num_threads());
+  log_note("razor pretrain: %lld parameters, %s, %llu training tokens, %d threads\n",
+           (long long)m.num_params(), data.description.c_str(), (unsigned long long)train.size(), num_threads());
 
   auto save_ckpt = [&](int64_t step) {
     CheckpointMeta meta;
@@ -158,13 +142,12 @@ void run_pretrain(const PretrainOptions& opt_in) {
     double dt = now_seconds() - t0;
     double tps = double(B) * T * opt.accum / dt;
     double val = NAN;
-    bool last = step + 1 == opt.steps;
-    if (valid && ((opt.eval_every > 0 && (step + 1) % opt.eval_every == 0) || last))
+    if (valid && cadence_due(opt.eval_every, step + 1, opt.steps))
       val = eval_perplexity(m, *valid, T, opt.eval_windows).ppl;
     csv.row({double(step + 1), loss, lr, gnorm, tps, val});
     progress.update(step + 1, loss, double(B) * T * opt.accum,
                     std::isfinite(val) ? strfmt("val_ppl %.2f", val) : std::string());
-    if ((opt.ckpt_every > 0 && (step + 1) % opt.ckpt_every == 0) || last) save_ckpt(step + 1);
+    if (cadence_due(opt.ckpt_every, step + 1, opt.steps)) save_ckpt(step + 1);
   }
   progress.finish();
   write_metrics_chart(opt.out + "/metrics.csv", opt.out + "/chart.svg");

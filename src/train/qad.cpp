@@ -11,6 +11,7 @@
 #include "core/error.h"
 #include "core/rng.h"
 #include "core/threads.h"
+#include "core/util.h"
 #include "infer/pack.h"
 #include "io/json.h"
 #include "io/tokenizer.h"
@@ -22,6 +23,7 @@
 #include "train/checkpoint.h"
 #include "train/data.h"
 #include "train/evaluate.h"
+#include "train/loop.h"
 #include "io/file_util.h"
 #include "train/metrics.h"
 #include "train/shards.h"
@@ -35,25 +37,33 @@ void qad_default_weights(double rho, double* a_task, double* a_feature, double* 
   *a_logit = 2.0;
 }
 
-static std::string fmt_num(double v) {
-  if (!std::isfinite(v)) return "null";
+// v at 9 significant digits (the log's precision; io/json prints it back as those digits), null
+// when not finite.
+static Json num9(double v) {
+  if (!std::isfinite(v)) return Json();
   char buf[64];
   std::snprintf(buf, sizeof buf, "%.9g", v);
-  return buf;
+  return Json(std::strtod(buf, nullptr));
 }
 
 std::string QadStepLog::json() const {
-  std::string s = "{\"step\":" + std::to_string(step) + ",\"loss\":" + fmt_num(loss) + ",\"ce\":" + fmt_num(ce) +
-                  ",\"feature\":" + fmt_num(feature) + ",\"logit\":" + fmt_num(logit) + ",\"fkl\":" + fmt_num(fkl) +
-                  ",\"rkl\":" + fmt_num(rkl) + ",\"lambda\":" + fmt_num(lambda) + ",\"layers\":[";
-  for (size_t i = 0; i < layers.size(); ++i) s += (i ? "," : "") + std::to_string(layers[i]);
-  s += "],\"lr\":" + fmt_num(lr) + ",\"grad_norm\":" + fmt_num(grad_norm) + ",\"tokens_per_s\":" +
-       fmt_num(tokens_per_s) + ",\"comm_s\":" + fmt_num(comm_s) + "}";
-  return s;
-}
-
-static bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+  Json j = Json::object();
+  j.set("step", step);
+  j.set("loss", num9(loss));
+  j.set("ce", num9(ce));
+  j.set("feature", num9(feature));
+  j.set("logit", num9(logit));
+  j.set("fkl", num9(fkl));
+  j.set("rkl", num9(rkl));
+  j.set("lambda", num9(lambda));
+  Json ls = Json::array();
+  for (int l : layers) ls.push_back(Json(l));
+  j.set("layers", ls);
+  j.set("lr", num9(lr));
+  j.set("grad_norm", num9(grad_norm));
+  j.set("tokens_per_s", num9(tokens_per_s));
+  j.set("comm_s", num9(comm_s));
+  return j.dump();
 }
 
 bool pack_student_hook(const std::string& student_dir, const std::string& out_path, double rho, int group, float beta,
@@ -152,18 +162,10 @@ Json config_json(const QadConfig& c, const StoreInfo& store, double a_task, doub
 
 // Fields a resumed run must share with the checkpoint (else its loss curve means nothing).
 void check_resume_config(const Json& have, const Json& want, const std::string& where) {
-  const char* keys[] = {"teacher_hash", "store_sequences", "rho", "group", "beta", "a8", "kv8", "loss_logit",
-                        "eakld_clip", "eakld_k", "feature", "afd_k", "mask_align", "a_task", "a_feature",
-                        "a_logit", "lr", "schedule", "warmup", "weight_decay", "batch", "seq", "accum", "steps",
-                        "seed", "plan"};
-  for (const char* k : keys) {
-    const Json* a = have.find(k);
-    const Json* b = want.find(k);
-    std::string sa = a ? a->dump() : "(missing)", sb = b ? b->dump() : "(missing)";
-    if (sa != sb)
-      fail("--resume: %s was made with %s = %s, this run asks for %s (use the same options, or a new --out)",
-           where.c_str(), k, sa.c_str(), sb.c_str());
-  }
+  check_resume_keys(have, want, where,
+                    {"teacher_hash", "store_sequences", "rho", "group", "beta", "a8", "kv8", "loss_logit",
+                     "eakld_clip", "eakld_k", "feature", "afd_k", "mask_align", "a_task", "a_feature", "a_logit",
+                     "lr", "schedule", "warmup", "weight_decay", "batch", "seq", "accum", "steps", "seed", "plan"});
 }
 
 // Keeps the lines of a JSON-lines log whose "step" is <= keep (the resumed run redoes the rest).
@@ -201,17 +203,8 @@ void sync_replicas(float* params, float* m, float* v, size_t P, FILE* log) {
 
 }  // namespace
 
-QadSummary run_qad(const QadConfig& cin) {
-  QadConfig c = cin;
-  // Data parallelism (core/dist.h): rank r runs micro-batches r, r+N, ... of every step.
-  const int ranks = c.data_parallel ? dist_size() : 1;
-  const int rank = c.data_parallel ? dist_rank() : 0;
-  const bool lead = rank == 0;  // writes run.json, metrics, checkpoints, outputs
-  if (!lead) {
-    c.log = nullptr;
-    c.progress = false;
-  }
-  if (c.threads > 0) set_num_threads(c.threads);
+// The option checks that need no data (before the data and the teacher dump).
+static void check_qad_options(const QadConfig& c) {
   RZ_CHECK(c.batch >= 1, "--batch: must be >= 1 (got %d)", c.batch);
   RZ_CHECK(c.accum >= 1, "--accum: must be >= 1 (got %d)", c.accum);
   RZ_CHECK(c.seq >= 2, "--seq: must be >= 2 (got %d)", c.seq);
@@ -228,294 +221,31 @@ QadSummary run_qad(const QadConfig& cin) {
       if (l > L) fail("--feature: layer %d outside the feature taps [0, %lld] of %s", l, (long long)L,
                       c.teacher_dir.c_str());
   }
-  if (c.out.empty()) {
-    char name[96];
-    std::snprintf(name, sizeof name, "runs/qad-rho%g-g%d%s%s", c.rho, c.group, c.a8 ? "-a8" : "", c.kv8 ? "-kv8" : "");
-    c.out = name;
-  }
-  if (c.resume && lead && !checkpoint_exists(c.out + "/checkpoint"))  // before any data or teacher work
-    fail("--resume: %s/checkpoint has no checkpoint", c.out.c_str());
-  make_dirs(c.out);
-  if (c.store.empty()) c.store = c.out + "/store";
-  if (c.data.empty()) c.data = "default";
-  // Train and validation shards (built and cached on first use; data.h).
-  // Rank 0 builds the token cache first; the others then find it (or build their own copy
-  // when the cache directory is not shared).
-  PreparedData prep;
-  if (lead) prep = prepare_data(c.data, c.teacher_dir + "/tokenizer.json", c.cache_dir, c.records);
-  if (ranks > 1) dist_barrier();
-  if (!lead) prep = prepare_data(c.data, c.teacher_dir + "/tokenizer.json", c.cache_dir, c.records);
-  if (c.valid.empty()) {
-    c.valid = prep.valid_shard;
-  } else if (!ends_with(c.valid, ".tok")) {
-    fail("--valid: %s: give a token shard (.tok); text validation data comes with --data", c.valid.c_str());
-  }
-  double a_task, a_feature, a_logit;
-  qad_default_weights(c.rho, &a_task, &a_feature, &a_logit);
-  if (c.a_task >= 0) a_task = c.a_task;
-  if (c.a_feature >= 0) a_feature = c.a_feature;
-  if (c.a_logit >= 0) a_logit = c.a_logit;
+}
+
+// Dumps the teacher store when it is missing (an unfinished one resumes).
+static void ensure_teacher_store(const QadConfig& c, const std::string& train_shard, FILE* log) {
+  if (path_exists(store_manifest_path(c.store))) return;
+  TokenShard shard(train_shard);
+  TeacherDumpOptions d = c.dump;
+  d.seq_len = c.seq;
+  if (!c.data_parallel) d.rank = 0, d.ranks = 1;
+  if (!c.progress) d.progress = nullptr;
+  if (log) std::fprintf(log, "teacher store: writing %s (%lld sequences of %d tokens)\n", c.store.c_str(),
+                        (long long)teacher_dump_sequences(shard, d), c.seq);
+  if (log) std::fflush(log);
+  TeacherDumpResult r = dump_teacher_store(c.teacher_dir, shard, c.store, d);
+  if (!r.complete) fail("%s: the teacher dump stopped before the end", c.store.c_str());
+}
+
+// The run's outputs (rank 0): latent student, dequantized student, tokenizer files,
+// the task suite, summary.json, the packed student and the summary table.
+static void write_outputs(const QadConfig& c, const Model& student_m, const QuantSpec& spec, int ranks,
+                          QadSummary* sum_out) {
+  const Model* student = &student_m;
+  std::unique_ptr<Model> teacher;  // loaded for the task suite only
+  QadSummary& sum = *sum_out;
   FILE* log = c.log;
-
-  // ---- teacher store (dumped when missing or unfinished)
-  const uint64_t t_hash = teacher_checkpoint_hash(c.teacher_dir);
-  const uint64_t k_hash = tokenizer_file_hash(c.teacher_dir);
-  if (!path_exists(store_manifest_path(c.store))) {
-    const std::string shard_path = prep.train_shard;
-    TokenShard shard(shard_path);
-    TeacherDumpOptions d = c.dump;
-    d.seq_len = c.seq;
-    if (!c.data_parallel) d.rank = 0, d.ranks = 1;
-    if (!c.progress) d.progress = nullptr;
-    if (log) std::fprintf(log, "teacher store: writing %s (%lld sequences of %d tokens)\n", c.store.c_str(),
-                          (long long)teacher_dump_sequences(shard, d), c.seq);
-    if (log) std::fflush(log);
-    TeacherDumpResult r = dump_teacher_store(c.teacher_dir, shard, c.store, d);
-    if (!r.complete) fail("%s: the teacher dump stopped before the end", c.store.c_str());
-  }
-  StoreReader store(c.store, StoreVerify::Lazy);
-  store.check_compatible(t_hash, k_hash);
-  const StoreInfo& si = store.info();
-  if (si.seq_len != c.seq)
-    fail("--seq: the store %s holds sequences of %lld tokens, not %d (give --seq %lld or another --store)",
-         c.store.c_str(), (long long)si.seq_len, c.seq, (long long)si.seq_len);
-  const int64_t N = store.num_sequences();
-  RZ_CHECK(N >= 1, "%s: the teacher store holds no sequences", c.store.c_str());
-
-  // ---- student, optimizer
-  std::unique_ptr<Model> student = Model::load(c.teacher_dir, /*trainable=*/true);
-  if (student->cfg.num_hidden_layers != si.num_layers || student->cfg.hidden_size != si.hidden_size ||
-      student->cfg.vocab_size != si.vocab_size)
-    fail("%s: store shape (L=%lld C=%lld V=%lld) does not match the teacher %s", c.store.c_str(),
-         (long long)si.num_layers, (long long)si.hidden_size, (long long)si.vocab_size, c.teacher_dir.c_str());
-  QuantSpec spec;
-  spec.plan = PrecisionPlan{c.rho, c.group, c.beta};
-  spec.a8 = c.a8;
-  spec.kv8 = c.kv8;
-  if (!c.plan.empty()) spec.overrides = load_plan(c.plan);
-  install_quant_hooks(*student, spec);
-  const size_t P = size_t(student->params.numel());
-  AdamWConfig acfg;
-  acfg.weight_decay = c.weight_decay;
-  AdamW opt(P, acfg);
-  for (const Param& p : student->entries)
-    if (p.kind == ParamKind::Norm) opt.exclude_from_decay(size_t(p.offset), size_t(p.value.numel()));
-
-  const int64_t per_step = int64_t(c.batch) * c.accum;
-  int64_t total_steps = c.steps > 0 ? c.steps : int64_t(std::ceil(c.epochs * double(N) / double(per_step)));
-  RZ_CHECK(total_steps >= 1, "--steps/--epochs: the run has no step (epochs %g, %lld sequences)", c.epochs,
-           (long long)N);
-  LrSchedule sched;
-  sched.kind = c.schedule;
-  sched.peak_lr = c.lr;
-  sched.total_steps = total_steps;
-  sched.warmup_frac = c.warmup_frac;
-
-  Json run = config_json(c, si, a_task, a_feature, a_logit, total_steps);
-  run.set("ranks", int64_t(ranks));  // informative: a resume may use another N
-  if (lead && ranks > 1 && c.accum % ranks != 0 && log)
-    std::fprintf(log, "note: --accum %d is not a multiple of the %d ranks: some ranks idle part of each step\n",
-                 c.accum, ranks);
-  const std::string ckpt_dir = c.out + "/checkpoint";
-  int64_t step0 = 0;
-  if (c.resume && lead) {  // rank 0 reads the checkpoint, the others get it by broadcast
-    if (!checkpoint_exists(ckpt_dir)) fail("--resume: %s has no checkpoint", ckpt_dir.c_str());
-    Checkpoint ck = load_checkpoint(ckpt_dir);
-    check_resume_config(ck.meta.config, run, ck.loaded_from);
-    if (ck.params.size() != P) fail("%s: %zu parameters, the student has %zu", ck.loaded_from.c_str(), ck.params.size(), P);
-    std::copy(ck.params.begin(), ck.params.end(), student->params.data());
-    opt.m() = ck.adam_m;
-    opt.v() = ck.adam_v;
-    opt.set_steps_done(ck.meta.step);
-    step0 = ck.meta.step;
-    if (log) std::fprintf(log, "resuming %s at step %lld of %lld\n", ck.loaded_from.c_str(), (long long)step0,
-                          (long long)total_steps);
-    if (log) std::fflush(log);
-  }
-  if (c.resume && ranks > 1) {
-    dist_broadcast(&step0, sizeof step0, 0);
-    dist_broadcast(student->params.data(), P * sizeof(float), 0);
-    dist_broadcast(opt.m().data(), P * sizeof(float), 0);
-    dist_broadcast(opt.v().data(), P * sizeof(float), 0);
-    opt.set_steps_done(step0);
-  }
-  if (lead) write_file_atomic(c.out + "/run.json", run.dump(2) + "\n");
-
-  // ---- logs
-  std::vector<std::string> cols = {"step", "loss", "loss_ce", "loss_feature", "loss_logit", "fkl", "rkl", "lambda"};
-  int n_layer_cols = c.feature_none ? 0
-                     : c.distill.afd_mode == AfdMode::Adaptive ? std::min<int>(c.distill.afd_k, int(si.num_layers))
-                     : c.distill.afd_mode == AfdMode::Fixed    ? 3
-                                                               : int(c.distill.afd_layers.size());
-  for (int i = 0; i < n_layer_cols; ++i) cols.push_back("afd_layer" + std::to_string(i + 1));
-  for (const char* k : {"lr", "grad_norm", "tokens_per_s", "val_ppl"}) cols.push_back(k);
-  const std::string csv_path = c.out + "/metrics.csv";
-  std::unique_ptr<MetricsCsv> csv;
-  if (lead) csv.reset(new MetricsCsv(csv_path, cols, c.resume, double(step0)));
-  std::unique_ptr<std::ofstream> jlog;
-  if (lead && !c.log_json.empty()) {
-    if (c.resume) trim_json_log(c.log_json, step0);
-    jlog.reset(new std::ofstream(c.log_json, c.resume ? std::ios::app : std::ios::trunc));
-    if (!*jlog) fail("--log-json: cannot write %s", c.log_json.c_str());
-  }
-
-  // ---- validation data, teacher reference
-  std::unique_ptr<TokenShard> valid;
-  if (lead && !c.valid.empty()) valid.reset(new TokenShard(c.valid));
-  QadSummary sum;
-  sum.teacher_ppl = sum.student_ppl = NAN;
-  std::unique_ptr<Model> teacher;
-  if (valid) {
-    teacher = Model::load(c.teacher_dir, /*trainable=*/false);
-    sum.teacher_ppl = eval_perplexity(*teacher, *valid, c.seq, c.eval_windows, c.batch).ppl;
-    teacher.reset();  // not held through training (2.4 GB at Qwen3-0.6B); loaded again for the summary
-  }
-
-  // ---- the loop
-  SequenceOrder order(N, c.seed);
-  ProgressLine progress(total_steps, 10);
-  double tokens_total = 0, seconds_total = 0, comm_total = 0;
-  // Logged values reduced over ranks: ce logit fkl rkl lambda feature loss, then the AFD
-  // layers of the last micro-batch (count + up to L+1 ids, filled by the rank that ran it).
-  const size_t kStats = 7, L1 = size_t(si.num_layers) + 1;
-  std::vector<double> stats(kStats + 1 + L1);
-  std::vector<SequenceView> views(size_t(c.batch));
-  std::vector<int32_t> ids(size_t(c.batch) * size_t(c.seq));
-  const int64_t B = c.batch, T = c.seq;
-  const double inv = 1.0 / double(c.accum);
-  for (int64_t s = step0; s < total_steps; ++s) {
-    double t0 = now_seconds();
-    QadStepLog lg;
-    lg.step = s + 1;
-    student->zero_grad();
-    for (int a = rank; a < c.accum; a += ranks) {
-      for (int64_t b = 0; b < B; ++b) {
-        int64_t j = (s * c.accum + a) * B + b;
-        views[size_t(b)] = store.sequence(order.at(j));
-        std::copy_n(views[size_t(b)].ids, T, &ids[size_t(b * T)]);
-      }
-      // The head and its losses a chunk of rows at a time (never all [B*T, V] logits at once;
-      // the default model fits one chunk, which gives the materialised path's bits).
-      ForwardResult fr = student->forward_to_head(ids, B, T, /*want_hidden=*/!c.feature_none);
-      DistillStats st_logit;
-      HeadLosses hl = head_losses(fr.head_x, fr.head_w, ce_targets(views), c.logit_none ? nullptr : &views, c.distill,
-                                  &st_logit, head_chunk_rows(student->cfg.vocab_size));
-      Var ce = hl.ce;
-      Var total = scale(ce, float(a_task * inv));
-      lg.ce += double(ce.item()) * inv;
-      if (!c.logit_none) {
-        const DistillStats& st = st_logit;
-        Var l = hl.logit;
-        total = add(total, scale(l, float(a_logit * inv)));
-        lg.logit += st.logit * inv;
-        lg.fkl += st.fkl * inv;
-        lg.rkl += st.rkl * inv;
-        lg.lambda += st.lambda * inv;
-      } else {
-        lg.logit = lg.fkl = lg.rkl = lg.lambda = NAN;
-      }
-      if (!c.feature_none) {
-        DistillStats st;
-        Var f = afd_loss(fr.hidden, views, c.distill, &st);
-        total = add(total, scale(f, float(a_feature * inv)));
-        lg.feature += st.feature * inv;
-        lg.layers = st.layers;
-      } else {
-        lg.feature = NAN;
-      }
-      lg.loss += double(total.item());
-      backward(total);
-    }
-    if (ranks > 1) {
-      // Sum of every rank's micro-batch gradients (each already scaled by 1/accum) = the
-      // single-process gradient of the same global batch, up to float summation order.
-      double tc = now_seconds();
-      dist_allreduce_sum(student->grads.data(), P);
-      std::fill(stats.begin(), stats.end(), 0.0);
-      double* st = stats.data();
-      st[0] = lg.ce, st[1] = lg.logit, st[2] = lg.fkl, st[3] = lg.rkl, st[4] = lg.lambda, st[5] = lg.feature;
-      st[6] = lg.loss;
-      if ((c.accum - 1) % ranks == rank) {
-        st[kStats] = double(lg.layers.size());
-        for (size_t i = 0; i < lg.layers.size() && i < L1; ++i) st[kStats + 1 + i] = double(lg.layers[i]);
-      }
-      dist_allreduce_sum(stats.data(), stats.size());
-      lg.ce = st[0], lg.logit = st[1], lg.fkl = st[2], lg.rkl = st[3], lg.lambda = st[4], lg.feature = st[5];
-      lg.loss = st[6];
-      lg.layers.resize(size_t(st[kStats]));
-      for (size_t i = 0; i < lg.layers.size(); ++i) lg.layers[i] = int(st[kStats + 1 + i]);
-      lg.comm_s = now_seconds() - tc;
-      comm_total += lg.comm_s;
-    }
-    lg.lr = sched.lr_at(s);
-    lg.grad_norm = opt.step(student->params.data(), student->grads.data(), float(lg.lr));
-    if (!std::isfinite(lg.grad_norm))
-      fail("step %lld: the gradient norm is not finite (loss %g); lower --lr or check the teacher store",
-           (long long)(s + 1), lg.loss);
-    double dt = now_seconds() - t0;
-    lg.tokens_per_s = double(per_step * T) / dt;
-    tokens_total += double(per_step * T);
-    seconds_total += dt;
-
-    double vppl = NAN;
-    bool last = s + 1 == total_steps;
-    if (valid && ((c.eval_every > 0 && (s + 1) % c.eval_every == 0) || last)) {
-      vppl = eval_perplexity(*student, *valid, c.seq, c.eval_windows, c.batch).ppl;
-      sum.student_ppl = vppl;
-    }
-    std::vector<double> row = {double(s + 1), lg.loss, lg.ce, lg.feature, lg.logit, lg.fkl, lg.rkl, lg.lambda};
-    for (int i = 0; i < n_layer_cols; ++i) row.push_back(i < int(lg.layers.size()) ? double(lg.layers[size_t(i)]) : NAN);
-    row.insert(row.end(), {lg.lr, lg.grad_norm, lg.tokens_per_s, vppl});
-    if (csv) csv->row(row);
-    if (jlog) {
-      *jlog << lg.json() << "\n";
-      jlog->flush();
-    }
-    sum.log.push_back(lg);
-    if (c.progress) {
-      char extra[64] = "";
-      if (std::isfinite(vppl)) std::snprintf(extra, sizeof extra, "val_ppl %.3f", vppl);
-      progress.update(s + 1, lg.loss, double(per_step * T), extra);
-    }
-    if ((c.ckpt_every > 0 && (s + 1) % c.ckpt_every == 0) || last) {
-      if (ranks > 1) sync_replicas(student->params.data(), opt.m().data(), opt.v().data(), P, log);
-    }
-    if (lead && ((c.ckpt_every > 0 && (s + 1) % c.ckpt_every == 0) || last)) {
-      CheckpointMeta meta;
-      meta.step = s + 1;
-      meta.data_cursor = uint64_t(s + 1);
-      Rng r(c.seed);
-      std::copy(r.s, r.s + 4, meta.rng.begin());
-      meta.config = run;
-      save_checkpoint(ckpt_dir, meta, student->params.data(), opt.m().data(), opt.v().data(), P);
-    }
-    if (c.stop_after >= 0 && s + 1 >= c.stop_after) {
-      if (c.progress) progress.finish();
-      sum.steps = s + 1;
-      return sum;
-    }
-  }
-  if (c.progress) progress.finish();
-  // Training is over and the checkpoint written: the moments are not needed for the outputs
-  // (4.8 GB at Qwen3-0.6B, which the dequantized copy and the packing below would add to).
-  std::vector<float>().swap(opt.m());
-  std::vector<float>().swap(opt.v());
-  sum.steps = total_steps;
-  sum.tokens_per_s = seconds_total > 0 ? tokens_total / seconds_total : 0;
-  sum.ranks = ranks;
-  sum.comm_fraction = seconds_total > 0 ? comm_total / seconds_total : 0;
-  if (lead) write_metrics_chart(csv_path, c.out + "/chart.svg");
-
-  // ---- bit accounting
-  BitReport br = bit_report(model_matrices(*student, spec));
-  sum.avg_bits = br.avg_bits;
-  sum.avg_bits_no_scales = br.avg_bits_no_scales;
-  sum.student_bytes = int64_t(std::ceil(double(br.quantized_params) * br.avg_bits / 8.0)) +
-                      (br.total_params - br.quantized_params) * 2;
-  sum.teacher_bytes = br.total_params * 2;
-  if (!c.final_outputs || !lead) return sum;
-
-  // ---- outputs: latent student, dequantized student, tasks, summary, packed hook
   student->save(c.out + "/student");
   {
     Model deq(student->cfg, /*trainable=*/false);
@@ -574,6 +304,303 @@ QadSummary run_qad(const QadConfig& cin) {
                  c.out.c_str(), packed ? ", student.razor" : "");
     if (packed) std::fprintf(log, "try it: ./razor generate -m %s/student.razor -p \"And God said\"\n", c.out.c_str());
   }
+}
+
+struct LossWeights {
+  double task, feature, logit;
+};
+
+// One micro-batch: forward of the student on ids [B, T] (the store's sequences `views`),
+// a_task * CE + a_logit * logit loss + a_feature * AFD, each scaled by inv = 1 / accum,
+// backward; the logged values accumulate into lg.
+static void micro_batch(Model& student, const std::vector<int32_t>& ids, const std::vector<SequenceView>& views,
+                        const QadConfig& c, const LossWeights& w, double inv, QadStepLog* lg_out) {
+  QadStepLog& lg = *lg_out;
+  const int64_t B = int64_t(views.size()), T = c.seq;
+  const double a_task = w.task, a_feature = w.feature, a_logit = w.logit;
+  // The head and its losses a chunk of rows at a time (never all [B*T, V] logits at once;
+  // the default model fits one chunk, which gives the materialised path's bits).
+  ForwardResult fr = student.forward_to_head(ids, B, T, /*want_hidden=*/!c.feature_none);
+  DistillStats st_logit;
+  HeadLosses hl = head_losses(fr.head_x, fr.head_w, ce_targets(views), c.logit_none ? nullptr : &views, c.distill,
+                              &st_logit, head_chunk_rows(student.cfg.vocab_size));
+  Var ce = hl.ce;
+  Var total = scale(ce, float(a_task * inv));
+  lg.ce += double(ce.item()) * inv;
+  if (!c.logit_none) {
+    const DistillStats& st = st_logit;
+    Var l = hl.logit;
+    total = add(total, scale(l, float(a_logit * inv)));
+    lg.logit += st.logit * inv;
+    lg.fkl += st.fkl * inv;
+    lg.rkl += st.rkl * inv;
+    lg.lambda += st.lambda * inv;
+  } else {
+    lg.logit = lg.fkl = lg.rkl = lg.lambda = NAN;
+  }
+  if (!c.feature_none) {
+    DistillStats st;
+    Var f = afd_loss(fr.hidden, views, c.distill, &st);
+    total = add(total, scale(f, float(a_feature * inv)));
+    lg.feature += st.feature * inv;
+    lg.layers = st.layers;
+  } else {
+    lg.feature = NAN;
+  }
+  lg.loss += double(total.item());
+  backward(total);
+}
+
+// Data parallelism: sums every rank's micro-batch gradients grads [P] (each already scaled by
+// 1/accum: the single-process gradient of the same global batch, up to float summation order)
+// and the logged values (ce logit fkl rkl lambda feature loss, then the AFD layers of the last
+// micro-batch: count + up to L1 ids, sent by the rank that ran it, `has_last`). Sets lg.comm_s.
+static void allreduce_step(float* grads, size_t P, bool has_last, size_t L1, std::vector<double>* stats,
+                           QadStepLog* lg_out) {
+  QadStepLog& lg = *lg_out;
+  const size_t kStats = 7;
+  double tc = now_seconds();
+  dist_allreduce_sum(grads, P);
+  stats->assign(kStats + 1 + L1, 0.0);
+  double* st = stats->data();
+  st[0] = lg.ce, st[1] = lg.logit, st[2] = lg.fkl, st[3] = lg.rkl, st[4] = lg.lambda, st[5] = lg.feature;
+  st[6] = lg.loss;
+  if (has_last) {
+    st[kStats] = double(lg.layers.size());
+    for (size_t i = 0; i < lg.layers.size() && i < L1; ++i) st[kStats + 1 + i] = double(lg.layers[i]);
+  }
+  dist_allreduce_sum(stats->data(), stats->size());
+  lg.ce = st[0], lg.logit = st[1], lg.fkl = st[2], lg.rkl = st[3], lg.lambda = st[4], lg.feature = st[5];
+  lg.loss = st[6];
+  lg.layers.resize(size_t(st[kStats]));
+  for (size_t i = 0; i < lg.layers.size(); ++i) lg.layers[i] = int(st[kStats + 1 + i]);
+  lg.comm_s = now_seconds() - tc;
+}
+
+QadSummary run_qad(const QadConfig& cin) {
+  QadConfig c = cin;
+  // Data parallelism (core/dist.h): rank r runs micro-batches r, r+N, ... of every step.
+  const int ranks = c.data_parallel ? dist_size() : 1;
+  const int rank = c.data_parallel ? dist_rank() : 0;
+  const bool lead = rank == 0;  // writes run.json, metrics, checkpoints, outputs
+  if (!lead) {
+    c.log = nullptr;
+    c.progress = false;
+  }
+  if (c.threads > 0) set_num_threads(c.threads);
+  check_qad_options(c);
+  if (c.out.empty()) {
+    char name[96];
+    std::snprintf(name, sizeof name, "runs/qad-rho%g-g%d%s%s", c.rho, c.group, c.a8 ? "-a8" : "", c.kv8 ? "-kv8" : "");
+    c.out = name;
+  }
+  if (c.resume && lead && !checkpoint_exists(c.out + "/checkpoint"))  // before any data or teacher work
+    fail("--resume: %s/checkpoint has no checkpoint", c.out.c_str());
+  make_dirs(c.out);
+  if (c.store.empty()) c.store = c.out + "/store";
+  if (c.data.empty()) c.data = "default";
+  // Train and validation shards (built and cached on first use; data.h).
+  // Rank 0 builds the token cache first; the others then find it (or build their own copy
+  // when the cache directory is not shared).
+  PreparedData prep;
+  if (lead) prep = prepare_data(c.data, c.teacher_dir + "/tokenizer.json", c.cache_dir, c.records);
+  if (ranks > 1) dist_barrier();
+  if (!lead) prep = prepare_data(c.data, c.teacher_dir + "/tokenizer.json", c.cache_dir, c.records);
+  if (c.valid.empty()) {
+    c.valid = prep.valid_shard;
+  } else if (!ends_with(c.valid, ".tok")) {
+    fail("--valid: %s: give a token shard (.tok); text validation data comes with --data", c.valid.c_str());
+  }
+  double a_task, a_feature, a_logit;
+  qad_default_weights(c.rho, &a_task, &a_feature, &a_logit);
+  if (c.a_task >= 0) a_task = c.a_task;
+  if (c.a_feature >= 0) a_feature = c.a_feature;
+  if (c.a_logit >= 0) a_logit = c.a_logit;
+  FILE* log = c.log;
+
+  // ---- teacher store (dumped when missing or unfinished)
+  const uint64_t t_hash = teacher_checkpoint_hash(c.teacher_dir);
+  const uint64_t k_hash = tokenizer_file_hash(c.teacher_dir);
+  ensure_teacher_store(c, prep.train_shard, log);
+  StoreReader store(c.store, StoreVerify::Lazy);
+  store.check_compatible(t_hash, k_hash);
+  const StoreInfo& si = store.info();
+  if (si.seq_len != c.seq)
+    fail("--seq: the store %s holds sequences of %lld tokens, not %d (give --seq %lld or another --store)",
+         c.store.c_str(), (long long)si.seq_len, c.seq, (long long)si.seq_len);
+  const int64_t N = store.num_sequences();
+  RZ_CHECK(N >= 1, "%s: the teacher store holds no sequences", c.store.c_str());
+
+  // ---- student, optimizer
+  std::unique_ptr<Model> student = Model::load(c.teacher_dir, /*trainable=*/true);
+  if (student->cfg.num_hidden_layers != si.num_layers || student->cfg.hidden_size != si.hidden_size ||
+      student->cfg.vocab_size != si.vocab_size)
+    fail("%s: store shape (L=%lld C=%lld V=%lld) does not match the teacher %s", c.store.c_str(),
+         (long long)si.num_layers, (long long)si.hidden_size, (long long)si.vocab_size, c.teacher_dir.c_str());
+  QuantSpec spec;
+  spec.plan = PrecisionPlan{c.rho, c.group, c.beta};
+  spec.a8 = c.a8;
+  spec.kv8 = c.kv8;
+  if (!c.plan.empty()) spec.overrides = load_plan(c.plan);
+  install_quant_hooks(*student, spec);
+  const size_t P = size_t(student->params.numel());
+  AdamW opt = make_optimizer(*student, c.weight_decay);
+
+  const int64_t per_step = int64_t(c.batch) * c.accum;
+  int64_t total_steps = c.steps > 0 ? c.steps : int64_t(std::ceil(c.epochs * double(N) / double(per_step)));
+  RZ_CHECK(total_steps >= 1, "--steps/--epochs: the run has no step (epochs %g, %lld sequences)", c.epochs,
+           (long long)N);
+  const LrSchedule sched = make_schedule(c.schedule, c.lr, total_steps, c.warmup_frac);
+
+  Json run = config_json(c, si, a_task, a_feature, a_logit, total_steps);
+  run.set("ranks", int64_t(ranks));  // informative: a resume may use another N
+  if (lead && ranks > 1 && c.accum % ranks != 0 && log)
+    std::fprintf(log, "note: --accum %d is not a multiple of the %d ranks: some ranks idle part of each step\n",
+                 c.accum, ranks);
+  const std::string ckpt_dir = c.out + "/checkpoint";
+  int64_t step0 = 0;
+  if (c.resume && lead) {  // rank 0 reads the checkpoint, the others get it by broadcast
+    if (!checkpoint_exists(ckpt_dir)) fail("--resume: %s has no checkpoint", ckpt_dir.c_str());
+    Checkpoint ck = load_checkpoint(ckpt_dir);
+    check_resume_config(ck.meta.config, run, ck.loaded_from);
+    if (ck.params.size() != P) fail("%s: %zu parameters, the student has %zu", ck.loaded_from.c_str(), ck.params.size(), P);
+    step0 = restore_state(ck, *student, opt);
+    if (log) std::fprintf(log, "resuming %s at step %lld of %lld\n", ck.loaded_from.c_str(), (long long)step0,
+                          (long long)total_steps);
+    if (log) std::fflush(log);
+  }
+  if (c.resume && ranks > 1) {
+    dist_broadcast(&step0, sizeof step0, 0);
+    dist_broadcast(student->params.data(), P * sizeof(float), 0);
+    dist_broadcast(opt.m().data(), P * sizeof(float), 0);
+    dist_broadcast(opt.v().data(), P * sizeof(float), 0);
+    opt.set_steps_done(step0);
+  }
+  if (lead) write_file_atomic(c.out + "/run.json", run.dump(2) + "\n");
+
+  // ---- logs
+  std::vector<std::string> cols = {"step", "loss", "loss_ce", "loss_feature", "loss_logit", "fkl", "rkl", "lambda"};
+  int n_layer_cols = c.feature_none ? 0
+                     : c.distill.afd_mode == AfdMode::Adaptive ? std::min<int>(c.distill.afd_k, int(si.num_layers))
+                     : c.distill.afd_mode == AfdMode::Fixed    ? 3
+                                                               : int(c.distill.afd_layers.size());
+  for (int i = 0; i < n_layer_cols; ++i) cols.push_back("afd_layer" + std::to_string(i + 1));
+  for (const char* k : {"lr", "grad_norm", "tokens_per_s", "val_ppl"}) cols.push_back(k);
+  const std::string csv_path = c.out + "/metrics.csv";
+  std::unique_ptr<MetricsCsv> csv;
+  if (lead) csv.reset(new MetricsCsv(csv_path, cols, c.resume, double(step0)));
+  std::unique_ptr<std::ofstream> jlog;
+  if (lead && !c.log_json.empty()) {
+    if (c.resume) trim_json_log(c.log_json, step0);
+    jlog.reset(new std::ofstream(c.log_json, c.resume ? std::ios::app : std::ios::trunc));
+    if (!*jlog) fail("--log-json: cannot write %s", c.log_json.c_str());
+  }
+
+  // ---- validation data, teacher reference
+  std::unique_ptr<TokenShard> valid;
+  if (lead && !c.valid.empty()) valid.reset(new TokenShard(c.valid));
+  QadSummary sum;
+  sum.teacher_ppl = sum.student_ppl = NAN;
+  if (valid) {
+    std::unique_ptr<Model> teacher = Model::load(c.teacher_dir, /*trainable=*/false);
+    sum.teacher_ppl = eval_perplexity(*teacher, *valid, c.seq, c.eval_windows, c.batch).ppl;
+    // not held through training (2.4 GB at Qwen3-0.6B); loaded again for the summary
+  }
+
+  // ---- the loop
+  SequenceOrder order(N, c.seed);
+  ProgressLine progress(total_steps, 10);
+  double tokens_total = 0, seconds_total = 0, comm_total = 0;
+  const size_t L1 = size_t(si.num_layers) + 1;  // AFD layer ids a step can log
+  std::vector<double> stats;                    // allreduce_step's buffer
+  std::vector<SequenceView> views(size_t(c.batch));
+  std::vector<int32_t> ids(size_t(c.batch) * size_t(c.seq));
+  const int64_t B = c.batch, T = c.seq;
+  const double inv = 1.0 / double(c.accum);
+  for (int64_t s = step0; s < total_steps; ++s) {
+    double t0 = now_seconds();
+    QadStepLog lg;
+    lg.step = s + 1;
+    student->zero_grad();
+    for (int a = rank; a < c.accum; a += ranks) {
+      for (int64_t b = 0; b < B; ++b) {
+        int64_t j = (s * c.accum + a) * B + b;
+        views[size_t(b)] = store.sequence(order.at(j));
+        std::copy_n(views[size_t(b)].ids, T, &ids[size_t(b * T)]);
+      }
+      micro_batch(*student, ids, views, c, LossWeights{a_task, a_feature, a_logit}, inv, &lg);
+    }
+    if (ranks > 1) {
+      allreduce_step(student->grads.data(), P, (c.accum - 1) % ranks == rank, L1, &stats, &lg);
+      comm_total += lg.comm_s;
+    }
+    lg.lr = sched.lr_at(s);
+    lg.grad_norm = opt.step(student->params.data(), student->grads.data(), float(lg.lr));
+    if (!std::isfinite(lg.grad_norm))
+      fail("step %lld: the gradient norm is not finite (loss %g); lower --lr or check the teacher store",
+           (long long)(s + 1), lg.loss);
+    double dt = now_seconds() - t0;
+    lg.tokens_per_s = double(per_step * T) / dt;
+    tokens_total += double(per_step * T);
+    seconds_total += dt;
+
+    double vppl = NAN;
+    if (valid && cadence_due(c.eval_every, s + 1, total_steps)) {
+      vppl = eval_perplexity(*student, *valid, c.seq, c.eval_windows, c.batch).ppl;
+      sum.student_ppl = vppl;
+    }
+    std::vector<double> row = {double(s + 1), lg.loss, lg.ce, lg.feature, lg.logit, lg.fkl, lg.rkl, lg.lambda};
+    for (int i = 0; i < n_layer_cols; ++i) row.push_back(i < int(lg.layers.size()) ? double(lg.layers[size_t(i)]) : NAN);
+    row.insert(row.end(), {lg.lr, lg.grad_norm, lg.tokens_per_s, vppl});
+    if (csv) csv->row(row);
+    if (jlog) {
+      *jlog << lg.json() << "\n";
+      jlog->flush();
+    }
+    sum.log.push_back(lg);
+    if (c.progress) {
+      char extra[64] = "";
+      if (std::isfinite(vppl)) std::snprintf(extra, sizeof extra, "val_ppl %.3f", vppl);
+      progress.update(s + 1, lg.loss, double(per_step * T), extra);
+    }
+    const bool ckpt_due = cadence_due(c.ckpt_every, s + 1, total_steps);
+    if (ckpt_due && ranks > 1) sync_replicas(student->params.data(), opt.m().data(), opt.v().data(), P, log);
+    if (lead && ckpt_due) {
+      CheckpointMeta meta;
+      meta.step = s + 1;
+      meta.data_cursor = uint64_t(s + 1);
+      Rng r(c.seed);
+      std::copy(r.s, r.s + 4, meta.rng.begin());
+      meta.config = run;
+      save_checkpoint(ckpt_dir, meta, student->params.data(), opt.m().data(), opt.v().data(), P);
+    }
+    if (c.stop_after >= 0 && s + 1 >= c.stop_after) {
+      if (c.progress) progress.finish();
+      sum.steps = s + 1;
+      return sum;
+    }
+  }
+  if (c.progress) progress.finish();
+  // Training is over and the checkpoint written: the moments are not needed for the outputs
+  // (4.8 GB at Qwen3-0.6B, which the dequantized copy and the packing below would add to).
+  std::vector<float>().swap(opt.m());
+  std::vector<float>().swap(opt.v());
+  sum.steps = total_steps;
+  sum.tokens_per_s = seconds_total > 0 ? tokens_total / seconds_total : 0;
+  sum.ranks = ranks;
+  sum.comm_fraction = seconds_total > 0 ? comm_total / seconds_total : 0;
+  if (lead) write_metrics_chart(csv_path, c.out + "/chart.svg");
+
+  // ---- bit accounting
+  BitReport br = bit_report(model_matrices(*student, spec));
+  sum.avg_bits = br.avg_bits;
+  sum.avg_bits_no_scales = br.avg_bits_no_scales;
+  sum.student_bytes = int64_t(std::ceil(double(br.quantized_params) * br.avg_bits / 8.0)) +
+                      (br.total_params - br.quantized_params) * 2;
+  sum.teacher_bytes = br.total_params * 2;
+  if (!c.final_outputs || !lead) return sum;
+
+  write_outputs(c, *student, spec, ranks, &sum);
   return sum;
 }
 

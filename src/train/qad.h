@@ -17,7 +17,7 @@
 // with one bucketed allreduce, and every rank applies the same AdamW step. Rank 0 alone
 // writes run.json, metrics, checkpoints and the outputs; a checkpoint holds no N, so
 // --resume works with another N (rank 0 reads it and broadcasts it).
-// Deliberately not here: the store writer (distill/teacher_dump.h), the losses
+// Deliberately not here: the store writer (train/teacher_dump.h), the losses
 // (distill/losses.h), packing the student (`razor pack`, see pack_student_hook).
 #pragma once
 #include <cstdint>
@@ -26,7 +26,7 @@
 #include <vector>
 
 #include "distill/losses.h"
-#include "distill/teacher_dump.h"
+#include "train/teacher_dump.h"
 #include "train/adamw.h"
 #include "train/task_eval.h"
 
@@ -34,7 +34,7 @@ namespace razor {
 
 struct QadConfig {
   std::string teacher_dir = "data/teacher";
-  std::string data;   // --data as train/data.h reads it ("" = "default": the default corpus + arithmetic)
+  std::string data;   // --data as train/data.h reads it ("" = "default": the default corpus + the task suite)
   std::string valid;  // a validation .tok ("" = the split prepare_data gives, if any)
   std::string cache_dir = "data/cache";  // where prepare_data caches token shards
   bool records = false;  // --records: .txt documents / .ids lines one sequence each (data.h)

@@ -9,7 +9,7 @@
 // the import checks this for every weight. G is the largest of 256, 128, 64 for which every
 // exact-capable tensor qualifies (one G per model: the engine quantizes activations in groups of
 // G), or 64 once anything needs re-quantizing, or --group. This is what razor's exporter writes
-// (io/gguf_blocks.h), so razor -> GGUF -> razor gives back the same PackedModel.
+// (gguf/blocks.h), so razor -> GGUF -> razor gives back the same PackedModel.
 // Layout of an exact tensor: codes all in -1..1 -> ternary (2 bits, or 5 trits for TQ1_0 sources
 // or when asked); rows with wider codes exactly at multiples of some P >= 2 -> mixed rows P
 // (razor's super-groups, exported as Q4_0); otherwise int4. The embedding and lm_head are always
@@ -23,7 +23,7 @@
 // Refused, naming the tensor: every other ggml type (K-quants, IQ*, Q4_1, Q5_*), tensors a
 // qwen3 / llama model does not have, shapes that disagree with the metadata, non-finite scales,
 // TQ2_0 fields that are not trits.
-// Deliberately not here: the metadata / tokenizer rebuild (io/gguf_import_meta), the .razor file
+// Deliberately not here: the metadata / tokenizer rebuild (gguf/import_meta), the .razor file
 // (infer/pack), the CLI (cli/cmd_import).
 #pragma once
 #include <cstdint>
@@ -31,7 +31,7 @@
 #include <vector>
 
 #include "infer/pack.h"
-#include "io/gguf.h"
+#include "gguf/gguf.h"
 
 namespace razor {
 

@@ -1,4 +1,4 @@
-#include "io/gguf_import_meta.h"
+#include "gguf/import_meta.h"
 
 #include <algorithm>
 #include <cmath>
@@ -7,7 +7,7 @@
 #include <unordered_map>
 
 #include "core/error.h"
-#include "io/gguf_export.h"
+#include "gguf/export.h"
 #include "io/json.h"
 #include "io/pretokenize.h"
 #include "io/tokenizer.h"
@@ -102,29 +102,6 @@ double shortest_decimal(float v) {
     if (std::strtof(buf, nullptr) == v) return std::strtod(buf, nullptr);
   }
   return double(v);
-}
-
-std::string hf_tensor_name(const std::string& g) {
-  if (g == "token_embd.weight") return "model.embed_tokens.weight";
-  if (g == "output_norm.weight") return "model.norm.weight";
-  if (g == "output.weight") return "lm_head.weight";
-  const std::string prefix = "blk.";
-  if (g.compare(0, prefix.size(), prefix) != 0) return "";
-  size_t p = prefix.size(), q = p;
-  while (q < g.size() && g[q] >= '0' && g[q] <= '9') ++q;
-  if (q == p || q - p > 4 || q >= g.size() || g[q] != '.') return "";
-  const std::string layer = std::to_string(std::stoll(g.substr(p, q - p))), rest = g.substr(q + 1);
-  static const char* const map[][2] = {
-      {"attn_norm.weight", "input_layernorm.weight"},      {"attn_q.weight", "self_attn.q_proj.weight"},
-      {"attn_k.weight", "self_attn.k_proj.weight"},        {"attn_v.weight", "self_attn.v_proj.weight"},
-      {"attn_output.weight", "self_attn.o_proj.weight"},   {"attn_q_norm.weight", "self_attn.q_norm.weight"},
-      {"attn_k_norm.weight", "self_attn.k_norm.weight"},   {"ffn_norm.weight", "post_attention_layernorm.weight"},
-      {"ffn_gate.weight", "mlp.gate_proj.weight"},         {"ffn_up.weight", "mlp.up_proj.weight"},
-      {"ffn_down.weight", "mlp.down_proj.weight"},
-  };
-  for (const auto& m : map)
-    if (rest == m[0]) return "model.layers." + layer + "." + m[1];
-  return "";
 }
 
 RopeScaling llama3_scaling_from_factors(const std::vector<float>& fac, double theta, int64_t head_dim,

@@ -1,4 +1,4 @@
-#include "distill/teacher_dump.h"
+#include "train/teacher_dump.h"
 
 #include <algorithm>
 #include <cmath>

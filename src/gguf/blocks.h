@@ -16,13 +16,13 @@
 //   F16    1      2      -         every q*s is an fp16 number (always for ternary codes)
 //   F32    1      4      -         always (|q| <= 127 has 7 bits, s has 11: q*s fits 24)
 //
-// Deliberately not here: the container (io/gguf), model names and metadata (io/gguf_export),
+// Deliberately not here: the container (gguf/gguf), model names and metadata (gguf/export),
 // lossy re-quantization to K-quants.
 #pragma once
 #include <cstdint>
 #include <string>
 
-#include "io/gguf.h"
+#include "gguf/gguf.h"
 
 namespace razor {
 

@@ -2,20 +2,21 @@
 // rope scaling recovered from the `rope_freqs.weight` factors), the tokenizer (tokenizer.ggml.*
 // gpt2 byte-level BPE -> a tokenizer.json razor's tokenizer loads) and a tokenizer_config.json
 // (chat template, special token texts, add_bos/add_eos), plus GGUF -> Hugging Face tensor names.
-// This is the inverse of the metadata half of io/gguf_export.
+// This is the inverse of the metadata half of gguf/export.
 //
 // What comes back exactly: every integer hparam, the token list, types, merges and special ids.
 // rope.freq_base and the rms epsilon are f32 in GGUF; they come back as the shortest decimal that
 // rounds to the same f32 (1e-6 stays 1e-6; the forward computes with the f32 value either way).
-// Deliberately not here: tensor data (infer/gguf_import), SentencePiece ("llama") tokenizers,
+// Deliberately not here: tensor data (gguf/import), SentencePiece ("llama") tokenizers,
 // rope scaling other than llama3 (linear, YaRN, LongRoPE: refused, naming the key).
 #pragma once
 #include <cstdint>
 #include <string>
 #include <vector>
 
-#include "io/gguf.h"
+#include "gguf/gguf.h"
 #include "io/hf_config.h"
+#include "nn/tensor_table.h"  // hf_tensor_name
 
 namespace razor {
 
@@ -36,9 +37,6 @@ struct GgufTokenizer {
 // Throws naming the file and key for a missing or non-gpt2 tokenizer, an unknown pre-tokenizer,
 // a duplicate token, an unknown token type or special ids outside the token list.
 GgufTokenizer gguf_tokenizer(const GgufFile& f);
-
-// GGUF tensor name -> Hugging Face name ("" for names that are not part of a qwen3 / llama model).
-std::string hf_tensor_name(const std::string& gguf_name);
 
 // llama3 rope scaling parameters that reproduce the factors of rope_freqs.weight (each within
 // a relative 1e-5 of rope_freq_factors of the result); throws naming `what` when none do.

@@ -12,7 +12,7 @@
 //    .attention.layer_norm_rms_epsilon, .vocab_size; tokenizer.ggml.* for a gpt2-style byte-
 //    level BPE (tokens in id order, token types, merges, special ids, chat template);
 //  - tensors renamed to llama.cpp's names (token_embd, blk.N.attn_q, ..., output), each in
-//    the GGUF type that holds razor's integers and scales exactly (gguf_blocks.h), and a
+//    the GGUF type that holds razor's integers and scales exactly (gguf/blocks.h), and a
 //    report of every tensor that had to be widened;
 //  - for `llama` with llama3 rope scaling (Llama 3.1 / 3.2), the F32 tensor `rope_freqs.weight`
 //    [head_dim / 2] of per-frequency divisors, as llama.cpp's converter writes it;
@@ -27,9 +27,10 @@
 #include <string>
 #include <vector>
 
-#include "io/gguf.h"
+#include "gguf/gguf.h"
 #include "io/hf_config.h"
 #include "io/json.h"
+#include "nn/tensor_table.h"  // gguf_tensor_name
 
 namespace razor {
 
@@ -88,8 +89,6 @@ ExportReport export_gguf(const std::string& path, const Json& config, const std:
 
 // llama.cpp's llama_ftype for a file whose matrices are mostly of type t (general.file_type).
 uint32_t llama_ftype_of(GgmlType t);
-// HF tensor name -> GGUF name ("" when the name is not part of a qwen3 / llama model).
-std::string gguf_tensor_name(const std::string& hf_name);
 // For arch `llama`: the source row of each destination row when q/k rows are permuted from HF's
 // rotate-half order to llama.cpp's interleaved order; rows = n_head * head_dim.
 std::vector<int64_t> rope_interleave_rows(int64_t n_head, int64_t head_dim);

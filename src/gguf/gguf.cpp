@@ -1,4 +1,4 @@
-#include "io/gguf.h"
+#include "gguf/gguf.h"
 
 #include "io/file_util.h"
 
@@ -12,6 +12,7 @@
 #include <unordered_set>
 
 #include "core/error.h"
+#include "core/util.h"
 
 static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "GGUF I/O assumes a little-endian host");
 
@@ -70,7 +71,6 @@ bool is_int_type(GgufValueType t) {
 }
 bool is_float_type(GgufValueType t) { return t == GgufValueType::kFloat32 || t == GgufValueType::kFloat64; }
 
-uint64_t align_up(uint64_t x, uint64_t a) { return (x + a - 1) / a * a; }
 
 // ---- serialization
 struct Out {
@@ -410,9 +410,9 @@ std::vector<uint8_t> GgufWriter::header() const {
     for (int64_t d : t.ne) o.put<uint64_t>(uint64_t(d));
     o.put<uint32_t>(uint32_t(t.type));
     o.put<uint64_t>(off);
-    off = align_up(off + t.bytes.size(), alignment_);
+    off = align_up<uint64_t>(off + t.bytes.size(), alignment_);
   }
-  o.b.resize(align_up(o.b.size(), alignment_), 0);
+  o.b.resize(align_up<uint64_t>(o.b.size(), alignment_), 0);
   return o.b;
 }
 
@@ -420,7 +420,7 @@ std::vector<uint8_t> GgufWriter::serialize() const {
   std::vector<uint8_t> out = header();
   for (const Tensor& t : tensors_) {
     out.insert(out.end(), t.bytes.begin(), t.bytes.end());
-    out.resize(align_up(out.size(), alignment_), 0);
+    out.resize(align_up<uint64_t>(out.size(), alignment_), 0);
   }
   return out;
 }
@@ -432,7 +432,7 @@ void GgufWriter::write(const std::string& path) const {
   static const uint8_t zeros[64] = {0};
   for (const Tensor& t : tensors_) {
     f.write(t.bytes.data(), t.bytes.size());
-    uint64_t pad = align_up(t.bytes.size(), alignment_) - t.bytes.size();
+    uint64_t pad = align_up<uint64_t>(t.bytes.size(), alignment_) - t.bytes.size();
     while (pad > 0) {
       size_t n = size_t(std::min<uint64_t>(pad, sizeof zeros));
       f.write(zeros, n);
@@ -540,7 +540,7 @@ GgufFile GgufFile::parse(const uint8_t* data, size_t size, const std::string& so
     f.tensors_.push_back(std::move(ti));
   }
 
-  f.data_offset_ = align_up(c.pos, f.alignment_);
+  f.data_offset_ = align_up<uint64_t>(c.pos, f.alignment_);
   if (!f.tensors_.empty() && f.data_offset_ > size)
     fail("%s: truncated GGUF file: the data section would start at %llu, beyond the file size %zu", src,
          (unsigned long long)f.data_offset_, size);

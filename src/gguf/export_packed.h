@@ -1,11 +1,11 @@
-// GGUF <-> packed model: export of a PackedModel (a `.razor` student) through io/gguf_export,
+// GGUF <-> packed model: export of a PackedModel (a `.razor` student) through gguf/export,
 // and the check that a written file holds exactly razor's integers and scales.
 //
 // Export unpacks every PackedMatrix to its int8 codes and fp16 scales (unpack_matrix is exact)
 // and hands them to export_gguf with the declared row kinds, so the GGUF type of each tensor is
-// decided by the one lossless rule of io/gguf_blocks.h: ternary G = 256 -> TQ2_0 / TQ1_0, int4
+// decided by the one lossless rule of gguf/blocks.h: ternary G = 256 -> TQ2_0 / TQ1_0, int4
 // -> Q4_0, mixed rows and ternary G = 64 -> Q4_0 (widened, reported). Nothing is re-quantized.
-// Deliberately not here: the container and block codecs (io/gguf*), the .razor format
+// Deliberately not here: the container and block codecs (gguf/gguf, gguf/blocks), the .razor format
 // (infer/pack), llama.cpp itself (built outside the repository, docs/gguf.md).
 #pragma once
 #include <cstdint>
@@ -13,8 +13,8 @@
 #include <vector>
 
 #include "infer/pack.h"
-#include "io/gguf.h"
-#include "io/gguf_export.h"
+#include "gguf/gguf.h"
+#include "gguf/export.h"
 
 namespace razor {
 

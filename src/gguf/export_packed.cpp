@@ -1,10 +1,10 @@
-#include "infer/gguf_packed.h"
+#include "gguf/export_packed.h"
 
 #include <algorithm>
 #include <cmath>
 
 #include "core/error.h"
-#include "io/gguf_blocks.h"
+#include "gguf/blocks.h"
 
 namespace razor {
 

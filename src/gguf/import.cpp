@@ -1,4 +1,4 @@
-#include "infer/gguf_import.h"
+#include "gguf/import.h"
 
 #include <algorithm>
 #include <cmath>
@@ -8,9 +8,9 @@
 #include "core/error.h"
 #include "core/half.h"
 #include "core/tensor.h"
-#include "io/gguf_blocks.h"
-#include "io/gguf_export.h"
-#include "io/gguf_import_meta.h"
+#include "gguf/blocks.h"
+#include "gguf/export.h"
+#include "gguf/import_meta.h"
 #include "quant/quantize.h"
 
 namespace razor {
@@ -310,43 +310,28 @@ PackedModel import_gguf(const GgufFile& f, const ImportOptions& opt, ImportRepor
                                 c.rope_scaling.factor, c.rope_scaling.low_freq_factor, c.rope_scaling.high_freq_factor,
                                 (long long)c.rope_scaling.original_max_position_embeddings));
 
-  // The tensors a qwen3 / llama model has, with their shapes; anything else is refused.
-  const int64_t C = c.hidden_size, HD = c.num_attention_heads * c.head_dim, KD = c.num_key_value_heads * c.head_dim,
-                F = c.intermediate_size, V = c.vocab_size, D = c.head_dim;
+  // The tensors a qwen3 / llama model has (nn/tensor_table.h), with their shapes; anything else
+  // is refused.
+  const int64_t D = c.head_dim, V = c.vocab_size;
   pm.layers.resize(size_t(c.num_hidden_layers));
   std::vector<Slot> slots;
-  auto add = [&](const std::string& g, PackedMatrix* dst, int64_t d_out, int64_t d_in, bool embed_like,
-                 int64_t perm_heads) {
-    Slot s;
-    s.gguf = g;
-    s.hf = hf_tensor_name(g);
-    s.dst = dst;
-    s.d_out = d_out, s.d_in = d_in, s.embed_like = embed_like;
-    // llama.cpp's `llama` graph ropes adjacent pairs; the converter permuted q/k rows (gguf_export).
-    if (c.model_type == "llama" && perm_heads > 0) s.perm = rope_interleave_rows(perm_heads, D);
-    slots.push_back(std::move(s));
-  };
-  add("token_embd.weight", &pm.embed, V, C, true, 0);
   std::vector<std::pair<std::string, std::pair<std::vector<float>*, int64_t>>> norms;
-  for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
-    PackedLayer& ly = pm.layers[size_t(l)];
-    const std::string b = "blk." + std::to_string(l) + ".";
-    norms.push_back({b + "attn_norm.weight", {&ly.attn_norm, C}});
-    add(b + "attn_q.weight", &ly.q, HD, C, false, c.num_attention_heads);
-    add(b + "attn_k.weight", &ly.k, KD, C, false, c.num_key_value_heads);
-    add(b + "attn_v.weight", &ly.v, KD, C, false, 0);
-    add(b + "attn_output.weight", &ly.o, C, HD, false, 0);
-    if (c.qk_norm()) {
-      norms.push_back({b + "attn_q_norm.weight", {&ly.q_norm, D}});
-      norms.push_back({b + "attn_k_norm.weight", {&ly.k_norm, D}});
+  for (const TensorSpec& t : model_tensors(c)) {
+    if (std::vector<float>* v = pm.norm_slot(t, src)) {
+      norms.push_back({t.gguf, {v, t.shape[0]}});
+      continue;
     }
-    norms.push_back({b + "ffn_norm.weight", {&ly.mlp_norm, C}});
-    add(b + "ffn_gate.weight", &ly.gate, F, C, false, 0);
-    add(b + "ffn_up.weight", &ly.up, F, C, false, 0);
-    add(b + "ffn_down.weight", &ly.down, C, F, false, 0);
+    Slot s;
+    s.gguf = t.gguf;
+    s.hf = t.hf;
+    s.dst = pm.matrix_slot(t, src);
+    RZ_ASSERT(s.dst);
+    s.d_out = t.shape[0], s.d_in = t.shape[1];
+    s.embed_like = t.kind == TensorKind::Embedding || t.kind == TensorKind::Head;
+    // llama.cpp's `llama` graph ropes adjacent pairs: the converter permuted q/k rows (gguf/export).
+    if (c.model_type == "llama" && t.rope_heads > 0) s.perm = rope_interleave_rows(t.rope_heads, D);
+    slots.push_back(std::move(s));
   }
-  norms.push_back({"output_norm.weight", {&pm.final_norm, C}});
-  if (!tied) add("output.weight", &pm.lm_head, V, C, true, 0);
 
   for (const GgufTensorInfo& t : f.tensors()) {
     bool known = t.name == "rope_freqs.weight";

@@ -1,4 +1,4 @@
-#include "io/gguf_blocks.h"
+#include "gguf/blocks.h"
 
 #include <algorithm>
 #include <cmath>

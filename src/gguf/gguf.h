@@ -10,7 +10,7 @@
 //   data section: each tensor's blocks, rows of ne[0] elements, padded to the alignment
 //
 // This file knows the container and the byte size of each ggml type; it knows nothing about
-// models (src/io/gguf_export) or about what the blocks mean (src/io/gguf_blocks).
+// models (src/gguf/export) or about what the blocks mean (src/gguf/blocks).
 // The writer lays tensors out contiguously in insertion order (llama.cpp's loader insists on
 // that) and writes to a temporary name, fsyncs and renames, so a failed export never leaves a
 // half-written file under the final name.

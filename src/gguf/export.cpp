@@ -1,4 +1,4 @@
-#include "io/gguf_export.h"
+#include "gguf/export.h"
 
 #include <algorithm>
 #include <cmath>
@@ -6,7 +6,7 @@
 
 #include "core/error.h"
 #include "core/half.h"
-#include "io/gguf_blocks.h"
+#include "gguf/blocks.h"
 
 namespace razor {
 
@@ -29,6 +29,7 @@ struct HParams {
   int64_t n_layer = 0, n_ctx = 0, n_embd = 0, n_ff = 0, n_head = 0, n_kv = 0, head_dim = 0, n_vocab = 0;
   double rope_theta = 10000, rms_eps = 1e-6;
   bool tied = false;
+  bool attention_bias = false;  // q/k/v biases: listed by the tensor table, refused
   std::vector<float> rope_factors;  // llama3 rope scaling: rope_freqs.weight; empty without scaling
 };
 
@@ -94,6 +95,7 @@ HParams read_hparams(const Json& c, const ExportOptions& opt) {
     RZ_CHECK(!h.rope_factors.empty(), "config.json: head_dim %lld disagrees with the rope scaling's", (long long)h.head_dim);
   }
   h.tied = c.get_bool("tie_word_embeddings", false);  // LlamaConfig / Qwen3Config default
+  h.attention_bias = c.get_bool("attention_bias", false);
   return h;
 }
 
@@ -229,31 +231,28 @@ std::string layout_name(const ExportTensor& t, const CodeStats& st, int64_t d_ou
 struct Expected {
   std::vector<int64_t> shape;
   bool required;
+  int64_t rope_heads;  // q / k: heads whose rows the `llama` layout permutes
 };
 
-// Shapes llama.cpp will ask for, keyed by GGUF name (HF order [d_out, d_in]).
+// Shapes llama.cpp will ask for, keyed by GGUF name (HF order [d_out, d_in]): the tensor table
+// (nn/tensor_table.h) of the config these hparams describe; a tied output.weight is optional.
 std::vector<std::pair<std::string, Expected>> expected_tensors(const HParams& h, int64_t n_vocab) {
+  ModelConfig c;
+  c.model_type = h.arch;
+  c.vocab_size = n_vocab;
+  c.hidden_size = h.n_embd;
+  c.num_hidden_layers = h.n_layer;
+  c.num_attention_heads = h.n_head;
+  c.num_key_value_heads = h.n_kv;
+  c.head_dim = h.head_dim;
+  c.intermediate_size = h.n_ff;
+  c.tie_word_embeddings = false;
+  c.attention_bias = h.attention_bias;
   std::vector<std::pair<std::string, Expected>> e;
-  const int64_t q_dim = h.n_head * h.head_dim, kv_dim = h.n_kv * h.head_dim;
-  e.push_back({"token_embd.weight", {{n_vocab, h.n_embd}, true}});
-  for (int64_t l = 0; l < h.n_layer; ++l) {
-    std::string b = "blk." + std::to_string(l) + ".";
-    e.push_back({b + "attn_norm.weight", {{h.n_embd}, true}});
-    e.push_back({b + "attn_q.weight", {{q_dim, h.n_embd}, true}});
-    e.push_back({b + "attn_k.weight", {{kv_dim, h.n_embd}, true}});
-    e.push_back({b + "attn_v.weight", {{kv_dim, h.n_embd}, true}});
-    e.push_back({b + "attn_output.weight", {{h.n_embd, q_dim}, true}});
-    if (h.arch == "qwen3") {
-      e.push_back({b + "attn_q_norm.weight", {{h.head_dim}, true}});
-      e.push_back({b + "attn_k_norm.weight", {{h.head_dim}, true}});
-    }
-    e.push_back({b + "ffn_norm.weight", {{h.n_embd}, true}});
-    e.push_back({b + "ffn_gate.weight", {{h.n_ff, h.n_embd}, true}});
-    e.push_back({b + "ffn_up.weight", {{h.n_ff, h.n_embd}, true}});
-    e.push_back({b + "ffn_down.weight", {{h.n_embd, h.n_ff}, true}});
+  for (const TensorSpec& t : model_tensors(c)) {
+    refuse_unsupported(t, "GGUF export");
+    e.push_back({t.gguf, {t.shape, t.kind != TensorKind::Head || !h.tied, t.rope_heads}});
   }
-  e.push_back({"output_norm.weight", {{h.n_embd}, true}});
-  e.push_back({"output.weight", {{n_vocab, h.n_embd}, !h.tied}});
   return e;
 }
 
@@ -276,29 +275,6 @@ uint32_t llama_ftype_of(GgmlType t) {
     case GgmlType::kTQ2_0: return 37; // LLAMA_FTYPE_MOSTLY_TQ2_0
   }
   return 0;
-}
-
-std::string gguf_tensor_name(const std::string& hf) {
-  if (hf == "model.embed_tokens.weight") return "token_embd.weight";
-  if (hf == "model.norm.weight") return "output_norm.weight";
-  if (hf == "lm_head.weight") return "output.weight";
-  const std::string prefix = "model.layers.";
-  if (hf.compare(0, prefix.size(), prefix) != 0) return "";
-  size_t p = prefix.size(), q = p;
-  while (q < hf.size() && hf[q] >= '0' && hf[q] <= '9') ++q;
-  if (q == p || q - p > 4 || q >= hf.size() || hf[q] != '.') return "";
-  std::string layer = hf.substr(p, q - p), rest = hf.substr(q + 1);
-  static const char* const map[][2] = {
-      {"input_layernorm.weight", "attn_norm.weight"},      {"self_attn.q_proj.weight", "attn_q.weight"},
-      {"self_attn.k_proj.weight", "attn_k.weight"},        {"self_attn.v_proj.weight", "attn_v.weight"},
-      {"self_attn.o_proj.weight", "attn_output.weight"},   {"self_attn.q_norm.weight", "attn_q_norm.weight"},
-      {"self_attn.k_norm.weight", "attn_k_norm.weight"},   {"post_attention_layernorm.weight", "ffn_norm.weight"},
-      {"mlp.gate_proj.weight", "ffn_gate.weight"},         {"mlp.up_proj.weight", "ffn_up.weight"},
-      {"mlp.down_proj.weight", "ffn_down.weight"},
-  };
-  for (const auto& m : map)
-    if (rest == m[0]) return "blk." + std::to_string(std::stoll(layer)) + "." + m[1];
-  return "";
 }
 
 std::vector<int64_t> rope_interleave_rows(int64_t n_head, int64_t head_dim) {
@@ -389,7 +365,7 @@ GgufWriter build_gguf(const Json& config, const std::string& tokenizer_json, con
   std::vector<std::string> gnames(tensors.size());
   const ExportTensor* embed = nullptr;
   for (size_t i = 0; i < tensors.size(); ++i) {
-    gnames[i] = gguf_tensor_name(tensors[i].name);
+    gnames[i] = gguf_tensor_name(tensors[i].name, h.attention_bias);
     RZ_CHECK(!gnames[i].empty(), "%s: not a tensor of a %s model (no GGUF name for it)", tensors[i].name.c_str(),
              h.arch.c_str());
     for (size_t j = 0; j < i; ++j)
@@ -456,9 +432,8 @@ GgufWriter build_gguf(const Json& config, const std::string& tokenizer_json, con
     r.params = d_out * d_in;
     // llama.cpp's `llama` graph applies rope to adjacent pairs: permute q/k rows (exact).
     std::vector<int64_t> src_row;
-    if (h.arch == "llama" && (gname.find(".attn_q.weight") != std::string::npos ||
-                              gname.find(".attn_k.weight") != std::string::npos)) {
-      src_row = rope_interleave_rows(d_out / h.head_dim, h.head_dim);
+    if (h.arch == "llama" && exp->rope_heads > 0) {
+      src_row = rope_interleave_rows(exp->rope_heads, h.head_dim);
       r.note = "rows permuted from HF rotate-half to llama.cpp interleaved rope order";
     }
     auto row_of = [&](int64_t dst) { return src_row.empty() ? dst : src_row[size_t(dst)]; };
