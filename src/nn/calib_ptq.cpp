@@ -11,6 +11,7 @@
 
 #include "autograd/tape.h"
 #include "core/error.h"
+#include "kernels/gemm.h"
 #include "quant/act_quant.h"
 #include "quant/ptq.h"
 
@@ -170,6 +171,12 @@ void rtn_param(Param& p, const WeightLayout& l, Accum& acc,
 }
 
 }  // namespace
+
+void hessian_accumulate(std::vector<float>& h, const float* x, int64_t n, int64_t d, float scale) {
+  RZ_ASSERT(int64_t(h.size()) == d * d);
+  if (n == 0) return;
+  sgemm(true, false, d, d, n, scale, x, d, x, d, 1.0f, h.data(), d);
+}
 
 // ---------------------------------------------------------------- GPTQ
 

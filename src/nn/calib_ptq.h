@@ -32,6 +32,9 @@
 
 namespace razor {
 
+// h += scale · XᵀX for x [n, d] (fp32 sgemm; h is [d, d]; scale = 2/n_total gives H).
+void hessian_accumulate(std::vector<float>& h, const float* x, int64_t n, int64_t d, float scale);
+
 struct CalibSet {
   std::vector<int32_t> ids;  // S sequences of T tokens, row-major [S, T]
   int64_t S = 0, T = 0;

@@ -7,7 +7,6 @@
 #include <numeric>
 
 #include "core/error.h"
-#include "kernels/gemm.h"
 
 namespace razor {
 
@@ -274,12 +273,6 @@ QuantizedWeight gptq_quantize(const std::string& name, const Tensor& w, const Gp
 }
 
 // ---------------------------------------------------------------- helpers
-
-void hessian_accumulate(std::vector<float>& h, const float* x, int64_t n, int64_t d, float scale) {
-  RZ_ASSERT(int64_t(h.size()) == d * d);
-  if (n == 0) return;
-  sgemm(true, false, d, d, n, scale, x, d, x, d, 1.0f, h.data(), d);
-}
 
 double hessian_error(const Tensor& w, const Tensor& wq, const std::vector<double>& h) {
   const int64_t d_out = w.size(0), n = w.size(1);

@@ -24,7 +24,7 @@
 // error on the later columns like any other. Ternary groups cannot be made RTN fixed points
 // this way; rtn_preimage() gives weights whose RTN equals them instead.
 //
-// Deliberately not here: collecting X (src/nn/gptq_model), the CLI.
+// Deliberately not here: collecting X and accumulating H (nn/calib_ptq.h), the CLI.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -70,10 +70,6 @@ struct GptqStats {
 // w [d_out, d_in] -> codes and scales on layout's grids (d_in == f.n). OpenMP over row tiles.
 QuantizedWeight gptq_quantize(const std::string& name, const Tensor& w, const GptqFactor& f,
                               const WeightLayout& layout, const GptqOptions& opt = {}, GptqStats* stats = nullptr);
-
-// H += 2/n_total · XᵀX for x [n, d] (sgemm; h is [d, d] float, accumulate across calls, then
-// the caller divides or passes n_total up front).
-void hessian_accumulate(std::vector<float>& h, const float* x, int64_t n, int64_t d, float scale);
 
 // Weights whose quantize_weight under layout gives exactly q's codes and scales, so `razor pack`
 // and any RTN re-quantization reproduce q. An absmax group with a ±M code is its own dequantized
