@@ -261,13 +261,6 @@ static void write_outputs(const QadConfig& c, const Model& student_m, const Quan
     std::string tj = read_file(c.teacher_dir + "/tokenizer.json");
     write_file_atomic(c.out + "/student/tokenizer.json", tj);
     write_file_atomic(c.out + "/student-dequant/tokenizer.json", tj);
-    if (c.task_items > 0) {
-      Tokenizer tok = Tokenizer::load(c.teacher_dir + "/tokenizer.json");
-      if (!teacher) teacher = Model::load(c.teacher_dir, /*trainable=*/false);
-      const std::string heldout = suite_heldout_text();
-      sum.teacher_tasks = evaluate_builtin_suite(*make_task_model(*teacher, tok), TaskSuiteConfig(), c.task_items, heldout);
-      sum.student_tasks = evaluate_builtin_suite(*make_task_model(*student, tok), TaskSuiteConfig(), c.task_items, heldout);
-    }
   }
   if (path_exists(c.teacher_dir + "/tokenizer_config.json")) {  // chat template: generate --chat, GGUF export
     std::string tc = read_file(c.teacher_dir + "/tokenizer_config.json");
@@ -275,6 +268,22 @@ static void write_outputs(const QadConfig& c, const Model& student_m, const Quan
     write_file_atomic(c.out + "/student-dequant/tokenizer_config.json", tc);
   }
   bool packed = pack_student_hook(c.out + "/student", c.out + "/student.razor", c.rho, c.group, c.beta, c.a8, c.kv8, c.plan);
+  if (c.task_items > 0 && path_exists(c.teacher_dir + "/tokenizer.json")) {
+    // The student is scored as it is deployed when it was packed: student.razor through the
+    // engine (integer kernels, KV cache; generative items decode token by token), else its
+    // fake-quant forward.
+    Tokenizer tok = Tokenizer::load(c.teacher_dir + "/tokenizer.json");
+    if (!teacher) teacher = Model::load(c.teacher_dir, /*trainable=*/false);
+    const std::string heldout = suite_heldout_text();
+    sum.teacher_tasks = evaluate_builtin_suite(*make_task_model(*teacher, tok), TaskSuiteConfig(), c.task_items, heldout);
+    teacher.reset();
+    if (packed) {
+      const PackedModel pm = PackedModel::load(c.out + "/student.razor");
+      sum.student_tasks = evaluate_builtin_suite(*make_task_model(pm, tok), TaskSuiteConfig(), c.task_items, heldout);
+    } else {
+      sum.student_tasks = evaluate_builtin_suite(*make_task_model(*student, tok), TaskSuiteConfig(), c.task_items, heldout);
+    }
+  }
   {
     // The summary, machine-readable (scripts: tools/ablations.sh, tools/budget_table.sh).
     Json j = Json::object();
@@ -293,6 +302,8 @@ static void write_outputs(const QadConfig& c, const Model& student_m, const Quan
     std::fprintf(log, "\n%-26s %14s %14s\n", "", "teacher", "student");
     std::fprintf(log, "%-26s %14.3f %14.3f\n", "valid perplexity", sum.teacher_ppl, sum.student_ppl);
     print_task_comparison(log, sum.teacher_tasks, sum.student_tasks, 26);
+    if (packed && !sum.student_tasks.empty())
+      std::fprintf(log, "%-26s (the student's tasks: student.razor through the engine)\n", "");
     std::fprintf(log, "%-26s %14s %14.4f\n", "bits/weight (with scales)", "16 (bf16)", sum.avg_bits);
     std::fprintf(log, "%-26s %14s %14.4f\n", "bits/weight (no scales)", "16 (bf16)", sum.avg_bits_no_scales);
     std::fprintf(log, "%-26s %12.2f MB %12.2f MB\n", "weights size (est.)", sum.teacher_bytes / 1e6,
