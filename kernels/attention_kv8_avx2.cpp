@@ -20,6 +20,7 @@
 #include "core/cpu.h"
 #include "core/error.h"
 #include "core/threads.h"
+#include "kernels/isa_local.h"
 #include "kernels/attention_kv8.h"
 
 namespace razor {
@@ -73,7 +74,7 @@ inline __m256 cvt8(const int8_t* p) {  // 8 int8 -> 8 fp32
 }
 
 struct Scratch {  // thread-local, grows to the largest call and is reused (no allocation once warm)
-  std::vector<float> kb, vb, ksh, vsh, s;
+  IsaVector<float> kb, vb, ksh, vsh, s;
 };
 
 constexpr int kQ = 4;  // queries per block

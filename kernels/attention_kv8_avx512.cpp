@@ -18,6 +18,7 @@
 #include "core/cpu.h"
 #include "core/error.h"
 #include "core/threads.h"
+#include "kernels/isa_local.h"
 #include "kernels/attention_kv8.h"
 
 namespace razor {
@@ -49,7 +50,7 @@ inline __mmask16 lanes_upto(int64_t j0, int64_t last) {  // lanes j0 + l <= last
 }
 
 struct Scratch {
-  std::vector<float> kt, vf, ksh, vsh, s;
+  IsaVector<float> kt, vf, ksh, vsh, s;
 };
 
 constexpr int kQ = 4;  // queries per block

@@ -50,7 +50,7 @@ struct Scratch {
     }
     return ptr;
   }
-  ~Scratch() { std::free(ptr); }
+  __attribute__((always_inline)) ~Scratch() { std::free(ptr); }
 };
 
 // op(A)[i0 + s, p0 + k] for the packing loops: A is [M, K] (lda) or, transposed, [K, M].

@@ -147,7 +147,7 @@ struct PackedMatrix {
 // Walks consecutive rows of a PackedMatrix: kind, code and scale pointers of row i, then next()
 // for row i + 1, with no division per row (kernels' inner row loops).
 struct RowCursor {
-  RowCursor(const PackedMatrix& m, int64_t i)
+  __attribute__((always_inline)) RowCursor(const PackedMatrix& m, int64_t i)
       : row(m.row(i)), scales(m.row_scales(i)), kind(m.row_kind(i)), ng(m.groups()), P(m.desc.P),
         r(m.desc.layout == PackedLayout::Mixed ? int32_t(i % m.desc.P) : 0), mixed(m.desc.layout == PackedLayout::Mixed) {
     bytes[int(RowKind::Ternary2)] = row_code_bytes(RowKind::Ternary2, m.desc.G, m.desc.d_in);

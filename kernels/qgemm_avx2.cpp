@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "kernels/isa_local.h"
 #include "kernels/qgemm.h"
 #include "kernels/qgemm_impl.h"
 #include "kernels/qgemm_x86.h"
@@ -29,7 +30,7 @@ constexpr int kPrefetchBytes = 1024;
 inline int t5_chunks(int G) { return ((G + 4) / 5 + 31) / 32; }
 
 const int8_t* t5_plane_acts(const QgemmArgs& a) {
-  static thread_local std::vector<int8_t> buf;
+  static thread_local IsaVector<int8_t> buf;
   const PackedMatrix& W = *a.W;
   const int G = W.desc.G, nb = (G + 4) / 5, chunks = t5_chunks(G);
   const int64_t ng = W.groups(), d_in = W.desc.d_in, per = 5 * chunks * 32;

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "core/threads.h"
+#include "kernels/isa_local.h"
 #include "kernels/qformat.h"
 
 namespace razor {
@@ -32,7 +33,7 @@ constexpr int64_t kDriverMinParallelWork = int64_t(1) << 20;
 
 // 64-byte aligned scratch that grows on demand and is reused across calls (one per thread).
 struct DriverScratch {
-  std::vector<uint8_t> bytes;
+  IsaVector<uint8_t> bytes;
   uint8_t* get(size_t count) {
     const size_t need = count + 128;
     if (bytes.size() < need) bytes.resize(need);

@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "core/threads.h"
+#include "kernels/isa_local.h"
 #include "kernels/qformat.h"
 #include "kernels/qgemm_x86.h"
 
@@ -48,7 +49,7 @@ constexpr int64_t kGemmMinParallelWork = int64_t(1) << 20;
 // 64-byte aligned scratch that grows on demand and is reused across calls (no allocation
 // per call once warm; one per thread).
 struct GemmScratch {
-  std::vector<uint8_t> bytes;
+  IsaVector<uint8_t> bytes;
   uint8_t* get(size_t count) {
     const size_t need = count + 128;
     if (bytes.size() < need) bytes.resize(need);
