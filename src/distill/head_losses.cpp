@@ -75,31 +75,15 @@ HeadLosses head_losses(const Var& x, const Var& w, const std::vector<int32_t>& t
       lse[size_t(r0 + i)] = l;
       ce_row[size_t(r0 + i)] = double(l) - double(Z[i * V + t]);
     }
-    if (kd) {
-#pragma omp parallel if (n * V >= kParallelMin)
-      {
-        std::vector<uint8_t> in_top((*teacher)[0].logits == LogitStorage::TopK ? size_t(V) : 0, 0);
-        std::vector<float> e(static_cast<size_t>(V));
-#pragma omp for schedule(dynamic, 4)
-        for (int64_t i = 0; i < n; ++i) {
-          const int64_t r = r0 + i;
-          if (!valid[size_t(r)]) continue;
-          row_forward(Z + i * V, (*teacher)[size_t(r / T)], r % T, in_top, e.data(), &saved[size_t(r)],
-                      &row_f[size_t(r)], &row_r[size_t(r)]);
-        }
-      }
-    }
+    if (kd) rows_forward(Z, r0, n, *teacher, valid, saved.data(), row_f.data(), row_r.data());
   }
   // The same reductions as cross_entropy (sum_terms over rows) and logit_distill_loss (row order).
   const double ce_total = detail::sum_terms(N, N * V * 4, [&](int64_t r) { return ce_row[size_t(r)]; });
   HeadLosses out;
   out.ce = make_output(Tensor::full({1}, n_ce ? float(ce_total / double(n_ce)) : 0.0f), {&x, &w});
   if (kd) {
-    double fkl = 0, rkl = 0;
-    for (int64_t r = 0; r < N; ++r) {
-      fkl += wseq[size_t(r / T)] * row_f[size_t(r)];
-      rkl += wseq[size_t(r / T)] * row_r[size_t(r)];
-    }
+    double fkl, rkl;
+    weighted_kl_sums(row_f, row_r, wseq, T, &fkl, &rkl);
     const double loss = cf * fkl + cr * rkl;
     if (stats) {
       stats->fkl = fkl, stats->rkl = rkl, stats->lambda = lambda, stats->logit = loss;
@@ -131,19 +115,7 @@ HeadLosses head_losses(const Var& x, const Var& w, const std::vector<int32_t>& t
       std::memset(dz.data(), 0, size_t(n * V) * sizeof(float));
       const float* Z = z.data();
       float* dZ = dz.data();
-      if (do_kd) {
-#pragma omp parallel if (n * V >= kParallelMin)
-        {
-          std::vector<float> e(static_cast<size_t>(V));
-#pragma omp for schedule(dynamic, 4)
-          for (int64_t i = 0; i < n; ++i) {
-            const int64_t r = r0 + i;
-            if (!valid[size_t(r)]) continue;
-            row_backward(Z + i * V, teacher[size_t(r / T)], r % T, saved[size_t(r)], gl * wseq[size_t(r / T)], cf, cr,
-                         e.data(), dZ + i * V);
-          }
-        }
-      }
+      if (do_kd) rows_backward(Z, dZ, r0, n, teacher, valid, saved.data(), wseq, gl, cf, cr);
       if (do_ce) {
 #pragma omp parallel for if (n * V > detail::kParallelMin / 4) schedule(static)
         for (int64_t i = 0; i < n; ++i) {

@@ -167,6 +167,49 @@ void row_backward(const float* z, const SequenceView& s, int64_t t, const RowSav
   for (int64_t j = 0; j < K; ++j) dz[top[j]] = dz_old[size_t(j)] + top_d[size_t(j)];
 }
 
+void rows_forward(const float* Z, int64_t r0, int64_t n, const std::vector<SequenceView>& teacher,
+                  const std::vector<uint8_t>& valid, RowSaved* saved, double* row_f, double* row_r) {
+  const int64_t V = teacher[0].V, T = teacher[0].T;
+  // Small problems (tests, tiny models) run serially: a parallel region costs more than them.
+#pragma omp parallel if (n * V >= kParallelMin)
+  {
+    std::vector<uint8_t> in_top(teacher[0].logits == LogitStorage::TopK ? size_t(V) : 0, 0);
+    std::vector<float> e(static_cast<size_t>(V));
+#pragma omp for schedule(dynamic, 4)
+    for (int64_t i = 0; i < n; ++i) {
+      const int64_t r = r0 + i;
+      if (!valid[size_t(r)]) continue;
+      row_forward(Z + i * V, teacher[size_t(r / T)], r % T, in_top, e.data(), &saved[r], &row_f[r], &row_r[r]);
+    }
+  }
+}
+
+void rows_backward(const float* Z, float* dZ, int64_t r0, int64_t n, const std::vector<SequenceView>& teacher,
+                   const std::vector<uint8_t>& valid, const RowSaved* saved, const std::vector<double>& w, double gout,
+                   double cf, double cr) {
+  const int64_t V = teacher[0].V, T = teacher[0].T;
+#pragma omp parallel if (n * V >= kParallelMin)
+  {
+    std::vector<float> e(static_cast<size_t>(V));
+#pragma omp for schedule(dynamic, 4)
+    for (int64_t i = 0; i < n; ++i) {
+      const int64_t r = r0 + i;
+      if (!valid[size_t(r)]) continue;
+      row_backward(Z + i * V, teacher[size_t(r / T)], r % T, saved[r], gout * w[size_t(r / T)], cf, cr, e.data(),
+                   dZ + i * V);
+    }
+  }
+}
+
+void weighted_kl_sums(const std::vector<double>& row_f, const std::vector<double>& row_r, const std::vector<double>& w,
+                      int64_t T, double* fkl, double* rkl) {
+  *fkl = 0, *rkl = 0;
+  for (size_t r = 0; r < row_f.size(); ++r) {
+    *fkl += w[r / size_t(T)] * row_f[r];
+    *rkl += w[r / size_t(T)] * row_r[r];
+  }
+}
+
 // The student feature tap `l` of row (b, t) against the teacher's: ||s - t||^2 (double).
 double feature_row_sq(const float* fs, const SequenceView& s, int64_t l, int64_t t, std::vector<float>& buf) {
   s.hidden_row(l, t, buf.data());
@@ -282,24 +325,9 @@ Var logit_distill_loss(const Var& student_logits, const std::vector<SequenceView
   const float* Z = student_logits.value().data();
   std::vector<RowSaved> saved(size_t(B * T));
   std::vector<double> row_f(size_t(B * T), 0.0), row_r(size_t(B * T), 0.0);
-  // Small problems (tests, tiny models) run serially: a parallel region costs more than them.
-#pragma omp parallel if (B * T * V >= kParallelMin)
-  {
-    std::vector<uint8_t> in_top(teacher[0].logits == LogitStorage::TopK ? size_t(V) : 0, 0);
-    std::vector<float> e(static_cast<size_t>(V));
-#pragma omp for schedule(dynamic, 4)
-    for (int64_t r = 0; r < B * T; ++r) {
-      if (!valid[size_t(r)]) continue;
-      row_forward(Z + r * V, teacher[size_t(r / T)], r % T, in_top, e.data(), &saved[size_t(r)], &row_f[size_t(r)],
-                  &row_r[size_t(r)]);
-    }
-  }
-  // Deterministic reduction in row order.
-  double fkl = 0, rkl = 0;
-  for (int64_t r = 0; r < B * T; ++r) {
-    fkl += w[size_t(r / T)] * row_f[size_t(r)];
-    rkl += w[size_t(r / T)] * row_r[size_t(r)];
-  }
+  rows_forward(Z, 0, B * T, teacher, valid, saved.data(), row_f.data(), row_r.data());
+  double fkl, rkl;
+  weighted_kl_sums(row_f, row_r, w, T, &fkl, &rkl);  // deterministic: row order
   const double loss = cf * fkl + cr * rkl;
   if (stats) {
     stats->fkl = fkl, stats->rkl = rkl, stats->lambda = lambda, stats->logit = loss;
@@ -310,18 +338,7 @@ Var logit_distill_loss(const Var& student_logits, const std::vector<SequenceView
     tape().record([out, x = student_logits, teacher, valid, w, saved = std::move(saved), cf, cr, B, T, V]() mutable {
       // Reads: the student logits' values, the teacher views, the per-row saved sums.
       const double gout = out.grad()[0];
-      const float* Z = x.value().data();
-      float* dZ = x.grad().data();
-#pragma omp parallel if (B * T * V >= kParallelMin)
-      {
-        std::vector<float> e(static_cast<size_t>(V));
-#pragma omp for schedule(dynamic, 4)
-        for (int64_t r = 0; r < B * T; ++r) {
-          if (!valid[size_t(r)]) continue;
-          row_backward(Z + r * V, teacher[size_t(r / T)], r % T, saved[size_t(r)], gout * w[size_t(r / T)], cf, cr,
-                       e.data(), dZ + r * V);
-        }
-      }
+      rows_backward(x.value().data(), x.grad().data(), 0, B * T, teacher, valid, saved.data(), w, gout, cf, cr);
     });
   }
   return out;

@@ -39,5 +39,18 @@ void row_forward(const float* z, const SequenceView& s, int64_t t, std::vector<u
 void row_backward(const float* z, const SequenceView& s, int64_t t, const RowSaved& sv, double g, double cf,
                   double cr, float* e, float* dz);
 
+
+// Rows r0 .. r0+n-1 of a [B*T]-row batch whose logits are Z [n, V] (row r at Z + (r-r0)*V):
+// row_forward of every valid row, in parallel (each row's values do not depend on the split).
+void rows_forward(const float* Z, int64_t r0, int64_t n, const std::vector<SequenceView>& teacher,
+                  const std::vector<uint8_t>& valid, RowSaved* saved, double* row_f, double* row_r);
+// The same rows' row_backward into dZ [n, V], each row's g = gout * w[sequence].
+void rows_backward(const float* Z, float* dZ, int64_t r0, int64_t n, const std::vector<SequenceView>& teacher,
+                   const std::vector<uint8_t>& valid, const RowSaved* saved, const std::vector<double>& w, double gout,
+                   double cf, double cr);
+// FKL and RKL of the batch: the per-row values weighted by their sequence, summed in row order.
+void weighted_kl_sums(const std::vector<double>& row_f, const std::vector<double>& row_r, const std::vector<double>& w,
+                      int64_t T, double* fkl, double* rkl);
+
 }  // namespace distill_detail
 }  // namespace razor
