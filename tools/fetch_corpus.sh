@@ -39,14 +39,15 @@ command -v apt-get >/dev/null 2>&1 && command -v dpkg-deb >/dev/null 2>&1 ||
 as_root() {
   if [ "$(id -u)" = 0 ]; then "$@"
   elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then sudo "$@"
-  else return 77; fi
+  else return 1; fi
 }
+# Stops with MESSAGE unless root (or passwordless sudo) is available.
+need_root() { as_root true || die "$@"; }
 apt_logged() { echo "+ $*" >> "$LOG"; "$@" >> "$LOG" 2>&1; }
 
 if ! command -v bible >/dev/null 2>&1; then
   install=(env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends bible-kjv)
-  rc=0; as_root true || rc=$?
-  [ "$rc" = 77 ] && die "bible-kjv (the King James Bible and its decoder) must be installed as root: run" \
+  need_root "bible-kjv (the King James Bible and its decoder) must be installed as root: run" \
     "\`sudo apt-get install -y --no-install-recommends bible-kjv\`, then run razor again"
   if ! apt_logged as_root "${install[@]}"; then
     apt_logged as_root apt-get update || true
@@ -59,8 +60,7 @@ fi
 for p in $DATA_PKGS; do
   if ! ls "$WORK/debs/${p}_"*.deb >/dev/null 2>&1; then
     if ! (cd "$WORK/debs" && apt_logged apt-get download "$p"); then
-      rc=0; as_root true || rc=$?
-      [ "$rc" = 77 ] && die "apt-get download $p failed and the package lists cannot be updated without root:" \
+      need_root "apt-get download $p failed and the package lists cannot be updated without root:" \
         "run \`sudo apt-get update\`, then run razor again (details in $LOG)"
       apt_logged as_root apt-get update || true
       (cd "$WORK/debs" && apt_logged apt-get download "$p") || die "apt-get download $p failed; see $LOG"
