@@ -44,6 +44,12 @@ void install_quant_hooks(Model& m, const QuantSpec& spec) {
   };
   auto layouts = std::make_shared<std::vector<Entry>>();
   for (const Param& p : m.entries) layouts->push_back({p.name, spec.layout_for(p.name, p.kind)});
+  // The quantized layout of the parameter `name` (nullptr: not quantized, or no such parameter).
+  auto quantized_layout = [layouts](const std::string& name) -> const Entry* {
+    for (const Entry& e : *layouts)
+      if (e.name == name) return e.layout.quantized() ? &e : nullptr;
+    return nullptr;
+  };
   const std::string tied = m.cfg.tie_word_embeddings && m.embed_name ? *m.embed_name : std::string();
   // A tied embedding's quantized value, made at the embedding site of each forward (always
   // before the head's) and reused at the head site: the same latent and quantizer give the
@@ -54,17 +60,15 @@ void install_quant_hooks(Model& m, const QuantSpec& spec) {
   // forward to the backward. The copy is a pure function of the latent, which does not change
   // before the backward, so the backward reads the same bits. Costs one more fake
   // quantization per weight and step (O(params), against the step's O(params x tokens)).
-  m.hooks.weight_used = [layouts, tied](Var& w, const Var& latent, const HookSite& site) {
+  m.hooks.weight_used = [quantized_layout, tied](Var& w, const Var& latent, const HookSite& site) {
     // Only a copy made above: quantized, sharing the latent's gradient, not the tied embedding.
     if (*site.name == tied || !grad_enabled() || !latent.requires_grad() || !w.has_grad() ||
         w.value().data() == latent.value().data())
       return;
     Var lv = latent;
     if (w.grad().data() != lv.grad().data()) return;
-    const Entry* e = nullptr;
-    for (const Entry& x : *layouts)
-      if (x.name == *site.name) e = &x;
-    if (!e || !e->layout.quantized()) return;
+    const Entry* e = quantized_layout(*site.name);
+    if (!e) return;
     w.value() = Tensor();
     tape().record([w, lv, l = e->layout, n = e->name]() mutable {
       // weight_remake: runs before the backward of the product that read w (recorded after it).
@@ -73,38 +77,35 @@ void install_quant_hooks(Model& m, const QuantSpec& spec) {
       w.value() = q;
     });
   };
-  m.hooks.weight_transform = [layouts, tied, tied_q](const Var& w, const HookSite& site) -> Var {
+  m.hooks.weight_transform = [quantized_layout, tied, tied_q](const Var& w, const HookSite& site) -> Var {
     const std::string& name = *site.name;
     // A tied lm_head arrives with the embedding's name, so it gets the embedding's layout.
-    for (const Entry& e : *layouts) {
-      if (e.name != name) continue;
-      if (!e.layout.quantized()) return w;
-      WeightLayout l = e.layout;
-      std::string n = e.name;
-      // STE: d(latent) = d(quantized). A weight used once per forward (every one but a tied
-      // embedding, which has two sites) gets a quantized copy that shares the latent's
-      // gradient buffer, so the backward adds into it directly: no second [d_out, d_in]
-      // gradient per matrix (2.4 GB at Qwen3-0.6B), the same bits as the STE op with one
-      // micro-batch (0 + g = g), and with accumulation the same sum in another fp32 order.
-      const bool shared_grad = w.requires_grad() && w.has_grad() && grad_enabled();
-      Var latent = w;  // a handle: shares the latent's data and gradient
-      if (name != tied && shared_grad) {
-        Tensor q = Tensor::empty(w.shape());
-        fake_quant_weight(n, w.value(), q, l);
-        return Var::param(q, latent.grad());
-      }
-      if (name == tied && site.site == LinearSite::LmHead && tied_q->data() && tied_q->shape() == w.shape()) {
-        // The head's gradient goes straight into the latent's buffer: the head's backward runs
-        // before the embedding's (recorded later), so with one micro-batch the buffer gets
-        // 0 + g_head and then the embedding STE's sum, the same bits as two STE ops.
-        if (shared_grad) return Var::param(*tied_q, latent.grad());
-        return Var(*tied_q, false);
-      }
-      Var out = ste(w, [l, n](const Tensor& in, Tensor& out) { fake_quant_weight(n, in, out, l); });
-      if (name == tied) *tied_q = site.site == LinearSite::Embedding ? out.value() : Tensor();
-      return out;
+    const Entry* e = quantized_layout(name);
+    if (!e) return w;
+    const WeightLayout l = e->layout;
+    const std::string n = e->name;
+    // STE: d(latent) = d(quantized). A weight used once per forward (every one but a tied
+    // embedding, which has two sites) gets a quantized copy that shares the latent's
+    // gradient buffer, so the backward adds into it directly: no second [d_out, d_in]
+    // gradient per matrix (2.4 GB at Qwen3-0.6B), the same bits as the STE op with one
+    // micro-batch (0 + g = g), and with accumulation the same sum in another fp32 order.
+    const bool shared_grad = w.requires_grad() && w.has_grad() && grad_enabled();
+    Var latent = w;  // a handle: shares the latent's data and gradient
+    if (name != tied && shared_grad) {
+      Tensor q = Tensor::empty(w.shape());
+      fake_quant_weight(n, w.value(), q, l);
+      return Var::param(q, latent.grad());
     }
-    return w;
+    if (name == tied && site.site == LinearSite::LmHead && tied_q->data() && tied_q->shape() == w.shape()) {
+      // The head's gradient goes straight into the latent's buffer: the head's backward runs
+      // before the embedding's (recorded later), so with one micro-batch the buffer gets
+      // 0 + g_head and then the embedding STE's sum, the same bits as two STE ops.
+      if (shared_grad) return Var::param(*tied_q, latent.grad());
+      return Var(*tied_q, false);
+    }
+    Var out = ste(w, [l, n](const Tensor& in, Tensor& out) { fake_quant_weight(n, in, out, l); });
+    if (name == tied) *tied_q = site.site == LinearSite::Embedding ? out.value() : Tensor();
+    return out;
   };
   if (spec.a8) {
     m.hooks.input_transform = [G](const Var& x, const HookSite&) -> Var {
