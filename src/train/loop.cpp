@@ -1,6 +1,7 @@
 #include "train/loop.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include "core/error.h"
 
@@ -43,6 +44,35 @@ int64_t restore_state(const Checkpoint& ck, Model& m, AdamW& opt) {
   opt.v() = ck.adam_v;
   opt.set_steps_done(ck.meta.step);
   return ck.meta.step;
+}
+
+void save_train_state(const std::string& dir, int64_t step, const Json& run, const Model& m, AdamW& opt,
+                      const std::array<uint64_t, 4>* rng) {
+  CheckpointMeta meta;
+  meta.step = step;
+  meta.data_cursor = uint64_t(step);
+  if (rng) meta.rng = *rng;
+  meta.config = run;
+  save_checkpoint(dir, meta, m.params.data(), opt.m().data(), opt.v().data(), size_t(m.params.numel()));
+}
+
+StepReport::StepReport(const std::string& out_dir, std::vector<std::string> columns, bool resume, int64_t step0,
+                       int64_t total_steps, bool progress, int ppl_decimals)
+    : out_(out_dir),
+      csv_(out_dir + "/metrics.csv", std::move(columns), resume, double(step0)),
+      progress_(progress ? new ProgressLine(total_steps, 10) : nullptr),
+      ppl_decimals_(ppl_decimals) {}
+
+void StepReport::step(const std::vector<double>& row, int64_t step, double loss, double tokens, double val_ppl) {
+  csv_.row(row);
+  if (progress_)
+    progress_->update(step, loss, tokens,
+                      std::isfinite(val_ppl) ? strfmt("val_ppl %.*f", ppl_decimals_, val_ppl) : std::string());
+}
+
+void StepReport::finish(bool chart) {
+  if (progress_) progress_->finish();
+  if (chart) write_metrics_chart(out_ + "/metrics.csv", out_ + "/chart.svg");
 }
 
 }  // namespace razor

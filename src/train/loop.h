@@ -3,17 +3,22 @@
 // restore of a checkpoint's state, the eval / checkpoint cadence. Each loop keeps only what is
 // its own (pretraining: CE on token windows; QAD: the teacher store, the distillation losses,
 // data parallelism).
+// Also the per-step report both print: a metrics.csv row, the progress line, the chart.
 // Deliberately not here: the losses (distill/), the checkpoint format (train/checkpoint.h),
-// metrics files and progress lines (train/metrics.h).
+// the CSV and SVG writers themselves (train/metrics.h).
 #pragma once
+#include <array>
 #include <cstdint>
 #include <initializer_list>
+#include <memory>
 #include <string>
+#include <vector>
 
 #include "io/json.h"
 #include "nn/model.h"
 #include "train/adamw.h"
 #include "train/checkpoint.h"
+#include "train/metrics.h"
 
 namespace razor {
 
@@ -37,5 +42,30 @@ int64_t restore_state(const Checkpoint& ck, Model& m, AdamW& opt);
 inline bool cadence_due(int64_t every, int64_t step, int64_t total) {
   return (every > 0 && step % every == 0) || step == total;
 }
+
+// Writes the state after 1-based step `step` to dir (train/checkpoint.h): m's parameters, opt's
+// moments, the run configuration, and the data RNG's state when given (else zeros).
+void save_train_state(const std::string& dir, int64_t step, const Json& run, const Model& m, AdamW& opt,
+                      const std::array<uint64_t, 4>* rng = nullptr);
+
+// What a loop reports after each step: one metrics.csv row (OUT/metrics.csv, appended after
+// the resumed step on --resume), the progress line on stderr (with "val_ppl X" on the steps
+// that evaluated), and at the end OUT/chart.svg.
+class StepReport {
+ public:
+  // ppl_decimals: how val_ppl prints on the progress line; progress=false: no progress line.
+  StepReport(const std::string& out_dir, std::vector<std::string> columns, bool resume, int64_t step0,
+             int64_t total_steps, bool progress, int ppl_decimals);
+  // row: the step's values in column order; loss and tokens (this step's) feed the progress line.
+  void step(const std::vector<double>& row, int64_t step, double loss, double tokens, double val_ppl);
+  // Ends the progress line; chart=true also draws OUT/chart.svg from the metrics.
+  void finish(bool chart);
+
+ private:
+  std::string out_;
+  MetricsCsv csv_;
+  std::unique_ptr<ProgressLine> progress_;
+  int ppl_decimals_;
+};
 
 }  // namespace razor

@@ -101,22 +101,13 @@ void run_pretrain(const PretrainOptions& opt_in) {
   write_file_atomic(opt.out + "/run.json", run.dump(2) + "\n");
 
   BatchSampler sampler(train, opt.batch, opt.seq, opt.seed);
-  MetricsCsv csv(opt.out + "/metrics.csv", {"step", "loss", "lr", "grad_norm", "tokens_per_s", "val_ppl"},
-                 opt.resume, double(start));
-  ProgressLine progress(opt.steps, 10);
+  StepReport report(opt.out, {"step", "loss", "lr", "grad_norm", "tokens_per_s", "val_ppl"}, opt.resume, start,
+                    opt.steps, /*progress=*/true, 2);
   const int B = opt.batch, T = opt.seq;
   std::vector<int32_t> window(size_t(B * (T + 1))), ids(size_t(B * T)), targets(size_t(B * T));
   std::vector<uint8_t> mask(window.size());  // 0: padding or a prompt token (records, chat)
   log_note("razor pretrain: %lld parameters, %s, %llu training tokens, %d threads\n",
            (long long)m.num_params(), data.description.c_str(), (unsigned long long)train.size(), num_threads());
-
-  auto save_ckpt = [&](int64_t step) {
-    CheckpointMeta meta;
-    meta.step = step;
-    meta.data_cursor = uint64_t(step);
-    meta.config = run;
-    save_checkpoint(ckpt_dir, meta, m.params.data(), adam.m().data(), adam.v().data(), P);
-  };
 
   for (int64_t step = start; step < opt.steps; ++step) {
     double t0 = now_seconds();
@@ -144,13 +135,10 @@ void run_pretrain(const PretrainOptions& opt_in) {
     double val = NAN;
     if (valid && cadence_due(opt.eval_every, step + 1, opt.steps))
       val = eval_perplexity(m, *valid, T, opt.eval_windows).ppl;
-    csv.row({double(step + 1), loss, lr, gnorm, tps, val});
-    progress.update(step + 1, loss, double(B) * T * opt.accum,
-                    std::isfinite(val) ? strfmt("val_ppl %.2f", val) : std::string());
-    if (cadence_due(opt.ckpt_every, step + 1, opt.steps)) save_ckpt(step + 1);
+    report.step({double(step + 1), loss, lr, gnorm, tps, val}, step + 1, loss, double(B) * T * opt.accum, val);
+    if (cadence_due(opt.ckpt_every, step + 1, opt.steps)) save_train_state(ckpt_dir, step + 1, run, m, adam);
   }
-  progress.finish();
-  write_metrics_chart(opt.out + "/metrics.csv", opt.out + "/chart.svg");
+  report.finish(/*chart=*/true);
 
   const std::string model_dir = opt.out + "/model";
   m.save(model_dir, opt.bf16);

@@ -388,6 +388,139 @@ static void allreduce_step(float* grads, size_t P, bool has_last, size_t L1, std
   lg.comm_s = now_seconds() - tc;
 }
 
+// Resolves the defaults that depend on the run (output folder, store, data, validation shard)
+// and prepares the token shards; rank 0 builds the token cache first, the others then find it
+// (or build their own copy when the cache directory is not shared).
+static PreparedData resolve_paths(QadConfig& c, bool lead, int ranks) {
+  if (c.out.empty()) {
+    char name[96];
+    std::snprintf(name, sizeof name, "runs/qad-rho%g-g%d%s%s", c.rho, c.group, c.a8 ? "-a8" : "", c.kv8 ? "-kv8" : "");
+    c.out = name;
+  }
+  if (c.resume && lead && !checkpoint_exists(c.out + "/checkpoint"))  // before any data or teacher work
+    fail("--resume: %s/checkpoint has no checkpoint", c.out.c_str());
+  make_dirs(c.out);
+  if (c.store.empty()) c.store = c.out + "/store";
+  if (c.data.empty()) c.data = "default";
+  PreparedData prep;
+  if (lead) prep = prepare_data(c.data, c.teacher_dir + "/tokenizer.json", c.cache_dir, c.records);
+  if (ranks > 1) dist_barrier();
+  if (!lead) prep = prepare_data(c.data, c.teacher_dir + "/tokenizer.json", c.cache_dir, c.records);
+  if (c.valid.empty()) {
+    c.valid = prep.valid_shard;
+  } else if (!ends_with(c.valid, ".tok")) {
+    fail("--valid: %s: give a token shard (.tok); text validation data comes with --data", c.valid.c_str());
+  }
+  return prep;
+}
+
+// The trainable student: the teacher's weights with the quantizer hooks of `spec` installed.
+static std::unique_ptr<Model> load_student(const QadConfig& c, const StoreInfo& si, const QuantSpec& spec) {
+  std::unique_ptr<Model> student = Model::load(c.teacher_dir, /*trainable=*/true);
+  if (student->cfg.num_hidden_layers != si.num_layers || student->cfg.hidden_size != si.hidden_size ||
+      student->cfg.vocab_size != si.vocab_size)
+    fail("%s: store shape (L=%lld C=%lld V=%lld) does not match the teacher %s", c.store.c_str(),
+         (long long)si.num_layers, (long long)si.hidden_size, (long long)si.vocab_size, c.teacher_dir.c_str());
+  install_quant_hooks(*student, spec);
+  return student;
+}
+
+// --resume: rank 0 reads the checkpoint (its configuration must be this run's), the others get
+// the state by broadcast. Returns the step to continue from (0 without --resume).
+static int64_t resume_student(const QadConfig& c, const Json& run, int ranks, bool lead, int64_t total_steps,
+                              Model& student, AdamW& opt) {
+  if (!c.resume) return 0;
+  const size_t P = size_t(student.params.numel());
+  const std::string ckpt_dir = c.out + "/checkpoint";
+  int64_t step0 = 0;
+  if (lead) {
+    if (!checkpoint_exists(ckpt_dir)) fail("--resume: %s has no checkpoint", ckpt_dir.c_str());
+    Checkpoint ck = load_checkpoint(ckpt_dir);
+    check_resume_config(ck.meta.config, run, ck.loaded_from);
+    if (ck.params.size() != P) fail("%s: %zu parameters, the student has %zu", ck.loaded_from.c_str(), ck.params.size(), P);
+    step0 = restore_state(ck, student, opt);
+    if (c.log) std::fprintf(c.log, "resuming %s at step %lld of %lld\n", ck.loaded_from.c_str(), (long long)step0,
+                            (long long)total_steps);
+    if (c.log) std::fflush(c.log);
+  }
+  if (ranks > 1) {
+    dist_broadcast(&step0, sizeof step0, 0);
+    dist_broadcast(student.params.data(), P * sizeof(float), 0);
+    dist_broadcast(opt.m().data(), P * sizeof(float), 0);
+    dist_broadcast(opt.v().data(), P * sizeof(float), 0);
+    opt.set_steps_done(step0);
+  }
+  return step0;
+}
+
+// metrics.csv's columns: the losses, one per AFD layer a step can select (*n_layer_cols), then
+// lr, grad_norm, tokens_per_s, val_ppl.
+static std::vector<std::string> metric_columns(const QadConfig& c, const StoreInfo& si, int* n_layer_cols) {
+  std::vector<std::string> cols = {"step", "loss", "loss_ce", "loss_feature", "loss_logit", "fkl", "rkl", "lambda"};
+  *n_layer_cols = c.feature_none ? 0
+                  : c.distill.afd_mode == AfdMode::Adaptive ? std::min<int>(c.distill.afd_k, int(si.num_layers))
+                  : c.distill.afd_mode == AfdMode::Fixed    ? 3
+                                                            : int(c.distill.afd_layers.size());
+  for (int i = 0; i < *n_layer_cols; ++i) cols.push_back("afd_layer" + std::to_string(i + 1));
+  for (const char* k : {"lr", "grad_norm", "tokens_per_s", "val_ppl"}) cols.push_back(k);
+  return cols;
+}
+
+// One optimizer step s (0-based): this rank's micro-batches of the global batch, the gradient
+// allreduce under data parallelism, AdamW. Returns the step's log (loss terms, lr, norm, speed).
+struct QadStepper {
+  const QadConfig& c;
+  Model& student;
+  AdamW& opt;
+  StoreReader& store;
+  SequenceOrder order;  // the store sequence of each global sample
+  const LrSchedule& sched;
+  LossWeights w;
+  int rank, ranks;
+  size_t L1;  // AFD layer ids a step can log
+  std::vector<double> stats;
+  std::vector<SequenceView> views;
+  std::vector<int32_t> ids;
+
+  QadStepLog step(int64_t s) {
+    const double t0 = now_seconds();
+    const int64_t B = c.batch, T = c.seq;
+    views.resize(size_t(B));
+    ids.resize(size_t(B * T));
+    QadStepLog lg;
+    lg.step = s + 1;
+    student.zero_grad();
+    for (int a = rank; a < c.accum; a += ranks) {
+      for (int64_t b = 0; b < B; ++b) {
+        int64_t j = (s * c.accum + a) * B + b;
+        views[size_t(b)] = store.sequence(order.at(j));
+        std::copy_n(views[size_t(b)].ids, T, &ids[size_t(b * T)]);
+      }
+      micro_batch(student, ids, views, c, w, 1.0 / double(c.accum), &lg);
+    }
+    if (ranks > 1) allreduce_step(student.grads.data(), size_t(student.params.numel()),
+                                  (c.accum - 1) % ranks == rank, L1, &stats, &lg);
+    lg.lr = sched.lr_at(s);
+    lg.grad_norm = opt.step(student.params.data(), student.grads.data(), float(lg.lr));
+    if (!std::isfinite(lg.grad_norm))
+      fail("step %lld: the gradient norm is not finite (loss %g); lower --lr or check the teacher store",
+           (long long)(s + 1), lg.loss);
+    lg.seconds = now_seconds() - t0;
+    lg.tokens_per_s = double(int64_t(c.batch) * c.accum * T) / lg.seconds;
+    return lg;
+  }
+};
+
+// The bits and bytes of the student's layout (the summary's size rows).
+static void account_bits(const Model& student, const QuantSpec& spec, QadSummary* sum) {
+  BitReport br = bit_report(model_matrices(student, spec));
+  sum->avg_bits = br.avg_bits;
+  sum->avg_bits_no_scales = br.avg_bits_no_scales;
+  sum->student_bytes = int64_t(std::ceil(double(br.quantized_params) * br.avg_bits / 8.0)) +
+                       (br.total_params - br.quantized_params) * 2;
+  sum->teacher_bytes = br.total_params * 2;
+}
+
 QadSummary run_qad(const QadConfig& cin) {
   QadConfig c = cin;
   // Data parallelism (core/dist.h): rank r runs micro-batches r, r+N, ... of every step.
@@ -400,41 +533,18 @@ QadSummary run_qad(const QadConfig& cin) {
   }
   if (c.threads > 0) set_num_threads(c.threads);
   check_qad_options(c);
-  if (c.out.empty()) {
-    char name[96];
-    std::snprintf(name, sizeof name, "runs/qad-rho%g-g%d%s%s", c.rho, c.group, c.a8 ? "-a8" : "", c.kv8 ? "-kv8" : "");
-    c.out = name;
-  }
-  if (c.resume && lead && !checkpoint_exists(c.out + "/checkpoint"))  // before any data or teacher work
-    fail("--resume: %s/checkpoint has no checkpoint", c.out.c_str());
-  make_dirs(c.out);
-  if (c.store.empty()) c.store = c.out + "/store";
-  if (c.data.empty()) c.data = "default";
-  // Train and validation shards (built and cached on first use; data.h).
-  // Rank 0 builds the token cache first; the others then find it (or build their own copy
-  // when the cache directory is not shared).
-  PreparedData prep;
-  if (lead) prep = prepare_data(c.data, c.teacher_dir + "/tokenizer.json", c.cache_dir, c.records);
-  if (ranks > 1) dist_barrier();
-  if (!lead) prep = prepare_data(c.data, c.teacher_dir + "/tokenizer.json", c.cache_dir, c.records);
-  if (c.valid.empty()) {
-    c.valid = prep.valid_shard;
-  } else if (!ends_with(c.valid, ".tok")) {
-    fail("--valid: %s: give a token shard (.tok); text validation data comes with --data", c.valid.c_str());
-  }
-  double a_task, a_feature, a_logit;
-  qad_default_weights(c.rho, &a_task, &a_feature, &a_logit);
-  if (c.a_task >= 0) a_task = c.a_task;
-  if (c.a_feature >= 0) a_feature = c.a_feature;
-  if (c.a_logit >= 0) a_logit = c.a_logit;
+  const PreparedData prep = resolve_paths(c, lead, ranks);
+  LossWeights w;
+  qad_default_weights(c.rho, &w.task, &w.feature, &w.logit);
+  if (c.a_task >= 0) w.task = c.a_task;
+  if (c.a_feature >= 0) w.feature = c.a_feature;
+  if (c.a_logit >= 0) w.logit = c.a_logit;
   FILE* log = c.log;
 
   // ---- teacher store (dumped when missing or unfinished)
-  const uint64_t t_hash = teacher_checkpoint_hash(c.teacher_dir);
-  const uint64_t k_hash = tokenizer_file_hash(c.teacher_dir);
   ensure_teacher_store(c, prep.train_shard, log);
   StoreReader store(c.store, StoreVerify::Lazy);
-  store.check_compatible(t_hash, k_hash);
+  store.check_compatible(teacher_checkpoint_hash(c.teacher_dir), tokenizer_file_hash(c.teacher_dir));
   const StoreInfo& si = store.info();
   if (si.seq_len != c.seq)
     fail("--seq: the store %s holds sequences of %lld tokens, not %d (give --seq %lld or another --store)",
@@ -442,156 +552,77 @@ QadSummary run_qad(const QadConfig& cin) {
   const int64_t N = store.num_sequences();
   RZ_CHECK(N >= 1, "%s: the teacher store holds no sequences", c.store.c_str());
 
-  // ---- student, optimizer
-  std::unique_ptr<Model> student = Model::load(c.teacher_dir, /*trainable=*/true);
-  if (student->cfg.num_hidden_layers != si.num_layers || student->cfg.hidden_size != si.hidden_size ||
-      student->cfg.vocab_size != si.vocab_size)
-    fail("%s: store shape (L=%lld C=%lld V=%lld) does not match the teacher %s", c.store.c_str(),
-         (long long)si.num_layers, (long long)si.hidden_size, (long long)si.vocab_size, c.teacher_dir.c_str());
+  // ---- student, optimizer, schedule, resume
   QuantSpec spec;
   spec.plan = PrecisionPlan{c.rho, c.group, c.beta};
   spec.a8 = c.a8;
   spec.kv8 = c.kv8;
   if (!c.plan.empty()) spec.overrides = load_plan(c.plan);
-  install_quant_hooks(*student, spec);
-  const size_t P = size_t(student->params.numel());
+  std::unique_ptr<Model> student = load_student(c, si, spec);
   AdamW opt = make_optimizer(*student, c.weight_decay);
-
   const int64_t per_step = int64_t(c.batch) * c.accum;
   int64_t total_steps = c.steps > 0 ? c.steps : int64_t(std::ceil(c.epochs * double(N) / double(per_step)));
   RZ_CHECK(total_steps >= 1, "--steps/--epochs: the run has no step (epochs %g, %lld sequences)", c.epochs,
            (long long)N);
   const LrSchedule sched = make_schedule(c.schedule, c.lr, total_steps, c.warmup_frac);
-
-  Json run = config_json(c, si, a_task, a_feature, a_logit, total_steps);
+  Json run = config_json(c, si, w.task, w.feature, w.logit, total_steps);
   run.set("ranks", int64_t(ranks));  // informative: a resume may use another N
   if (lead && ranks > 1 && c.accum % ranks != 0 && log)
     std::fprintf(log, "note: --accum %d is not a multiple of the %d ranks: some ranks idle part of each step\n",
                  c.accum, ranks);
-  const std::string ckpt_dir = c.out + "/checkpoint";
-  int64_t step0 = 0;
-  if (c.resume && lead) {  // rank 0 reads the checkpoint, the others get it by broadcast
-    if (!checkpoint_exists(ckpt_dir)) fail("--resume: %s has no checkpoint", ckpt_dir.c_str());
-    Checkpoint ck = load_checkpoint(ckpt_dir);
-    check_resume_config(ck.meta.config, run, ck.loaded_from);
-    if (ck.params.size() != P) fail("%s: %zu parameters, the student has %zu", ck.loaded_from.c_str(), ck.params.size(), P);
-    step0 = restore_state(ck, *student, opt);
-    if (log) std::fprintf(log, "resuming %s at step %lld of %lld\n", ck.loaded_from.c_str(), (long long)step0,
-                          (long long)total_steps);
-    if (log) std::fflush(log);
-  }
-  if (c.resume && ranks > 1) {
-    dist_broadcast(&step0, sizeof step0, 0);
-    dist_broadcast(student->params.data(), P * sizeof(float), 0);
-    dist_broadcast(opt.m().data(), P * sizeof(float), 0);
-    dist_broadcast(opt.v().data(), P * sizeof(float), 0);
-    opt.set_steps_done(step0);
-  }
+  const int64_t step0 = resume_student(c, run, ranks, lead, total_steps, *student, opt);
   if (lead) write_file_atomic(c.out + "/run.json", run.dump(2) + "\n");
 
-  // ---- logs
-  std::vector<std::string> cols = {"step", "loss", "loss_ce", "loss_feature", "loss_logit", "fkl", "rkl", "lambda"};
-  int n_layer_cols = c.feature_none ? 0
-                     : c.distill.afd_mode == AfdMode::Adaptive ? std::min<int>(c.distill.afd_k, int(si.num_layers))
-                     : c.distill.afd_mode == AfdMode::Fixed    ? 3
-                                                               : int(c.distill.afd_layers.size());
-  for (int i = 0; i < n_layer_cols; ++i) cols.push_back("afd_layer" + std::to_string(i + 1));
-  for (const char* k : {"lr", "grad_norm", "tokens_per_s", "val_ppl"}) cols.push_back(k);
-  const std::string csv_path = c.out + "/metrics.csv";
-  std::unique_ptr<MetricsCsv> csv;
-  if (lead) csv.reset(new MetricsCsv(csv_path, cols, c.resume, double(step0)));
+  // ---- logs, validation data, teacher reference
+  int n_layer_cols = 0;
+  std::unique_ptr<StepReport> report;
+  if (lead) report.reset(new StepReport(c.out, metric_columns(c, si, &n_layer_cols), c.resume, step0, total_steps,
+                                        c.progress, 3));
   std::unique_ptr<std::ofstream> jlog;
   if (lead && !c.log_json.empty()) {
     if (c.resume) trim_json_log(c.log_json, step0);
     jlog.reset(new std::ofstream(c.log_json, c.resume ? std::ios::app : std::ios::trunc));
     if (!*jlog) fail("--log-json: cannot write %s", c.log_json.c_str());
   }
-
-  // ---- validation data, teacher reference
   std::unique_ptr<TokenShard> valid;
   if (lead && !c.valid.empty()) valid.reset(new TokenShard(c.valid));
   QadSummary sum;
   sum.teacher_ppl = sum.student_ppl = NAN;
-  if (valid) {
-    std::unique_ptr<Model> teacher = Model::load(c.teacher_dir, /*trainable=*/false);
-    sum.teacher_ppl = eval_perplexity(*teacher, *valid, c.seq, c.eval_windows, c.batch).ppl;
-    // not held through training (2.4 GB at Qwen3-0.6B); loaded again for the summary
-  }
+  if (valid)  // the teacher is not held through training (2.4 GB at Qwen3-0.6B); loaded again for the summary
+    sum.teacher_ppl = eval_perplexity(*Model::load(c.teacher_dir, false), *valid, c.seq, c.eval_windows, c.batch).ppl;
 
   // ---- the loop
-  SequenceOrder order(N, c.seed);
-  ProgressLine progress(total_steps, 10);
+  QadStepper stepper{c, *student, opt, store, SequenceOrder(N, c.seed), sched, w, rank, ranks, size_t(si.num_layers) + 1, {}, {}, {}};
   double tokens_total = 0, seconds_total = 0, comm_total = 0;
-  const size_t L1 = size_t(si.num_layers) + 1;  // AFD layer ids a step can log
-  std::vector<double> stats;                    // allreduce_step's buffer
-  std::vector<SequenceView> views(size_t(c.batch));
-  std::vector<int32_t> ids(size_t(c.batch) * size_t(c.seq));
-  const int64_t B = c.batch, T = c.seq;
-  const double inv = 1.0 / double(c.accum);
   for (int64_t s = step0; s < total_steps; ++s) {
-    double t0 = now_seconds();
-    QadStepLog lg;
-    lg.step = s + 1;
-    student->zero_grad();
-    for (int a = rank; a < c.accum; a += ranks) {
-      for (int64_t b = 0; b < B; ++b) {
-        int64_t j = (s * c.accum + a) * B + b;
-        views[size_t(b)] = store.sequence(order.at(j));
-        std::copy_n(views[size_t(b)].ids, T, &ids[size_t(b * T)]);
-      }
-      micro_batch(*student, ids, views, c, LossWeights{a_task, a_feature, a_logit}, inv, &lg);
-    }
-    if (ranks > 1) {
-      allreduce_step(student->grads.data(), P, (c.accum - 1) % ranks == rank, L1, &stats, &lg);
-      comm_total += lg.comm_s;
-    }
-    lg.lr = sched.lr_at(s);
-    lg.grad_norm = opt.step(student->params.data(), student->grads.data(), float(lg.lr));
-    if (!std::isfinite(lg.grad_norm))
-      fail("step %lld: the gradient norm is not finite (loss %g); lower --lr or check the teacher store",
-           (long long)(s + 1), lg.loss);
-    double dt = now_seconds() - t0;
-    lg.tokens_per_s = double(per_step * T) / dt;
-    tokens_total += double(per_step * T);
-    seconds_total += dt;
-
+    QadStepLog lg = stepper.step(s);
+    tokens_total += double(per_step * c.seq);
+    seconds_total += lg.seconds;
+    comm_total += lg.comm_s;
     double vppl = NAN;
-    if (valid && cadence_due(c.eval_every, s + 1, total_steps)) {
-      vppl = eval_perplexity(*student, *valid, c.seq, c.eval_windows, c.batch).ppl;
-      sum.student_ppl = vppl;
-    }
+    if (valid && cadence_due(c.eval_every, s + 1, total_steps))
+      sum.student_ppl = vppl = eval_perplexity(*student, *valid, c.seq, c.eval_windows, c.batch).ppl;
     std::vector<double> row = {double(s + 1), lg.loss, lg.ce, lg.feature, lg.logit, lg.fkl, lg.rkl, lg.lambda};
     for (int i = 0; i < n_layer_cols; ++i) row.push_back(i < int(lg.layers.size()) ? double(lg.layers[size_t(i)]) : NAN);
     row.insert(row.end(), {lg.lr, lg.grad_norm, lg.tokens_per_s, vppl});
-    if (csv) csv->row(row);
-    if (jlog) {
-      *jlog << lg.json() << "\n";
-      jlog->flush();
-    }
+    if (report) report->step(row, s + 1, lg.loss, double(per_step * c.seq), vppl);
+    if (jlog) *jlog << lg.json() << "\n" << std::flush;
     sum.log.push_back(lg);
-    if (c.progress) {
-      char extra[64] = "";
-      if (std::isfinite(vppl)) std::snprintf(extra, sizeof extra, "val_ppl %.3f", vppl);
-      progress.update(s + 1, lg.loss, double(per_step * T), extra);
-    }
     const bool ckpt_due = cadence_due(c.ckpt_every, s + 1, total_steps);
-    if (ckpt_due && ranks > 1) sync_replicas(student->params.data(), opt.m().data(), opt.v().data(), P, log);
+    if (ckpt_due && ranks > 1) sync_replicas(student->params.data(), opt.m().data(), opt.v().data(),
+                                           size_t(student->params.numel()), log);
     if (lead && ckpt_due) {
-      CheckpointMeta meta;
-      meta.step = s + 1;
-      meta.data_cursor = uint64_t(s + 1);
-      Rng r(c.seed);
-      std::copy(r.s, r.s + 4, meta.rng.begin());
-      meta.config = run;
-      save_checkpoint(ckpt_dir, meta, student->params.data(), opt.m().data(), opt.v().data(), P);
+      const Rng r(c.seed);
+      const std::array<uint64_t, 4> rng = {r.s[0], r.s[1], r.s[2], r.s[3]};
+      save_train_state(c.out + "/checkpoint", s + 1, run, *student, opt, &rng);
     }
     if (c.stop_after >= 0 && s + 1 >= c.stop_after) {
-      if (c.progress) progress.finish();
+      if (report) report->finish(/*chart=*/false);
       sum.steps = s + 1;
       return sum;
     }
   }
-  if (c.progress) progress.finish();
+  if (report) report->finish(/*chart=*/true);
   // Training is over and the checkpoint written: the moments are not needed for the outputs
   // (4.8 GB at Qwen3-0.6B, which the dequantized copy and the packing below would add to).
   std::vector<float>().swap(opt.m());
@@ -600,18 +631,8 @@ QadSummary run_qad(const QadConfig& cin) {
   sum.tokens_per_s = seconds_total > 0 ? tokens_total / seconds_total : 0;
   sum.ranks = ranks;
   sum.comm_fraction = seconds_total > 0 ? comm_total / seconds_total : 0;
-  if (lead) write_metrics_chart(csv_path, c.out + "/chart.svg");
-
-  // ---- bit accounting
-  BitReport br = bit_report(model_matrices(*student, spec));
-  sum.avg_bits = br.avg_bits;
-  sum.avg_bits_no_scales = br.avg_bits_no_scales;
-  sum.student_bytes = int64_t(std::ceil(double(br.quantized_params) * br.avg_bits / 8.0)) +
-                      (br.total_params - br.quantized_params) * 2;
-  sum.teacher_bytes = br.total_params * 2;
-  if (!c.final_outputs || !lead) return sum;
-
-  write_outputs(c, *student, spec, ranks, &sum);
+  account_bits(*student, spec, &sum);
+  if (c.final_outputs && lead) write_outputs(c, *student, spec, ranks, &sum);
   return sum;
 }
 

@@ -84,6 +84,7 @@ struct QadStepLog {
   std::vector<int> layers;  // AFD layers of the last micro-batch
   double lr = 0, grad_norm = 0, tokens_per_s = 0;
   double comm_s = 0;  // seconds in the gradient allreduce (0 with one rank)
+  double seconds = 0;  // the step's wall time
   std::string json() const;
 };
 
