@@ -274,6 +274,48 @@ TEST_SUITE("infer") {
     CHECK_THROWS_AS(e.forward(&bad, 1), Error);
   }
 
+  TEST_CASE("forward_cached: incremental decoding equals the full forward's last row bit for bit") {
+    // Task evaluation's greedy generation on a checkpoint runs each new token through
+    // Model::forward_cached (a KV cache) instead of the whole prefix again. Every row must come
+    // out as the full forward computes it: full precision and A8 + KV8 fake-quant (both
+    // per-row), steps of 1..3 tokens, past one 64-key block of the attention (positions 0..99),
+    // tied (G 64) and untied (G 256) heads.
+    for (int G : {64, 256}) {
+      CAPTURE(G);
+      for (bool quant : {false, true}) {
+        CAPTURE(quant);
+        auto m = random_model(parity_config(G), 11, 0.05f);
+        if (quant) pack_then_hook(*m, 0.125, G);
+        const int64_t V = m->cfg.vocab_size;
+        const std::vector<int32_t> ids = prompt_ids(100, int(V), 5);
+        NoGradGuard ng;
+        KvCache cache;
+        size_t done = 0, step = 5;  // a 5-token prompt, then 1, 2, 3, 1, 2, 3 ... tokens
+        int mismatches = 0;
+        while (done < ids.size()) {
+          const size_t n = std::min(step, ids.size() - done);
+          const std::vector<int32_t> next(ids.begin() + long(done), ids.begin() + long(done + n));
+          Var z = m->forward_cached(next, cache);
+          done += n;
+          REQUIRE(cache.len == int64_t(done));
+          REQUIRE(z.shape() == Shape{1, V});
+          const std::vector<float> full = reference_logits(*m, std::vector<int32_t>(ids.begin(), ids.begin() + long(done)));
+          if (std::memcmp(z.value().data(), full.data() + (done - 1) * size_t(V), size_t(V) * sizeof(float)) != 0)
+            ++mismatches;
+          step = step % 3 + 1;
+        }
+        CHECK(mismatches == 0);
+        // Past the context: an error, not a read beyond the RoPE table.
+        std::vector<int32_t> more(size_t(m->cfg.max_position_embeddings - cache.len + 1), 1);
+        CHECK_THROWS_AS(m->forward_cached(more, cache), Error);
+      }
+    }
+    // Training mode is refused (the cache path keeps no tape).
+    auto m = random_model(parity_config(64), 11, 0.05f);
+    KvCache cache;
+    CHECK_THROWS_AS(m->forward_cached({1, 2}, cache), Error);
+  }
+
   TEST_CASE("engine: one-region decode equals the general path bit for bit, any thread count") {
     // The one-region decode (run_decode) must compute every value with the general path's
     // operations: same codes, same sums, same order. Steps of 1..4 tokens, all logits and last

@@ -59,6 +59,10 @@ Var rope(const Var& x, const RopeTable& table, int64_t pos0 = 0);
 // from basic ops and is used by tests to hold the fused op equal.
 Var attention(const Var& q, const Var& k, const Var& v);
 Var attention_composed(const Var& q, const Var& k, const Var& v);
+// Incremental decoding: the queries q [B, Tq, H, D] are the last Tq of the Tk positions of k, v
+// [B, Tk, K, D] (a KV cache plus the new rows). Each output row equals attention()'s row of the
+// same position over the whole sequence, bit for bit. No gradient.
+Var attention_cached(const Var& q, const Var& k, const Var& v);
 
 // ---- losses (ops_loss.cpp)
 // logits [N, V], targets [N] with -1 = ignore -> mean over non-ignored positions, [1].

@@ -109,35 +109,33 @@ inline void axpy_rows(const float* w, const float* rows, int64_t stride, int64_t
 // The backward, beside the forward below it (same stem).
 static void attention_backward(Var& q, Var& k, Var& v, Var& out, const Tensor& lse, const AttnDims& a, float scale);
 
-// q [B, T, H, D], k, v [B, T, K, D] -> [B, T, H, D]
-Var attention(const Var& q, const Var& k, const Var& v) {
-  const AttnDims a = attn_dims("attention", q, k, v);
-  const int64_t B = a.B, T = a.T, H = a.H, K = a.K, D = a.D, G = a.G;
+// The forward of both attention() (Tq = Tk) and attention_cached() (the queries are the last Tq
+// of Tk positions): query t sees keys 0 .. Tk - Tq + t, streamed in kKeyBlock blocks from key 0,
+// so a query row's arithmetic is the same whichever of the two computes it. Q [B, Tq, H, D],
+// Kp, Vp [B, Tk, K, D] -> O [B, Tq, H, D] and, when lse is not null, lse [B, H, Tq].
+static void attention_forward(const float* Q, const float* Kp, const float* Vp, int64_t B, int64_t Tq, int64_t Tk,
+                              int64_t H, int64_t K, int64_t D, float* O, float* lse) {
+  const int64_t G = H / K, P = Tk - Tq;
   const float scale = float(1.0 / std::sqrt(double(D)));
-  Tensor o = Tensor::empty(q.shape());
-  Tensor lse = Tensor::empty(Shape{B, H, T});
-  const float* Q = q.value().data();
-  const float* Kp = k.value().data();
-  const float* Vp = v.value().data();
   const int64_t qs = H * D, ks = K * D;  // row strides over t
-  // attention_forward
 #pragma omp parallel
   {
-    const size_t nDT = size_t(D * T);
+    const size_t nDT = size_t(D * Tk);
     std::vector<float> Kt(nDT), sc(static_cast<size_t>(kKeyBlock)), acc(static_cast<size_t>(D));
 #pragma omp for schedule(dynamic, 1)
     for (int64_t bh = 0; bh < B * H; ++bh) {
       const int64_t b = bh / H, h = bh % H, kv = h / G;
-      const float* kb = Kp + b * T * ks + kv * D;
-      const float* vb = Vp + b * T * ks + kv * D;
-      transpose_rows(kb, ks, T, D, Kt.data());
-      for (int64_t t = 0; t < T; ++t) {
-        const float* qt = Q + (b * T + t) * qs + h * D;
+      const float* kb = Kp + b * Tk * ks + kv * D;
+      const float* vb = Vp + b * Tk * ks + kv * D;
+      transpose_rows(kb, ks, Tk, D, Kt.data());
+      for (int64_t t = 0; t < Tq; ++t) {
+        const int64_t last = P + t;  // the last key this query sees
+        const float* qt = Q + (b * Tq + t) * qs + h * D;
         float m = -std::numeric_limits<float>::infinity(), l = 0.0f;
         for (int64_t d = 0; d < D; ++d) acc[size_t(d)] = 0.0f;
-        for (int64_t j0 = 0; j0 <= t; j0 += kKeyBlock) {
-          const int64_t n = std::min(t + 1, j0 + kKeyBlock) - j0;
-          score_row(qt, Kt.data(), T, D, j0, n, scale, sc.data());
+        for (int64_t j0 = 0; j0 <= last; j0 += kKeyBlock) {
+          const int64_t n = std::min(last + 1, j0 + kKeyBlock) - j0;
+          score_row(qt, Kt.data(), Tk, D, j0, n, scale, sc.data());
           float bm = sc[0];
           for (int64_t jj = 1; jj < n; ++jj) bm = std::max(bm, sc[size_t(jj)]);
           const float mnew = std::max(m, bm);
@@ -152,19 +150,45 @@ Var attention(const Var& q, const Var& k, const Var& v) {
           axpy_rows(sc.data(), vb + j0 * ks, ks, n, D, acc.data());
           m = mnew;
         }
-        float* ot = o.data() + (b * T + t) * qs + h * D;
+        float* ot = O + (b * Tq + t) * qs + h * D;
         const float inv = 1.0f / l;
         for (int64_t d = 0; d < D; ++d) ot[d] = acc[size_t(d)] * inv;
-        lse[(b * H + h) * T + t] = m + std::log(l);
+        if (lse) lse[(b * H + h) * Tq + t] = m + std::log(l);
       }
     }
   }
+}
+
+// q [B, T, H, D], k, v [B, T, K, D] -> [B, T, H, D]
+Var attention(const Var& q, const Var& k, const Var& v) {
+  const AttnDims a = attn_dims("attention", q, k, v);
+  const int64_t B = a.B, T = a.T, H = a.H;
+  const float scale = float(1.0 / std::sqrt(double(a.D)));
+  Tensor o = Tensor::empty(q.shape());
+  Tensor lse = Tensor::empty(Shape{B, H, T});
+  attention_forward(q.value().data(), k.value().data(), v.value().data(), B, T, T, H, a.K, a.D, o.data(), lse.data());
   Var out = make_output(o, {&q, &k, &v});
   if (!out.requires_grad()) return out;
   tape().record([q = q, k = k, v = v, out, lse, a, scale]() mutable {
     attention_backward(q, k, v, out, lse, a, scale);
   });
   return out;
+}
+
+// q [B, Tq, H, D]: the last Tq of Tk positions; k, v [B, Tk, K, D] -> [B, Tq, H, D]. No gradient.
+Var attention_cached(const Var& q, const Var& k, const Var& v) {
+  const Shape& sq = q.shape();
+  const Shape& sk = k.shape();
+  if (sq.nd != 4 || sk.nd != 4 || sk != v.shape() || sk[0] != sq[0] || sk[3] != sq[3] || sk[1] < sq[1] ||
+      sk[2] <= 0 || sq[2] % sk[2] != 0)
+    fail("attention_cached: q %s, k %s, v %s (expected q [B, Tq, H, D], k and v [B, Tk, K, D], Tk >= Tq, H %% K == 0)",
+         sq.str().c_str(), sk.str().c_str(), v.shape().str().c_str());
+  RZ_CHECK(!q.requires_grad() && !k.requires_grad() && !v.requires_grad(),
+           "attention_cached: inference only (no gradient); run it under NoGradGuard");
+  Tensor o = Tensor::empty(sq);
+  attention_forward(q.value().data(), k.value().data(), v.value().data(), sq[0], sq[1], sk[1], sq[2], sk[2], sq[3],
+                    o.data(), nullptr);
+  return Var(o, false);
 }
 
 // attention_backward reads q, k, v (values), the output o, the saved lse [B, H, T] and dO.

@@ -127,8 +127,16 @@ ForwardResult Model::forward_to_head(const std::vector<int32_t>& ids, int64_t B,
   return forward_impl(ids, B, T, want_hidden, 0, false);
 }
 
+Var Model::forward_cached(const std::vector<int32_t>& ids, KvCache& cache) const {
+  RZ_CHECK(!grad_enabled(), "forward_cached: inference only; run it under NoGradGuard");
+  if (cache.k.empty()) cache.k.resize(layers.size()), cache.v.resize(layers.size());
+  RZ_CHECK(cache.k.size() == layers.size(), "forward_cached: the cache belongs to a model with %zu layers, not %zu",
+           cache.k.size(), layers.size());
+  return forward_impl(ids, 1, int64_t(ids.size()), false, cache.len, true, &cache).logits;
+}
+
 ForwardResult Model::forward_impl(const std::vector<int32_t>& ids, int64_t B, int64_t T, bool want_hidden,
-                                  int64_t pos0, bool want_logits) const {
+                                  int64_t pos0, bool want_logits, KvCache* cache) const {
   const int64_t V = cfg.vocab_size, C = cfg.hidden_size, H = cfg.num_attention_heads, K = cfg.num_key_value_heads,
                 D = cfg.head_dim;
   const float eps = float(cfg.rms_norm_eps);
@@ -171,7 +179,18 @@ ForwardResult Model::forward_impl(const std::vector<int32_t>& ids, int64_t B, in
     q = rope(q, rope_table, pos0);
     k = kv(rope(k, rope_table, pos0), l, true);
     v = kv(v, l, false);
-    Var a = reshape(attention(q, k, v), {B, T, H * D});  // [B, T, H*D]
+    Var a;
+    if (cache) {  // the new rows join the cached ones; their queries see all of them
+      std::vector<float>& ck = cache->k[size_t(l)];
+      std::vector<float>& cv = cache->v[size_t(l)];
+      ck.insert(ck.end(), k.value().data(), k.value().data() + T * K * D);
+      cv.insert(cv.end(), v.value().data(), v.value().data() + T * K * D);
+      const Shape all{1, pos0 + T, K, D};
+      a = attention_cached(q, Var(Tensor::view_of(ck.data(), all), false), Var(Tensor::view_of(cv.data(), all), false));
+    } else {
+      a = attention(q, k, v);
+    }
+    a = reshape(a, {B, T, H * D});  // [B, T, H*D]
     x = add(x, lin(a, ly.o, LinearSite::O, l, ly.o_name));
     Var m = rmsnorm(x, ly.mlp_norm, eps);
     Var g = lin(m, ly.gate, LinearSite::Gate, l, ly.gate_name);  // [B, T, F]
@@ -181,6 +200,13 @@ ForwardResult Model::forward_impl(const std::vector<int32_t>& ids, int64_t B, in
   }
   r.last_layer = x;
   Var xf = rmsnorm(x, final_norm, eps);  // [B, T, C]
+  if (cache) {  // only the last position's logits
+    cache->len = pos0 + T;
+    Tensor last = Tensor::empty(Shape{1, C});
+    std::copy_n(xf.value().data() + (T - 1) * C, C, last.data());
+    r.logits = lin(Var(last, false), lm_head, LinearSite::LmHead, -1, lm_head_name);  // [1, V]
+    return r;
+  }
   if (want_hidden) r.hidden.push_back(xf);
   if (!want_logits) {  // the head's input and weight as lin() would use them
     HookSite site{LinearSite::LmHead, -1, lm_head_name};

@@ -68,6 +68,13 @@ struct Param {
   Var var;           // Var::param(value, grad), or a constant when not trainable
 };
 
+// Keys and values (after the KV hook) of the positions a forward_cached call has seen, per
+// layer: incremental decoding of a checkpoint model (task evaluation's greedy generation).
+struct KvCache {
+  std::vector<std::vector<float>> k, v;  // per layer [len, K, D]
+  int64_t len = 0;
+};
+
 struct ForwardResult {
   Var logits;                 // [B*T, V] (undefined from forward_to_head)
   Var head_x, head_w;         // forward_to_head: the lm_head's input [B*T, C] and weight [V, C], hooks applied
@@ -100,6 +107,11 @@ class Model {
   // for distill/losses.h head_losses, which never holds all [B*T, V] logits at once).
   ForwardResult forward_to_head(const std::vector<int32_t>& ids, int64_t B, int64_t T, bool want_hidden = false) const;
 
+  // Incremental, batch 1, no gradient: runs ids at positions cache.len.., appends their keys
+  // and values to the cache and returns the logits of the last of them [1, V]: the last row of
+  // forward() over the whole sequence (the same ops row by row; tests hold it bit for bit).
+  Var forward_cached(const std::vector<int32_t>& ids, KvCache& cache) const;
+
   bool trainable() const { return grads.data() != nullptr; }
   void zero_grad() {
     if (trainable()) grads.zero();
@@ -126,7 +138,7 @@ class Model {
 
  private:
   ForwardResult forward_impl(const std::vector<int32_t>& ids, int64_t B, int64_t T, bool want_hidden, int64_t pos0,
-                             bool want_logits) const;
+                             bool want_logits, KvCache* cache = nullptr) const;
   int64_t num_params_ = 0;
 };
 

@@ -71,15 +71,16 @@ class CheckpointTaskModel : public TaskModel {
   }
   std::string generate(const TaskItem& item) override {
     NoGradGuard ng;
-    std::vector<int32_t> ids = prompt_ids(tok_, item.prompt), gen;
+    std::vector<int32_t> next = prompt_ids(tok_, item.prompt), gen;
     const int64_t V = m_.cfg.vocab_size;
     std::string text;
-    for (int i = 0; i < item.max_tokens && !ids.empty(); ++i) {
-      if (int64_t(ids.size()) >= m_.cfg.max_position_embeddings) break;
-      Var logits = m_.forward(ids, 1, int64_t(ids.size())).logits;
-      const int32_t best = argmax(logits.value().data() + (int64_t(ids.size()) - 1) * V, V);
+    KvCache cache;  // each step runs only the new token (the prompt at once first)
+    for (int i = 0; i < item.max_tokens && !next.empty(); ++i) {
+      if (cache.len + int64_t(next.size()) > m_.cfg.max_position_embeddings) break;
+      Var logits = m_.forward_cached(next, cache);
+      const int32_t best = argmax(logits.value().data(), V);
       if (best == tok_.eos_id()) break;
-      ids.push_back(best);
+      next.assign(1, best);
       gen.push_back(best);
       text = tok_.decode(gen);
       if (generation_done(item, text)) break;

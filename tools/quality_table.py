@@ -1,0 +1,70 @@
+#!/usr/bin/env python3
+"""Collates tools/quality_table.sh's rows (one `razor eval --json` each) into docs/quality.md's
+markdown table. Groups with several rows (seeds) print mean +- std over the rows; single rows
+print each accuracy with its 95% confidence interval. "kept" is the lowest ratio, over the
+tasks, of the row's accuracy to the teacher's (the paper's shape: QAD 1.88 >= 0.90, 1.58 >= 0.80)."""
+import json, os, statistics, sys
+
+TASKS = ["arith", "word", "knowledge", "knowledge_mc", "nextsent_mc"]
+ORDER = ["teacher", "control", "ptq-rtn", "ptq-rtn-gamma", "ptq-ptqtp", "ptq-gptq", "ptq-awq", "qad",
+         "qad-1.88-seeds", "abl-A+C", "abl-F+E", "abl-F+F"]
+
+
+def score(r, task):
+    """(accuracy, ci95) of one task: exact match, or acc_norm for multiple choice."""
+    t = r.get("tasks", {}).get(task)
+    if not t:
+        return None
+    if "acc_norm" in t:
+        return t["acc_norm"], t["acc_norm_ci95"]
+    return t["exact_match"], t["exact_match_ci95"]
+
+
+def main(rows_dir):
+    rows = [json.load(open(os.path.join(rows_dir, f))) for f in sorted(os.listdir(rows_dir)) if f.endswith(".json")]
+    teacher = next((r for r in rows if r["name"] == "teacher"), None)
+    n = teacher["tasks"][TASKS[0]]["n"] if teacher and teacher.get("tasks") else 0
+    print("| row | bits | valid ppl | " + " | ".join(TASKS) + " | kept |")
+    print("|---|---|---|" + "---|" * len(TASKS) + "---|")
+
+    def kept(accs):
+        if not teacher:
+            return "-"
+        ratios = [a / score(teacher, t)[0] for t, a in zip(TASKS, accs) if a is not None and score(teacher, t)[0] > 0]
+        return "%.2f" % min(ratios) if ratios else "-"
+
+    groups = {}
+    for r in rows:
+        groups.setdefault(r["group"], []).append(r)
+    for g in sorted(groups, key=lambda g: (ORDER.index(g) if g in ORDER else 99, g)):
+        rs = groups[g]
+        if g in ("qad-1.88-seeds",) or g.startswith("abl-"):
+            if len(rs) == 0:
+                continue
+            ppl = [r["val_ppl"] for r in rs]
+            cells, means = [], []
+            for t in TASKS:
+                v = [score(r, t)[0] for r in rs if score(r, t)]
+                m = statistics.mean(v) if v else None
+                means.append(m)
+                sd = statistics.stdev(v) if len(v) > 1 else 0.0
+                cells.append("%.1f ± %.1f" % (100 * m, 100 * sd) if v else "-")
+            sd_ppl = statistics.stdev(ppl) if len(ppl) > 1 else 0.0
+            print("| %s, %d seeds (mean ± std) | %.3f | %.2f ± %.2f | %s | %s |" % (
+                rs[0]["label"], len(rs), rs[0]["bits"], statistics.mean(ppl), sd_ppl, " | ".join(cells), kept(means)))
+            continue
+        for r in sorted(rs, key=lambda r: -r["bits"]):
+            cells, accs = [], []
+            for t in TASKS:
+                s = score(r, t)
+                accs.append(s[0] if s else None)
+                cells.append("%.1f ± %.1f" % (100 * s[0], 100 * s[1]) if s else "-")
+            bits = "32 (fp32)" if r["bits"] >= 32 else "%.3f" % r["bits"]
+            print("| %s | %s | %.2f | %s | %s |" % (r["label"], bits, r["val_ppl"], " | ".join(cells), kept(accs)))
+    print()
+    print("Accuracies in %%, %d held-out items per task (exact match; multiple choice: acc_norm), +- the 95%% "
+          "confidence interval (binomial standard error) or, for seed groups, +- the std over seeds." % n)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1] if len(sys.argv) > 1 else "runs/quality/rows")

@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# Issue 20's reproduction table (docs/quality.md): the teacher, post-training quantization
+# (RTN, RTN-gamma, PTQTP, GPTQ, AWQ) and QAD at 4 / 2.79 / 1.88 / 1.58 bits, W-A8-KV8, G 64,
+# a full-precision control (the teacher fine-tuned with CE on the same data for the same steps
+# as QAD), the 1.88-bit QAD row over several seeds and the paper's ablations (A+E, A+C, F+E,
+# F+F). Every row is one `razor eval --json` (perplexity on WINDOWS x 256 validation tokens and
+# TASKS held-out items per built-in task); QAD students are scored as packed .razor files
+# through the inference engine. Resumable: a row whose $OUT/rows/NAME.json exists is not redone,
+# so run it again after an interruption (or with more SEEDS).
+#
+#   tools/quality_table.sh                       # everything below; the markdown table on stdout
+#   ROWS="teacher ptq qad" tools/quality_table.sh   # a subset (teacher ptq qad control seeds ablations)
+#
+# Choices (environment variables, defaults):
+#   TEACHER=data/teacher  OUT=runs/quality  THREADS=2  WINDOWS=32  TASKS=100
+#   STEPS=256    QAD (and control) steps, 8 x 256 tokens each: the default `razor train`'s run
+#   SEEDS="1 2 3"  data-order seeds of the 1.88-bit rows (QAD A+E and the ablations)
+#   METHODS="rtn rtn-gamma ptqtp gptq awq"  BITS="4 2.79 1.88 1.58"
+#   LR=5e-4      QAD's default peak learning rate; the control uses the same
+# One teacher store ($OUT/store, `razor teacher`, 2,048 sequences, the default run's) serves
+# every QAD row. The commands behind each row are in $OUT/rows/NAME.json ("command").
+set -euo pipefail
+cd "$(dirname "$0")/.."
+T=${TEACHER:-data/teacher}
+OUT=${OUT:-runs/quality}
+THREADS=${THREADS:-2}
+WINDOWS=${WINDOWS:-32}
+TASKS=${TASKS:-100}
+STEPS=${STEPS:-256}
+SEEDS=${SEEDS:-1 2 3}
+METHODS=${METHODS:-rtn rtn-gamma ptqtp gptq awq}
+BITS=${BITS:-4 2.79 1.88 1.58}
+LR=${LR:-5e-4}
+ROWS=${ROWS:-teacher ptq qad control seeds ablations}
+R=${RAZOR:-./razor}
+[[ -x $R ]] || make -j2 razor >/dev/null
+mkdir -p "$OUT/rows"
+want() { [[ " $ROWS " == *" $1 "* ]]; }
+say() { echo "quality_table: $*" >&2; }
+
+# row NAME GROUP LABEL -- razor eval options: scores one model into $OUT/rows/NAME.json.
+row() {
+  local name=$1 group=$2 label=$3; shift 3
+  local f=$OUT/rows/$name.json
+  [[ -f $f ]] && return 0
+  say "$name: razor eval $*"
+  local t0=$SECONDS j
+  j=$($R eval --windows "$WINDOWS" --tasks "$TASKS" --threads "$THREADS" --json "$@")
+  python3 - "$f" "$name" "$group" "$label" "$*" "$((SECONDS - t0))" "$j" <<'PY'
+import json, os, sys
+f, name, group, label, cmd, secs, j = sys.argv[1:]
+r = json.loads(j)
+r.update(name=name, group=group, label=label, command="razor eval " + cmd, eval_seconds=int(secs))
+tmp = f + ".tmp"
+json.dump(r, open(tmp, "w"), indent=1)
+os.replace(tmp, f)
+PY
+}
+
+# qad NAME GROUP LABEL -- razor train options: trains a student from the shared store, then
+# scores its student.razor.
+qad() {
+  local name=$1 group=$2 label=$3; shift 3
+  local run=$OUT/$name
+  [[ -f $OUT/rows/$name.json ]] && return 0
+  if [[ ! -f $run/student.razor ]]; then
+    say "$name: razor train $*"
+    local t0=$SECONDS
+    $R train --teacher "$T" --store "$OUT/store" --out "$run" --steps "$STEPS" --lr "$LR" --eval-every 0 \
+      --eval-windows "$WINDOWS" --tasks 0 --threads "$THREADS" "$@" > "$run.log" 2>&1
+    echo "train_seconds $((SECONDS - t0))" >> "$run.log"
+  fi
+  row "$name" "$group" "$label" -m "$run/student.razor"
+  python3 - "$OUT/rows/$name.json" "razor train --steps $STEPS --lr $LR $*" <<'PY'
+import json, sys
+f = sys.argv[1]; r = json.load(open(f)); r["train_command"] = sys.argv[2]; json.dump(r, open(f, "w"), indent=1)
+PY
+}
+
+if want teacher; then
+  row teacher teacher "teacher (fp32)" -m "$T"
+fi
+if want ptq; then
+  for b in $BITS; do
+    for m in $METHODS; do
+      row "ptq-$m-$b" "ptq-$m" "PTQ $m" -m "$T" --bits "$b" --ptq "$m" --a8 --kv8
+    done
+  done
+fi
+if want qad || want control || want seeds || want ablations; then
+  if [[ ! -f $OUT/store/manifest.json ]]; then
+    say "store: razor teacher (2,048 sequences)"
+    $R teacher --teacher "$T" --out "$OUT/store" --sequences 2048 --threads "$THREADS" > "$OUT/store.log" 2>&1
+  fi
+fi
+if want qad; then
+  for b in $BITS; do qad "qad-$b-s1" "qad" "QAD (A+E)" --bits "$b" --seed 1; done
+fi
+if want control; then
+  if [[ ! -f $OUT/control/model/model.safetensors ]]; then
+    say "control: razor pretrain --init $T (CE, full precision, $STEPS steps)"
+    $R pretrain --init "$T" --tokenizer "$T/tokenizer.json" --data default --steps "$STEPS" --lr "$LR" \
+      --batch 8 --seq 256 --eval-every 0 --ckpt-every 0 --tasks 0 --seed 1 --threads "$THREADS" \
+      --out "$OUT/control" > "$OUT/control.log" 2>&1
+  fi
+  row control control "control: teacher + CE fine-tune, fp32" -m "$OUT/control/model"
+fi
+if want seeds; then
+  for s in $SEEDS; do qad "qad-1.88-s$s" "qad-1.88-seeds" "QAD 1.88 (A+E)" --bits 1.88 --seed "$s"; done
+fi
+if want ablations; then
+  for s in $SEEDS; do
+    qad "abl-A+C-s$s" "abl-A+C" "A+C (AFD + CAKLD)" --bits 1.88 --seed "$s" --feature adaptive --loss-logit cakld
+    qad "abl-F+E-s$s" "abl-F+E" "F+E (fixed layers + EAKLD)" --bits 1.88 --seed "$s" --feature fixed --loss-logit eakld
+    qad "abl-F+F-s$s" "abl-F+F" "F+F (fixed layers + FKL)" --bits 1.88 --seed "$s" --feature fixed --loss-logit fkl
+  done
+fi
+python3 tools/quality_table.py "$OUT/rows"
