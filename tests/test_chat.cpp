@@ -33,6 +33,7 @@
 #include "train/data.h"
 #include "train/evaluate.h"
 #include "train/shards.h"
+#include "test_util.h"
 
 using namespace razor;
 namespace fs = std::filesystem;
@@ -73,17 +74,6 @@ std::vector<int32_t> bytes(const std::string& s) {
   for (unsigned char c : s) v.push_back(int32_t(c));
   return v;
 }
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
-
-bool contains(const std::string& s, const std::string& sub) { return s.find(sub) != std::string::npos; }
 
 // A temp dir with the byte tokenizer and a cache directory.
 struct ChatFixture {

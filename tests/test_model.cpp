@@ -21,6 +21,7 @@
 #include "infer/pack.h"
 #include "nn/tensor_table.h"
 #include "model_test_util.h"
+#include "test_util.h"
 
 using namespace razor;
 
@@ -43,8 +44,6 @@ std::string err_of(const std::string& path) {
   }
   return "";
 }
-
-bool contains(const std::string& s, const std::string& sub) { return s.find(sub) != std::string::npos; }
 
 // The error ModelConfig::from_json gives for a config text ("" when it parses).
 std::string config_error(const std::string& text) {
