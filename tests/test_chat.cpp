@@ -563,15 +563,9 @@ TEST_SUITE("chat") {
     // The tiny random Qwen3 in HF layout (as tools/make_random_hf.py --shape tiny writes it,
     // without needing numpy): the default teacher's 4096-token tokenizer has the chat tokens.
     TempDir dir;
-    ModelConfig cfg;
-    cfg.model_type = "qwen3";
-    cfg.vocab_size = 4096;
-    cfg.hidden_size = 64;
-    cfg.num_hidden_layers = 2;
-    cfg.num_attention_heads = 4;
-    cfg.num_key_value_heads = 2;
-    cfg.head_dim = 16;
-    cfg.intermediate_size = 128;
+    ModelConfig qwen3;
+    qwen3.model_type = "qwen3";
+    ModelConfig cfg = shaped_config(qwen3, 4096, 64, 2, 4, 2, 16, 128);
     cfg.rope_theta = 10000.0;
     cfg.rms_norm_eps = 1e-6;
     cfg.tie_word_embeddings = true;

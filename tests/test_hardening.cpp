@@ -29,6 +29,7 @@
 #include "train/checkpoint.h"
 #include "train/shards.h"
 #include "tests/reference_util.h"
+#include "store_test_util.h"
 #include "test_util.h"
 
 using namespace razor;
@@ -89,20 +90,6 @@ void run_script(const std::string& script, const std::string& summary_prefix) {
   MESSAGE(out.substr(last == std::string::npos ? 0 : last));
 }
 
-// A tiny valid store layout (T 4, one layer, C 4, V 9, top-3, 2 sequences per shard).
-StoreInfo small_store_info() {
-  StoreInfo info;
-  info.teacher_hash = 0x1234;
-  info.tokenizer_hash = 0x5678;
-  info.seq_len = 4;
-  info.num_layers = 1;
-  info.hidden_size = 4;
-  info.vocab_size = 9;
-  info.top_k = 3;
-  info.shard_sequences = 2;
-  return info;
-}
-
 }  // namespace
 
 TEST_SUITE("hardening") {
@@ -135,7 +122,7 @@ TEST_SUITE("hardening") {
   TEST_CASE("store shard: token ids and top-K ids outside the vocabulary are refused (losses index with them)") {
     // A shard whose checksums are all valid but whose ids are hostile: the losses read
     // z[topk_id] and use ids as targets, so verification must range-check them.
-    const StoreInfo info = small_store_info();
+    const StoreInfo info = tiny_store_info();
     const RecordLayout layout = RecordLayout::make(info);
     for (const char* field : {"ids", "topk_ids"}) {
       CAPTURE(field);
@@ -309,7 +296,7 @@ TEST_SUITE("hardening") {
   }
 
   TEST_CASE("full disk while writing a teacher-store shard: complete shards stay, the dump resumes") {
-    const StoreInfo info = small_store_info();
+    const StoreInfo info = tiny_store_info();
     const std::string dir = scratch_dir("store_full");
     std::vector<float> hidden(16, 0.5f), logits(36, 0.f);
     for (size_t i = 0; i < logits.size(); ++i) logits[i] = float(i % 9);
