@@ -103,14 +103,7 @@ struct TestModel {
 
 TestModel make_model(const std::string& arch, bool tied) {
   TestModel m;
-  Json c = Json::object();
-  c.set("model_type", arch);
-  c.set("num_hidden_layers", 1);
-  c.set("hidden_size", 256);
-  c.set("intermediate_size", 512);
-  c.set("num_attention_heads", 4);
-  c.set("num_key_value_heads", 2);
-  c.set("head_dim", 64);
+  Json c = one_layer_config(arch, 256, 512, 4, 2, 64);
   c.set("max_position_embeddings", 1024);
   c.set("rope_theta", 1000000.0);
   c.set("rms_norm_eps", 1e-6);
