@@ -89,6 +89,12 @@ void at_threads(int threads, F f) {
   set_num_threads(prev);
 }
 
+// True (and says so) when a tier cannot run here: the test then returns.
+[[maybe_unused]] bool skip_unless(bool supported, const char* why) {
+  if (!supported) MESSAGE("skipping: " << why);
+  return !supported;
+}
+
 // A decode tier's exp for x <= 0 (attention_kv8_avx2_exp, attention_kv8_neon_exp): within
 // 2e-7 relative of exp on every 2^-12 step from -87.3 to 0 (exact floats) plus an odd length
 // for the tail path; exp(0) = 1 exactly.
@@ -126,10 +132,7 @@ TEST_SUITE("attention_kv8") {
 #if !defined(__x86_64__)
     MESSAGE("skipping: the AVX-512 tier exists on x86-64 builds only");
 #else
-    if (!attention_kv8_avx512_supported()) {
-      MESSAGE("skipping: AVX-512 not supported by this CPU / build");
-      return;
-    }
+    if (skip_unless(attention_kv8_avx512_supported(), "AVX-512 not supported by this CPU / build")) return;
     check_tier(attention_kv8_avx512);
 #endif
   }
@@ -138,10 +141,7 @@ TEST_SUITE("attention_kv8") {
 #if !defined(__x86_64__)
     MESSAGE("skipping: the AVX2 tier exists on x86-64 builds only");
 #else
-    if (!attention_kv8_avx2_supported()) {
-      MESSAGE("skipping: AVX2 + FMA not supported by this CPU");
-      return;
-    }
+    if (skip_unless(attention_kv8_avx2_supported(), "AVX2 + FMA not supported by this CPU")) return;
     check_tier(attention_kv8_avx2);
 #endif
   }
@@ -245,10 +245,7 @@ TEST_SUITE("attention_kv8") {
 #if !defined(__x86_64__)
     MESSAGE("skipping: the AVX2 tier exists on x86-64 builds only");
 #else
-    if (!attention_kv8_avx2_supported()) {
-      MESSAGE("skipping: AVX2 + FMA not supported by this CPU");
-      return;
-    }
+    if (skip_unless(attention_kv8_avx2_supported(), "AVX2 + FMA not supported by this CPU")) return;
     check_exp_neg("AVX2", attention_kv8_avx2_exp);
 #endif
   }
