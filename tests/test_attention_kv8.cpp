@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <string>
 #include <vector>
 
 #include "core/rng.h"
@@ -91,7 +92,7 @@ void at_threads(int threads, F f) {
 
 // True (and says so) when a tier cannot run here: the test then returns.
 [[maybe_unused]] bool skip_unless(bool supported, const char* why) {
-  if (!supported) MESSAGE("skipping: " << why);
+  if (!supported) MESSAGE("skipping: " << std::string(why));
   return !supported;
 }
 
@@ -111,7 +112,7 @@ void check_exp_neg(const char* tier, void (*exp_neg)(const float*, float*, int64
     const double rel = std::fabs(double(y[i]) - want) / want;
     if (!(rel <= worst)) worst = rel, worst_x = x[i];
   }
-  MESSAGE(tier << " exp_neg: worst relative error " << worst << " at x = " << worst_x);
+  MESSAGE(std::string(tier) << " exp_neg: worst relative error " << worst << " at x = " << worst_x);
   CHECK(worst <= 2e-7);
   CHECK(y[0] == 1.0f);
   // Below the clamp: exp(-87.3) = 1.22e-38, tiny and non-negative (the caller masks lanes
