@@ -45,6 +45,14 @@ inline std::string scratch(const std::string& name) {
   return p;
 }
 
+// Keeps a value computed from everything a loader returned, so the reads that produced it are
+// not optimised away.
+template <class T>
+inline void keep(T v) {
+  volatile T sink = v;
+  (void)sink;
+}
+
 // Writes bytes to path (plain write: the loaders, not the writer, are under test).
 inline void put_file(const std::string& path, const void* data, size_t size) {
   FILE* f = std::fopen(path.c_str(), "wb");

@@ -8,6 +8,7 @@
 #include "gguf/gguf.h"
 #include "gguf/blocks.h"
 #include "gguf/export.h"
+#include "tests/gguf_test_util.h"
 
 using namespace razor;
 
@@ -24,14 +25,7 @@ const char* kTokenizer = R"({
 // of 32, FFN 32; codes cycle through the grid, scales are powers of two. `group` applies where
 // it divides the row (else 32: Q4_0 / Q8_0 for the 32-wide o_proj and down_proj rows).
 std::vector<uint8_t> model_image(const std::string& arch, int group, int max_code, GgmlType ternary) {
-  Json c = Json::object();
-  c.set("model_type", arch);
-  c.set("num_hidden_layers", 1);
-  c.set("hidden_size", 256);
-  c.set("intermediate_size", 32);
-  c.set("num_attention_heads", 1);
-  c.set("num_key_value_heads", 1);
-  c.set("head_dim", 32);
+  Json c = gguf_test::one_layer_config(arch, 256, 32, 1, 1, 32);
   c.set("vocab_size", 8);
   c.set("tie_word_embeddings", true);
   c.set("eos_token_id", 6);
@@ -67,18 +61,7 @@ std::vector<uint8_t> model_image(const std::string& arch, int group, int max_cod
     ts.push_back(t);
   }
   static const std::vector<float> ones(256, 1.0f);
-  const char* norms[] = {"model.layers.0.input_layernorm.weight", "model.layers.0.post_attention_layernorm.weight",
-                         "model.norm.weight", "model.layers.0.self_attn.q_norm.weight",
-                         "model.layers.0.self_attn.k_norm.weight"};
-  for (const char* n : norms) {
-    const bool qk = std::strstr(n, "self_attn") != nullptr;
-    if (qk && arch != "qwen3") continue;
-    ExportTensor t;
-    t.name = n;
-    t.shape = {qk ? 32 : 256};
-    t.data = ones.data();
-    ts.push_back(t);
-  }
+  gguf_test::add_one_layer_norms(ts, arch, 256, 32, ones.data());
   ExportOptions opt;
   opt.ternary_type = ternary;
   ExportReport rep;

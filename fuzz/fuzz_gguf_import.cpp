@@ -11,6 +11,7 @@
 #include "gguf/export.h"
 #include "io/json.h"
 #include "io/tokenizer.h"
+#include "tests/gguf_test_util.h"
 
 using namespace razor;
 
@@ -28,14 +29,7 @@ std::string tokenizer_json() {
 }
 
 std::vector<uint8_t> model_image(const std::string& arch, GgmlType ternary, bool float_gate) {
-  Json c = Json::object();
-  c.set("model_type", arch);
-  c.set("num_hidden_layers", 1);
-  c.set("hidden_size", 64);
-  c.set("intermediate_size", 256);
-  c.set("num_attention_heads", 1);
-  c.set("num_key_value_heads", 1);
-  c.set("head_dim", 64);
+  Json c = gguf_test::one_layer_config(arch, 64, 256, 1, 1, 64);
   c.set("vocab_size", 260);
   c.set("max_position_embeddings", 64);
   c.set("tie_word_embeddings", true);
@@ -94,17 +88,7 @@ std::vector<uint8_t> model_image(const std::string& arch, GgmlType ternary, bool
     ts.push_back(t);
   }
   static const std::vector<float> ones(64, 1.0f);
-  const char* norms[] = {"model.layers.0.input_layernorm.weight", "model.layers.0.post_attention_layernorm.weight",
-                         "model.norm.weight", "model.layers.0.self_attn.q_norm.weight",
-                         "model.layers.0.self_attn.k_norm.weight"};
-  for (const char* n : norms) {
-    if (std::strstr(n, "_norm.weight") && std::strstr(n, "self_attn") && arch != "qwen3") continue;
-    ExportTensor t;
-    t.name = n;
-    t.shape = {64};
-    t.data = ones.data();
-    ts.push_back(t);
-  }
+  gguf_test::add_one_layer_norms(ts, arch, 64, 64, ones.data());
   ExportOptions opt;
   opt.ternary_type = ternary;
   opt.float_matrix_type = GgmlType::kF16;

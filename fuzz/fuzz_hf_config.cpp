@@ -2,20 +2,15 @@
 // survive to_json -> from_json unchanged in every field razor uses.
 #include "fuzz/fuzz_common.h"
 #include "io/hf_config.h"
+#include "tests/model_test_util.h"
 
 using namespace razor;
 using razor_fuzz::seed;
 
 static void make_seeds(const std::string& dir) {
-  ModelConfig c;
-  c.model_type = "qwen3";
-  c.vocab_size = 512;
-  c.hidden_size = 64;
-  c.num_hidden_layers = 2;
-  c.num_attention_heads = 4;
-  c.num_key_value_heads = 2;
-  c.head_dim = 16;
-  c.intermediate_size = 128;
+  ModelConfig qwen3;
+  qwen3.model_type = "qwen3";
+  ModelConfig c = shaped_config(qwen3, 512, 64, 2, 4, 2, 16, 128);
   c.tie_word_embeddings = true;
   c.bos_token_id = 1;
   c.eos_token_ids = {2, 3};

@@ -6,6 +6,7 @@
 
 #include "core/half.h"
 #include "core/rng.h"
+#include "gguf/export.h"
 #include "infer/pack.h"
 #include "io/json.h"
 #include "io/tokenizer.h"
@@ -107,6 +108,37 @@ inline std::string byte_level_tokenizer() {
   "decoder": {"type": "ByteLevel"},
   "model": {"type": "BPE", "merges": ["a b", ["\u0120", "a"]], "vocab": )";
   return j + vocab.dump() + "}}";
+}
+
+// config.json of a one-layer model of architecture `arch`: C hidden, F FFN, H heads, K kv heads,
+// D head dim (the keys every GGUF test model sets first; callers add the rest).
+inline Json one_layer_config(const std::string& arch, int64_t C, int64_t F, int64_t H, int64_t K, int64_t D) {
+  Json c = Json::object();
+  c.set("model_type", arch);
+  c.set("num_hidden_layers", 1);
+  c.set("hidden_size", C);
+  c.set("intermediate_size", F);
+  c.set("num_attention_heads", H);
+  c.set("num_key_value_heads", K);
+  c.set("head_dim", D);
+  return c;
+}
+
+// The norm weights of a one-layer model, all `ones`: C wide, the q/k norms (qwen3 only) D wide.
+inline void add_one_layer_norms(std::vector<ExportTensor>& ts, const std::string& arch, int64_t C, int64_t D,
+                                const float* ones) {
+  const char* norms[] = {"model.layers.0.input_layernorm.weight", "model.layers.0.post_attention_layernorm.weight",
+                         "model.norm.weight", "model.layers.0.self_attn.q_norm.weight",
+                         "model.layers.0.self_attn.k_norm.weight"};
+  for (const char* n : norms) {
+    const bool qk = std::string(n).find("self_attn") != std::string::npos;
+    if (qk && arch != "qwen3") continue;
+    ExportTensor t;
+    t.name = n;
+    t.shape = {qk ? D : C};
+    t.data = ones;
+    ts.push_back(t);
+  }
 }
 
 }  // namespace gguf_test

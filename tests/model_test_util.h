@@ -47,4 +47,18 @@ inline ModelConfig tiny_config(bool tied, const std::string& type = "qwen3") {
   return c;
 }
 
+// A config with these sizes (V vocab, C hidden, L layers, H heads, K kv heads, D head dim,
+// F FFN); the rest (RoPE, norms, tokens, context) as `base`.
+inline ModelConfig shaped_config(ModelConfig base, int64_t V, int64_t C, int64_t L, int64_t H, int64_t K, int64_t D,
+                                 int64_t F) {
+  base.vocab_size = V;
+  base.hidden_size = C;
+  base.num_hidden_layers = L;
+  base.num_attention_heads = H;
+  base.num_key_value_heads = K;
+  base.head_dim = D;
+  base.intermediate_size = F;
+  return base;
+}
+
 }  // namespace razor

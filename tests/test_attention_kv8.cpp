@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <string>
 #include <vector>
 
 #include "core/rng.h"
@@ -89,6 +90,42 @@ void at_threads(int threads, F f) {
   set_num_threads(prev);
 }
 
+// True (and says so) when a tier cannot run here: the test then returns.
+[[maybe_unused]] bool skip_unless(bool supported, const char* why) {
+  if (!supported) MESSAGE("skipping: " << std::string(why));
+  return !supported;
+}
+
+// A decode tier's exp for x <= 0 (attention_kv8_avx2_exp, attention_kv8_neon_exp): within
+// 2e-7 relative of exp on every 2^-12 step from -87.3 to 0 (exact floats) plus an odd length
+// for the tail path; exp(0) = 1 exactly.
+void check_exp_neg(const char* tier, void (*exp_neg)(const float*, float*, int64_t)) {
+  std::vector<float> x, y;
+  for (double xd = 0; xd >= -87.3; xd -= 1.0 / 4096) x.push_back(float(xd));
+  x.push_back(-87.3f);
+  y.assign(x.size(), NAN);
+  exp_neg(x.data(), y.data(), int64_t(x.size()));
+  double worst = 0;
+  float worst_x = 0;
+  for (size_t i = 0; i < x.size(); ++i) {
+    const double want = std::exp(double(x[i]));
+    const double rel = std::fabs(double(y[i]) - want) / want;
+    if (!(rel <= worst)) worst = rel, worst_x = x[i];
+  }
+  MESSAGE(std::string(tier) << " exp_neg: worst relative error " << worst << " at x = " << worst_x);
+  CHECK(worst <= 2e-7);
+  CHECK(y[0] == 1.0f);
+  // Below the clamp: exp(-87.3) = 1.22e-38, tiny and non-negative (the caller masks lanes
+  // that must be 0).
+  const float lo[3] = {-88.0f, -1000.0f, -INFINITY};
+  float ylo[3] = {NAN, NAN, NAN};
+  exp_neg(lo, ylo, 3);
+  for (float v : ylo) {
+    CHECK(v >= 0.0f);
+    CHECK(v <= 1.25e-38f);
+  }
+}
+
 }  // namespace
 
 TEST_SUITE("attention_kv8") {
@@ -96,10 +133,7 @@ TEST_SUITE("attention_kv8") {
 #if !defined(__x86_64__)
     MESSAGE("skipping: the AVX-512 tier exists on x86-64 builds only");
 #else
-    if (!attention_kv8_avx512_supported()) {
-      MESSAGE("skipping: AVX-512 not supported by this CPU / build");
-      return;
-    }
+    if (skip_unless(attention_kv8_avx512_supported(), "AVX-512 not supported by this CPU / build")) return;
     check_tier(attention_kv8_avx512);
 #endif
   }
@@ -108,10 +142,7 @@ TEST_SUITE("attention_kv8") {
 #if !defined(__x86_64__)
     MESSAGE("skipping: the AVX2 tier exists on x86-64 builds only");
 #else
-    if (!attention_kv8_avx2_supported()) {
-      MESSAGE("skipping: AVX2 + FMA not supported by this CPU");
-      return;
-    }
+    if (skip_unless(attention_kv8_avx2_supported(), "AVX2 + FMA not supported by this CPU")) return;
     check_tier(attention_kv8_avx2);
 #endif
   }
@@ -215,64 +246,15 @@ TEST_SUITE("attention_kv8") {
 #if !defined(__x86_64__)
     MESSAGE("skipping: the AVX2 tier exists on x86-64 builds only");
 #else
-    if (!attention_kv8_avx2_supported()) {
-      MESSAGE("skipping: AVX2 + FMA not supported by this CPU");
-      return;
-    }
-    // Every 2^-12 step from -87.3 to 0 (exact floats) plus odd lengths for the tail path.
-    std::vector<float> x, y;
-    for (double xd = 0; xd >= -87.3; xd -= 1.0 / 4096) x.push_back(float(xd));
-    x.push_back(-87.3f);
-    y.assign(x.size(), NAN);
-    attention_kv8_avx2_exp(x.data(), y.data(), int64_t(x.size()));
-    double worst = 0;
-    float worst_x = 0;
-    for (size_t i = 0; i < x.size(); ++i) {
-      const double want = std::exp(double(x[i]));
-      const double rel = std::fabs(double(y[i]) - want) / want;
-      if (!(rel <= worst)) worst = rel, worst_x = x[i];
-    }
-    MESSAGE("AVX2 exp_neg: worst relative error " << worst << " at x = " << worst_x);
-    CHECK(worst <= 2e-7);
-    CHECK(y[0] == 1.0f);
-    // Below the clamp: exp(-87.3) = 1.22e-38, tiny and non-negative (the caller masks lanes
-    // that must be 0).
-    const float lo[3] = {-88.0f, -1000.0f, -INFINITY};
-    float ylo[3] = {NAN, NAN, NAN};
-    attention_kv8_avx2_exp(lo, ylo, 3);
-    for (float v : ylo) {
-      CHECK(v >= 0.0f);
-      CHECK(v <= 1.25e-38f);
-    }
+    if (skip_unless(attention_kv8_avx2_supported(), "AVX2 + FMA not supported by this CPU")) return;
+    check_exp_neg("AVX2", attention_kv8_avx2_exp);
 #endif
   }
   TEST_CASE("NEON decode tier's exp within 2e-7 relative of exp on [-87.3, 0]") {
 #if !defined(__aarch64__)
     MESSAGE("skipping: the NEON tier exists on aarch64 builds only");
 #else
-    // The AVX2 test's grid: every 2^-12 step from -87.3 to 0, odd length for the tail path.
-    std::vector<float> x, y;
-    for (double xd = 0; xd >= -87.3; xd -= 1.0 / 4096) x.push_back(float(xd));
-    x.push_back(-87.3f);
-    y.assign(x.size(), NAN);
-    attention_kv8_neon_exp(x.data(), y.data(), int64_t(x.size()));
-    double worst = 0;
-    float worst_x = 0;
-    for (size_t i = 0; i < x.size(); ++i) {
-      const double want = std::exp(double(x[i]));
-      const double rel = std::fabs(double(y[i]) - want) / want;
-      if (!(rel <= worst)) worst = rel, worst_x = x[i];
-    }
-    MESSAGE("NEON exp_neg: worst relative error " << worst << " at x = " << worst_x);
-    CHECK(worst <= 2e-7);
-    CHECK(y[0] == 1.0f);
-    const float lo[3] = {-88.0f, -1000.0f, -INFINITY};
-    float ylo[3] = {NAN, NAN, NAN};
-    attention_kv8_neon_exp(lo, ylo, 3);
-    for (float v : ylo) {
-      CHECK(v >= 0.0f);
-      CHECK(v <= 1.25e-38f);
-    }
+    check_exp_neg("NEON", attention_kv8_neon_exp);
 #endif
   }
 }

@@ -18,20 +18,11 @@
 #include "quant/budget.h"
 #include "quant/plan.h"
 #include "train/sensitivity.h"
+#include "test_util.h"
 
 using namespace razor;
 
 namespace {
-
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
 
 std::string temp_path(const char* name) { return std::string("/tmp/razor_test_budget_") + name; }
 
@@ -207,14 +198,7 @@ TEST_SUITE("budget") {
   }
 
   TEST_CASE("plan on a model: achieved bits within 0.01 of the budget, honoured by the spec") {
-    ModelConfig cfg = tiny_config(true);
-    cfg.vocab_size = 64;
-    cfg.hidden_size = 64;
-    cfg.num_hidden_layers = 3;
-    cfg.num_attention_heads = 2;
-    cfg.num_key_value_heads = 1;
-    cfg.head_dim = 32;
-    cfg.intermediate_size = 192;
+    ModelConfig cfg = shaped_config(tiny_config(true), 64, 64, 3, 2, 1, 32, 192);
     Model m(cfg, false);
     m.init_random(5);
     SensitivityOptions so;
@@ -355,12 +339,7 @@ TEST_SUITE("budget") {
     CHECK(calibrated_bits(CalibratedKind::Asym, 4, 64) == doctest::Approx(4 + 20.0 / 64));
     CHECK(calibrated_bits(CalibratedKind::Log2, 4, 64) == doctest::Approx(4.25));
 
-    ModelConfig cfg = tiny_config(true);
-    cfg.hidden_size = 16;
-    cfg.num_attention_heads = 2;
-    cfg.num_key_value_heads = 1;
-    cfg.head_dim = 8;
-    cfg.intermediate_size = 32;
+    ModelConfig cfg = shaped_config(tiny_config(true), 37, 16, 2, 2, 1, 8, 32);
     Model m(cfg, false);
     m.init_random(7);
     Tensor orig = m.params.clone();

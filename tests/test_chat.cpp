@@ -33,6 +33,7 @@
 #include "train/data.h"
 #include "train/evaluate.h"
 #include "train/shards.h"
+#include "test_util.h"
 
 using namespace razor;
 namespace fs = std::filesystem;
@@ -73,17 +74,6 @@ std::vector<int32_t> bytes(const std::string& s) {
   for (unsigned char c : s) v.push_back(int32_t(c));
   return v;
 }
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
-
-bool contains(const std::string& s, const std::string& sub) { return s.find(sub) != std::string::npos; }
 
 // A temp dir with the byte tokenizer and a cache directory.
 struct ChatFixture {
@@ -573,15 +563,9 @@ TEST_SUITE("chat") {
     // The tiny random Qwen3 in HF layout (as tools/make_random_hf.py --shape tiny writes it,
     // without needing numpy): the default teacher's 4096-token tokenizer has the chat tokens.
     TempDir dir;
-    ModelConfig cfg;
-    cfg.model_type = "qwen3";
-    cfg.vocab_size = 4096;
-    cfg.hidden_size = 64;
-    cfg.num_hidden_layers = 2;
-    cfg.num_attention_heads = 4;
-    cfg.num_key_value_heads = 2;
-    cfg.head_dim = 16;
-    cfg.intermediate_size = 128;
+    ModelConfig qwen3;
+    qwen3.model_type = "qwen3";
+    ModelConfig cfg = shaped_config(qwen3, 4096, 64, 2, 4, 2, 16, 128);
     cfg.rope_theta = 10000.0;
     cfg.rms_norm_eps = 1e-6;
     cfg.tie_word_embeddings = true;

@@ -30,6 +30,19 @@ std::vector<uint8_t> bytes_of(const void* p, size_t n) {
   return std::vector<uint8_t>(static_cast<const uint8_t*>(p), static_cast<const uint8_t*>(p) + n);
 }
 
+// A hand-computed block: its bytes are `want`, and decoding it gives back the codes q and the
+// scale d_want exactly.
+template <class Block, size_t N>
+void check_block(const Block& b, const std::vector<uint8_t>& want, void (*decode)(const Block&, int8_t*, float*),
+                 const int8_t (&q)[N], float d_want) {
+  CHECK(bytes_of(&b, sizeof b) == want);
+  int8_t back[N];
+  float d = 0;
+  decode(b, back, &d);
+  CHECK(d == d_want);
+  CHECK(std::memcmp(back, q, N) == 0);
+}
+
 template <class T>
 void put_at(std::vector<uint8_t>& b, size_t off, T v) {
   REQUIRE(off + sizeof v <= b.size());
@@ -90,14 +103,7 @@ struct TestModel {
 
 TestModel make_model(const std::string& arch, bool tied) {
   TestModel m;
-  Json c = Json::object();
-  c.set("model_type", arch);
-  c.set("num_hidden_layers", 1);
-  c.set("hidden_size", 256);
-  c.set("intermediate_size", 512);
-  c.set("num_attention_heads", 4);
-  c.set("num_key_value_heads", 2);
-  c.set("head_dim", 64);
+  Json c = one_layer_config(arch, 256, 512, 4, 2, 64);
   c.set("max_position_embeddings", 1024);
   c.set("rope_theta", 1000000.0);
   c.set("rms_norm_eps", 1e-6);
@@ -208,12 +214,7 @@ TEST_SUITE("gguf") {
                                        0xE7,  // 7 | 14 << 4
                                        0xD8, 0xC9, 0x5F, 0x6B, 0x74, 0x8A,
                                        0x88, 0x88, 0x88, 0x88, 0x88, 0x88, 0x88, 0x88};  // zeros: 8 | 8 << 4
-    CHECK(bytes_of(&b, sizeof b) == want);
-    int8_t back[32];
-    float d = 0;
-    decode_q4_0(b, back, &d);
-    CHECK(d == 0.25f);
-    CHECK(std::memcmp(back, q, 32) == 0);
+    check_block(b, want, decode_q4_0, q, 0.25f);
     // llama.cpp dequantizes (nibble - 8) * d: weight 0 is -7 * 0.25.
     float f[32];
     dequantize_row(GgmlType::kQ4_0, want.data(), 32, f);
@@ -255,12 +256,7 @@ TEST_SUITE("gguf") {
     want[37] = 0x54;
     want[63] = 0x95;
     want[64] = 0x00, want[65] = 0x3C;  // fp16 1.0
-    CHECK(bytes_of(&b, sizeof b) == want);
-    int8_t back[256];
-    float d = 0;
-    decode_tq2_0(b, back, &d);
-    CHECK(d == 1.0f);
-    CHECK(std::memcmp(back, q, 256) == 0);
+    check_block(b, want, decode_tq2_0, q, 1.0f);
   }
 
   TEST_CASE("TQ1_0 block: hand-computed bytes") {
@@ -281,12 +277,7 @@ TEST_SUITE("gguf") {
     want[34] = 0x9C;
     want[49] = 0x7C;
     want[52] = 0x00, want[53] = 0x38;  // fp16 0.5
-    CHECK(bytes_of(&b, sizeof b) == want);
-    int8_t back[256];
-    float d = 0;
-    decode_tq1_0(b, back, &d);
-    CHECK(d == 0.5f);
-    CHECK(std::memcmp(back, q, 256) == 0);
+    check_block(b, want, decode_tq1_0, q, 0.5f);
   }
 
   TEST_CASE("TQ1_0: every 5-trit byte value decodes to its digits") {

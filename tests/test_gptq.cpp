@@ -24,6 +24,7 @@
 #include "quant/gptq.h"
 #include "quant/ptq.h"
 #include "quant/quantize.h"
+#include "test_util.h"
 
 using namespace razor;
 
@@ -51,15 +52,6 @@ std::vector<double> hessian_of(const Tensor& x) {
   std::vector<float> h(size_t(d * d), 0.0f);
   hessian_accumulate(h, x.data(), n, d, 2.0f / float(n));
   return std::vector<double>(h.begin(), h.end());
-}
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
 }
 
 // A random model with norms not all 1 (so folding into them is exercised).
@@ -102,14 +94,7 @@ double sq_diff(const std::vector<float>& a, const std::vector<float>& b) {
 
 // A small model whose linear widths (32, 64, 96) all divide by G = 32.
 ModelConfig small_config(const std::string& type, bool tied) {
-  ModelConfig c = tiny_config(tied, type);
-  c.vocab_size = 64;
-  c.hidden_size = 32;
-  c.num_attention_heads = 4;
-  c.num_key_value_heads = 2;
-  c.head_dim = 16;
-  c.intermediate_size = 96;
-  return c;
+  return shaped_config(tiny_config(tied, type), 64, 32, 2, 4, 2, 16, 96);
 }
 
 }  // namespace

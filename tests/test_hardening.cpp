@@ -29,22 +29,13 @@
 #include "train/checkpoint.h"
 #include "train/shards.h"
 #include "tests/reference_util.h"
+#include "store_test_util.h"
+#include "test_util.h"
 
 using namespace razor;
 namespace fs = std::filesystem;
 
 namespace {
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
-
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 
 std::string scratch_dir(const std::string& name) {
   std::string d = (fs::temp_directory_path() / ("razor_hardening_" + std::to_string(::getpid()) + "_" + name)).string();
@@ -99,20 +90,6 @@ void run_script(const std::string& script, const std::string& summary_prefix) {
   MESSAGE(out.substr(last == std::string::npos ? 0 : last));
 }
 
-// A tiny valid store layout (T 4, one layer, C 4, V 9, top-3, 2 sequences per shard).
-StoreInfo small_store_info() {
-  StoreInfo info;
-  info.teacher_hash = 0x1234;
-  info.tokenizer_hash = 0x5678;
-  info.seq_len = 4;
-  info.num_layers = 1;
-  info.hidden_size = 4;
-  info.vocab_size = 9;
-  info.top_k = 3;
-  info.shard_sequences = 2;
-  return info;
-}
-
 }  // namespace
 
 TEST_SUITE("hardening") {
@@ -145,7 +122,7 @@ TEST_SUITE("hardening") {
   TEST_CASE("store shard: token ids and top-K ids outside the vocabulary are refused (losses index with them)") {
     // A shard whose checksums are all valid but whose ids are hostile: the losses read
     // z[topk_id] and use ids as targets, so verification must range-check them.
-    const StoreInfo info = small_store_info();
+    const StoreInfo info = tiny_store_info();
     const RecordLayout layout = RecordLayout::make(info);
     for (const char* field : {"ids", "topk_ids"}) {
       CAPTURE(field);
@@ -230,7 +207,7 @@ TEST_SUITE("hardening") {
         list.push_back(tok);
         root.set("added_tokens", list);
       }
-      return error_of([&] { Tokenizer::from_json(root.dump(), "big.json"); });
+      return error_of([&] { Tokenizer::from_json(root.dump(), "big.json"); }, "(no error)");
     };
     CHECK(make(300, false) == "(no error)");
     CHECK(make(300, true) == "(no error)");
@@ -258,7 +235,7 @@ TEST_SUITE("hardening") {
       Json j = Json::parse("{\"model_type\":\"llama\",\"vocab_size\":512,\"hidden_size\":64,"
                            "\"num_hidden_layers\":2,\"num_attention_heads\":4,\"intermediate_size\":128}");
       if (key) j.set(key, value);
-      return error_of([&] { ModelConfig::from_json(j, "config.json").validate("config.json"); });
+      return error_of([&] { ModelConfig::from_json(j, "config.json").validate("config.json"); }, "(no error)");
     };
     CHECK(cfg(nullptr, 0) == "(no error)");
     // vocab_size * hidden_size used to overflow int64 in the embedding's shape.
@@ -319,7 +296,7 @@ TEST_SUITE("hardening") {
   }
 
   TEST_CASE("full disk while writing a teacher-store shard: complete shards stay, the dump resumes") {
-    const StoreInfo info = small_store_info();
+    const StoreInfo info = tiny_store_info();
     const std::string dir = scratch_dir("store_full");
     std::vector<float> hidden(16, 0.5f), logits(36, 0.f);
     for (size_t i = 0; i < logits.size(); ++i) logits[i] = float(i % 9);

@@ -19,6 +19,7 @@
 #include "train/teacher_dump.h"
 #include "model_test_util.h"
 #include "nn/model.h"
+#include "qad_test_util.h"
 #include "train/checkpoint.h"
 #include "train/qad.h"
 #include "train/shards.h"
@@ -60,18 +61,8 @@ QadConfig qad_config(const std::string& dir, const std::string& out, const std::
   c.cache_dir = dir + "/cache";
   c.store = store;
   c.out = out;
-  c.group = 8;
-  c.batch = 2;
+  set_short_qad_run(c, kT);
   c.accum = 4;  // global batch 8 sequences: 4 micro-batches, 2 per rank with N = 2
-  c.seq = kT;
-  c.lr = 1e-2f;
-  c.steps = 6;
-  c.eval_every = 0;
-  c.ckpt_every = 3;
-  c.final_outputs = false;
-  c.task_items = 0;
-  c.log = nullptr;
-  c.progress = false;
   c.dump = dump_opts();
   c.threads = 1;
   return c;

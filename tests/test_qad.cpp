@@ -19,6 +19,7 @@
 #include "model_test_util.h"
 #include "nn/model.h"
 #include "nn/quant_hooks.h"
+#include "qad_test_util.h"
 #include "train/adamw.h"
 #include "train/checkpoint.h"
 #include "train/metrics.h"
@@ -62,17 +63,7 @@ struct Fixture {
     c.data = tokens;
     c.store = store;
     c.out = out;
-    c.group = 8;
-    c.batch = 2;
-    c.seq = kT;
-    c.lr = 1e-2f;
-    c.steps = 6;
-    c.eval_every = 0;
-    c.ckpt_every = 3;
-    c.final_outputs = false;
-    c.task_items = 0;
-    c.log = nullptr;
-    c.progress = false;
+    set_short_qad_run(c, kT);
     c.dump = dump_opts(0);
     return c;
   }

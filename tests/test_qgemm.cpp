@@ -108,6 +108,32 @@ bool tier_runs(QTier t) {
 const char* kLayouts[] = {"ternary2", "ternary5", "int4", "mixed2", "mixed8"};
 
 
+// Every variant of every tier exactly equals the integer sums of the plain codes (all scales 1):
+// random codes (code_seed) times random int8 activations of N tokens (x_seed).
+void check_tiers_integer_sums(const PackedDesc& d, int64_t N, uint64_t code_seed, uint64_t x_seed) {
+  const int64_t d_in = d.d_in, d_out = d.d_out;
+  const std::vector<int8_t> codes = random_codes(d, code_seed);
+  const PackedMatrix m = pack_matrix(d, codes.data(), random_scales(d, 1, true).data());
+  Rng rng(x_seed);
+  std::vector<int8_t> qx(size_t(N * d_in));
+  for (int8_t& v : qx) v = int8_t(int(rng.below(255)) - 127);
+  std::vector<float> sx(size_t(N * d_in / d.G), 1.0f);
+  // Independent integer definition from the plain codes.
+  std::vector<float> want(size_t(N * d_out));
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t i = 0; i < d_out; ++i) {
+      int64_t acc = 0;
+      for (int64_t k = 0; k < d_in; ++k) acc += int64_t(codes[size_t(i * d_in + k)]) * qx[size_t(n * d_in + k)];
+      want[size_t(n * d_out + i)] = float(acc);
+    }
+  for_each_variant([&](QTier t) {
+    std::vector<float> y(want.size(), NAN);
+    qgemm_tier(t, m, qx.data(), sx.data(), N, y.data());
+    CHECK(y == want);
+  });
+}
+
+
 // Every supported tier against qgemm_ref on random codes, random fp16 scales and A8 activations
 // of N tokens: tiers sum per-group products in another order (SIMD lanes), so they may differ by
 // fp32 rounding only, bounded by 1e-5 * sum over the dot's |terms| (s_w s_x |q_w q_x|).
@@ -329,26 +355,8 @@ TEST_SUITE("qgemm") {
             CAPTURE(G);
             CAPTURE(d_out);
             CAPTURE(N);
-            const PackedDesc d = make_desc(layout, G, d_out, d_in);
-            const std::vector<int8_t> codes = random_codes(d, uint64_t(d_out * 31 + N));
-            const PackedMatrix m = pack_matrix(d, codes.data(), random_scales(d, 1, true).data());
-            Rng rng(uint64_t(N * 7 + G));
-            std::vector<int8_t> qx(size_t(N * d_in));
-            for (int8_t& v : qx) v = int8_t(int(rng.below(255)) - 127);
-            std::vector<float> sx(size_t(N * d_in / G), 1.0f);
-            // Independent integer definition from the plain codes.
-            std::vector<float> want(size_t(N * d_out));
-            for (int64_t n = 0; n < N; ++n)
-              for (int64_t i = 0; i < d_out; ++i) {
-                int64_t acc = 0;
-                for (int64_t k = 0; k < d_in; ++k) acc += int64_t(codes[size_t(i * d_in + k)]) * qx[size_t(n * d_in + k)];
-                want[size_t(n * d_out + i)] = float(acc);
-              }
-            for_each_variant([&](QTier t) {
-              std::vector<float> y(want.size(), NAN);
-              qgemm_tier(t, m, qx.data(), sx.data(), N, y.data());
-              CHECK(y == want);
-            });
+            check_tiers_integer_sums(make_desc(layout, G, d_out, d_in), N, uint64_t(d_out * 31 + N),
+                                     uint64_t(N * 7 + G));
           }
     for (QTier t : all_tiers()) tier_runs(t);
   }
@@ -370,26 +378,8 @@ TEST_SUITE("qgemm") {
               CAPTURE(d_in);
               CAPTURE(d_out);
               CAPTURE(N);
-              const PackedDesc d = make_desc(layout, G, d_out, d_in);
-              const std::vector<int8_t> codes = random_codes(d, uint64_t(d_in * 13 + d_out * 5 + N));
-              const PackedMatrix m = pack_matrix(d, codes.data(), random_scales(d, 1, true).data());
-              Rng rng(uint64_t(N * 11 + d_in));
-              std::vector<int8_t> qx(size_t(N * d_in));
-              for (int8_t& v : qx) v = int8_t(int(rng.below(255)) - 127);
-              std::vector<float> sx(size_t(N * d_in / G), 1.0f);
-              std::vector<float> want(size_t(N * d_out));
-              for (int64_t n = 0; n < N; ++n)
-                for (int64_t i = 0; i < d_out; ++i) {
-                  int64_t acc = 0;
-                  for (int64_t k = 0; k < d_in; ++k)
-                    acc += int64_t(codes[size_t(i * d_in + k)]) * qx[size_t(n * d_in + k)];
-                  want[size_t(n * d_out + i)] = float(acc);
-                }
-              for_each_variant([&](QTier t) {
-                std::vector<float> y(want.size(), NAN);
-                qgemm_tier(t, m, qx.data(), sx.data(), N, y.data());
-                CHECK(y == want);
-              });
+              check_tiers_integer_sums(make_desc(layout, G, d_out, d_in), N, uint64_t(d_in * 13 + d_out * 5 + N),
+                                       uint64_t(N * 11 + d_in));
             }
         }
   }

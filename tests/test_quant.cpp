@@ -20,6 +20,7 @@
 #include "quant/plan.h"
 #include "quant/ptq.h"
 #include "quant/quantize.h"
+#include "test_util.h"
 
 using namespace razor;
 
@@ -31,17 +32,6 @@ std::vector<int> codes_of(const std::vector<float>& w, const QuantGroupFormat& f
   std::vector<int8_t> c(w.size());
   *scale = quantize_group(w.data(), f, c.data());
   return std::vector<int>(c.begin(), c.end());
-}
-
-// The error message of a call that must throw razor::Error ("" when it does not throw).
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
 }
 
 Tensor gaussian(int64_t rows, int64_t cols, uint64_t seed, float std = 0.02f) {

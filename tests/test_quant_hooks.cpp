@@ -15,15 +15,7 @@ using namespace razor;
 
 namespace {
 
-ModelConfig hook_config(bool tied) {
-  ModelConfig c = tiny_config(tied);
-  c.hidden_size = 16;
-  c.num_attention_heads = 2;
-  c.num_key_value_heads = 1;
-  c.head_dim = 8;
-  c.intermediate_size = 32;
-  return c;
-}
+ModelConfig hook_config(bool tied) { return shaped_config(tiny_config(tied), 37, 16, 2, 2, 1, 8, 32); }
 
 QuantSpec spec_g8(double rho) {
   QuantSpec s;
@@ -50,6 +42,15 @@ std::vector<int32_t> ids_for(int64_t n, int64_t V) {
   return ids;
 }
 
+// One forward (B 2, T 5) and backward of the cross-entropy on m's tape; one model at a time,
+// since backward replays (and clears) the whole tape.
+ForwardResult forward_backward(Model& m, const std::vector<int32_t>& ids, const std::vector<int32_t>& targets) {
+  ForwardResult r = m.forward(ids, 2, 5);
+  Var loss = cross_entropy(r.logits, targets);
+  backward(loss);
+  return r;
+}
+
 }  // namespace
 
 TEST_SUITE("quant") {
@@ -70,13 +71,8 @@ TEST_SUITE("quant") {
 
         student.zero_grad();
         ref.zero_grad();
-        // One forward + backward at a time: backward replays (and clears) the whole tape.
-        ForwardResult a = student.forward(ids, 2, 5);
-        Var la = cross_entropy(a.logits, targets);
-        backward(la);
-        ForwardResult b = ref.forward(ids, 2, 5);
-        Var lb = cross_entropy(b.logits, targets);
-        backward(lb);
+        ForwardResult a = forward_backward(student, ids, targets);
+        ForwardResult b = forward_backward(ref, ids, targets);
         for (int64_t i = 0; i < a.logits.numel(); ++i) REQUIRE(a.logits.value()[i] == b.logits.value()[i]);
         // STE: d/d(latent) == d/d(dequantized), exactly (same ops, same order).
         for (const Param& p : student.entries) {
@@ -121,12 +117,8 @@ TEST_SUITE("quant") {
       a.zero_grad();
       b.zero_grad();
       for (int micro = 0; micro < 2; ++micro) {
-        ForwardResult fa = a.forward(ids, 2, 5);
-        Var la = cross_entropy(fa.logits, targets);
-        backward(la);
-        ForwardResult fb = b.forward(ids, 2, 5);
-        Var lb = cross_entropy(fb.logits, targets);
-        backward(lb);
+        ForwardResult fa = forward_backward(a, ids, targets);
+        ForwardResult fb = forward_backward(b, ids, targets);
         REQUIRE(std::memcmp(fa.logits.value().data(), fb.logits.value().data(), size_t(fa.logits.numel()) * 4) == 0);
         if (micro == 0) {
           CHECK(std::memcmp(a.grads.data(), b.grads.data(), size_t(a.grads.numel()) * 4) == 0);

@@ -18,6 +18,7 @@
 #include "train/shards.h"
 #include "train/task_eval.h"
 #include "train/tasks.h"
+#include "test_util.h"
 
 using namespace razor;
 
@@ -39,15 +40,6 @@ const char* const kHeldout =
     "One of them said the winter would be long and hard for everyone.\n\n"
     "A ship was seen off the point before the storm. It carried no lights at all.\n"
     "By morning the harbour master had written three letters to the town.\n";
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
 
 // A TaskModel whose log-likelihood is a per-character table and whose generation is canned:
 // log p('a') = log 0.1, log p('b') = log 0.5, anything else log 1 (the delimiter costs nothing).

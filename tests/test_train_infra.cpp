@@ -17,6 +17,7 @@
 #include "io/file_util.h"
 #include "train/metrics.h"
 #include "train/shards.h"
+#include "test_util.h"
 
 using namespace razor;
 
@@ -33,17 +34,6 @@ struct TempDir {
   ~TempDir() { remove_tree(path); }
   std::string operator/(const std::string& name) const { return path + "/" + name; }
 };
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
-
-bool contains(const std::string& s, const std::string& sub) { return s.find(sub) != std::string::npos; }
 
 // A byte-level "tokenizer": id = byte value, vocab 257 with EOS = 256.
 std::vector<int32_t> byte_encode(std::string_view s) {

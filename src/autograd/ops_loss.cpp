@@ -8,6 +8,13 @@
 
 namespace razor {
 
+// buf[0..n) = exp(x[0..n) - shift): one chunk of a row's softmax numerators.
+static inline void exp_shifted(const float* x, int64_t n, float shift, float* buf) {
+  RZ_SIMD
+  for (int64_t c = 0; c < n; ++c) buf[c] = x[c] - shift;
+  exp_inplace(buf, n);
+}
+
 float cross_entropy_row_lse(const float* xr, int64_t V) {
   float m = xr[0];
   for (int64_t c = 1; c < V; ++c) m = std::max(m, xr[c]);
@@ -15,9 +22,7 @@ float cross_entropy_row_lse(const float* xr, int64_t V) {
   float buf[kExpChunk];
   for (int64_t c0 = 0; c0 < V; c0 += kExpChunk) {
     const int64_t n = std::min(kExpChunk, V - c0);
-    RZ_SIMD
-    for (int64_t c = 0; c < n; ++c) buf[c] = xr[c0 + c] - m;
-    exp_inplace(buf, n);
+    exp_shifted(xr + c0, n, m, buf);
     float zc = 0.0f;  // chunk sums in fp32, the row total in double
     for (int64_t c = 0; c < n; ++c) zc += buf[c];
     z += zc;
@@ -29,9 +34,7 @@ void cross_entropy_row_backward(const float* xr, int64_t V, float l, int32_t t, 
   float buf[kExpChunk];
   for (int64_t c0 = 0; c0 < V; c0 += kExpChunk) {
     const int64_t n = std::min(kExpChunk, V - c0);
-    RZ_SIMD
-    for (int64_t c = 0; c < n; ++c) buf[c] = xr[c0 + c] - l;
-    exp_inplace(buf, n);
+    exp_shifted(xr + c0, n, l, buf);
     RZ_SIMD
     for (int64_t c = 0; c < n; ++c) dx[c0 + c] += g * buf[c];
   }

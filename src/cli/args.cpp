@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "core/cpu.h"
 #include "core/error.h"
 #include "core/threads.h"
 
@@ -178,6 +179,20 @@ void apply_threads(int64_t n) {
                  "razor: --threads %lld: %d cores available to this process; using %d threads (more threads than "
                  "cores only wait for each other at every barrier)\n",
                  (long long)n, used, used);
+}
+
+int64_t apply_threads_option(const ArgParser& a, int64_t lo, int64_t hi) {
+  if (!a.given("threads") && a.str("threads").empty()) return 0;
+  const int64_t n = a.i64_in("threads", lo, hi);
+  apply_threads(n);
+  return n;
+}
+
+void apply_isa_option(const ArgParser& a) {
+  if (!a.given("isa")) return;
+  const Isa want = parse_isa(a.str("isa"));
+  RZ_CHECK(isa_supported(want), "--isa: %s is not supported by this CPU (%s)", isa_name(want), cpu_summary().c_str());
+  set_isa(want);
 }
 
 }  // namespace razor

@@ -49,5 +49,12 @@ class ArgParser {
 // uses fewer it says so on stderr ("--threads 10: 2 cores available; using 2 threads").
 // n <= 0 leaves the default (OMP_NUM_THREADS or all cores).
 void apply_threads(int64_t n);
+// The --threads option of a command, applied: its value checked against [lo, hi] (commands
+// whose default is "0" take 0 = the default; those with no default value want N >= 1) and
+// passed to apply_threads. Returns the value, 0 when the option has no value.
+int64_t apply_threads_option(const ArgParser& a, int64_t lo, int64_t hi);
+// The --isa option of a benchmark: forces that kernel tier, an error when this CPU cannot run
+// it; nothing when not given.
+void apply_isa_option(const ArgParser& a);
 
 }  // namespace razor

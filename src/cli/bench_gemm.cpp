@@ -35,13 +35,8 @@ int bench_gemm(int argc, char** argv) {
                 K = ap.i64_in("--k", 1, 1 << 20);
   const int repeat = int(ap.i64_in("--repeat", 1, 100000));
   const bool ta = ap.on("--trans-a"), tb = ap.on("--trans-b");
-  if (ap.given("--threads")) apply_threads(ap.i64_in("--threads", 1, 4096));
-  if (ap.given("--isa")) {
-    Isa want = parse_isa(ap.str("--isa"));
-    RZ_CHECK(isa_supported(want), "--isa: %s is not supported by this CPU (%s)", isa_name(want),
-             cpu_summary().c_str());
-    set_isa(want);
-  }
+  apply_threads_option(ap, 1, 4096);
+  apply_isa_option(ap);
   RZ_CHECK(double(M) * double(K) + double(K) * double(N) + double(M) * double(N) < 2.0e9,
            "--m/--n/--k: matrices too large for a benchmark (over 8 GB)");
 

@@ -162,7 +162,7 @@ int bench_model(int argc, char** argv) {
                           "with `razor export --gguf` and run identical weights in llama.cpp)");
   ap.option("--tokenizer", "", "with --save: tokenizer.json to store in the file (ids must fit the shape's vocab)");
   if (!ap.parse(argc, argv, 1)) return 0;
-  if (ap.given("--threads")) apply_threads(ap.i64_in("--threads", 1, 1024));
+  apply_threads_option(ap, 1, 1024);
   const int64_t prompt = ap.i64_in("--prompt", 0, 1 << 20);
   const std::vector<int64_t> gens = parse_list(ap.str("--gen"), "--gen");
   const int repeat = int(ap.i64_in("--repeat", 1, 1000));

@@ -91,13 +91,8 @@ int bench_packed(int argc, char** argv) {
   const int64_t N = ap.i64_in("--tokens", 1, 1 << 16);
   check_packed_desc(d, "--layout/--rows/--cols/--group");
   RZ_CHECK(double(d.d_out) * double(d.d_in) <= 4e9, "--rows x --cols: at most 4e9 weights in a benchmark");
-  if (ap.given("--threads")) apply_threads(ap.i64_in("--threads", 1, 1024));
-  if (ap.given("--isa")) {
-    const Isa want = parse_isa(ap.str("--isa"));
-    RZ_CHECK(isa_supported(want), "--isa: %s is not supported by this CPU (%s)", isa_name(want),
-             cpu_summary().c_str());
-    set_isa(want);
-  }
+  apply_threads_option(ap, 1, 1024);
+  apply_isa_option(ap);
   if (ap.given("--no-gfni")) qgemm_avx512_set_gfni(false);
   const double min_seconds = ap.f64_in("--seconds", 0.01, 600.0);
   const int64_t bw_mib = ap.i64_in("--bw-mib", 0, 1 << 16);

@@ -154,8 +154,7 @@ int cmd_eval(int argc, char** argv) {
   a.option("--threads", "0", "threads (0: all cores)");
   a.flag("--json", "print one JSON object");
   if (!a.parse(argc, argv)) return 0;
-  int th = int(a.i64_in("threads", 0, 4096));
-  apply_threads(th);
+  apply_threads_option(a, 0, 4096);
   const std::string dir = a.str("model");
   if (path_exists(dir) && !is_directory(dir)) return eval_packed(a, dir);  // a file: a packed model
   const EvalPlan plan = eval_plan(a);
@@ -170,9 +169,7 @@ int cmd_eval(int argc, char** argv) {
   if (!a.str("bits").empty() || !a.str("rho").empty() || has_plan || a.on("a8") || a.on("kv8")) {
     const bool weights = !a.str("bits").empty() || !a.str("rho").empty() || has_plan;
     std::string bits_arg = a.str("bits").empty() ? "1.88" : a.str("bits");
-    QuantSpec spec = make_quant_spec(bits_arg, a.str("rho"), int(a.i64_in("group", 1, 1 << 16)),
-                                     a.f64_in("beta", 0.01, 100.0), method);
-    if (has_plan) apply_plan_file(spec, *m, a.str("plan"));
+    QuantSpec spec = quant_spec_option(a, bits_arg, method, *m);
     spec.quantize_weights = weights;  // false: A8 / KV8 only
     spec.a8 = a.on("a8");
     spec.kv8 = a.on("kv8");

@@ -37,7 +37,7 @@ int cmd_generate(int argc, char** argv) {
              "--model: none given and no trained student found (runs/*/student.razor); run `razor train` or pass "
              "-m FILE.razor");
   }
-  if (ap.given("--threads")) apply_threads(ap.i64_in("--threads", 1, 1024));
+  apply_threads_option(ap, 1, 1024);
   const int64_t n = ap.i64_in("--tokens", 1, int64_t(1) << 30);
   SamplerOptions so;
   so.temp = float(ap.f64("--temp"));

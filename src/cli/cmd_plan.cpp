@@ -75,8 +75,7 @@ int cmd_plan(int argc, char** argv) {
   add_calib_ptq_options(a);
   a.option("--threads", "0", "threads (0: all cores)");
   if (!a.parse(argc, argv)) return 0;
-  int th = int(a.i64_in("threads", 0, 4096));
-  apply_threads(th);
+  apply_threads_option(a, 0, 4096);
   BudgetOptions bo;
   bo.budget = a.f64_in("budget", 0.5, 32);
   bo.with_scales = !a.on("no-scales");

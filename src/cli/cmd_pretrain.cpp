@@ -79,8 +79,7 @@ int cmd_pretrain(int argc, char** argv) {
   o.out = a.str("out");
   o.bf16 = a.on("bf16");
   o.resume = a.on("resume");
-  int th = int(a.i64_in("threads", 0, 4096));
-  apply_threads(th);
+  apply_threads_option(a, 0, 4096);
   run_pretrain(o);
   return 0;
 }

@@ -35,16 +35,13 @@ int cmd_quantize(int argc, char** argv) {
   a.option("--threads", "0", "threads (0: all cores)");
   if (!a.parse(argc, argv)) return 0;
   if (a.str("out").empty()) fail("razor quantize: -o/--out is required");
-  int th = int(a.i64_in("threads", 0, 4096));
-  apply_threads(th);
+  apply_threads_option(a, 0, 4096);
   PtqMethod method = parse_ptq_method(a.str("ptq"));
   const CalibPtqOptions copt = calib_ptq_options(a, method);
   RZ_CHECK(!a.on("latent") || ptq_needs_calibration(method), "--latent: only with --ptq gptq or awq (got --ptq %s)",
            ptq_method_name(method));
   std::unique_ptr<Model> m = Model::load(a.str("model"), false);
-  QuantSpec spec = make_quant_spec(a.str("bits"), a.str("rho"), int(a.i64_in("group", 1, 1 << 16)),
-                                   a.f64_in("beta", 0.01, 100.0), method);
-  if (!a.str("plan").empty()) apply_plan_file(spec, *m, a.str("plan"));
+  QuantSpec spec = quant_spec_option(a, a.str("bits"), method, *m);
   CalibSet calib;
   if (ptq_needs_calibration(method)) calib = load_calib_set(a, a.str("model") + "/tokenizer.json", *m);
   std::vector<std::pair<std::string, QuantizedWeight>> qw;

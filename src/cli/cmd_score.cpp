@@ -49,8 +49,7 @@ int cmd_score(int argc, char** argv) {
   if (!ap.parse(argc, argv)) return 0;
   if (!ap.given("model")) fail("--model: required (a Hugging Face model directory)");
   if (!ap.given("ids")) fail("--ids: required (token ids, e.g. --ids \"1 2 3\")");
-  int64_t threads = ap.i64_in("threads", 0, 4096);
-  apply_threads(threads);
+  apply_threads_option(ap, 0, 4096);
   std::vector<int32_t> ids = parse_ids(ap.str("ids"));
   if (ids.size() < 2) fail("--ids: need at least 2 token ids, got %zu", ids.size());
   const std::string path = ap.str("model");

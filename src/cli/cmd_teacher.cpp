@@ -41,8 +41,7 @@ int cmd_teacher(int argc, char** argv) {
   if (!ap.parse(argc, argv)) return 0;
   if (!ap.given("out")) fail("--out: required (the store directory)");
   const std::string out = ap.str("out");
-  int64_t threads = ap.i64_in("threads", 0, 4096);
-  apply_threads(threads);
+  apply_threads_option(ap, 0, 4096);
   if (ap.on("stats")) {
     StoreReader r(out, StoreVerify::Lazy);
     StoreStats s = r.stats();

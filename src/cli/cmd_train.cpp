@@ -121,11 +121,8 @@ int cmd_train(int argc, char** argv) {
   } catch (const Error& e) {
     fail("--hidden: %s", e.what());
   }
-  c.threads = int(ap.i64_in("threads", 0, 4096));
-  if (c.threads > 0) {
-    apply_threads(c.threads);
-    c.threads = num_threads();  // at most the cores available
-  }
+  c.threads = int(apply_threads_option(ap, 0, 4096));
+  if (c.threads > 0) c.threads = num_threads();  // at most the cores available
   c.seed = uint64_t(ap.i64_in("seed", 0, INT64_MAX));
   c.eval_every = ap.i64_in("eval-every", 0, int64_t(1) << 40);
   c.eval_windows = ap.i64_in("eval-windows", 1, int64_t(1) << 40);

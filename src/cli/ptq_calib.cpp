@@ -46,6 +46,13 @@ CalibSet load_calib_set(const ArgParser& a, const std::string& tokenizer_path, c
                          a.i64_in("calib-seq", 1, 1 << 20));
 }
 
+QuantSpec quant_spec_option(const ArgParser& a, const std::string& bits, PtqMethod method, const Model& m) {
+  QuantSpec spec =
+      make_quant_spec(bits, a.str("rho"), int(a.i64_in("group", 1, 1 << 16)), a.f64_in("beta", 0.01, 100.0), method);
+  if (!a.str("plan").empty()) apply_plan_file(spec, m, a.str("plan"));
+  return spec;
+}
+
 void print_calib_report(const CalibPtqReport& r, PtqMethod method, double seconds) {
   if (method == PtqMethod::Gptq) {
     std::fprintf(stderr, "gptq: %d tensors in %.1f s (Hessians %.1f s, factors %.1f s, sweeps %.1f s, the rest "

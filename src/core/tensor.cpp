@@ -49,6 +49,12 @@ bool Shape::operator==(const Shape& o) const {
   return true;
 }
 
+std::string shape_str(const std::vector<int64_t>& dims) {
+  std::string s = "[";
+  for (size_t i = 0; i < dims.size(); ++i) s += (i ? ", " : "") + std::to_string(dims[i]);
+  return s + "]";
+}
+
 std::string Shape::str() const {
   std::string s = "[";
   for (int i = 0; i < nd; ++i) {

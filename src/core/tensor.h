@@ -25,6 +25,9 @@ constexpr size_t kAlign = 64;
 void* aligned_alloc64(size_t bytes);
 void aligned_free(void* p);
 
+// The dims of a file's tensor (any rank, as a file states them) for messages: "[4096, 1024]".
+std::string shape_str(const std::vector<int64_t>& dims);
+
 struct Shape {
   int nd = 0;
   int64_t d[kMaxDims] = {1, 1, 1, 1};

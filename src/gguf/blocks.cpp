@@ -170,6 +170,15 @@ void encode_floats(GgmlType type, const float* x, int64_t n, uint8_t* out) {
   }
 }
 
+// Block b of a row: copied out of the (unaligned) row bytes, then decoded to codes and scale.
+template <class Block>
+static void decode_block_at(const uint8_t* in, int64_t b, void (*decode)(const Block&, int8_t*, float*), int8_t* q,
+                            float* d) {
+  Block blk;
+  std::memcpy(&blk, in + b * sizeof blk, sizeof blk);
+  decode(blk, q, d);
+}
+
 void decode_row_codes(GgmlType type, const uint8_t* in, int64_t n, int8_t* codes, float* block_scales) {
   const int64_t be = block_elems(type);
   RZ_ASSERT(be > 1 && n % be == 0);
@@ -177,30 +186,10 @@ void decode_row_codes(GgmlType type, const uint8_t* in, int64_t n, int8_t* codes
     int8_t* q = codes + b * be;
     float* d = block_scales + b;
     switch (type) {
-      case GgmlType::kQ4_0: {
-        BlockQ4_0 blk;
-        std::memcpy(&blk, in + b * sizeof blk, sizeof blk);
-        decode_q4_0(blk, q, d);
-        break;
-      }
-      case GgmlType::kQ8_0: {
-        BlockQ8_0 blk;
-        std::memcpy(&blk, in + b * sizeof blk, sizeof blk);
-        decode_q8_0(blk, q, d);
-        break;
-      }
-      case GgmlType::kTQ2_0: {
-        BlockTQ2_0 blk;
-        std::memcpy(&blk, in + b * sizeof blk, sizeof blk);
-        decode_tq2_0(blk, q, d);
-        break;
-      }
-      case GgmlType::kTQ1_0: {
-        BlockTQ1_0 blk;
-        std::memcpy(&blk, in + b * sizeof blk, sizeof blk);
-        decode_tq1_0(blk, q, d);
-        break;
-      }
+      case GgmlType::kQ4_0: decode_block_at(in, b, decode_q4_0, q, d); break;
+      case GgmlType::kQ8_0: decode_block_at(in, b, decode_q8_0, q, d); break;
+      case GgmlType::kTQ2_0: decode_block_at(in, b, decode_tq2_0, q, d); break;
+      case GgmlType::kTQ1_0: decode_block_at(in, b, decode_tq1_0, q, d); break;
       default: RZ_ASSERT_MSG(false, "decode_row_codes: unsupported type");
     }
   }

@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "core/half.h"
+#include "core/tensor.h"
 #include "gguf/blocks.h"
 
 namespace razor {
@@ -254,12 +255,6 @@ std::vector<std::pair<std::string, Expected>> expected_tensors(const HParams& h,
     e.push_back({t.gguf, {t.shape, t.kind != TensorKind::Head || !h.tied, t.rope_heads}});
   }
   return e;
-}
-
-std::string shape_str(const std::vector<int64_t>& s) {
-  std::string r = "[";
-  for (size_t i = 0; i < s.size(); ++i) r += (i ? ", " : "") + std::to_string(s[i]);
-  return r + "]";
 }
 
 }  // namespace

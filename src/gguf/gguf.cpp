@@ -287,26 +287,27 @@ GgufValue GgufValue::str(std::string v) {
   x.s = std::move(v);
   return x;
 }
-GgufValue GgufValue::array_ints(GgufValueType elem, std::vector<int64_t> v) {
-  RZ_ASSERT(is_int_type(elem));
+// An empty array of elem; the three array_* constructors fill its one list.
+static GgufValue empty_array(GgufValueType elem) {
   GgufValue x;
   x.type = GgufValueType::kArray;
   x.array_type = elem;
+  return x;
+}
+GgufValue GgufValue::array_ints(GgufValueType elem, std::vector<int64_t> v) {
+  RZ_ASSERT(is_int_type(elem));
+  GgufValue x = empty_array(elem);
   x.ints = std::move(v);
   return x;
 }
 GgufValue GgufValue::array_floats(GgufValueType elem, std::vector<double> v) {
   RZ_ASSERT(is_float_type(elem));
-  GgufValue x;
-  x.type = GgufValueType::kArray;
-  x.array_type = elem;
+  GgufValue x = empty_array(elem);
   x.floats = std::move(v);
   return x;
 }
 GgufValue GgufValue::array_strings(std::vector<std::string> v) {
-  GgufValue x;
-  x.type = GgufValueType::kArray;
-  x.array_type = GgufValueType::kString;
+  GgufValue x = empty_array(GgufValueType::kString);
   x.strings = std::move(v);
   return x;
 }

@@ -244,12 +244,6 @@ std::vector<float> read_floats(const GgufFile& f, const GgufTensorInfo& t, const
   return v;
 }
 
-std::string shape_str(const std::vector<int64_t>& ne) {
-  std::string s = "[";
-  for (size_t i = 0; i < ne.size(); ++i) s += (i ? ", " : "") + std::to_string(ne[i]);
-  return s + "]";
-}
-
 }  // namespace
 
 int ImportReport::n_requantized() const {

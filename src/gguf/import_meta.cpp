@@ -38,14 +38,18 @@ bool is_unsigned(GgufValueType t) {
          t == GgufValueType::kUint64;
 }
 
+// The value of an hparam; nullptr when it is missing and not required (the caller's default).
+static const GgufValue* find_hparam(const GgufFile& f, const std::string& key, bool required) {
+  const GgufValue* v = f.find(key);
+  RZ_CHECK(v || !required, "%s: key '%s': missing (razor needs it to rebuild the model config)", f.source().c_str(),
+           key.c_str());
+  return v;
+}
+
 // An integer hparam of any integer type (converters differ: u32 is usual, some write i32/u64).
 int64_t meta_int(const GgufFile& f, const std::string& key, int64_t def, bool required) {
-  const GgufValue* v = f.find(key);
-  if (!v) {
-    RZ_CHECK(!required, "%s: key '%s': missing (razor needs it to rebuild the model config)", f.source().c_str(),
-             key.c_str());
-    return def;
-  }
+  const GgufValue* v = find_hparam(f, key, required);
+  if (!v) return def;
   RZ_CHECK(v->type != GgufValueType::kArray,
            "%s: key '%s' is an array (per-layer values); razor's models use one value for every layer",
            f.source().c_str(), key.c_str());
@@ -61,12 +65,8 @@ int64_t meta_int(const GgufFile& f, const std::string& key, int64_t def, bool re
 
 // A float hparam: f32 values come back as their shortest decimal (see the header).
 double meta_float(const GgufFile& f, const std::string& key, double def, bool required) {
-  const GgufValue* v = f.find(key);
-  if (!v) {
-    RZ_CHECK(!required, "%s: key '%s': missing (razor needs it to rebuild the model config)", f.source().c_str(),
-             key.c_str());
-    return def;
-  }
+  const GgufValue* v = find_hparam(f, key, required);
+  if (!v) return def;
   if (v->type == GgufValueType::kFloat32) return shortest_decimal(float(v->f));
   if (v->type == GgufValueType::kFloat64) return v->f;
   fail("%s: key '%s' is %s, expected a float", f.source().c_str(), key.c_str(), gguf_value_type_name(v->type));

@@ -9,6 +9,7 @@
 
 #include "core/error.h"
 #include "core/half.h"
+#include "core/tensor.h"
 #include "io/file_util.h"
 
 namespace razor {
@@ -30,12 +31,6 @@ const DTypeRow kDTypes[] = {
 
 // A header larger than this is not a tensor table (the Python library uses the same cap).
 constexpr uint64_t kMaxHeader = 100ull << 20;
-
-std::string shape_str(const std::vector<int64_t>& s) {
-  std::string r = "[";
-  for (size_t i = 0; i < s.size(); ++i) r += (i ? ", " : "") + std::to_string(s[i]);
-  return r + "]";
-}
 
 }  // namespace
 

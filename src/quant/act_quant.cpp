@@ -28,11 +28,15 @@ void check_groups(const char* what, const Tensor& x, int group) {
            (long long)x.size(-1), x.shape_str().c_str(), group);
 }
 
+void check_a8_row(int64_t n, int group) {
+  RZ_CHECK(group >= 1 && n % group == 0, "A8: row length %lld is not divisible by group size %d", (long long)n,
+           group);
+}
+
 }  // namespace
 
 void quantize_a8_row(const float* x, int64_t n, int group, int8_t* codes, float* scales) {
-  RZ_CHECK(group >= 1 && n % group == 0, "A8: row length %lld is not divisible by group size %d", (long long)n,
-           group);
+  check_a8_row(n, group);
   for (int64_t g = 0; g < n / group; ++g) {
     const float* xg = x + g * group;
     int8_t* c = codes + g * group;
@@ -49,8 +53,7 @@ void quantize_a8_row(const float* x, int64_t n, int group, int8_t* codes, float*
 }
 
 void fake_quant_a8_row(const float* x, int64_t n, int group, float* out) {
-  RZ_CHECK(group >= 1 && n % group == 0, "A8: row length %lld is not divisible by group size %d", (long long)n,
-           group);
+  check_a8_row(n, group);
   for (int64_t g = 0; g < n / group; ++g) {
     const float* xg = x + g * group;
     float* o = out + g * group;
