@@ -20,7 +20,8 @@ int cmd_teacher(int argc, char** argv) {
   ArgParser ap(argv[0],
                "Runs the teacher (no grad) over fixed windows of the training tokens (sequence i = tokens "
                "[i*T, i*T+T+1)), or one record per sequence for chat data (.jsonl) and --records, and writes the "
-               "teacher store: hidden states of every layer, top-K (or full) log-probs, entropy, layer cosines, "
+               "teacher store: hidden states (every layer, or per sequence the layers AFD selects: --taps), top-K (or "
+               "full) log-probs, entropy, layer cosines, "
                "the loss mask (chat: assistant tokens only). An interrupted dump resumes where it stopped.");
   ap.option("--teacher", "data/teacher", "teacher checkpoint directory (Hugging Face layout)");
   ap.option("--data", "default",

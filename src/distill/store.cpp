@@ -616,10 +616,11 @@ StoreWriter::StoreWriter(const std::string& dir, const StoreInfo& info) : dir_(d
     StoreInfo have = info_from_json(Json::parse(read_file(manifest), manifest), manifest);
     if (!same_settings(have, info_))
       fail("%s: an existing teacher store with different settings (teacher %s, T=%lld, L=%lld, C=%lld, V=%lld, "
-           "hidden %s, logits %s); use another directory or delete it",
+           "hidden %s, logits %s, %s); use another directory or delete it (or give the same --taps / --afd-k)",
            dir_.c_str(), hex64(have.teacher_hash).c_str(), (long long)have.seq_len, (long long)have.num_layers,
            (long long)have.hidden_size, (long long)have.vocab_size, to_string(have.hidden_dtype),
-           to_string(have.logits));
+           to_string(have.logits),
+           have.selected_taps > 0 ? strfmt("%lld selected taps", (long long)have.selected_taps).c_str() : "every tap");
     complete_ = true;
     next_ = have.num_sequences;
     info_.num_sequences = have.num_sequences;
