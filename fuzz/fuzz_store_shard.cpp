@@ -14,12 +14,14 @@
 using namespace razor;
 using razor_fuzz::seed;
 
-static StoreInfo make_info(HiddenDtype hd, LogitStorage ls, LogpDtype lp) {
+static StoreInfo make_info(HiddenDtype hd, LogitStorage ls, LogpDtype lp, int64_t layers, int64_t selected) {
   StoreInfo info = tiny_store_info();
   info.teacher_id = "fuzz";
+  info.num_layers = layers;
   info.hidden_dtype = hd;
   info.logits = ls;
   info.logp_dtype = lp;
+  info.selected_taps = selected;
   return info;
 }
 
@@ -29,11 +31,14 @@ static void make_seeds(const std::string& dir) {
     HiddenDtype hd;
     LogitStorage ls;
     LogpDtype lp;
+    int64_t layers, selected;
   };
-  const Case cases[] = {{"bf16_topk_f32", HiddenDtype::BF16, LogitStorage::TopK, LogpDtype::F32},
-                        {"int8_full_f16", HiddenDtype::INT8, LogitStorage::Full, LogpDtype::F16}};
+  // The third: a selected-tap store (version 2) keeping 2 of 4 taps per sequence.
+  const Case cases[] = {{"bf16_topk_f32", HiddenDtype::BF16, LogitStorage::TopK, LogpDtype::F32, 1, 0},
+                        {"int8_full_f16", HiddenDtype::INT8, LogitStorage::Full, LogpDtype::F16, 1, 0},
+                        {"int8_topk_f32_selected", HiddenDtype::INT8, LogitStorage::TopK, LogpDtype::F32, 3, 2}};
   for (const Case& c : cases) {
-    StoreInfo info = make_info(c.hd, c.ls, c.lp);
+    StoreInfo info = make_info(c.hd, c.ls, c.lp, c.layers, c.selected);
     const std::string sdir = razor_fuzz::scratch(std::string("seed_") + c.name);
     std::system(("rm -rf '" + sdir + "'").c_str());
     {
@@ -47,7 +52,12 @@ static void make_seeds(const std::string& dir) {
         mask[0] = 0;
         for (size_t i = 0; i < hidden.size(); ++i) hidden[i] = float(int(i % 7) - 3) * 0.25f + float(s);
         for (size_t i = 0; i < logits.size(); ++i) logits[i] = float(int(i * 3 % 11) - 5) * 0.5f;
+        // Taps l >= 2 rotate the features, so the layer cosines differ (the selection is not all ties).
+        std::vector<std::vector<float>> rot(size_t(info.num_layers + 1), hidden);
+        for (int64_t l = 2; l <= info.num_layers; ++l)
+          for (size_t i = 0; i < hidden.size(); ++i) rot[size_t(l)][i] = hidden[(i + size_t(l)) % hidden.size()];
         std::vector<const float*> taps(size_t(info.num_layers + 1), hidden.data());
+        for (int64_t l = 2; l <= info.num_layers; ++l) taps[size_t(l)] = rot[size_t(l)].data();
         w.add_sequence(ids.data(), mask.data(), taps, logits.data());
       }
       w.finish();
@@ -71,11 +81,14 @@ static void try_open(const std::string& dir) {
       r.prefetch(i, 1);
       std::vector<float> row(size_t(v.C));
       for (int64_t t = 0; t <= v.T; ++t) sum += v.ids[t] + v.mask[t];
-      for (int64_t l = 0; l <= v.L; ++l)
+      for (int64_t l = 0; l <= v.L; ++l) {  // every tap the record keeps (all L+1, or the selected ones)
+        if (!v.has_tap(l)) continue;
         for (int64_t t = 0; t < v.T; ++t) {
           v.hidden_row(l, t, row.data());
           sum += row[0];
         }
+      }
+      for (int64_t j = 0; j < v.taps; ++j) v.hidden_slot_row(j, 0, row.data()), sum += row[0];
       for (int64_t t = 0; t < v.T; ++t) {
         for (int64_t j = 0; j < v.bins(); ++j) sum += v.logp_at(t, j);
         sum += v.entropy[t] + v.target_logp[t];

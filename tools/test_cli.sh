@@ -239,6 +239,8 @@ if [ -f "$T/config.json" ]; then
   check "--epochs" "${TR[@]}" --epochs 0
   check "--topk" "${TR[@]}" --topk 0
   check "--hidden" "${TR[@]}" --hidden fp8
+  check "--taps" "${TR[@]}" --taps some
+  check "--taps selected" "${TR[@]}" --taps selected --feature fixed
   check "--a8" "${TR[@]}" --a8 --no-a8
   check "--teacher" train --teacher "$tmp/no-teacher" --out "$tmp/tr"
   check "--data" "${TR[@]}"
@@ -249,6 +251,8 @@ if [ -f "$T/config.json" ]; then
   check "--topk" teacher --teacher "$T" --out "$tmp/st" --topk 5 --full-logits
   check "--logp" teacher --teacher "$T" --out "$tmp/st" --logp f64
   check "--hidden" teacher --teacher "$T" --out "$tmp/st" --hidden fp8
+  check "--taps" teacher --teacher "$T" --out "$tmp/st" --taps some
+  check "--afd-k" teacher --teacher "$T" --out "$tmp/st" --afd-k 0
   check "--shard-sequences" teacher --teacher "$T" --out "$tmp/st" --shard-sequences 0
   check "--out" teacher --teacher "$T"
   check "-" teacher --teacher "$tmp/no-teacher" --out "$tmp/st"

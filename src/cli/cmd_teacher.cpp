@@ -20,7 +20,8 @@ int cmd_teacher(int argc, char** argv) {
   ArgParser ap(argv[0],
                "Runs the teacher (no grad) over fixed windows of the training tokens (sequence i = tokens "
                "[i*T, i*T+T+1)), or one record per sequence for chat data (.jsonl) and --records, and writes the "
-               "teacher store: hidden states of every layer, top-K (or full) log-probs, entropy, layer cosines, "
+               "teacher store: hidden states (every layer, or per sequence the layers AFD selects: --taps), top-K (or "
+               "full) log-probs, entropy, layer cosines, "
                "the loss mask (chat: assistant tokens only). An interrupted dump resumes where it stopped.");
   ap.option("--teacher", "data/teacher", "teacher checkpoint directory (Hugging Face layout)");
   ap.option("--data", "default",
@@ -33,6 +34,11 @@ int cmd_teacher(int argc, char** argv) {
   ap.flag("--full-logits", "store the full log-prob distribution instead of top-K (small vocabularies)");
   ap.option("--logp", "", "log-prob dtype f32|f16 (default: f32 for top-K, f16 for full)");
   ap.option("--hidden", "bf16", "hidden-state dtype: bf16 | int8 (per-token scale)");
+  ap.option("--taps", "auto",
+            "feature taps kept: all (L+1) | selected (per sequence the --afd-k taps AFD's adaptive rule picks from "
+            "the teacher's own cosines; trains --feature adaptive only) | auto (selected when every tap would take "
+            "more than 8 KiB per token)");
+  ap.option("--afd-k", "3", "taps kept per sequence by --taps selected (AFD's k; train with --afd-k <= this)");
   ap.option("--sequences", "0", "sequences to store (0 = every full window)");
   ap.option("--batch", "4", "sequences per teacher forward");
   ap.option("--shard-sequences", "64", "sequences per shard file");
@@ -53,6 +59,11 @@ int cmd_teacher(int argc, char** argv) {
     std::printf("contents         hidden %s, logits %s", to_string(i.hidden_dtype), to_string(i.logits));
     if (i.logits == LogitStorage::TopK) std::printf(" K=%lld", (long long)i.top_k);
     std::printf(", logp %s\n", to_string(i.logp_dtype));
+    if (i.selected_taps > 0)
+      std::printf("feature taps     %lld of %lld per sequence (AFD's selection, --taps selected)\n",
+                  (long long)i.selected_taps, (long long)(i.num_layers + 1));
+    else
+      std::printf("feature taps     all %lld\n", (long long)(i.num_layers + 1));
     std::printf("sequences        %lld (%lld tokens, %lld shards)\n", (long long)s.sequences, (long long)s.tokens,
                 (long long)s.shards);
     std::printf("bytes/token      %.1f\n", s.bytes_per_token);
@@ -75,6 +86,12 @@ int cmd_teacher(int argc, char** argv) {
   } catch (const Error& e) {
     fail("--hidden: %s", e.what());
   }
+  try {
+    o.taps = parse_tap_storage(ap.str("taps"));
+  } catch (const Error& e) {
+    fail("--taps: %s", e.what());
+  }
+  o.afd_k = int(ap.i64_in("afd-k", 1, 255));
   o.max_sequences = ap.i64_in("sequences", 0, int64_t(1) << 40);
   o.batch = ap.i64_in("batch", 1, 4096);
   o.shard_sequences = ap.i64_in("shard-sequences", 1, 1 << 20);

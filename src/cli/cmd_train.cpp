@@ -58,6 +58,10 @@ int cmd_train(int argc, char** argv) {
   ap.option("--sequences", "2048", "sequences in a store written by this run (0 = the whole data)");
   ap.option("--topk", "64", "teacher log-probs kept per position, for a store written by this run");
   ap.option("--hidden", "bf16", "hidden-state dtype of a store written by this run: bf16 | int8");
+  ap.option("--taps", "auto",
+            "feature taps of a store written by this run: all | selected (only the --afd-k taps AFD selects per "
+            "sequence; --feature adaptive only) | auto (selected above 8 KiB/token with every tap, when the feature "
+            "loss allows)");
   ap.option("--threads", "0", "threads (0 = default)");
   ap.option("--seed", "1234", "data-order seed");
   ap.option("--eval-every", "100", "validation perplexity every N steps (0 = at the end only)");
@@ -121,6 +125,15 @@ int cmd_train(int argc, char** argv) {
   } catch (const Error& e) {
     fail("--hidden: %s", e.what());
   }
+  try {
+    c.dump.taps = parse_tap_storage(ap.str("taps"));
+  } catch (const Error& e) {
+    fail("--taps: %s", e.what());
+  }
+  if (c.dump.taps == TapStorage::Selected && !c.feature_none &&
+      (c.distill.afd_mode != AfdMode::Adaptive || c.distill.mask_align != MaskAlign::Razor))
+    fail("--taps selected: keeps only the taps AFD selects per sequence, which serves --feature adaptive under "
+         "--mask-align razor only");
   c.threads = int(apply_threads_option(ap, 0, 4096));
   if (c.threads > 0) c.threads = num_threads();  // at most the cores available
   c.seed = uint64_t(ap.i64_in("seed", 0, INT64_MAX));

@@ -18,7 +18,8 @@ void check_batch(const std::vector<SequenceView>& teacher, const char* op) {
   RZ_CHECK(!teacher.empty(), "%s: empty teacher batch", op);
   const SequenceView& a = teacher[0];
   for (const SequenceView& s : teacher)
-    RZ_CHECK(s.T == a.T && s.V == a.V && s.L == a.L && s.C == a.C && s.K == a.K && s.logits == a.logits,
+    RZ_CHECK(s.T == a.T && s.V == a.V && s.L == a.L && s.C == a.C && s.K == a.K && s.logits == a.logits &&
+                 s.taps == a.taps && (s.tap_ids != nullptr) == (a.tap_ids != nullptr),
              "%s: teacher sequences of one batch have different shapes", op);
 }
 
@@ -366,12 +367,9 @@ std::vector<int> afd_select_layers(const std::vector<SequenceView>& teacher, con
   const int L = int(teacher[0].L);
   std::vector<int> layers;
   if (cfg.afd_mode == AfdMode::Adaptive) {
-    const std::vector<double> c = afd_layer_cosines(teacher, cfg.mask_align);
-    std::vector<int> order(static_cast<size_t>(L));
-    for (int l = 0; l < L; ++l) order[size_t(l)] = l + 1;
-    // Lowest c_l first; stable, so ties keep the lower index.
-    std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return c[size_t(a - 1)] < c[size_t(b - 1)]; });
-    layers.assign(order.begin(), order.begin() + std::min(cfg.afd_k, L));
+    // The k lowest c_l, ties to the lower index (store.h: the dump of a selected-tap store
+    // applies the same rule to one sequence).
+    layers = lowest_cosine_layers(afd_layer_cosines(teacher, cfg.mask_align), cfg.afd_k);
   } else if (cfg.afd_mode == AfdMode::Fixed) {
     layers = {1, (L + 1) / 2, L};
   } else {
@@ -385,9 +383,162 @@ std::vector<int> afd_select_layers(const std::vector<SequenceView>& teacher, con
   return layers;
 }
 
+void check_store_serves_afd(const StoreInfo& info, const DistillConfig& cfg, const std::string& store) {
+  if (info.selected_taps == 0) return;
+  const char* how = "; write a store of every tap (razor teacher --taps all) or train with --feature adaptive";
+  if (cfg.afd_mode == AfdMode::Fixed)
+    fail("%s: the store keeps only the %lld feature taps AFD selects per sequence (--taps selected); --feature fixed "
+         "needs taps it does not hold%s",
+         store.c_str(), (long long)info.selected_taps, how);
+  if (cfg.afd_mode == AfdMode::List)
+    fail("%s: the store keeps only the %lld feature taps AFD selects per sequence (--taps selected); --feature "
+         "fixed:<list> needs taps it does not hold%s",
+         store.c_str(), (long long)info.selected_taps, how);
+  if (cfg.mask_align != MaskAlign::Razor)
+    fail("%s: the store selected its feature taps under razor's mask alignment (--taps selected); --mask-align "
+         "reference selects others; write a store of every tap (razor teacher --taps all)",
+         store.c_str());
+  if (std::min<int64_t>(cfg.afd_k, info.num_layers) > info.selected_taps)
+    fail("%s: the store keeps the %lld feature taps AFD selects per sequence (--taps selected); --afd-k %d needs "
+         "more; give --afd-k <= %lld or write the store with --afd-k %d (or --taps all)",
+         store.c_str(), (long long)info.selected_taps, cfg.afd_k, (long long)info.selected_taps, cfg.afd_k);
+}
+
+std::vector<std::vector<int>> afd_sequence_layers(const std::vector<SequenceView>& teacher, const DistillConfig& cfg) {
+  check_batch(teacher, "afd_sequence_layers");
+  std::vector<std::vector<int>> sel;
+  for (const SequenceView& s : teacher) sel.push_back(afd_select_layers({s}, cfg));
+  return sel;
+}
+
+namespace {
+
+// AFD on a selected-tap store: per-sequence selection (docs/distill.md, "AFD on a
+// selected-tap store"). With S_b the layers of sequence b alone (k' = min(afd_k, L) of them)
+// L_feature = (1/B) sum_b (1/k') sum_{l in S_b} sum_{t in V_b} ||F_S - F_T||^2 / (max(|V_b|,1) d).
+// At B = 1 the operations are afd_loss's on a store of every tap, in the same order (the
+// same bits, value and gradient).
+Var afd_loss_per_sequence(const std::vector<Var>& student_features, const std::vector<SequenceView>& teacher,
+                          const DistillConfig& cfg, DistillStats* stats) {
+  const int64_t B = int64_t(teacher.size()), T = teacher[0].T, C = teacher[0].C, L = teacher[0].L;
+  if (cfg.afd_mode != AfdMode::Adaptive || cfg.mask_align != MaskAlign::Razor)
+    fail("afd_loss: a selected-tap teacher store serves only --feature adaptive under --mask-align razor");
+  const std::vector<std::vector<int>> sel = afd_sequence_layers(teacher, cfg);
+  const int64_t nl = int64_t(sel[0].size());  // k' = min(afd_k, L), the same for every sequence
+  std::vector<int> uses(size_t(L + 1), 0);      // sequences selecting each tap
+  for (int64_t b = 0; b < B; ++b) {
+    RZ_ASSERT(int64_t(sel[size_t(b)].size()) == nl);
+    for (int l : sel[size_t(b)]) {
+      if (!teacher[size_t(b)].has_tap(l))
+        fail("afd_loss: teacher sequence %lld of the batch does not keep feature tap %d, which AFD selects for it "
+             "(a selected-tap store written with a smaller --afd-k, or a damaged store)",
+             (long long)b, l);
+      ++uses[size_t(l)];
+    }
+  }
+  bool rg = false;
+  for (int64_t l = 0; l <= L; ++l) {
+    if (!uses[size_t(l)]) continue;
+    const Var& f = student_features[size_t(l)];
+    RZ_CHECK(f.defined() && f.value().dim() == 3 && f.size(0) == B && f.size(1) == T && f.size(2) == C,
+             "afd_loss: student feature tap %lld is %s, expected [B=%lld, T=%lld, C=%lld]", (long long)l,
+             f.defined() ? f.shape().str().c_str() : "undefined", (long long)B, (long long)T, (long long)C);
+    rg = rg || any_requires_grad({&f});
+  }
+  const std::vector<uint8_t> valid = valid_positions(teacher, cfg.mask_align);
+  int64_t total = 0;
+  std::vector<double> w = sequence_weights(valid, B, T, &total);
+  for (double& x : w) x /= double(C);  // 1 / (B * max(|V_b|,1) * C)
+
+  // row[(b*nl + j)*T + t]: sequence b's j-th layer at position t.
+  std::vector<double> row(size_t(B * nl * T), 0.0);
+#pragma omp parallel if (nl * B * T * C >= kParallelMin)
+  {
+    std::vector<float> buf(static_cast<size_t>(C));
+#pragma omp for schedule(static)
+    for (int64_t i = 0; i < B * nl * T; ++i) {
+      const int64_t b = i / (nl * T), j = (i / T) % nl, t = i % T;
+      if (!valid[size_t(b * T + t)]) continue;
+      const int l = sel[size_t(b)][size_t(j)];
+      const float* fs = student_features[size_t(l)].value().data() + (b * T + t) * C;
+      row[size_t(i)] = feature_row_sq(fs, teacher[size_t(b)], l, t, buf);
+    }
+  }
+  std::vector<double> mse(size_t(B * nl), 0.0);  // [b, j]
+  for (int64_t i = 0; i < B * nl * T; ++i) mse[size_t(i / T)] += w[size_t(i / (nl * T))] * row[size_t(i)];
+  double loss = 0;
+  for (int64_t b = 0; b < B; ++b) {
+    double sb = 0;
+    for (int64_t j = 0; j < nl; ++j) sb += mse[size_t(b * nl + j)];
+    loss += sb / double(nl);
+  }
+  if (stats) {
+    // Logged: the k' taps selected by the most sequences (ties to the lower index), and for
+    // each the sum of its mse terms over the sequences that selected it (at B = 1: afd_loss's).
+    std::vector<int> order;
+    for (int l = 1; l <= int(L); ++l) order.push_back(l);
+    std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return uses[size_t(a)] > uses[size_t(b)]; });
+    order.resize(size_t(nl));
+    std::sort(order.begin(), order.end());
+    stats->feature = loss;
+    stats->layers = order;
+    stats->layer_mse.assign(size_t(nl), 0.0);
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t j = 0; j < nl; ++j) {
+        auto it = std::find(order.begin(), order.end(), sel[size_t(b)][size_t(j)]);
+        if (it != order.end()) stats->layer_mse[size_t(it - order.begin())] += mse[size_t(b * nl + j)];
+      }
+    stats->layer_cos = afd_layer_cosines(teacher, cfg.mask_align);
+    stats->valid = total;
+  }
+  Var out(Tensor::full({1}, float(loss)), rg);
+  if (rg) {
+    std::vector<int> taps;
+    std::vector<Var> xs;
+    for (int64_t l = 0; l <= L; ++l)
+      if (uses[size_t(l)]) taps.push_back(int(l)), xs.push_back(student_features[size_t(l)]);
+    tape().record([out, xs, taps, sel, teacher, valid, w, nl, B, T, C]() mutable {
+      // Reads: the student taps' values and the teacher views.
+      // d/dF_S[b,t] of tap l (l in S_b) = 2 w_b (F_S - F_T) / k'.
+      const double gout = out.grad()[0] / double(nl);
+      for (size_t k = 0; k < xs.size(); ++k) {
+        if (!xs[k].requires_grad()) continue;
+        const float* X = xs[k].value().data();
+        float* dX = xs[k].grad().data();
+        const int l = taps[k];
+        std::vector<uint8_t> takes(size_t(B), 0);
+        for (int64_t b = 0; b < B; ++b)
+          takes[size_t(b)] = std::find(sel[size_t(b)].begin(), sel[size_t(b)].end(), l) != sel[size_t(b)].end();
+#pragma omp parallel if (B * T * C >= kParallelMin)
+        {
+          std::vector<float> buf(static_cast<size_t>(C));
+#pragma omp for schedule(static)
+          for (int64_t r = 0; r < B * T; ++r) {
+            if (!valid[size_t(r)] || !takes[size_t(r / T)]) continue;
+            teacher[size_t(r / T)].hidden_row(l, r % T, buf.data());
+            const double g = 2.0 * gout * w[size_t(r / T)];
+            for (int64_t c = 0; c < C; ++c)
+              dX[r * C + c] += float(g * (double(X[r * C + c]) - double(buf[size_t(c)])));
+          }
+        }
+      }
+    });
+  }
+  return out;
+}
+
+}  // namespace
+
 Var afd_loss(const std::vector<Var>& student_features, const std::vector<SequenceView>& teacher,
              const DistillConfig& cfg, DistillStats* stats) {
   check_batch(teacher, "afd_loss");
+  if (teacher[0].tap_ids) {
+    RZ_CHECK(int64_t(student_features.size()) == teacher[0].L + 1,
+             "afd_loss: %zu student feature taps, expected L+1 = %lld", student_features.size(),
+             (long long)(teacher[0].L + 1));
+    cfg.validate();
+    return afd_loss_per_sequence(student_features, teacher, cfg, stats);
+  }
   const int64_t B = int64_t(teacher.size()), T = teacher[0].T, C = teacher[0].C, L = teacher[0].L;
   RZ_CHECK(int64_t(student_features.size()) == L + 1, "afd_loss: %zu student feature taps, expected L+1 = %lld",
            student_features.size(), (long long)(L + 1));

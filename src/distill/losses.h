@@ -87,8 +87,18 @@ int64_t head_chunk_rows(int64_t V, int64_t bytes = int64_t(256) << 20);
 std::vector<double> afd_layer_cosines(const std::vector<SequenceView>& teacher, MaskAlign align);
 // The layers AFD uses, ascending, without duplicates.
 std::vector<int> afd_select_layers(const std::vector<SequenceView>& teacher, const DistillConfig& cfg);
+// The layers AFD selects for each sequence alone (adaptive: its own c_l), one list per sequence.
+std::vector<std::vector<int>> afd_sequence_layers(const std::vector<SequenceView>& teacher, const DistillConfig& cfg);
+// Refuses (razor::Error naming `store` and the option) a feature loss that a selected-tap
+// store (info.selected_taps > 0) cannot serve: --feature fixed or a list, --mask-align
+// reference, or an --afd-k that selects more taps than it keeps. A store of every tap serves all.
+void check_store_serves_afd(const StoreInfo& info, const DistillConfig& cfg, const std::string& store);
 // AFD. student_features: the L+1 taps, each [B, T, C] (only the selected ones are read and
-// must be defined) -> [1].
+// must be defined) -> [1]. On a store of every tap: NUMERICS §6, one selection per
+// micro-batch. On a selected-tap store (views with tap_ids): adaptive only, each sequence
+// with its own selection, L_feature = mean over sequences of the mean over its k' layers of
+// its mse term (docs/distill.md; equal to NUMERICS §6 at B = 1). Logged there: the k' layers
+// selected by the most sequences and, for each, its mse terms summed over those sequences.
 Var afd_loss(const std::vector<Var>& student_features, const std::vector<SequenceView>& teacher,
              const DistillConfig& cfg, DistillStats* stats = nullptr);
 

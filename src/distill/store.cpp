@@ -29,13 +29,17 @@ namespace razor {
 namespace {
 
 constexpr char kMagic[8] = {'R', 'Z', 'T', 'S', 'T', 'O', 'R', 'E'};
-constexpr uint32_t kVersion = 1;
+// Version 1: every feature tap. Version 2: selected taps (header byte 63, manifest "taps").
+// A store of every tap is still written as version 1, so older readers keep reading it.
+constexpr uint32_t kVersionAll = 1, kVersionSelected = 2;
+uint32_t store_version(const StoreInfo& info) { return info.selected_taps > 0 ? kVersionSelected : kVersionAll; }
 constexpr const char* kFormat = "razor-teacher-store";
 
 // Shard header, 128 bytes, little-endian:
 //   0 magic[8] | 8 version u32 | 12 header_bytes u32 | 16 first_sequence u64 |
 //  24 num_sequences u64 | 32 record_bytes u64 | 40 T u32 | 44 L u32 | 48 C u32 | 52 V u32 |
-//  56 K u32 | 60 hidden_dtype u8 | 61 logits u8 | 62 logp_dtype u8 | 63 pad u8 |
+//  56 K u32 | 60 hidden_dtype u8 | 61 logits u8 | 62 logp_dtype u8 |
+//  63 selected taps u8 (version 1: 0 = every tap; version 2: n >= 1) |
 //  64 teacher_hash u64 | 72 tokenizer_hash u64 | 80 payload checksum u64 (hash64) |
 //  88 header checksum u64 (fnv1a64 of bytes 0..87) | 96..127 zero
 struct ShardHeader {
@@ -46,7 +50,7 @@ struct ShardHeader {
   uint64_t num_sequences;
   uint64_t record_bytes;
   uint32_t T, L, C, V, K;
-  uint8_t hidden_dtype, logits, logp_dtype, pad;
+  uint8_t hidden_dtype, logits, logp_dtype, selected_taps;
   uint64_t teacher_hash;
   uint64_t tokenizer_hash;
   uint64_t payload_checksum;
@@ -59,7 +63,7 @@ ShardHeader make_header(const StoreInfo& info, const RecordLayout& layout) {
   ShardHeader h;
   std::memset(&h, 0, sizeof h);
   std::memcpy(h.magic, kMagic, 8);
-  h.version = kVersion;
+  h.version = store_version(info);
   h.header_bytes = sizeof(ShardHeader);
   h.record_bytes = uint64_t(layout.bytes);
   h.T = uint32_t(info.seq_len);
@@ -70,6 +74,7 @@ ShardHeader make_header(const StoreInfo& info, const RecordLayout& layout) {
   h.hidden_dtype = uint8_t(info.hidden_dtype);
   h.logits = uint8_t(info.logits);
   h.logp_dtype = uint8_t(info.logp_dtype);
+  h.selected_taps = uint8_t(info.selected_taps);
   h.teacher_hash = info.teacher_hash;
   h.tokenizer_hash = info.tokenizer_hash;
   return h;
@@ -80,18 +85,20 @@ void seal_header(ShardHeader& h) { h.header_checksum = fnv1a64(&h, offsetof(Shar
 // Checks a shard header against the expected settings; `what` names the file.
 void check_header(const ShardHeader& h, const ShardHeader& want, const std::string& what) {
   if (std::memcmp(h.magic, kMagic, 8) != 0) fail("%s: not a razor teacher-store shard (bad magic)", what.c_str());
-  if (h.version != kVersion)
-    fail("%s: shard format version %u, this razor reads version %u", what.c_str(), h.version, kVersion);
+  if (h.version != kVersionAll && h.version != kVersionSelected)
+    fail("%s: shard format version %u, this razor reads versions %u and %u", what.c_str(), h.version, kVersionAll,
+         kVersionSelected);
   if (h.header_checksum != fnv1a64(&h, offsetof(ShardHeader, header_checksum)))
     fail("%s: header checksum mismatch (the file is damaged)", what.c_str());
   if (h.header_bytes != sizeof(ShardHeader)) fail("%s: header size %u, expected 128", what.c_str(), h.header_bytes);
   if (h.T != want.T || h.L != want.L || h.C != want.C || h.V != want.V || h.K != want.K ||
       h.hidden_dtype != want.hidden_dtype || h.logits != want.logits || h.logp_dtype != want.logp_dtype ||
-      h.record_bytes != want.record_bytes)
-    fail("%s: shard settings (T=%u L=%u C=%u V=%u K=%u hidden=%u logits=%u logp=%u) differ from the store's "
-         "(T=%u L=%u C=%u V=%u K=%u hidden=%u logits=%u logp=%u)",
-         what.c_str(), h.T, h.L, h.C, h.V, h.K, h.hidden_dtype, h.logits, h.logp_dtype, want.T, want.L, want.C,
-         want.V, want.K, want.hidden_dtype, want.logits, want.logp_dtype);
+      h.record_bytes != want.record_bytes || h.version != want.version || h.selected_taps != want.selected_taps)
+    fail("%s: shard settings (version %u T=%u L=%u C=%u V=%u K=%u hidden=%u logits=%u logp=%u selected taps=%u) "
+         "differ from the store's (version %u T=%u L=%u C=%u V=%u K=%u hidden=%u logits=%u logp=%u selected taps=%u)",
+         what.c_str(), h.version, h.T, h.L, h.C, h.V, h.K, h.hidden_dtype, h.logits, h.logp_dtype, h.selected_taps,
+         want.version, want.T, want.L, want.C, want.V, want.K, want.hidden_dtype, want.logits, want.logp_dtype,
+         want.selected_taps);
   if (h.teacher_hash != want.teacher_hash || h.tokenizer_hash != want.tokenizer_hash)
     fail("%s: shard was written by another teacher/tokenizer (hashes %s/%s, store %s/%s)", what.c_str(),
          hex64(h.teacher_hash).c_str(), hex64(h.tokenizer_hash).c_str(), hex64(want.teacher_hash).c_str(),
@@ -139,6 +146,15 @@ ShardHeader validate_shard(const MappedFile& m, const ShardHeader& want, const R
       };
       check_ids(layout.ids, T + 1, "ids");
       if (layout.topk_ids >= 0) check_ids(layout.topk_ids, T * K, "topk_ids");
+      // Selected taps: ascending, in [1, L] (hidden_row's lookup and the loss rely on it).
+      for (int64_t j = 0; layout.tap_ids >= 0 && j < int64_t(h.selected_taps); ++j) {
+        uint16_t id, prev = 0;
+        std::memcpy(&id, rec + layout.tap_ids + 2 * j, 2);
+        if (j > 0) std::memcpy(&prev, rec + layout.tap_ids + 2 * (j - 1), 2);
+        if (id < 1 || id > h.L || id <= prev)
+          fail("%s: record %llu: tap_ids[%lld] = %u is not an ascending feature tap in [1, %u]", what.c_str(),
+               (unsigned long long)r, (long long)j, unsigned(id), h.L);
+      }
     }
   }
   return h;
@@ -158,7 +174,7 @@ double cosine(const float* a, const float* b, int64_t n) {
 Json info_to_json(const StoreInfo& info, const RecordLayout& layout) {
   Json j = Json::object();
   j.set("format", kFormat);
-  j.set("version", int64_t(kVersion));
+  j.set("version", int64_t(store_version(info)));
   j.set("teacher_id", info.teacher_id);
   j.set("teacher_hash", hex64(info.teacher_hash));
   j.set("tokenizer_hash", hex64(info.tokenizer_hash));
@@ -172,6 +188,10 @@ Json info_to_json(const StoreInfo& info, const RecordLayout& layout) {
   j.set("logp_dtype", to_string(info.logp_dtype));
   j.set("shard_sequences", info.shard_sequences);
   j.set("num_sequences", info.num_sequences);
+  if (info.selected_taps > 0) {  // version 2 only: a store of every tap keeps version 1's manifest
+    j.set("taps", "selected");
+    j.set("selected_taps", info.selected_taps);
+  }
   j.set("record_bytes", layout.bytes);
   j.set("bytes_per_token", double(layout.bytes) / double(info.seq_len));
   return j;
@@ -180,7 +200,9 @@ Json info_to_json(const StoreInfo& info, const RecordLayout& layout) {
 StoreInfo info_from_json(const Json& j, const std::string& what) {
   if (j.get_string("format", "") != kFormat) fail("%s: not a razor teacher-store manifest", what.c_str());
   int64_t version = j.at("version", what.c_str()).as_int("version");
-  if (version != kVersion) fail("%s: manifest version %lld, this razor reads %u", what.c_str(), (long long)version, kVersion);
+  if (version != kVersionAll && version != kVersionSelected)
+    fail("%s: manifest version %lld, this razor reads versions %u and %u", what.c_str(), (long long)version, kVersionAll,
+         kVersionSelected);
   StoreInfo s;
   auto field = [&](const char* k) { return j.at(k, what.c_str()).as_int((what + ": " + k).c_str()); };
   s.teacher_id = j.get_string("teacher_id", "");
@@ -205,6 +227,14 @@ StoreInfo info_from_json(const Json& j, const std::string& what) {
   s.logp_dtype = parsed("logp_dtype", parse_logp_dtype);
   s.shard_sequences = field("shard_sequences");
   s.num_sequences = field("num_sequences");
+  if (version == kVersionSelected) {
+    const std::string taps = j.at("taps", what.c_str()).as_string((what + ": taps").c_str());
+    if (taps != "selected") fail("%s: taps: '%s' in a version 2 store, expected 'selected'", what.c_str(), taps.c_str());
+    s.selected_taps = field("selected_taps");
+    if (s.selected_taps < 1) fail("%s: selected_taps %lld must be >= 1", what.c_str(), (long long)s.selected_taps);
+  } else if (j.has("taps") || j.has("selected_taps")) {
+    fail("%s: a version 1 store with a 'taps' field (edited manifest?)", what.c_str());
+  }
   try {
     s.validate();
   } catch (const Error& e) {
@@ -220,7 +250,7 @@ bool same_settings(const StoreInfo& a, const StoreInfo& b) {
          a.num_layers == b.num_layers && a.hidden_size == b.hidden_size && a.vocab_size == b.vocab_size &&
          a.hidden_dtype == b.hidden_dtype && a.logits == b.logits &&
          (a.logits == LogitStorage::Full || a.top_k == b.top_k) && a.logp_dtype == b.logp_dtype &&
-         a.shard_sequences == b.shard_sequences;
+         a.shard_sequences == b.shard_sequences && a.selected_taps == b.selected_taps;
 }
 
 }  // namespace
@@ -234,6 +264,12 @@ HiddenDtype parse_hidden_dtype(const std::string& s) {
   if (s == "bf16") return HiddenDtype::BF16;
   if (s == "int8") return HiddenDtype::INT8;
   fail("hidden dtype: '%s' is not one of bf16, int8", s.c_str());
+}
+TapStorage parse_tap_storage(const std::string& s) {
+  if (s == "auto") return TapStorage::Auto;
+  if (s == "all") return TapStorage::All;
+  if (s == "selected") return TapStorage::Selected;
+  fail("taps: '%s' is not one of auto, all, selected", s.c_str());
 }
 LogitStorage parse_logit_storage(const std::string& s) {
   if (s == "topk") return LogitStorage::TopK;
@@ -256,6 +292,34 @@ void StoreInfo::validate() const {
     RZ_CHECK(top_k >= 1 && top_k <= vocab_size, "teacher store: top_k %lld must be in [1, vocab_size=%lld]",
              (long long)top_k, (long long)vocab_size);
   RZ_CHECK(shard_sequences >= 1, "teacher store: shard_sequences %lld must be >= 1", (long long)shard_sequences);
+  RZ_CHECK(selected_taps >= 0 && selected_taps <= std::min<int64_t>(num_layers, 255),
+           "teacher store: selected_taps %lld must be in [0, min(L=%lld, 255)]", (long long)selected_taps,
+           (long long)num_layers);
+}
+
+int64_t resolve_selected_taps(TapStorage taps, int afd_k, const StoreInfo& info) {
+  RZ_CHECK(afd_k >= 1, "--afd-k: %d must be >= 1", afd_k);
+  const int64_t n = std::min<int64_t>(afd_k, info.num_layers);
+  if (taps == TapStorage::All) return 0;
+  if (taps == TapStorage::Selected) {
+    if (n > 255) fail("--taps selected: keeps at most 255 taps per sequence (--afd-k %d, L = %lld); use --taps all", afd_k, (long long)info.num_layers);
+    return n;
+  }
+  StoreInfo all = info;
+  all.selected_taps = 0;
+  const double per_token = double(RecordLayout::make(all).bytes) / double(all.seq_len);
+  return per_token > double(kAutoTapsBytesPerToken) && n <= 255 ? n : 0;
+}
+
+std::vector<int> lowest_cosine_layers(const std::vector<double>& c, int k) {
+  const int L = int(c.size());
+  std::vector<int> order(static_cast<size_t>(L));
+  for (int l = 0; l < L; ++l) order[size_t(l)] = l + 1;
+  // Lowest c_l first; stable, so ties keep the lower index.
+  std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return c[size_t(a - 1)] < c[size_t(b - 1)]; });
+  std::vector<int> layers(order.begin(), order.begin() + std::min(std::max(k, 0), L));
+  std::sort(layers.begin(), layers.end());
+  return layers;
 }
 
 RecordLayout RecordLayout::make(const StoreInfo& info) {
@@ -286,8 +350,10 @@ RecordLayout RecordLayout::make(const StoreInfo& info) {
   };
   r.ids = take(bytes_of({4, T + 1}));
   r.mask = take(T + 1);
-  r.hidden = take(bytes_of({L + 1, T, C, info.hidden_dtype == HiddenDtype::BF16 ? 2 : 1}));
-  if (info.hidden_dtype == HiddenDtype::INT8) r.hidden_scale = take(bytes_of({4, L + 1, T}));
+  const int64_t N = info.stored_taps();
+  if (info.selected_taps > 0) r.tap_ids = take(2 * N);
+  r.hidden = take(bytes_of({N, T, C, info.hidden_dtype == HiddenDtype::BF16 ? 2 : 1}));
+  if (info.hidden_dtype == HiddenDtype::INT8) r.hidden_scale = take(bytes_of({4, N, T}));
   const int64_t lp = info.logp_dtype == LogpDtype::F32 ? 4 : 2;
   if (K > 0) {
     r.topk_ids = take(bytes_of({4, T, K}));
@@ -312,8 +378,22 @@ float SequenceView::logp_at(int64_t t, int64_t j) const {
   return f16_to_f32(static_cast<const uint16_t*>(logp)[i]);
 }
 
+int64_t SequenceView::tap_slot(int64_t layer) const {
+  if (!tap_ids) return layer >= 0 && layer < taps ? layer : -1;
+  for (int64_t j = 0; j < taps; ++j)
+    if (tap_ids[j] == layer) return j;
+  return -1;
+}
+
 void SequenceView::hidden_row(int64_t layer, int64_t t, float* out) const {
-  const int64_t row = layer * T + t;
+  const int64_t slot = tap_slot(layer);
+  RZ_CHECK(slot >= 0, "teacher store: feature tap %lld is not stored for this sequence (a --taps selected store)",
+           (long long)layer);
+  hidden_slot_row(slot, t, out);
+}
+
+void SequenceView::hidden_slot_row(int64_t slot, int64_t t, float* out) const {
+  const int64_t row = slot * T + t;
   if (hidden_dtype == HiddenDtype::BF16) {
     bf16_to_f32(static_cast<const uint16_t*>(hidden) + row * C, out, C);
   } else {
@@ -328,8 +408,10 @@ SequenceView view_record(const StoreInfo& info, const RecordLayout& layout, cons
   v.T = info.seq_len, v.L = info.num_layers, v.C = info.hidden_size, v.V = info.vocab_size;
   v.K = info.logits == LogitStorage::TopK ? info.top_k : 0;
   v.hidden_dtype = info.hidden_dtype, v.logits = info.logits, v.logp_dtype = info.logp_dtype;
+  v.taps = info.stored_taps();
   v.ids = reinterpret_cast<const int32_t*>(rec + layout.ids);
   v.mask = rec + layout.mask;
+  if (layout.tap_ids >= 0) v.tap_ids = reinterpret_cast<const uint16_t*>(rec + layout.tap_ids);
   v.hidden = rec + layout.hidden;
   if (layout.hidden_scale >= 0) v.hidden_scale = reinterpret_cast<const float*>(rec + layout.hidden_scale);
   if (layout.topk_ids >= 0) v.topk_ids = reinterpret_cast<const int32_t*>(rec + layout.topk_ids);
@@ -343,6 +425,62 @@ SequenceView view_record(const StoreInfo& info, const RecordLayout& layout, cons
 }
 
 // ---- encoding (the teacher-side math)
+
+namespace {
+
+// One position's logit statistics in one pass over its V logits: an online log-sum-exp
+// (running max m; s = sum exp(z - m), w = sum exp(z - m) (z - m), both rescaled when m grows),
+// and a heap of the K best (z, id) so far whose evicted entries, like every entry that never
+// enters it, add to the tail sum in the same frame (so the tail mass is a sum of its own
+// terms, never 1 - top mass: no cancellation). One exp per entry, plus one per rescale and per
+// eviction (rare: O(K log(V/K)) for logits in random order).
+// Then lse = m + log s and H = -sum p log p = log s - w / s (both terms >= 0).
+struct LogitPass {
+  struct Entry {
+    float z;
+    int32_t id;
+  };
+  // a before b: larger logit, ties to the lower id (the heap's front is the worst kept entry).
+  static bool better(const Entry& a, const Entry& b) { return a.z > b.z || (a.z == b.z && a.id < b.id); }
+  std::vector<Entry> heap;
+  double m = 0, s = 0, w = 0, tail = 0, lse = 0, entropy = 0;
+
+  void run(const float* z, int64_t V, int64_t K) {
+    heap.clear();
+    m = -std::numeric_limits<double>::infinity(), s = 0, w = 0, tail = 0;
+    for (int64_t v = 0; v < V; ++v) {
+      const double x = z[v];
+      if (x > m) {
+        if (s > 0) {  // new frame: every term exp(u) becomes exp(u + d), u becomes u + d
+          const double d = m - x, r = std::exp(d);
+          w = r * (w + d * s);
+          s *= r;
+          tail *= r;
+        }
+        m = x;
+      }
+      const double u = x - m, e = std::exp(u);
+      s += e;
+      if (e > 0) w += e * u;  // (a -inf logit adds nothing, not 0 * -inf)
+      if (int64_t(heap.size()) < K) {
+        heap.push_back({z[v], int32_t(v)});
+        std::push_heap(heap.begin(), heap.end(), better);
+      } else if (K > 0 && z[v] > heap.front().z) {  // equal logits: the lower id (already kept) wins
+        tail += std::exp(double(heap.front().z) - m);
+        std::pop_heap(heap.begin(), heap.end(), better);
+        heap.back() = {z[v], int32_t(v)};
+        std::push_heap(heap.begin(), heap.end(), better);
+      } else {
+        tail += e;
+      }
+    }
+    lse = m + std::log(s);
+    entropy = std::log(s) - w / s;
+    std::sort(heap.begin(), heap.end(), better);
+  }
+};
+
+}  // namespace
 
 void encode_record(const StoreInfo& info, const RecordLayout& layout, const int32_t* ids, const uint8_t* mask,
                    const std::vector<const float*>& hidden, const float* logits, uint8_t* out) {
@@ -358,14 +496,51 @@ void encode_record(const StoreInfo& info, const RecordLayout& layout, const int3
   uint8_t* m = out + layout.mask;
   for (int64_t i = 0; i <= T; ++i) m[i] = mask ? (mask[i] != 0) : 1;
 
-  // Hidden states.
-  for (int64_t l = 0; l <= L; ++l) {
-    const float* src = hidden[size_t(l)];
+  // Adjacent-layer cosine sums over valid positions, both alignments, from the raw f32 taps:
+  // the cosines in parallel, the sums in position order (the same bits as a serial loop).
+  double* cs = reinterpret_cast<double*>(out + layout.cos_sum);
+  int64_t* cc = reinterpret_cast<int64_t*>(out + layout.cos_count);
+  {
+    std::vector<double> cosv(size_t(T * L), 0.0);
+#pragma omp parallel for schedule(static) if (T * L * C >= (1 << 16))
+    for (int64_t t = 0; t < T; ++t) {
+      if (!m[t + 1] && !m[t]) continue;
+      for (int64_t l = 1; l <= L; ++l)
+        cosv[size_t(t * L + l - 1)] = cosine(hidden[size_t(l)] + t * C, hidden[size_t(l - 1)] + t * C, C);
+    }
+    for (int64_t t = 0; t < T; ++t) {
+      const bool valid[2] = {m[t + 1] != 0, m[t] != 0};  // razor, reference (NUMERICS §5)
+      if (!valid[0] && !valid[1]) continue;
+      for (int a = 0; a < 2; ++a) cc[a] += valid[a];
+      for (int64_t l = 1; l <= L; ++l)
+        for (int a = 0; a < 2; ++a)
+          if (valid[a]) cs[a * L + (l - 1)] += cosv[size_t(t * L + l - 1)];
+    }
+  }
+
+  // Which taps the record keeps: every one, or AFD's selection for this sequence alone with
+  // k = selected_taps: c_l exactly as afd_layer_cosines computes it for a one-sequence batch.
+  std::vector<int> taps;
+  if (info.selected_taps > 0) {
+    std::vector<double> c(size_t(L), 0.0);
+    for (int64_t l = 0; l < L; ++l) c[size_t(l)] = cc[0] > 0 ? (0.0 + cs[l]) / double(cc[0]) : 0.0;
+    taps = lowest_cosine_layers(c, int(info.selected_taps));
+    RZ_ASSERT(int64_t(taps.size()) == info.selected_taps);
+    uint16_t* tid = reinterpret_cast<uint16_t*>(out + layout.tap_ids);
+    for (size_t j = 0; j < taps.size(); ++j) tid[j] = uint16_t(taps[j]);
+  } else {
+    for (int64_t l = 0; l <= L; ++l) taps.push_back(int(l));
+  }
+
+  // Hidden states of the kept taps, slot j = taps[j].
+  for (int64_t j = 0; j < int64_t(taps.size()); ++j) {
+    const float* src = hidden[size_t(taps[size_t(j)])];
     if (info.hidden_dtype == HiddenDtype::BF16) {
-      f32_to_bf16(src, reinterpret_cast<uint16_t*>(out + layout.hidden) + l * T * C, T * C);
+      f32_to_bf16(src, reinterpret_cast<uint16_t*>(out + layout.hidden) + j * T * C, T * C);
     } else {
-      int8_t* q = reinterpret_cast<int8_t*>(out + layout.hidden) + l * T * C;
-      float* scale = reinterpret_cast<float*>(out + layout.hidden_scale) + l * T;
+      int8_t* q = reinterpret_cast<int8_t*>(out + layout.hidden) + j * T * C;
+      float* scale = reinterpret_cast<float*>(out + layout.hidden_scale) + j * T;
+#pragma omp parallel for schedule(static) if (T * C >= (1 << 16))
       for (int64_t t = 0; t < T; ++t) {
         const float* x = src + t * C;
         float amax = 0;
@@ -379,7 +554,7 @@ void encode_record(const StoreInfo& info, const RecordLayout& layout, const int3
     }
   }
 
-  // Logit distribution, per position, in double.
+  // Logit distribution, per position, in double, one pass over the vocabulary each.
   float* entropy = reinterpret_cast<float*>(out + layout.entropy);
   float* target = reinterpret_cast<float*>(out + layout.target_logp);
   const bool f16 = info.logp_dtype == LogpDtype::F16;
@@ -393,62 +568,26 @@ void encode_record(const StoreInfo& info, const RecordLayout& layout, const int3
   };
 #pragma omp parallel if (T * V >= (1 << 15))
   {
-    std::vector<int32_t> order;
-    std::vector<uint8_t> in_top;
-    if (K > 0) {
-      order.resize(size_t(V));
-      in_top.assign(size_t(V), 0);
-    }
+    LogitPass pass;
+    pass.heap.reserve(size_t(K));
 #pragma omp for schedule(static)
     for (int64_t t = 0; t < T; ++t) {
       const float* z = logits + t * V;
-      double mx = -std::numeric_limits<double>::infinity();
-      for (int64_t v = 0; v < V; ++v) mx = std::max(mx, double(z[v]));
-      double s = 0;
-      for (int64_t v = 0; v < V; ++v) s += std::exp(double(z[v]) - mx);
-      const double lse = mx + std::log(s);
-      double h = 0;
-      for (int64_t v = 0; v < V; ++v) {
-        const double lp = double(z[v]) - lse;
-        h -= std::exp(lp) * lp;
-      }
-      entropy[t] = float(h);
+      pass.run(z, V, K);
+      const double lse = pass.lse;
+      entropy[t] = float(pass.entropy);
       target[t] = float(double(z[ids[t + 1]]) - lse);
       if (K == 0) {
         for (int64_t v = 0; v < V; ++v) put_logp(t * V + v, double(z[v]) - lse);
         continue;
       }
-      std::iota(order.begin(), order.end(), 0);
-      std::partial_sort(order.begin(), order.begin() + K, order.end(), [z](int32_t a, int32_t b) {
-        return z[a] > z[b] || (z[a] == z[b] && a < b);
-      });
       int32_t* top = reinterpret_cast<int32_t*>(out + layout.topk_ids) + t * K;
       for (int64_t j = 0; j < K; ++j) {
-        top[j] = order[size_t(j)];
-        in_top[size_t(order[size_t(j)])] = 1;
-        put_logp(t * K + j, double(z[order[size_t(j)]]) - lse);
+        top[j] = pass.heap[size_t(j)].id;
+        put_logp(t * K + j, double(pass.heap[size_t(j)].z) - lse);
       }
-      // Tail log-mass by a log-sum-exp over the tokens outside the top K (no cancellation).
-      double tail = 0;
-      for (int64_t v = 0; v < V; ++v)
-        if (!in_top[size_t(v)]) tail += std::exp(double(z[v]) - mx);
       reinterpret_cast<float*>(out + layout.tail_logp)[t] =
-          tail > 0 ? float(mx + std::log(tail) - lse) : -std::numeric_limits<float>::infinity();
-      for (int64_t j = 0; j < K; ++j) in_top[size_t(top[j])] = 0;
-    }
-  }
-
-  // Adjacent-layer cosine sums over valid positions, both alignments, from the raw f32 taps.
-  double* cs = reinterpret_cast<double*>(out + layout.cos_sum);
-  int64_t* cc = reinterpret_cast<int64_t*>(out + layout.cos_count);
-  for (int64_t t = 0; t < T; ++t) {
-    const bool valid[2] = {m[t + 1] != 0, m[t] != 0};  // razor, reference (NUMERICS §5)
-    if (!valid[0] && !valid[1]) continue;
-    for (int a = 0; a < 2; ++a) cc[a] += valid[a];
-    for (int64_t l = 1; l <= L; ++l) {
-      const double c = cosine(hidden[size_t(l)] + t * C, hidden[size_t(l - 1)] + t * C, C);
-      for (int a = 0; a < 2; ++a)
-        if (valid[a]) cs[a * L + (l - 1)] += c;
+          pass.tail > 0 ? float(pass.m + std::log(pass.tail) - lse) : -std::numeric_limits<float>::infinity();
     }
   }
 }
@@ -477,10 +616,11 @@ StoreWriter::StoreWriter(const std::string& dir, const StoreInfo& info) : dir_(d
     StoreInfo have = info_from_json(Json::parse(read_file(manifest), manifest), manifest);
     if (!same_settings(have, info_))
       fail("%s: an existing teacher store with different settings (teacher %s, T=%lld, L=%lld, C=%lld, V=%lld, "
-           "hidden %s, logits %s); use another directory or delete it",
+           "hidden %s, logits %s, %s); use another directory or delete it (or give the same --taps / --afd-k)",
            dir_.c_str(), hex64(have.teacher_hash).c_str(), (long long)have.seq_len, (long long)have.num_layers,
            (long long)have.hidden_size, (long long)have.vocab_size, to_string(have.hidden_dtype),
-           to_string(have.logits));
+           to_string(have.logits),
+           have.selected_taps > 0 ? strfmt("%lld selected taps", (long long)have.selected_taps).c_str() : "every tap");
     complete_ = true;
     next_ = have.num_sequences;
     info_.num_sequences = have.num_sequences;
@@ -602,8 +742,8 @@ void StoreWriter::close_shard() {
   shard_count_ = 0;
 }
 
-void StoreWriter::add_sequence(const int32_t* ids, const uint8_t* mask, const std::vector<const float*>& hidden,
-                               const float* logits) {
+SequenceView StoreWriter::add_sequence(const int32_t* ids, const uint8_t* mask,
+                                       const std::vector<const float*>& hidden, const float* logits) {
   if (complete_) fail("%s: the teacher store is complete (%lld sequences); it takes no more", dir_.c_str(), (long long)next_);
   encode_record(info_, layout_, ids, mask, hidden, logits, record_.data());
   if (fd_ < 0) open_shard(prefix_shards_);
@@ -612,6 +752,7 @@ void StoreWriter::add_sequence(const int32_t* ids, const uint8_t* mask, const st
   ++shard_count_;
   ++next_;
   if (shard_count_ == info_.shard_sequences) close_shard();
+  return view_record(info_, layout_, record_.data());
 }
 
 void StoreWriter::finish() {

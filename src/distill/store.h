@@ -6,7 +6,9 @@
 // per-sequence records. A record holds, each section starting on a 64-byte boundary:
 //   ids          int32 [T+1]   the T input tokens and the next-token target of the last one
 //   mask         uint8 [T+1]   1 = token is a real target (0: padding / prompt)
-//   hidden       bf16 [L+1, T, C]  or int8 [L+1, T, C] + fp32 scale [L+1, T] (per token)
+//   tap_ids      uint16 [n]    (selected-tap stores only) the n feature taps kept, ascending
+//   hidden       bf16 [N, T, C]  or int8 [N, T, C] + fp32 scale [N, T] (per token), N = L+1
+//                (every tap) or n (the taps AFD selects for this sequence, see below)
 //                tap 0 = embedding output, 1..L-1 = decoder layer outputs, L = final norm
 //   topk_ids     int32 [T, K]  (top-K store) teacher's K most likely tokens, descending
 //   logp         f32|f16 [T, K] (top-K) or [T, V] (full): teacher log-probabilities
@@ -33,7 +35,14 @@ enum class HiddenDtype : uint8_t { BF16 = 0, INT8 = 1 };
 enum class LogitStorage : uint8_t { TopK = 0, Full = 1 };
 enum class LogpDtype : uint8_t { F32 = 0, F16 = 1 };
 
+// --taps: every feature tap, only the ones AFD selects per sequence, or auto (selected when
+// every tap would take the record past kAutoTapsBytesPerToken bytes per token).
+enum class TapStorage : uint8_t { Auto = 0, All = 1, Selected = 2 };
+constexpr int64_t kAutoTapsBytesPerToken = 8192;
+
 const char* to_string(HiddenDtype d);
+TapStorage parse_tap_storage(const std::string& s);  // "auto" | "all" | "selected"
+
 const char* to_string(LogitStorage s);
 const char* to_string(LogpDtype d);
 HiddenDtype parse_hidden_dtype(const std::string& s);  // "bf16" | "int8"
@@ -55,13 +64,27 @@ struct StoreInfo {
   LogpDtype logp_dtype = LogpDtype::F32;  // f16 halves the log-prob bytes (default for full)
   int64_t shard_sequences = 64;        // S: sequences per shard
   int64_t num_sequences = 0;           // in the manifest: sequences stored
+  // 0: every feature tap (L+1; format version 1). n in [1, min(L, 255)]: per sequence only
+  // the n taps with the lowest c_l of that sequence (AFD's rule with k = n; version 2).
+  int64_t selected_taps = 0;
+  int64_t stored_taps() const { return selected_taps > 0 ? selected_taps : num_layers + 1; }
   // Throws razor::Error naming the bad field.
   void validate() const;
 };
 
+// The selected-tap setting `--taps` gives for a store of `info`'s shape (info.selected_taps
+// ignored): 0 for All; min(afd_k, L) for Selected; Auto: Selected when the record with every
+// tap would exceed kAutoTapsBytesPerToken bytes per token, else All.
+int64_t resolve_selected_taps(TapStorage taps, int afd_k, const StoreInfo& info);
+
+// AFD's layer rule (NUMERICS §6), shared by the dump and the loss: the k layers l in [1, L]
+// whose c[l-1] are lowest (stable: ties go to the lower index), returned ascending; all L
+// when k >= L. c has L entries.
+std::vector<int> lowest_cosine_layers(const std::vector<double>& c, int k);
+
 // Byte offsets of the sections inside one record (see the file comment).
 struct RecordLayout {
-  int64_t ids = 0, mask = 0, hidden = 0, hidden_scale = -1, topk_ids = -1, logp = 0, tail_logp = -1,
+  int64_t ids = 0, mask = 0, tap_ids = -1, hidden = 0, hidden_scale = -1, topk_ids = -1, logp = 0, tail_logp = -1,
           entropy = 0, target_logp = 0, cos_sum = 0, cos_count = 0;
   int64_t bytes = 0;  // record size, a multiple of 64
   static RecordLayout make(const StoreInfo& info);
@@ -74,10 +97,12 @@ struct SequenceView {
   HiddenDtype hidden_dtype = HiddenDtype::BF16;
   LogitStorage logits = LogitStorage::TopK;
   LogpDtype logp_dtype = LogpDtype::F32;
+  int64_t taps = 0;                      // N: taps stored (L+1, or n for a selected-tap store)
   const int32_t* ids = nullptr;          // [T+1]
   const uint8_t* mask = nullptr;         // [T+1]
-  const void* hidden = nullptr;          // [L+1, T, C] uint16 (bf16) or int8
-  const float* hidden_scale = nullptr;   // [L+1, T] (int8 only)
+  const uint16_t* tap_ids = nullptr;     // [N] ascending (selected-tap stores; nullptr: tap i is slot i)
+  const void* hidden = nullptr;          // [N, T, C] uint16 (bf16) or int8
+  const float* hidden_scale = nullptr;   // [N, T] (int8 only)
   const int32_t* topk_ids = nullptr;     // [T, K]
   const void* logp = nullptr;            // [T, K] or [T, V], f32 or f16
   const float* tail_logp = nullptr;      // [T] (top-K only)
@@ -89,14 +114,23 @@ struct SequenceView {
   int64_t bins() const { return logits == LogitStorage::TopK ? K : V; }
   // Teacher log-prob of bin j (top-K: the j-th most likely token; full: token j) at t.
   float logp_at(int64_t t, int64_t j) const;
-  // Tap `layer` at position t decoded to f32: out [C].
+  // The slot holding feature tap `layer`, or -1 when this record does not keep it.
+  int64_t tap_slot(int64_t layer) const;
+  bool has_tap(int64_t layer) const { return tap_slot(layer) >= 0; }
+  // Tap `layer` at position t decoded to f32: out [C]. A tap the record does not keep is a
+  // razor::Error (callers check has_tap first).
   void hidden_row(int64_t layer, int64_t t, float* out) const;
+  // The tap in slot `slot` (in [0, taps)) at position t: out [C].
+  void hidden_slot_row(int64_t slot, int64_t t, float* out) const;
 };
 
 // Computes one record from raw teacher outputs. ids [T+1] (each in [0, V)); mask [T+1]
-// (nullptr = all ones; nonzero = 1); hidden: L+1 pointers to f32 [T, C]; logits f32 [T, V].
-// Log-softmax, top-K (ties to the lower id), tail mass, entropy, target log-prob and the
-// cosine sums are computed here in double. `out` must hold layout.bytes bytes.
+// (nullptr = all ones; nonzero = 1); hidden: L+1 pointers to f32 [T, C] (every tap, also for
+// a selected-tap store: the selection needs them all); logits f32 [T, V].
+// Log-softmax, top-K (ties to the lower id), tail mass, entropy and target log-prob are
+// computed in double in one pass over each position's V logits (an online log-sum-exp, one
+// exp per entry; threaded over positions); the cosine sums in double from the f32 taps, and
+// from them the selected taps. `out` must hold layout.bytes bytes.
 void encode_record(const StoreInfo& info, const RecordLayout& layout, const int32_t* ids, const uint8_t* mask,
                    const std::vector<const float*>& hidden, const float* logits, uint8_t* out);
 SequenceView view_record(const StoreInfo& info, const RecordLayout& layout, const uint8_t* record);
@@ -128,8 +162,9 @@ class StoreWriter {
 
   int64_t next_sequence() const { return next_; }
   bool complete() const { return complete_; }
-  // See encode_record for the arguments.
-  void add_sequence(const int32_t* ids, const uint8_t* mask, const std::vector<const float*>& hidden,
+  // See encode_record for the arguments. Returns a view of the record just written, valid
+  // until the next call.
+  SequenceView add_sequence(const int32_t* ids, const uint8_t* mask, const std::vector<const float*>& hidden,
                     const float* logits);
   // Writes the last (partial) shard and then the manifest. The shards on disk must cover
   // [0, next_sequence()) without a gap.

@@ -231,6 +231,12 @@ static void ensure_teacher_store(const QadConfig& c, const std::string& train_sh
   d.seq_len = c.seq;
   if (!c.data_parallel) d.rank = 0, d.ranks = 1;
   if (!c.progress) d.progress = nullptr;
+  // --taps auto keeps only AFD's per-sequence taps at large shapes; this run's feature loss
+  // must be one such a store serves (adaptive, razor alignment), else every tap is kept.
+  d.afd_k = c.distill.afd_k;
+  if (d.taps == TapStorage::Auto && !c.feature_none &&
+      (c.distill.afd_mode != AfdMode::Adaptive || c.distill.mask_align != MaskAlign::Razor))
+    d.taps = TapStorage::All;
   if (log) std::fprintf(log, "teacher store: writing %s (%lld sequences of %d tokens)\n", c.store.c_str(),
                         (long long)teacher_dump_sequences(shard, d), c.seq);
   if (log) std::fflush(log);
@@ -546,6 +552,7 @@ QadSummary run_qad(const QadConfig& cin) {
   StoreReader store(c.store, StoreVerify::Lazy);
   store.check_compatible(teacher_checkpoint_hash(c.teacher_dir), tokenizer_file_hash(c.teacher_dir));
   const StoreInfo& si = store.info();
+  if (!c.feature_none) check_store_serves_afd(si, c.distill, c.store);
   if (si.seq_len != c.seq)
     fail("--seq: the store %s holds sequences of %lld tokens, not %d (give --seq %lld or another --store)",
          c.store.c_str(), (long long)si.seq_len, c.seq, (long long)si.seq_len);

@@ -78,6 +78,7 @@ TeacherDumpResult dump_teacher_store(const std::string& teacher_dir, const Token
   info.top_k = opt.logits == LogitStorage::TopK ? std::min(opt.top_k, cfg.vocab_size) : opt.top_k;
   info.logp_dtype = opt.logp_dtype;
   info.shard_sequences = opt.shard_sequences;
+  info.selected_taps = resolve_selected_taps(opt.taps, opt.afd_k, info);
   info.validate();
 
   const int ranks = opt.ranks > 0 ? opt.ranks : dist_size();
@@ -128,15 +129,11 @@ TeacherDumpResult dump_teacher_store(const std::string& teacher_dir, const Token
         for (int64_t l = 0; l <= L; ++l) taps[size_t(l)] = fr.hidden[size_t(l)].value().data() + b * T * C;
         const float* logits = fr.logits.value().data() + b * T * V;
         const uint8_t* mask = &masks[size_t(b * (T + 1))];
-        writer.add_sequence(&windows[size_t(b * (T + 1))], mask, taps, logits);
-        for (int64_t t = 0; t < T; ++t) {  // teacher NLL of the targets, for the progress line only
+        const SequenceView rec = writer.add_sequence(&windows[size_t(b * (T + 1))], mask, taps, logits);
+        for (int64_t t = 0; t < T; ++t) {  // teacher NLL of the targets (progress line), from the record
           if (!mask[t + 1]) continue;
           ++targets;
-          const float* z = logits + t * V;
-          float mx = *std::max_element(z, z + V);
-          double se = 0;
-          for (int64_t v = 0; v < V; ++v) se += std::exp(double(z[v] - mx));
-          nll += double(mx) + std::log(se) - double(z[windows[size_t(b * (T + 1) + t + 1)]]);
+          nll -= double(rec.target_logp[t]);
         }
       }
       first += B;

@@ -29,6 +29,8 @@ struct TeacherDumpOptions {
   LogitStorage logits = LogitStorage::TopK;
   int64_t top_k = 64;                         // K (top-K stores)
   HiddenDtype hidden = HiddenDtype::BF16;
+  TapStorage taps = TapStorage::Auto;         // --taps: every feature tap or AFD's per-sequence selection
+  int afd_k = 3;                              // taps kept per sequence by a selected-tap store (min(k, L))
   LogpDtype logp_dtype = LogpDtype::F32;
   int64_t max_sequences = 0;                  // 0: every full window of the shard
   int64_t batch = 4;                          // sequences per teacher forward
