@@ -20,6 +20,7 @@
 #include "core/checksum.h"
 #include "distill/losses.h"
 #include "distill/store.h"
+#include "test_util.h"
 #include "io/json.h"
 
 using namespace razor;
@@ -70,20 +71,6 @@ std::string tmp_dir(const char* name) {
   std::string d = "/tmp/razor_test_distill_" + std::to_string(getpid()) + "_" + name;
   fs::remove_all(d);
   return d;
-}
-
-// Runs f and checks it throws razor::Error whose message contains `part`.
-template <class F>
-void check_throws_containing(F&& f, const std::string& part) {
-  bool threw = false;
-  try {
-    f();
-  } catch (const Error& e) {
-    threw = true;
-    INFO("message: " << e.what());
-    CHECK(std::string(e.what()).find(part) != std::string::npos);
-  }
-  CHECK_MESSAGE(threw, "expected an error containing '" << part << "'");
 }
 
 void write_store(const std::string& dir, const StoreInfo& info, int n, uint64_t seed0) {

@@ -25,6 +25,7 @@
 #include "core/threads.h"
 #include "distill/losses.h"
 #include "distill/store.h"
+#include "test_util.h"
 #include "io/json.h"
 
 using namespace razor;
@@ -78,19 +79,6 @@ std::string tmp_dir(const char* name) {
   std::string d = "/tmp/razor_test_taps_" + std::to_string(getpid()) + "_" + name;
   fs::remove_all(d);
   return d;
-}
-
-template <class F>
-void check_throws_containing(F&& f, const std::string& part) {
-  bool threw = false;
-  try {
-    f();
-  } catch (const Error& e) {
-    threw = true;
-    INFO("message: " << e.what());
-    CHECK(std::string(e.what()).find(part) != std::string::npos);
-  }
-  CHECK_MESSAGE(threw, "expected an error containing '" << part << "'");
 }
 
 // The multi-pass computation encode_record used before the one-pass rewrite, kept verbatim
