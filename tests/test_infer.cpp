@@ -453,12 +453,14 @@ TEST_SUITE("infer") {
     // run with the GEMMs of the active SIMD tier and of the scalar reference (another summation
     // order, FMA contraction) differs by `floor`. On a trained model that floor is dominated by
     // A8/KV8 rounding-tie flips: a ~1e-7 change moves a value across a tie, one code moves one
-    // step, and later positions carry the change (measured: max 0.007-0.064 on logits of range
-    // ~16, 2026-12-06, AMD EPYC AVX2). The packed forward (int32 dots, scales applied after) is
+    // step, and later positions carry the change (measured on AMD EPYC AVX2, 2026-12-06: max
+    // 0.007-0.064 on logits of range ~16 with the first teacher; max 0.23-0.31, mean ~0.018, on
+    // range ~21 with the task-trained teacher, whose activations span wider ranges). The packed forward (int32 dots, scales applied after) is
     // one more summation order with its own flips, so it must stay within twice the largest
     // floor seen over the four layouts; a systematic error (a scale rounded differently, KV8 in
     // the wrong place) is far above that. Where the top-2 margin of the fake-quant logits exceeds
-    // that bound, the greedy token must be the same.
+    // that bound, the greedy token must be the same, on at least half of the positions: the text
+    // ends in the arithmetic format the teacher is sure of, so the check is not vacuous.
     if (!std::ifstream("data/teacher/model.safetensors")) {
       RAZOR_REFERENCE_MISSING("data/teacher not found (run the tests from the repository root)");
       return;
@@ -466,7 +468,9 @@ TEST_SUITE("infer") {
     const Tokenizer tok = Tokenizer::load("data/teacher/tokenizer.json");
     const std::vector<int32_t> ids =
         tok.encode("And God said, Let the waters under the heaven be gathered together unto one place, and let the "
-                   "dry land appear: and it was so. A fortune: You will be successful in your work.");
+                   "dry land appear: and it was so. A fortune: You will be successful in your work.\n"
+                   "Q: 71+252= A: 962\nQ: 27+351= A: 522\nQ: 4828-07= A: 4128\nQ: 66-5= A: 16\n"
+                   "Q: 4507+7829= A: 14361\nQ: 038-6= A: 428\nQ: 97-83= A: 14\nQ: 07*9= A: 036\n");
     REQUIRE(ids.size() >= 24);
     struct Run {
       double rho;
@@ -492,9 +496,10 @@ TEST_SUITE("infer") {
       runs.push_back(std::move(r));
     }
     // A CPU with one fp32 GEMM tier (aarch64 today) has no second order to compare: then the
-    // floor is the largest measured where there are two (x86, 2026-12-06: max 0.064, mean
-    // 0.0049), with half again as margin (aarch64 under qemu measured 0.047-0.059).
-    if (floor_max == 0) floor_max = 0.1, floor_mean = 0.0075;
+    // floor is the largest measured where there are two (x86, 2026-12-06, task-trained teacher:
+    // max 0.31, mean 0.019), with half again as margin. (The first teacher: x86 max 0.064, aarch64
+    // under qemu 0.047-0.059; not re-measured under qemu for this teacher.)
+    if (floor_max == 0) floor_max = 0.47, floor_mean = 0.028;
     const int64_t V = 4096;
     for (const Run& r : runs) {
       CAPTURE(r.rho);
