@@ -16,7 +16,7 @@
 #   STEPS=256    QAD (and control) steps, 8 x 256 tokens each: the default `razor train`'s run
 #   SEEDS="1 2 3"  data-order seeds of the 1.88-bit rows (QAD A+E and the ablations)
 #   METHODS="rtn rtn-gamma ptqtp gptq awq"  BITS="4 2.79 1.88 1.58"
-#   LR=5e-4      QAD's default peak learning rate; the control uses the same
+#   LR=5e-4      QAD's default peak learning rate; the control uses the same (constant, 5% warmup, as QAD)
 # One teacher store ($OUT/store, `razor teacher`, 2,048 sequences, the default run's) serves
 # every QAD row. The commands behind each row are in $OUT/rows/NAME.json ("command").
 set -euo pipefail
@@ -99,7 +99,7 @@ fi
 if want control; then
   if [[ ! -f $OUT/control/model/model.safetensors ]]; then
     say "control: razor pretrain --init $T (CE, full precision, $STEPS steps)"
-    $R pretrain --init "$T" --tokenizer "$T/tokenizer.json" --data default --steps "$STEPS" --lr "$LR" \
+    $R pretrain --init "$T" --tokenizer "$T/tokenizer.json" --data default --steps "$STEPS" --lr "$LR" --schedule constant \
       --batch 8 --seq 256 --eval-every 0 --ckpt-every 0 --tasks 0 --seed 1 --threads "$THREADS" \
       --out "$OUT/control" > "$OUT/control.log" 2>&1
   fi
