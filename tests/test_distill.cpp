@@ -20,6 +20,7 @@
 #include "core/checksum.h"
 #include "distill/losses.h"
 #include "distill/store.h"
+#include "store_test_util.h"
 #include "test_util.h"
 #include "io/json.h"
 
@@ -27,19 +28,6 @@ using namespace razor;
 namespace fs = std::filesystem;
 
 namespace {
-
-// Raw teacher outputs for one sequence.
-struct RawSeq {
-  std::vector<int32_t> ids;               // [T+1]
-  std::vector<uint8_t> mask;              // [T+1]
-  std::vector<std::vector<float>> hidden;  // L+1 x [T, C]
-  std::vector<float> logits;              // [T, V]
-  std::vector<const float*> taps() const {
-    std::vector<const float*> p;
-    for (const auto& h : hidden) p.push_back(h.data());
-    return p;
-  }
-};
 
 StoreInfo make_info(int64_t T, int64_t L, int64_t C, int64_t V, HiddenDtype hd, LogitStorage ls, int64_t K,
                     LogpDtype lp = LogpDtype::F32, int64_t S = 2) {

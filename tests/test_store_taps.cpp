@@ -25,6 +25,7 @@
 #include "core/threads.h"
 #include "distill/losses.h"
 #include "distill/store.h"
+#include "store_test_util.h"
 #include "test_util.h"
 #include "io/json.h"
 
@@ -32,18 +33,6 @@ using namespace razor;
 namespace fs = std::filesystem;
 
 namespace {
-
-struct Raw {
-  std::vector<int32_t> ids;                // [T+1]
-  std::vector<uint8_t> mask;               // [T+1]
-  std::vector<std::vector<float>> hidden;  // L+1 x [T, C]
-  std::vector<float> logits;               // [T, V]
-  std::vector<const float*> taps() const {
-    std::vector<const float*> p;
-    for (const auto& h : hidden) p.push_back(h.data());
-    return p;
-  }
-};
 
 StoreInfo info_of(int64_t T, int64_t L, int64_t C, int64_t V, HiddenDtype hd, int64_t K, int64_t selected,
                   LogitStorage ls = LogitStorage::TopK, LogpDtype lp = LogpDtype::F32) {
@@ -59,10 +48,10 @@ StoreInfo info_of(int64_t T, int64_t L, int64_t C, int64_t V, HiddenDtype hd, in
 
 // Taps of a residual stream whose per-layer update size varies with the seed, so that the
 // lowest-cosine layers differ from sequence to sequence. `masked`: mask[i] = 0 for i < masked.
-Raw make_raw(const StoreInfo& info, uint64_t seed, int masked) {
+RawSeq make_raw(const StoreInfo& info, uint64_t seed, int masked) {
   Rng rng(seed);
   const int64_t T = info.seq_len, L = info.num_layers, C = info.hidden_size, V = info.vocab_size;
-  Raw r;
+  RawSeq r;
   for (int64_t i = 0; i <= T; ++i) r.ids.push_back(int32_t(rng.below(uint64_t(V))));
   for (int64_t i = 0; i <= T; ++i) r.mask.push_back(i < masked ? 0 : 1);
   r.hidden.assign(size_t(L + 1), std::vector<float>(size_t(T * C)));
@@ -147,7 +136,7 @@ TEST_SUITE("distill") {
                     Case{"K=V", V, LogitStorage::TopK}, Case{"full", 0, LogitStorage::Full}}) {
       INFO(cs.name);
       StoreInfo info = info_of(T, 2, 4, V, HiddenDtype::BF16, cs.K ? cs.K : 64, 0, cs.ls);
-      Raw r = make_raw(info, 5, 3);
+      RawSeq r = make_raw(info, 5, 3);
       Rng rng(77);
       // Position families: random (t % 5 == 0), ascending (the running max moves at every
       // entry), descending, all equal (ties: the K lowest ids), few distinct values (many
@@ -205,7 +194,7 @@ TEST_SUITE("distill") {
       {
         StoreWriter wa(dall, all), ws(dsel, sel);
         for (int i = 0; i < N; ++i) {
-          Raw r = make_raw(all, 300 + uint64_t(i), i == 4 ? int(T + 1) : i % 3);
+          RawSeq r = make_raw(all, 300 + uint64_t(i), i == 4 ? int(T + 1) : i % 3);
           wa.add_sequence(r.ids.data(), r.mask.data(), r.taps(), r.logits.data());
           SequenceView v = ws.add_sequence(r.ids.data(), r.mask.data(), r.taps(), r.logits.data());
           CHECK(v.taps == n);
@@ -287,7 +276,7 @@ TEST_SUITE("distill") {
       const StoreInfo all = info_of(T, L, C, V, hd, K, 0), sel = info_of(T, L, C, V, hd, K, 3);
       std::vector<TeacherRecord> ra, rs;
       for (int b = 0; b < B; ++b) {
-        Raw r = make_raw(all, 500 + uint64_t(b), b);
+        RawSeq r = make_raw(all, 500 + uint64_t(b), b);
         ra.push_back(TeacherRecord::make(all, r.ids.data(), r.mask.data(), r.taps(), r.logits.data()));
         rs.push_back(TeacherRecord::make(sel, r.ids.data(), r.mask.data(), r.taps(), r.logits.data()));
       }
@@ -434,7 +423,7 @@ TEST_SUITE("distill") {
       check_store_serves_afd(all, cfg, "runs/x/store");
     }
     // afd_loss itself refuses a non-adaptive mode on selected views.
-    Raw r = make_raw(sel, 3, 0);
+    RawSeq r = make_raw(sel, 3, 0);
     TeacherRecord rec = TeacherRecord::make(sel, r.ids.data(), r.mask.data(), r.taps(), r.logits.data());
     std::vector<Var> f;
     for (int l = 0; l <= 6; ++l) f.emplace_back(Tensor::zeros({1, 4, 4}), false);
@@ -450,7 +439,7 @@ TEST_SUITE("distill") {
       fs::remove_all(dir);
       StoreWriter w(dir, info);
       for (int i = 0; i < 3; ++i) {
-        Raw r = make_raw(info, 40 + uint64_t(i), i);
+        RawSeq r = make_raw(info, 40 + uint64_t(i), i);
         w.add_sequence(r.ids.data(), r.mask.data(), r.taps(), r.logits.data());
       }
       w.finish();
