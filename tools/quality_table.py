@@ -10,6 +10,21 @@ ORDER = ["teacher", "control", "ptq-rtn", "ptq-rtn-gamma", "ptq-ptqtp", "ptq-gpt
          "qad-1.88-seeds", "abl-A+C", "abl-F+E", "abl-F+F"]
 
 
+def nominal(r):
+    """The layout's nominal bits from the row name (ptq-rtn-1.88, qad-1.88-s1, abl-F+E-s2: 1.88)."""
+    if r["group"] in ("teacher", "control"):
+        return "fp32"
+    if r["name"].startswith("abl-"):
+        return "1.88"
+    for part in r["name"].split("-"):
+        try:
+            float(part)
+            return part
+        except ValueError:
+            pass
+    return "?"
+
+
 def score(r, task):
     """(accuracy, ci95) of one task: exact match, or acc_norm for multiple choice."""
     t = r.get("tasks", {}).get(task)
@@ -24,8 +39,8 @@ def main(rows_dir):
     rows = [json.load(open(os.path.join(rows_dir, f))) for f in sorted(os.listdir(rows_dir)) if f.endswith(".json")]
     teacher = next((r for r in rows if r["name"] == "teacher"), None)
     n = teacher["tasks"][TASKS[0]]["n"] if teacher and teacher.get("tasks") else 0
-    print("| row | bits | valid ppl | " + " | ".join(TASKS) + " | kept |")
-    print("|---|---|---|" + "---|" * len(TASKS) + "---|")
+    print("| row | layout | bits (measured) | valid ppl | " + " | ".join(TASKS) + " | kept |")
+    print("|---|---|---|---|" + "---|" * len(TASKS) + "---|")
 
     def kept(accs):
         if not teacher:
@@ -50,8 +65,8 @@ def main(rows_dir):
                 sd = statistics.stdev(v) if len(v) > 1 else 0.0
                 cells.append("%.1f ± %.1f" % (100 * m, 100 * sd) if v else "-")
             sd_ppl = statistics.stdev(ppl) if len(ppl) > 1 else 0.0
-            print("| %s, %d seeds (mean ± std) | %.3f | %.2f ± %.2f | %s | %s |" % (
-                rs[0]["label"], len(rs), rs[0]["bits"], statistics.mean(ppl), sd_ppl, " | ".join(cells), kept(means)))
+            print("| %s, %d seeds (mean ± std) | %s | %.3f | %.2f ± %.2f | %s | %s |" % (
+                rs[0]["label"], len(rs), nominal(rs[0]), rs[0]["bits"], statistics.mean(ppl), sd_ppl, " | ".join(cells), kept(means)))
             continue
         for r in sorted(rs, key=lambda r: -r["bits"]):
             cells, accs = [], []
@@ -60,8 +75,11 @@ def main(rows_dir):
                 accs.append(s[0] if s else None)
                 cells.append("%.1f ± %.1f" % (100 * s[0], 100 * s[1]) if s else "-")
             bits = "32 (fp32)" if r["bits"] >= 32 else "%.3f" % r["bits"]
-            print("| %s | %s | %.2f | %s | %s |" % (r["label"], bits, r["val_ppl"], " | ".join(cells), kept(accs)))
+            print("| %s | %s | %s | %.2f | %s | %s |" % (r["label"], nominal(r), bits, r["val_ppl"], " | ".join(cells),
+                                                     kept(accs)))
     print()
+    print("layout: the nominal bits of the W-A8-KV8 G 64 layout; bits (measured): each path's own count over all "
+          "weights with scales (a .razor file, the QAD rows, also counts its packing).")
     print("Accuracies in %%, %d held-out items per task (exact match; multiple choice: acc_norm), +- the 95%% "
           "confidence interval (binomial standard error) or, for seed groups, +- the std over seeds." % n)
 
