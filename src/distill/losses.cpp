@@ -413,6 +413,30 @@ std::vector<std::vector<int>> afd_sequence_layers(const std::vector<SequenceView
 
 namespace {
 
+// Checks the student's feature taps `taps` ([B, T, C] each); returns whether any needs a gradient.
+template <class Taps>
+bool check_student_taps(const std::vector<Var>& student_features, const Taps& taps, int64_t B, int64_t T,
+                        int64_t C) {
+  bool rg = false;
+  for (int64_t l : taps) {
+    const Var& f = student_features[size_t(l)];
+    RZ_CHECK(f.defined() && f.value().dim() == 3 && f.size(0) == B && f.size(1) == T && f.size(2) == C,
+             "afd_loss: student feature tap %lld is %s, expected [B=%lld, T=%lld, C=%lld]", (long long)l,
+             f.defined() ? f.shape().str().c_str() : "undefined", (long long)B, (long long)T, (long long)C);
+    rg = rg || any_requires_grad({&f});
+  }
+  return rg;
+}
+
+// Per-sequence MSE weights 1 / (B * max(|V_b|,1) * C) over the valid positions (NUMERICS.md §6).
+std::vector<double> afd_sequence_weights(const std::vector<SequenceView>& teacher, MaskAlign align, int64_t B,
+                                         int64_t T, int64_t C, std::vector<uint8_t>* valid, int64_t* total) {
+  *valid = valid_positions(teacher, align);
+  std::vector<double> w = sequence_weights(*valid, B, T, total);
+  for (double& x : w) x /= double(C);
+  return w;
+}
+
 // AFD on a selected-tap store: per-sequence selection (docs/distill.md, "AFD on a
 // selected-tap store"). With S_b the layers of sequence b alone (k' = min(afd_k, L) of them)
 // L_feature = (1/B) sum_b (1/k') sum_{l in S_b} sum_{t in V_b} ||F_S - F_T||^2 / (max(|V_b|,1) d).
@@ -436,19 +460,13 @@ Var afd_loss_per_sequence(const std::vector<Var>& student_features, const std::v
       ++uses[size_t(l)];
     }
   }
-  bool rg = false;
-  for (int64_t l = 0; l <= L; ++l) {
-    if (!uses[size_t(l)]) continue;
-    const Var& f = student_features[size_t(l)];
-    RZ_CHECK(f.defined() && f.value().dim() == 3 && f.size(0) == B && f.size(1) == T && f.size(2) == C,
-             "afd_loss: student feature tap %lld is %s, expected [B=%lld, T=%lld, C=%lld]", (long long)l,
-             f.defined() ? f.shape().str().c_str() : "undefined", (long long)B, (long long)T, (long long)C);
-    rg = rg || any_requires_grad({&f});
-  }
-  const std::vector<uint8_t> valid = valid_positions(teacher, cfg.mask_align);
+  std::vector<int64_t> used;
+  for (int64_t l = 0; l <= L; ++l)
+    if (uses[size_t(l)]) used.push_back(l);
+  const bool rg = check_student_taps(student_features, used, B, T, C);
+  std::vector<uint8_t> valid;
   int64_t total = 0;
-  std::vector<double> w = sequence_weights(valid, B, T, &total);
-  for (double& x : w) x /= double(C);  // 1 / (B * max(|V_b|,1) * C)
+  const std::vector<double> w = afd_sequence_weights(teacher, cfg.mask_align, B, T, C, &valid, &total);
 
   // row[(b*nl + j)*T + t]: sequence b's j-th layer at position t.
   std::vector<double> row(size_t(B * nl * T), 0.0);
@@ -532,29 +550,18 @@ Var afd_loss_per_sequence(const std::vector<Var>& student_features, const std::v
 Var afd_loss(const std::vector<Var>& student_features, const std::vector<SequenceView>& teacher,
              const DistillConfig& cfg, DistillStats* stats) {
   check_batch(teacher, "afd_loss");
-  if (teacher[0].tap_ids) {
-    RZ_CHECK(int64_t(student_features.size()) == teacher[0].L + 1,
-             "afd_loss: %zu student feature taps, expected L+1 = %lld", student_features.size(),
-             (long long)(teacher[0].L + 1));
-    cfg.validate();
-    return afd_loss_per_sequence(student_features, teacher, cfg, stats);
-  }
   const int64_t B = int64_t(teacher.size()), T = teacher[0].T, C = teacher[0].C, L = teacher[0].L;
   RZ_CHECK(int64_t(student_features.size()) == L + 1, "afd_loss: %zu student feature taps, expected L+1 = %lld",
            student_features.size(), (long long)(L + 1));
-  const std::vector<int> layers = afd_select_layers(teacher, cfg);
-  bool rg = false;
-  for (int l : layers) {
-    const Var& f = student_features[size_t(l)];
-    RZ_CHECK(f.defined() && f.value().dim() == 3 && f.size(0) == B && f.size(1) == T && f.size(2) == C,
-             "afd_loss: student feature tap %d is %s, expected [B=%lld, T=%lld, C=%lld]", l,
-             f.defined() ? f.shape().str().c_str() : "undefined", (long long)B, (long long)T, (long long)C);
-    rg = rg || any_requires_grad({&f});
+  if (teacher[0].tap_ids) {
+    cfg.validate();
+    return afd_loss_per_sequence(student_features, teacher, cfg, stats);
   }
-  const std::vector<uint8_t> valid = valid_positions(teacher, cfg.mask_align);
+  const std::vector<int> layers = afd_select_layers(teacher, cfg);
+  const bool rg = check_student_taps(student_features, layers, B, T, C);
+  std::vector<uint8_t> valid;
   int64_t total = 0;
-  std::vector<double> w = sequence_weights(valid, B, T, &total);
-  for (double& x : w) x /= double(C);  // 1 / (B * max(|V_b|,1) * C)
+  const std::vector<double> w = afd_sequence_weights(teacher, cfg.mask_align, B, T, C, &valid, &total);
 
   const int64_t nl = int64_t(layers.size());
   std::vector<double> row(size_t(nl * B * T), 0.0);
