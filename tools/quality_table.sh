@@ -38,7 +38,8 @@ mkdir -p "$OUT/rows"
 want() { [[ " $ROWS " == *" $1 "* ]]; }
 say() { echo "quality_table: $*" >&2; }
 
-# row NAME GROUP LABEL -- razor eval options: scores one model into $OUT/rows/NAME.json.
+# row NAME GROUP LABEL -- razor eval options: scores one model into $OUT/rows/NAME.json
+# (with $TRAIN_CMD as "train_command" when set: the QAD rows).
 row() {
   local name=$1 group=$2 label=$3; shift 3
   local f=$OUT/rows/$name.json
@@ -46,11 +47,13 @@ row() {
   say "$name: razor eval $*"
   local t0=$SECONDS j
   j=$($R eval --windows "$WINDOWS" --tasks "$TASKS" --threads "$THREADS" --json "$@")
-  python3 - "$f" "$name" "$group" "$label" "$*" "$((SECONDS - t0))" "$j" <<'PY'
+  python3 - "$f" "$name" "$group" "$label" "$*" "$((SECONDS - t0))" "$j" "${TRAIN_CMD:-}" <<'PY'
 import json, os, sys
-f, name, group, label, cmd, secs, j = sys.argv[1:]
+f, name, group, label, cmd, secs, j, train = sys.argv[1:]
 r = json.loads(j)
 r.update(name=name, group=group, label=label, command="razor eval " + cmd, eval_seconds=int(secs))
+if train:
+    r["train_command"] = train
 tmp = f + ".tmp"
 json.dump(r, open(tmp, "w"), indent=1)
 os.replace(tmp, f)
@@ -70,11 +73,7 @@ qad() {
       --eval-windows "$WINDOWS" --tasks 0 --threads "$THREADS" "$@" > "$run.log" 2>&1
     echo "train_seconds $((SECONDS - t0))" >> "$run.log"
   fi
-  row "$name" "$group" "$label" -m "$run/student.razor"
-  python3 - "$OUT/rows/$name.json" "razor train --steps $STEPS --lr $LR $*" <<'PY'
-import json, sys
-f = sys.argv[1]; r = json.load(open(f)); r["train_command"] = sys.argv[2]; json.dump(r, open(f, "w"), indent=1)
-PY
+  TRAIN_CMD="razor train --steps $STEPS --lr $LR $*" row "$name" "$group" "$label" -m "$run/student.razor"
 }
 
 if want teacher; then
