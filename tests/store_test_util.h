@@ -22,6 +22,18 @@ inline StoreInfo tiny_store_info() {
   return info;
 }
 
+// A store layout with every size and dtype given (teacher "test-teacher", fixed hashes).
+inline StoreInfo test_store_info(int64_t T, int64_t L, int64_t C, int64_t V, HiddenDtype hd, LogitStorage ls,
+                                 int64_t K, LogpDtype lp = LogpDtype::F32, int64_t S = 2) {
+  StoreInfo i;
+  i.teacher_id = "test-teacher";
+  i.teacher_hash = 0x1111222233334444ull;
+  i.tokenizer_hash = 0x5555666677778888ull;
+  i.seq_len = T, i.num_layers = L, i.hidden_size = C, i.vocab_size = V;
+  i.hidden_dtype = hd, i.logits = ls, i.top_k = K, i.logp_dtype = lp, i.shard_sequences = S;
+  return i;
+}
+
 // Raw teacher outputs for one sequence, as a test writes them into a store.
 struct RawSeq {
   std::vector<int32_t> ids;                // [T+1]

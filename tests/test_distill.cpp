@@ -29,17 +29,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-StoreInfo make_info(int64_t T, int64_t L, int64_t C, int64_t V, HiddenDtype hd, LogitStorage ls, int64_t K,
-                    LogpDtype lp = LogpDtype::F32, int64_t S = 2) {
-  StoreInfo i;
-  i.teacher_id = "test-teacher";
-  i.teacher_hash = 0x1111222233334444ull;
-  i.tokenizer_hash = 0x5555666677778888ull;
-  i.seq_len = T, i.num_layers = L, i.hidden_size = C, i.vocab_size = V;
-  i.hidden_dtype = hd, i.logits = ls, i.top_k = K, i.logp_dtype = lp, i.shard_sequences = S;
-  return i;
-}
-
 RawSeq make_raw(const StoreInfo& info, uint64_t seed, int masked_prefix = 0) {
   Rng rng(seed);
   const int64_t T = info.seq_len, L = info.num_layers, C = info.hidden_size, V = info.vocab_size;
@@ -219,7 +208,7 @@ TEST_SUITE("distill") {
 
   TEST_CASE("store: entropy, top-K, tail mass, target, cosine sums against direct formulas") {
     for (HiddenDtype hd : {HiddenDtype::BF16, HiddenDtype::INT8}) {
-      StoreInfo info = make_info(5, 3, 8, 11, hd, LogitStorage::TopK, 4);
+      StoreInfo info = test_store_info(5, 3, 8, 11, hd, LogitStorage::TopK, 4);
       RawSeq r = make_raw(info, 7, 2);
       TeacherRecord rec = TeacherRecord::make(info, r.ids.data(), r.mask.data(), r.taps(), r.logits.data());
       SequenceView s = rec.view();
@@ -283,7 +272,7 @@ TEST_SUITE("distill") {
                    Case{HiddenDtype::INT8, LogitStorage::TopK, LogpDtype::F16},
                    Case{HiddenDtype::BF16, LogitStorage::Full, LogpDtype::F16},
                    Case{HiddenDtype::INT8, LogitStorage::Full, LogpDtype::F32}}) {
-      StoreInfo info = make_info(6, 2, 8, 13, c.hd, c.ls, 5, c.lp, 2);
+      StoreInfo info = test_store_info(6, 2, 8, 13, c.hd, c.ls, 5, c.lp, 2);
       const std::string dir = tmp_dir("roundtrip");
       write_store(dir, info, 5, 100);
       CHECK(fs::exists(dir + "/shard-00002.bin"));
@@ -316,7 +305,7 @@ TEST_SUITE("distill") {
   }
 
   TEST_CASE("store: damaged files give clear errors") {
-    StoreInfo info = make_info(4, 2, 4, 9, HiddenDtype::BF16, LogitStorage::TopK, 3);
+    StoreInfo info = test_store_info(4, 2, 4, 9, HiddenDtype::BF16, LogitStorage::TopK, 3);
     const std::string dir = tmp_dir("damaged");
     auto fresh = [&] {
       fs::remove_all(dir);
@@ -381,7 +370,7 @@ TEST_SUITE("distill") {
   }
 
   TEST_CASE("store: an interrupted dump resumes after the last complete shard") {
-    StoreInfo info = make_info(4, 2, 4, 9, HiddenDtype::INT8, LogitStorage::TopK, 3, LogpDtype::F32, 2);
+    StoreInfo info = test_store_info(4, 2, 4, 9, HiddenDtype::INT8, LogitStorage::TopK, 3, LogpDtype::F32, 2);
     const std::string ref = tmp_dir("resume_ref"), dir = tmp_dir("resume");
     write_store(ref, info, 7, 40);
     {
@@ -437,7 +426,7 @@ TEST_SUITE("distill") {
   }
 
   TEST_CASE("store: a store from another teacher or tokenizer is refused") {
-    StoreInfo info = make_info(4, 1, 4, 9, HiddenDtype::BF16, LogitStorage::Full, 0, LogpDtype::F16);
+    StoreInfo info = test_store_info(4, 1, 4, 9, HiddenDtype::BF16, LogitStorage::Full, 0, LogpDtype::F16);
     const std::string dir = tmp_dir("compat");
     write_store(dir, info, 1, 9);
     StoreReader r(dir);
@@ -455,7 +444,7 @@ TEST_SUITE("distill") {
   }
 
   TEST_CASE("losses: hand example V=3, T=2, B=1 (EAKLD, CAKLD, FKL, RKL)") {
-    StoreInfo info = make_info(2, 1, 2, 3, HiddenDtype::BF16, LogitStorage::Full, 0, LogpDtype::F32);
+    StoreInfo info = test_store_info(2, 1, 2, 3, HiddenDtype::BF16, LogitStorage::Full, 0, LogpDtype::F32);
     Batch bt;
     bt.info = info;
     RawSeq r;
@@ -511,9 +500,9 @@ TEST_SUITE("distill") {
 
   TEST_CASE("losses: KLs and lambdas against direct formulas on a masked batch; K = V equals full") {
     const int64_t T = 3, V = 7;
-    Batch topk = make_batch(make_info(T, 2, 4, V, HiddenDtype::BF16, LogitStorage::TopK, 3), 2, 50);
-    Batch topv = make_batch(make_info(T, 2, 4, V, HiddenDtype::BF16, LogitStorage::TopK, V), 2, 50);
-    Batch full = make_batch(make_info(T, 2, 4, V, HiddenDtype::BF16, LogitStorage::Full, 0), 2, 50);
+    Batch topk = make_batch(test_store_info(T, 2, 4, V, HiddenDtype::BF16, LogitStorage::TopK, 3), 2, 50);
+    Batch topv = make_batch(test_store_info(T, 2, 4, V, HiddenDtype::BF16, LogitStorage::TopK, V), 2, 50);
+    Batch full = make_batch(test_store_info(T, 2, 4, V, HiddenDtype::BF16, LogitStorage::Full, 0), 2, 50);
     Var x(random_tensor({2 * T, V}, 9, 1.5f), false);
     DistillConfig cfg;
     const std::vector<uint8_t> valid = valid_positions(topk.views, MaskAlign::Razor);
@@ -571,7 +560,7 @@ TEST_SUITE("distill") {
   TEST_CASE("losses: gradients of FKL, RKL, EAKLD, CAKLD by finite differences (top-K and full)") {
     const int64_t T = 3, V = 7;
     for (LogitStorage ls : {LogitStorage::TopK, LogitStorage::Full}) {
-      Batch bt = make_batch(make_info(T, 2, 4, V, HiddenDtype::BF16, ls, 3), 2, 70);
+      Batch bt = make_batch(test_store_info(T, 2, 4, V, HiddenDtype::BF16, ls, 3), 2, 70);
       for (LogitLoss k : {LogitLoss::Forward, LogitLoss::Reverse, LogitLoss::Eakld, LogitLoss::Cakld}) {
         CAPTURE(int(k));
         CAPTURE(int(ls));
@@ -593,7 +582,7 @@ TEST_SUITE("distill") {
     const int64_t T = 16, B = 2, N = B * T, C = 24, V = 1100;
     for (LogitStorage ls : {LogitStorage::TopK, LogitStorage::Full}) {
       CAPTURE(int(ls));
-      Batch bt = make_batch(make_info(T, 2, 4, V, HiddenDtype::BF16, ls, 16), int(B), 400);
+      Batch bt = make_batch(test_store_info(T, 2, 4, V, HiddenDtype::BF16, ls, 16), int(B), 400);
       const Tensor x0 = random_tensor({N, C}, 41, 1.0f), w0 = random_tensor({V, C}, 42, 0.3f);
       const std::vector<int32_t> y = ce_targets(bt.views);
       REQUIRE(std::count(y.begin(), y.end(), -1) >= 1);
@@ -637,7 +626,7 @@ TEST_SUITE("distill") {
 
   TEST_CASE("head_losses: gradients of x and w by finite differences, several chunks") {
     const int64_t T = 3, V = 7, C = 3;
-    Batch bt = make_batch(make_info(T, 2, 4, V, HiddenDtype::BF16, LogitStorage::TopK, 3), 2, 410);
+    Batch bt = make_batch(test_store_info(T, 2, 4, V, HiddenDtype::BF16, LogitStorage::TopK, 3), 2, 410);
     Var x(random_tensor({2 * T, C}, 43, 1.0f), true), w(random_tensor({V, C}, 44, 1.0f), true);
     const std::vector<int32_t> y = ce_targets(bt.views);
     DistillConfig cfg;
@@ -657,7 +646,7 @@ TEST_SUITE("distill") {
   }
 
   TEST_CASE("losses: lambda carries no gradient") {
-    Batch bt = make_batch(make_info(3, 2, 4, 7, HiddenDtype::BF16, LogitStorage::TopK, 3), 2, 80);
+    Batch bt = make_batch(test_store_info(3, 2, 4, 7, HiddenDtype::BF16, LogitStorage::TopK, 3), 2, 80);
     Var x(random_tensor({6, 7}, 12, 1.0f), false);
     DistillConfig cfg;
     DistillStats st, st2;
@@ -681,7 +670,7 @@ TEST_SUITE("distill") {
     // takes effect; a peaked one has H < ln 16 and it does not. lambda is recomputed here in
     // double from the raw teacher logits, independently of the store's entropy field.
     const int64_t T = 4, V = 64, B = 2;
-    const StoreInfo info = make_info(T, 2, 4, V, HiddenDtype::BF16, LogitStorage::TopK, 16);
+    const StoreInfo info = test_store_info(T, 2, 4, V, HiddenDtype::BF16, LogitStorage::TopK, 16);
     auto build = [&](bool flat_positions) {
       Batch bt;
       bt.info = info;
@@ -742,7 +731,7 @@ TEST_SUITE("distill") {
     std::vector<uint8_t> ref = valid_positions(mask, 1, 4, MaskAlign::Reference);
     CHECK(razor == std::vector<uint8_t>{0, 1, 1, 1});
     CHECK(ref == std::vector<uint8_t>{0, 0, 1, 1});
-    Batch bt = make_batch(make_info(4, 2, 4, 7, HiddenDtype::BF16, LogitStorage::TopK, 3), 2, 90);
+    Batch bt = make_batch(test_store_info(4, 2, 4, 7, HiddenDtype::BF16, LogitStorage::TopK, 3), 2, 90);
     std::vector<uint8_t> a = valid_positions(bt.views, MaskAlign::Razor), b = valid_positions(bt.views, MaskAlign::Reference);
     int diff = 0;
     for (size_t i = 0; i < a.size(); ++i) diff += a[i] != b[i];
@@ -792,7 +781,7 @@ TEST_SUITE("distill") {
   TEST_CASE("AFD: value against the direct formula and finite-difference gradients (bf16 and int8 teacher)") {
     const int64_t B = 2, T = 3, C = 4, L = 4;
     for (HiddenDtype hd : {HiddenDtype::BF16, HiddenDtype::INT8}) {
-      Batch bt = make_batch(make_info(T, L, C, 5, hd, LogitStorage::TopK, 2), int(B), 110);
+      Batch bt = make_batch(test_store_info(T, L, C, 5, hd, LogitStorage::TopK, 2), int(B), 110);
       std::vector<Var> feats;
       for (int64_t l = 0; l <= L; ++l) feats.emplace_back(random_tensor({B, T, C}, 200 + uint64_t(l), 2.0f), true);
       DistillConfig cfg;
@@ -854,7 +843,7 @@ TEST_SUITE("distill") {
 
   TEST_CASE("distill_losses: both losses and every logged component in one call") {
     const int64_t B = 2, T = 3, C = 4, L = 2, V = 7;
-    Batch bt = make_batch(make_info(T, L, C, V, HiddenDtype::BF16, LogitStorage::TopK, 3), int(B), 130);
+    Batch bt = make_batch(test_store_info(T, L, C, V, HiddenDtype::BF16, LogitStorage::TopK, 3), int(B), 130);
     std::vector<Var> feats;
     for (int64_t l = 0; l <= L; ++l) feats.emplace_back(random_tensor({B, T, C}, 300 + uint64_t(l), 1.0f), true);
     Var logits(random_tensor({B * T, V}, 310, 1.0f), true);

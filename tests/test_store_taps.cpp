@@ -36,12 +36,7 @@ namespace {
 
 StoreInfo info_of(int64_t T, int64_t L, int64_t C, int64_t V, HiddenDtype hd, int64_t K, int64_t selected,
                   LogitStorage ls = LogitStorage::TopK, LogpDtype lp = LogpDtype::F32) {
-  StoreInfo i;
-  i.teacher_id = "taps-test";
-  i.teacher_hash = 0xabcdef0123456789ull;
-  i.tokenizer_hash = 0x0123456789abcdefull;
-  i.seq_len = T, i.num_layers = L, i.hidden_size = C, i.vocab_size = V;
-  i.hidden_dtype = hd, i.logits = ls, i.top_k = K, i.logp_dtype = lp, i.shard_sequences = 2;
+  StoreInfo i = test_store_info(T, L, C, V, hd, ls, K, lp);
   i.selected_taps = selected;
   return i;
 }
