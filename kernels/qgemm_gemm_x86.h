@@ -63,6 +63,7 @@ struct GemmTile {
   float* sw;     // [ng][kRows]
   int32_t* sh;   // [kRows]: log2(offset) of each row (0 for padding rows, whose codes are 0)
   uint8_t* nat;  // [kRows][K + 64] natural-order codes of the rows (decode buffer)
+  int int4_rows; // how many rows of the tile are int4 (offset codes up to 15, not 2)
 };
 
 // 8 x 8 int32 transpose: out[k] = {r0[k], r1[k], ..., r7[k]}.
@@ -123,10 +124,11 @@ void gemm_pack_block(const int8_t* qx, const float* sx, int64_t K, int G, int64_
 
 // Rows row0 .. row0 + nrows - 1 of W into the tile (rows past nrows: zero codes and scales).
 template <int kRows>
-void gemm_unpack_tile(const PackedMatrix& W, int64_t row0, int nrows, const GemmTile& tile) {
+void gemm_unpack_tile(const PackedMatrix& W, int64_t row0, int nrows, GemmTile& tile) {
   const int G = W.desc.G;
   const int64_t K = W.desc.d_in, ng = W.groups();
   const int64_t stride = K + 64;
+  int int4_rows = 0;
   for (int r = 0; r < kRows; ++r) {
     uint8_t* nat = tile.nat + r * stride;
     if (r >= nrows) {
@@ -141,6 +143,7 @@ void gemm_unpack_tile(const PackedMatrix& W, int64_t row0, int nrows, const Gemm
     const uint8_t* src = W.row(i);
     const uint16_t* s = W.row_scales(i);
     tile.sh[r] = kind == RowKind::Int4 ? 3 : 0;
+    int4_rows += kind == RowKind::Int4;
     for (int64_t g = 0; g < ng; ++g) {
       tile.sw[g * kRows + r] = _cvtsh_ss(s[g]);
       const uint8_t* blk = src + g * gb;
@@ -160,6 +163,7 @@ void gemm_unpack_tile(const PackedMatrix& W, int64_t row0, int nrows, const Gemm
       }
     }
   }
+  tile.int4_rows = int4_rows;
   // Dword j of row r goes to wt[j][r]: 8 x 8 dword transposes, sequential 32-byte stores.
   for (int r0 = 0; r0 < kRows; r0 += 8)
     for (int64_t j0 = 0; j0 < K / 4; j0 += 8) {
@@ -207,7 +211,7 @@ void qgemm_gemm_run(const PackedMatrix& W, const int8_t* qx, const float* sx, in
                   o_nat = o_sh + ((kRows * 4 + 63) & ~int64_t(63)), o_c = o_nat + kRows * (K + 64),
                   bytes = o_c + kTok * kRows * 4;
     uint8_t* base = tile_scratch.get(size_t(bytes));
-    GemmTile tile;
+    GemmTile tile{};
     tile.wt = base;
     tile.sw = reinterpret_cast<float*>(base + o_sw);
     tile.sh = reinterpret_cast<int32_t*>(base + o_sh);

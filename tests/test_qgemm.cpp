@@ -529,6 +529,38 @@ TEST_SUITE("qgemm") {
     CHECK(y == y_ref);
     MESSAGE("qgemm active tier: " << std::string(qtier_name(qtier_active())));
   }
+  TEST_CASE("qgemm GEMM path: extreme codes and activations do not overflow the int16 runs") {
+    // The AVX2 micro-kernel adds vpmaddubsw pair sums in int16 for up to 64 steps (ternary
+    // tiles) or 8 steps (tiles with an int4 row) before widening: the largest codes (+1 / +7,
+    // i.e. offset codes 2 / 15) against activations of +-127 fill those lanes to 32,512 and
+    // 30,480. One step more, or a wrong run length, wraps and changes the result.
+    bool ran = false;
+    for (QTier t : all_tiers()) {
+      if (!qgemm_gemm_supported(t)) continue;
+      ran = true;
+      const std::string tier = qtier_name(t);
+      CAPTURE(tier);
+      for (const char* layout : kLayouts)
+        for (int G : {64, 128, 256}) {
+          CAPTURE(layout);
+          CAPTURE(G);
+          const int64_t d_in = 512, d_out = 40, N = 13;
+          const PackedDesc d = make_desc(layout, G, d_out, d_in);
+          const PackedMatrix m = pack_matrix(d, random_codes(d, 0, true).data(), random_scales(d, 1, true).data());
+          for (int sign : {1, -1}) {
+            std::vector<int8_t> qx(size_t(N * d_in), int8_t(127 * sign));
+            std::vector<float> sx(size_t(N * d_in / G), 1.0f), y_ref(size_t(N * d_out)), y(y_ref.size(), NAN);
+            qgemm_ref(m, qx.data(), sx.data(), N, y_ref.data());
+            qgemm_gemm_tier(t, m, qx.data(), sx.data(), N, y.data());
+            CHECK(y == y_ref);
+            const bool int4_row0 = std::string(layout) == "int4" || m.row_kind(0) == RowKind::Int4;
+            CHECK(y_ref[0] == float(sign * 127 * d_in * (int4_row0 ? 7 : 1)));
+          }
+        }
+    }
+    if (!ran) MESSAGE("no GEMM tier on this CPU");
+  }
+
   TEST_CASE("qgemm GEMM path (prefill): equal to the reference for every layout, G, odd N and row counts") {
     // The unpacked-tile GEMM (qgemm_gemm.h): tiles of 32 rows (odd counts leave partial tiles),
     // blocks of 12 tokens (odd N leaves a zero-padded block). All scales 1: outputs are the
