@@ -20,6 +20,7 @@
 #include "nn/model.h"
 #include "nn/quant_hooks.h"
 #include "qad_test_util.h"
+#include "test_util.h"
 #include "train/adamw.h"
 #include "train/checkpoint.h"
 #include "train/metrics.h"
@@ -251,6 +252,60 @@ TEST_SUITE("qad") {
     // A resume with other options is refused.
     b.lr = 1e-3f;
     CHECK_THROWS_AS(run_qad(b), Error);
+  }
+
+  TEST_CASE("qad: --init starts the student from another checkpoint of the teacher's architecture") {
+    Fixture f;
+    std::string store = f.dir.path + "/store";
+    dump_teacher_store(f.teacher, TokenShard(f.tokens), store, f.dump_opts(2));
+    QadConfig a = f.qad(f.dir.path + "/a", store);
+    a.steps = 2;
+    a.log_json = f.dir.path + "/a.jsonl";
+    run_qad(a);
+    // The teacher's own weights under another name: the same run, bit for bit.
+    const std::string copy = f.dir.path + "/copy", other = f.dir.path + "/other", wide = f.dir.path + "/wide";
+    Model::load(f.teacher, false)->save(copy);
+    QadConfig b = f.qad(f.dir.path + "/b", store);
+    b.steps = 2;
+    b.init_dir = copy;
+    b.log_json = f.dir.path + "/b.jsonl";
+    run_qad(b);
+    std::vector<Json> la = read_json_lines(a.log_json), lb = read_json_lines(b.log_json);
+    REQUIRE(la.size() == 2);
+    REQUIRE(lb.size() == 2);
+    for (size_t i = 0; i < 2; ++i) CHECK(la[i].at("loss").dump() == lb[i].at("loss").dump());
+    // Other weights: step 0's CE is that of those weights, fake-quantized as the student.
+    Model m(tiny_config(true));
+    m.init_random(123, 0.3f);
+    m.save(other);
+    QadConfig c = f.qad(f.dir.path + "/c", store);
+    c.steps = 1;
+    c.init_dir = other;
+    c.log_json = f.dir.path + "/c.jsonl";
+    run_qad(c);
+    std::vector<Json> lc = read_json_lines(c.log_json);
+    REQUIRE(lc.size() == 1);
+    std::unique_ptr<Model> st = Model::load(other, true);
+    QuantSpec spec;
+    spec.plan = PrecisionPlan{0.125, 8, 2.0f};
+    spec.a8 = spec.kv8 = true;
+    install_quant_hooks(*st, spec);
+    StoreReader rd(store);
+    std::vector<SequenceView> views = {rd.sequence(0), rd.sequence(1)};
+    std::vector<int32_t> ids;
+    for (auto& v : views) ids.insert(ids.end(), v.ids, v.ids + kT);
+    const double ce = cross_entropy(st->forward(ids, 2, kT, false).logits, ce_targets(views)).item();
+    CHECK(lc[0].at("ce").as_double() == doctest::Approx(ce).epsilon(1e-6));
+    CHECK(lc[0].at("ce").as_double() != doctest::Approx(la[0].at("ce").as_double()).epsilon(1e-3));
+    // Another architecture is refused, naming the option.
+    ModelConfig wc = tiny_config(true);
+    wc.intermediate_size = 32;
+    Model w(wc);
+    w.init_random(5, 0.3f);
+    w.save(wide);
+    QadConfig d = f.qad(f.dir.path + "/d", store);
+    d.init_dir = wide;
+    check_throws_containing([&] { run_qad(d); }, "--init");
   }
 
   TEST_CASE("qad: a store from another teacher is refused") {

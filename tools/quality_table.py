@@ -7,7 +7,7 @@ import json, os, statistics, sys
 
 TASKS = ["arith", "word", "knowledge", "knowledge_mc", "nextsent_mc"]
 ORDER = ["teacher", "control", "ptq-rtn", "ptq-rtn-gamma", "ptq-ptqtp", "ptq-gptq", "ptq-awq", "qad",
-         "qad-1.88-seeds", "abl-A+C", "abl-F+E", "abl-F+F"]
+         "qad-1.88-sched", "qad-1.88-init", "qad-1.88-seeds", "abl-A+C", "abl-F+E", "abl-F+F"]
 
 
 def nominal(r):

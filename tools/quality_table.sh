@@ -9,7 +9,7 @@
 # so run it again after an interruption (or with more SEEDS).
 #
 #   tools/quality_table.sh                       # everything below; the markdown table on stdout
-#   ROWS="teacher ptq qad" tools/quality_table.sh   # a subset (teacher ptq qad control seeds ablations)
+#   ROWS="teacher ptq qad" tools/quality_table.sh   # a subset (teacher ptq qad control schedule init seeds ablations)
 #
 # Choices (environment variables, defaults):
 #   TEACHER=data/teacher  OUT=runs/quality  THREADS=2  WINDOWS=32  TASKS=100
@@ -31,7 +31,7 @@ SEEDS=${SEEDS:-1 2 3}
 METHODS=${METHODS:-rtn rtn-gamma ptqtp gptq awq}
 BITS=${BITS:-4 2.79 1.88 1.58}
 LR=${LR:-5e-4}
-ROWS=${ROWS:-teacher ptq qad control seeds ablations}
+ROWS=${ROWS:-teacher ptq qad control schedule init seeds ablations}
 R=${RAZOR:-./razor}
 [[ -x $R ]] || make -j2 razor >/dev/null
 mkdir -p "$OUT/rows"
@@ -86,7 +86,7 @@ if want ptq; then
     done
   done
 fi
-if want qad || want control || want seeds || want ablations; then
+if want qad || want control || want schedule || want init || want seeds || want ablations; then
   if [[ ! -f $OUT/store/manifest.json ]]; then
     say "store: razor teacher (2,048 sequences)"
     $R teacher --teacher "$T" --out "$OUT/store" --sequences 2048 --threads "$THREADS" > "$OUT/store.log" 2>&1
@@ -103,6 +103,22 @@ if want control; then
       --out "$OUT/control" > "$OUT/control.log" 2>&1
   fi
   row control control "control: teacher + CE fine-tune, fp32" -m "$OUT/control/model"
+fi
+if want schedule; then
+  # The learning-rate schedule of the 1.88-bit row (seed 1): QAD starts from a converged teacher.
+  qad "qad-1.88-cos-s1" "qad-1.88-sched" "QAD 1.88, cosine lr $LR" --bits 1.88 --seed 1 --schedule cosine
+  LR=2e-4 qad "qad-1.88-lr2e-4-s1" "qad-1.88-sched" "QAD 1.88, constant lr 2e-4" --bits 1.88 --seed 1
+  LR=2e-4 qad "qad-1.88-cos-lr2e-4-s1" "qad-1.88-sched" "QAD 1.88, cosine lr 2e-4" --bits 1.88 --seed 1 --schedule cosine
+fi
+if want init; then
+  # Issue 21's ablation: QAD from GPTQ's weights (--latent: RTN of them gives GPTQ's integers, so
+  # step 0's student is the GPTQ model) instead of the teacher's.
+  g=$OUT/gptq-1.88-latent
+  if [[ ! -f $g/model.safetensors ]]; then
+    say "init: razor quantize --ptq gptq --bits 1.88 --latent"
+    $R quantize -m "$T" --ptq gptq --bits 1.88 --latent -o "$g" --threads "$THREADS" > "$g.log" 2>&1
+  fi
+  qad "qad-1.88-gptqinit-s1" "qad-1.88-init" "QAD 1.88 from GPTQ's weights" --bits 1.88 --seed 1 --init "$g"
 fi
 if want seeds; then
   for s in $SEEDS; do qad "qad-1.88-s$s" "qad-1.88-seeds" "QAD 1.88 (A+E)" --bits 1.88 --seed "$s"; done

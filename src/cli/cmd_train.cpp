@@ -20,6 +20,8 @@ int cmd_train(int argc, char** argv) {
                "store (written first when missing). Writes metrics.csv, chart.svg, run.json, checkpoint/, "
                "student/ (latent weights) and student-dequant/ into --out and prints a summary.");
   ap.option("--teacher", "data/teacher", "teacher checkpoint directory (Hugging Face layout)");
+  ap.option("--init", "", "the student's initial weights: a checkpoint of the teacher's architecture (default: the "
+                          "teacher), e.g. GPTQ's from `razor quantize --ptq gptq --latent -o DIR`");
   ap.option("--data", "default",
             "training data: default (corpus + built-in tasks) | DIR (train.txt + valid.txt) | FILE.txt | FILE.ids | "
             "FILE.jsonl (chat records, loss on assistant tokens) | FILE.tok");
@@ -74,6 +76,7 @@ int cmd_train(int argc, char** argv) {
 
   QadConfig c;
   c.teacher_dir = ap.str("teacher");
+  c.init_dir = ap.str("init");
   c.data = ap.str("data");
   c.valid = ap.str("valid");
   c.cache_dir = ap.str("cache");

@@ -119,6 +119,7 @@ Json config_json(const QadConfig& c, const StoreInfo& store, double a_task, doub
   j.set("format", "razor-qad-run");
   j.set("teacher", c.teacher_dir);
   j.set("teacher_hash", hex64(store.teacher_hash));
+  if (!c.init_dir.empty()) j.set("init", c.init_dir);
   j.set("data", c.data);
   j.set("valid", c.valid);
   j.set("store", c.store);
@@ -422,11 +423,24 @@ static PreparedData resolve_paths(QadConfig& c, bool lead, int ranks) {
 
 // The trainable student: the teacher's weights with the quantizer hooks of `spec` installed.
 static std::unique_ptr<Model> load_student(const QadConfig& c, const StoreInfo& si, const QuantSpec& spec) {
-  std::unique_ptr<Model> student = Model::load(c.teacher_dir, /*trainable=*/true);
+  const std::string& from = c.init_dir.empty() ? c.teacher_dir : c.init_dir;
+  std::unique_ptr<Model> student = Model::load(from, /*trainable=*/true);
   if (student->cfg.num_hidden_layers != si.num_layers || student->cfg.hidden_size != si.hidden_size ||
       student->cfg.vocab_size != si.vocab_size)
-    fail("%s: store shape (L=%lld C=%lld V=%lld) does not match the teacher %s", c.store.c_str(),
-         (long long)si.num_layers, (long long)si.hidden_size, (long long)si.vocab_size, c.teacher_dir.c_str());
+    fail("%s: store shape (L=%lld C=%lld V=%lld) does not match the %s %s", c.store.c_str(), (long long)si.num_layers,
+         (long long)si.hidden_size, (long long)si.vocab_size, c.init_dir.empty() ? "teacher" : "--init checkpoint",
+         from.c_str());
+  if (!c.init_dir.empty()) {
+    // The student must be the teacher's architecture: the same shapes, tensor for tensor.
+    const ModelConfig t = ModelConfig::load(c.teacher_dir + "/config.json");
+    const ModelConfig& s = student->cfg;
+    if (s.num_attention_heads != t.num_attention_heads || s.num_key_value_heads != t.num_key_value_heads ||
+        s.head_dim != t.head_dim || s.intermediate_size != t.intermediate_size ||
+        s.tie_word_embeddings != t.tie_word_embeddings || s.num_hidden_layers != t.num_hidden_layers ||
+        s.hidden_size != t.hidden_size || s.vocab_size != t.vocab_size)
+      fail("--init %s: not the teacher's architecture (%s): heads, KV heads, head_dim, FFN, layers, hidden, vocab "
+           "and tied embeddings must match", from.c_str(), c.teacher_dir.c_str());
+  }
   install_quant_hooks(*student, spec);
   return student;
 }

@@ -34,6 +34,9 @@ namespace razor {
 
 struct QadConfig {
   std::string teacher_dir = "data/teacher";
+  // The student's initial latent weights ("" = the teacher's): a checkpoint of the teacher's
+  // architecture, e.g. `razor quantize --ptq gptq --latent -o DIR` (QAD from GPTQ's weights).
+  std::string init_dir;
   std::string data;   // --data as train/data.h reads it ("" = "default": the default corpus + the task suite)
   std::string valid;  // a validation .tok ("" = the split prepare_data gives, if any)
   std::string cache_dir = "data/cache";  // where prepare_data caches token shards
