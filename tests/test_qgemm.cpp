@@ -107,6 +107,21 @@ bool tier_runs(QTier t) {
 
 const char* kLayouts[] = {"ternary2", "ternary5", "int4", "mixed2", "mixed8"};
 
+// f(tier) for every tier with a prefill GEMM path on this CPU / build (the tier's name captured);
+// a message when there is none.
+template <class F>
+void for_each_gemm_tier(F&& f) {
+  bool ran = false;
+  for (QTier t : all_tiers()) {
+    if (!qgemm_gemm_supported(t)) continue;
+    ran = true;
+    const std::string tier = qtier_name(t);
+    CAPTURE(tier);
+    f(t);
+  }
+  if (!ran) MESSAGE("skipping the GEMM path: no tier with one runs on this CPU / build");
+}
+
 
 // Every variant of every tier exactly equals the integer sums of the plain codes (all scales 1):
 // random codes (code_seed) times random int8 activations of N tokens (x_seed).
@@ -529,38 +544,6 @@ TEST_SUITE("qgemm") {
     CHECK(y == y_ref);
     MESSAGE("qgemm active tier: " << std::string(qtier_name(qtier_active())));
   }
-  TEST_CASE("qgemm GEMM path: extreme codes and activations do not overflow the int16 runs") {
-    // The AVX2 micro-kernel adds vpmaddubsw pair sums in int16 for up to 64 steps (ternary
-    // tiles) or 8 steps (tiles with an int4 row) before widening: the largest codes (+1 / +7,
-    // i.e. offset codes 2 / 15) against activations of +-127 fill those lanes to 32,512 and
-    // 30,480. One step more, or a wrong run length, wraps and changes the result.
-    bool ran = false;
-    for (QTier t : all_tiers()) {
-      if (!qgemm_gemm_supported(t)) continue;
-      ran = true;
-      const std::string tier = qtier_name(t);
-      CAPTURE(tier);
-      for (const char* layout : kLayouts)
-        for (int G : {64, 128, 256}) {
-          CAPTURE(layout);
-          CAPTURE(G);
-          const int64_t d_in = 512, d_out = 40, N = 13;
-          const PackedDesc d = make_desc(layout, G, d_out, d_in);
-          const PackedMatrix m = pack_matrix(d, random_codes(d, 0, true).data(), random_scales(d, 1, true).data());
-          for (int sign : {1, -1}) {
-            std::vector<int8_t> qx(size_t(N * d_in), int8_t(127 * sign));
-            std::vector<float> sx(size_t(N * d_in / G), 1.0f), y_ref(size_t(N * d_out)), y(y_ref.size(), NAN);
-            qgemm_ref(m, qx.data(), sx.data(), N, y_ref.data());
-            qgemm_gemm_tier(t, m, qx.data(), sx.data(), N, y.data());
-            CHECK(y == y_ref);
-            const bool int4_row0 = std::string(layout) == "int4" || m.row_kind(0) == RowKind::Int4;
-            CHECK(y_ref[0] == float(sign * 127 * d_in * (int4_row0 ? 7 : 1)));
-          }
-        }
-    }
-    if (!ran) MESSAGE("no GEMM tier on this CPU");
-  }
-
   TEST_CASE("qgemm GEMM path (prefill): equal to the reference for every layout, G, odd N and row counts") {
     // The unpacked-tile GEMM (qgemm_gemm.h): tiles of 32 rows (odd counts leave partial tiles),
     // blocks of 12 tokens (odd N leaves a zero-padded block). All scales 1: outputs are the
@@ -568,12 +551,7 @@ TEST_SUITE("qgemm") {
     // scales: within 1e-5 * sum |terms| of qgemm_ref (fused multiply-add per group on x86; the
     // ARM tiers (16-row tiles, 4-token blocks) multiply then add: bitwise equal).
     // qgemm_tier must route N >= kQgemmGemmMinTokens to this path (bitwise the same result).
-    bool ran = false;
-    for (QTier t : all_tiers()) {
-      if (!qgemm_gemm_supported(t)) continue;
-      ran = true;
-      const std::string tier = qtier_name(t);
-      CAPTURE(tier);
+    for_each_gemm_tier([&](QTier t) {
       const int64_t d_in = 768;
       for (const char* layout : kLayouts)
         for (int G : {64, 128, 256})
@@ -639,17 +617,18 @@ TEST_SUITE("qgemm") {
                 CHECK(std::memcmp(y_tier.data(), y.data(), y.size() * sizeof(float)) == 0);
               }
             }
-    }
-    if (!ran) MESSAGE("skipping the GEMM path: no tier with one runs on this CPU / build");
+    });
   }
 
   TEST_CASE("qgemm GEMM path: extreme codes and activations, and the threaded split, stay exact") {
-    for (QTier t : all_tiers()) {
-      if (!qgemm_gemm_supported(t)) continue;
-      const std::string tier = qtier_name(t);
-      CAPTURE(tier);
+    // The AVX2 micro-kernel adds vpmaddubsw pair sums in int16 for up to 64 steps (ternary
+    // tiles) or 8 steps (tiles with an int4 row) before widening: the largest codes (+1 / +7,
+    // i.e. offset codes 2 / 15) against activations of +-127 fill those lanes to 32,512 and
+    // 30,480. One step more, or a wrong run length, wraps and changes the result (18 failed
+    // assertions with an int4 run of 16).
+    for_each_gemm_tier([&](QTier t) {
       for (const char* layout : kLayouts)
-        for (int G : {64, 256}) {
+        for (int G : {64, 128, 256}) {
           CAPTURE(layout);
           CAPTURE(G);
           const PackedDesc d = make_desc(layout, G, 37, 512);
@@ -662,6 +641,8 @@ TEST_SUITE("qgemm") {
             qgemm_ref(m, qx.data(), sx.data(), N, y_ref.data());
             qgemm_gemm_tier(t, m, qx.data(), sx.data(), N, y.data());
             CHECK(y == y_ref);
+            const bool int4_row0 = m.row_kind(0) == RowKind::Int4;
+            CHECK(y_ref[0] == float(sign * 127 * 512 * (int4_row0 ? 7 : 1)));
           }
         }
       // Many rows and tokens: the OpenMP split over (row tile, token chunk) items.
@@ -678,7 +659,7 @@ TEST_SUITE("qgemm") {
       CHECK(y == y_ref);
       qgemm_gemm_tier(t, m, qx.data(), sx.data(), N, y.data());
       CHECK(y == y_ref);
-    }
+    });
   }
 }
 
