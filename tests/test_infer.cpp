@@ -454,7 +454,7 @@ TEST_SUITE("infer") {
     // order, FMA contraction) differs by `floor`. On a trained model that floor is dominated by
     // A8/KV8 rounding-tie flips: a ~1e-7 change moves a value across a tie, one code moves one
     // step, and later positions carry the change (measured on AMD EPYC AVX2, 2026-12-06: max
-    // 0.007-0.064 on logits of range ~16 with the first teacher; max 0.23-0.31, mean ~0.018, on
+    // 0.007-0.064 on logits of range ~16 with the first teacher; max 0.23-0.32, mean ~0.018, on
     // range ~21 with the task-trained teacher, whose activations span wider ranges). The packed forward (int32 dots, scales applied after) is
     // one more summation order with its own flips, so it must stay within twice the largest
     // floor seen over the four layouts; a systematic error (a scale rounded differently, KV8 in

@@ -70,7 +70,7 @@ TEST_SUITE("tasks") {
     CHECK(lsd_digits(936) == "639");
     CHECK(lsd_digits(0) == "0");
     CHECK(lsd_digits(1200) == "0021");
-    TaskSuiteConfig cfg;  // seed 1234, 2000 people
+    TaskSuiteConfig cfg;  // seed 1234, 300 people
     std::vector<TaskItem> a = task_heldout_items("arith", cfg, 3);
     REQUIRE(a.size() == 3);
     CHECK(a[0].prompt == "Q: 174+17= A:");  // 471 + 71 = 542, least-significant digit first
@@ -87,14 +87,14 @@ TEST_SUITE("tasks") {
     CHECK(w[0].answer_after == "#### ");
     std::vector<TaskItem> k = task_heldout_items("knowledge", cfg, 1);
     REQUIRE(k.size() == 1);
-    CHECK(k[0].prompt == "Q: What work does Trivan Kradre do? A:");
-    CHECK(k[0].answer == "doctor");
+    CHECK(k[0].prompt == "Q: What is the birthplace of Fairun Bakein? A:");
+    CHECK(k[0].answer == "Millbrook");
     std::vector<TaskItem> km = task_heldout_items("knowledge_mc", cfg, 1);
     REQUIRE(km.size() == 1);
     CHECK(km[0].kind == TaskKind::MultipleChoice);
     CHECK(km[0].context == k[0].prompt);  // the same held-out fact, as 4-way choice
     REQUIRE(km[0].choices.size() == 4);
-    CHECK(km[0].choices[size_t(km[0].gold)] == "doctor");
+    CHECK(km[0].choices[size_t(km[0].gold)] == "Millbrook");
     std::vector<TaskItem> ns = task_heldout_items("nextsent_mc", cfg, 100, kHeldout);
     REQUIRE(ns.size() == 7);
     CHECK(task_item_json(ns[0]) ==

@@ -16,7 +16,11 @@
 #   SCHEDULE=cosine  (constant: resumable in segments with growing STEPS without changing the curve)
 #   shape        the default teacher's (qwen3, hidden 256, 6 layers, 4/2 heads, FFN 768, ctx 512;
 #                5.8 M parameters) and its tokenizer, so `razor train` can use the result as is
+#   PEOPLE=300   people in the knowledge world (razor tasks --people; the built-in suite's default)
+#   INIT=        continue from this checkpoint directory (razor pretrain --init) instead of a
+#                random init: how the current teacher was made (data/README.md)
 #   THREADS=2, SEED=1, OUT=runs/teacher-tasks, DATA=runs/tasks-mix (the written mix and JSONL)
+#   RAZOR=./razor  the binary (a copy keeps a long run safe from rebuilds of ./razor)
 # At the end razor pretrain prints validation perplexity (the corpus's validation windows, as
 # before) and 50 held-out items of every task; score more with
 #   ./razor eval -m OUT/model --task DATA/arith.jsonl,DATA/word.jsonl,...
@@ -28,16 +32,20 @@ LR=${LR:-2e-3}
 SCHEDULE=${SCHEDULE:-cosine}
 THREADS=${THREADS:-2}
 SEED=${SEED:-1}
+PEOPLE=${PEOPLE:-300}
+INIT=${INIT:-}
 OUT=${OUT:-runs/teacher-tasks}
 DATA=${DATA:-runs/tasks-mix}
-[[ -x ./razor ]] || make -j2 razor
+R=${RAZOR:-./razor}
+[[ -x $R ]] || make -j2 razor
 if [[ ! -f $DATA/train.txt || ! -f $DATA/valid.txt ]]; then
-  ./razor tasks --write "$DATA" --mix "$MIX" --items 500
+  "$R" tasks --write "$DATA" --mix "$MIX" --items 500 --people "$PEOPLE"
 fi
 resume=()
+[[ -n $INIT ]] && resume=(--init "$INIT")
 [[ -f $OUT/checkpoint/state.json ]] && resume=(--resume)
 start=$(date +%s)
-OMP_WAIT_POLICY=passive ./razor pretrain --data "$DATA" --tokenizer data/teacher/tokenizer.json \
+OMP_WAIT_POLICY=passive "$R" pretrain --data "$DATA" --tokenizer data/teacher/tokenizer.json \
   --arch qwen3 --hidden 256 --layers 6 --heads 4 --kv-heads 2 --head-dim 64 --ffn 768 --ctx 512 \
   --steps "$STEPS" --lr "$LR" --schedule "$SCHEDULE" --wd 0.1 --batch 8 --seq 256 \
   --eval-every 200 --eval-windows 32 --ckpt-every 100 --seed "$SEED" --threads "$THREADS" \

@@ -28,7 +28,7 @@ int cmd_tasks(int argc, char** argv) {
   a.option("--items", "500", "held-out items per task in the JSONL files");
   a.option("--mix", "0.5", "share of task text in DIR/train.txt, by bytes (0: the corpus alone)");
   a.option("--seed", "1234", "suite seed (the knowledge world and every draw; the split never depends on it)");
-  a.option("--people", "2000", "people in the knowledge world");
+  a.option("--people", "300", "people in the knowledge world");
   a.flag("--jsonl-only", "write only the JSONL files");
   if (!a.parse(argc, argv)) return 0;
   TaskSuiteConfig cfg;

@@ -48,7 +48,7 @@ const std::vector<std::string>& builtin_task_names();
 
 struct TaskSuiteConfig {
   uint64_t seed = 1234;
-  int world_people = 2000;  // entities of the knowledge world
+  int world_people = 300;  // entities of the knowledge world
 };
 
 // Digits of n >= 0, least-significant first: 936 -> "639" (the suite's number convention).
