@@ -215,6 +215,7 @@ TEST_SUITE("qad") {
     double gn = grad_global_norm(st->grads.data(), size_t(st->grads.numel()));
     CHECK(j.at("grad_norm").as_double() == doctest::Approx(gn).epsilon(1e-4));
     LrSchedule sch;
+    sch.kind = c.schedule;  // the default: cosine
     sch.peak_lr = 1e-2f;
     sch.total_steps = 2;
     CHECK(j.at("lr").as_double() == doctest::Approx(sch.lr_at(0)));

@@ -16,7 +16,8 @@
 #   STEPS=256    QAD (and control) steps, 8 x 256 tokens each: the default `razor train`'s run
 #   SEEDS="1 2 3"  data-order seeds of the 1.88-bit rows (QAD A+E and the ablations)
 #   METHODS="rtn rtn-gamma ptqtp gptq awq"  BITS="4 2.79 1.88 1.58"
-#   LR=5e-4      QAD's default peak learning rate; the control uses the same (constant, 5% warmup, as QAD)
+#   LR=5e-4      QAD's default peak learning rate; SCHEDULE=cosine its default schedule (1% warmup,
+#                decay to 0); the control uses the same
 # One teacher store ($OUT/store, `razor teacher`, 2,048 sequences, the default run's) serves
 # every QAD row. The commands behind each row are in $OUT/rows/NAME.json ("command").
 set -euo pipefail
@@ -31,6 +32,7 @@ SEEDS=${SEEDS:-1 2 3}
 METHODS=${METHODS:-rtn rtn-gamma ptqtp gptq awq}
 BITS=${BITS:-4 2.79 1.88 1.58}
 LR=${LR:-5e-4}
+SCHEDULE=${SCHEDULE:-cosine}
 ROWS=${ROWS:-teacher ptq qad control schedule init seeds ablations}
 R=${RAZOR:-./razor}
 [[ -x $R ]] || make -j2 razor >/dev/null
@@ -69,11 +71,11 @@ qad() {
   if [[ ! -f $run/student.razor ]]; then
     say "$name: razor train $*"
     local t0=$SECONDS
-    $R train --teacher "$T" --store "$OUT/store" --out "$run" --steps "$STEPS" --lr "$LR" --eval-every 0 \
+    $R train --teacher "$T" --store "$OUT/store" --out "$run" --steps "$STEPS" --lr "$LR" --schedule "$SCHEDULE" --eval-every 0 \
       --eval-windows "$WINDOWS" --tasks 0 --threads "$THREADS" "$@" > "$run.log" 2>&1
     echo "train_seconds $((SECONDS - t0))" >> "$run.log"
   fi
-  TRAIN_CMD="razor train --steps $STEPS --lr $LR $*" row "$name" "$group" "$label" -m "$run/student.razor"
+  TRAIN_CMD="razor train --steps $STEPS --lr $LR --schedule $SCHEDULE $*" row "$name" "$group" "$label" -m "$run/student.razor"
 }
 
 if want teacher; then
@@ -98,7 +100,7 @@ fi
 if want control; then
   if [[ ! -f $OUT/control/model/model.safetensors ]]; then
     say "control: razor pretrain --init $T (CE, full precision, $STEPS steps)"
-    $R pretrain --init "$T" --tokenizer "$T/tokenizer.json" --data default --steps "$STEPS" --lr "$LR" --schedule constant \
+    $R pretrain --init "$T" --tokenizer "$T/tokenizer.json" --data default --steps "$STEPS" --lr "$LR" --schedule "$SCHEDULE" \
       --batch 8 --seq 256 --eval-every 0 --ckpt-every 0 --tasks 0 --seed 1 --threads "$THREADS" \
       --out "$OUT/control" > "$OUT/control.log" 2>&1
   fi
@@ -106,9 +108,10 @@ if want control; then
 fi
 if want schedule; then
   # The learning-rate schedule of the 1.88-bit row (seed 1): QAD starts from a converged teacher.
-  qad "qad-1.88-cos-s1" "qad-1.88-sched" "QAD 1.88, cosine lr $LR" --bits 1.88 --seed 1 --schedule cosine
-  LR=2e-4 qad "qad-1.88-lr2e-4-s1" "qad-1.88-sched" "QAD 1.88, constant lr 2e-4" --bits 1.88 --seed 1
-  LR=2e-4 qad "qad-1.88-cos-lr2e-4-s1" "qad-1.88-sched" "QAD 1.88, cosine lr 2e-4" --bits 1.88 --seed 1 --schedule cosine
+  SCHEDULE=constant qad "qad-1.88-const-s1" "qad-1.88-sched" "QAD 1.88, constant lr $LR (the default before 2026-12-06)" \
+    --bits 1.88 --seed 1
+  SCHEDULE=constant LR=2e-4 qad "qad-1.88-lr2e-4-s1" "qad-1.88-sched" "QAD 1.88, constant lr 2e-4" --bits 1.88 --seed 1
+  SCHEDULE=cosine LR=2e-4 qad "qad-1.88-cos-lr2e-4-s1" "qad-1.88-sched" "QAD 1.88, cosine lr 2e-4" --bits 1.88 --seed 1
 fi
 if want init; then
   # Issue 21's ablation: QAD from GPTQ's weights (--latent: RTN of them gives GPTQ's integers, so

@@ -49,7 +49,7 @@ int cmd_train(int argc, char** argv) {
   ap.option("--a-logit", "", "logit weight (default 2.0)");
   ap.option("--mask-align", "razor", "distillation positions: razor | reference (one position off)");
   ap.option("--lr", "5e-4", "peak learning rate (see docs/qad.md)");
-  ap.option("--schedule", "constant", "constant (5% warmup) | cosine (1% warmup)");
+  ap.option("--schedule", "cosine", "cosine (1% warmup, to 0) | constant (5% warmup); docs/quality.md: constant loses the arithmetic");
   ap.option("--warmup", "", "warmup fraction of the steps (default: the schedule's)");
   ap.option("--weight-decay", "0.01", "AdamW weight decay (never on norms)");
   ap.option("--batch", "8", "sequences per micro-batch");

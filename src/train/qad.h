@@ -56,7 +56,7 @@ struct QadConfig {
   double a_task = -1, a_feature = -1, a_logit = -1;  // < 0: NUMERICS §8 default for the bit width
 
   float lr = 5e-4f;  // see docs/qad.md: the paper's 2e-5 barely moves a 7M model in a few hundred steps
-  LrScheduleKind schedule = LrScheduleKind::Constant;
+  LrScheduleKind schedule = LrScheduleKind::Cosine;  // constant loses arithmetic (docs/quality.md)
   float warmup_frac = -1;  // < 0: the schedule's default
   float weight_decay = 0.01f;
   int batch = 8, seq = 256, accum = 1;
