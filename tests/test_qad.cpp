@@ -59,6 +59,12 @@ struct Fixture {
     o.progress = nullptr;
     return o;
   }
+  // A store of the first n sequences of the shard, at dir/store.
+  std::string dumped_store(int64_t n) const {
+    const std::string store = dir.path + "/store";
+    dump_teacher_store(teacher, TokenShard(tokens), store, dump_opts(n));
+    return store;
+  }
   QadConfig qad(const std::string& out, const std::string& store) const {
     QadConfig c;
     c.teacher_dir = teacher;
@@ -146,8 +152,7 @@ TEST_SUITE("qad") {
 
   TEST_CASE("qad: a few steps on one batch reduce the loss") {
     Fixture f;
-    std::string store = f.dir.path + "/store";
-    dump_teacher_store(f.teacher, TokenShard(f.tokens), store, f.dump_opts(2));
+    const std::string store = f.dumped_store(2);
     QadConfig c = f.qad(f.dir.path + "/run", store);
     c.steps = 8;
     c.lr = 2e-2f;
@@ -258,8 +263,7 @@ TEST_SUITE("qad") {
 
   TEST_CASE("qad: --init starts the student from another checkpoint of the teacher's architecture") {
     Fixture f;
-    std::string store = f.dir.path + "/store";
-    dump_teacher_store(f.teacher, TokenShard(f.tokens), store, f.dump_opts(2));
+    const std::string store = f.dumped_store(2);
     QadConfig a = f.qad(f.dir.path + "/a", store);
     a.steps = 2;
     a.log_json = f.dir.path + "/a.jsonl";

@@ -431,15 +431,15 @@ static std::unique_ptr<Model> load_student(const QadConfig& c, const StoreInfo& 
          (long long)si.hidden_size, (long long)si.vocab_size, c.init_dir.empty() ? "teacher" : "--init checkpoint",
          from.c_str());
   if (!c.init_dir.empty()) {
-    // The student must be the teacher's architecture: the same shapes, tensor for tensor.
+    // The student must be the teacher's architecture. Layers, hidden size and vocabulary were
+    // checked against the store (the teacher's) above; these are the other shape fields.
     const ModelConfig t = ModelConfig::load(c.teacher_dir + "/config.json");
     const ModelConfig& s = student->cfg;
-    if (s.num_attention_heads != t.num_attention_heads || s.num_key_value_heads != t.num_key_value_heads ||
-        s.head_dim != t.head_dim || s.intermediate_size != t.intermediate_size ||
-        s.tie_word_embeddings != t.tie_word_embeddings || s.num_hidden_layers != t.num_hidden_layers ||
-        s.hidden_size != t.hidden_size || s.vocab_size != t.vocab_size)
-      fail("--init %s: not the teacher's architecture (%s): heads, KV heads, head_dim, FFN, layers, hidden, vocab "
-           "and tied embeddings must match", from.c_str(), c.teacher_dir.c_str());
+    if (s.model_type != t.model_type || s.num_attention_heads != t.num_attention_heads ||
+        s.num_key_value_heads != t.num_key_value_heads || s.head_dim != t.head_dim ||
+        s.intermediate_size != t.intermediate_size || s.tie_word_embeddings != t.tie_word_embeddings)
+      fail("--init %s: not the teacher's architecture (%s): type, heads, KV heads, head_dim, FFN and tied "
+           "embeddings must match", from.c_str(), c.teacher_dir.c_str());
   }
   install_quant_hooks(*student, spec);
   return student;
