@@ -1,6 +1,7 @@
 // Packing and unpacking of the block formats in qformat.h (scalar; runs once per model).
 #include "kernels/qformat.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
@@ -279,6 +280,73 @@ void unpack_matrix(const PackedMatrix& m, int8_t* codes, float* scales) {
       scales[i * ng + g] = f16_to_f32(sc[g]);
     }
   }
+}
+
+// ---- the decode copy (DecodeTiles) ----
+
+std::shared_ptr<const DecodeTiles> build_decode_tiles(const PackedMatrix& m) {
+  const PackedDesc& d = m.desc;
+  if (d.layout == PackedLayout::Ternary5) return nullptr;
+  auto t = std::make_shared<DecodeTiles>();
+  const int G = d.G;
+  const int64_t ng = m.groups(), K = d.d_in;
+  const bool mixed = d.layout == PackedLayout::Mixed;
+  t->chunk_rows = mixed ? 8 * int64_t(d.P) : 8;
+  t->int4_tiles = mixed || d.layout == PackedLayout::Int4 ? 1 : 0;
+  t->ternary_tiles = mixed ? d.P - 1 : d.layout == PackedLayout::Ternary2 ? 1 : 0;
+  const int tiles = t->int4_tiles + t->ternary_tiles;
+  const int64_t b4 = ng * 4 * G, b2 = ng * 2 * G;  // code bytes of one int4 / ternary tile
+  t->chunk_bytes = t->int4_tiles * b4 + t->ternary_tiles * b2;
+  t->chunks = (d.d_out + t->chunk_rows - 1) / t->chunk_rows;
+  // Lanes: the int4 tile takes the chunk's int4 rows (every P-th for mixed), then the ternary
+  // rows in order, 8 per tile.
+  for (int64_t r = 0; r < t->chunk_rows; ++r)
+    if (m.row_kind(r) == RowKind::Int4) t->lane_row.push_back(int32_t(r));
+  for (int64_t r = 0; r < t->chunk_rows; ++r)
+    if (m.row_kind(r) != RowKind::Int4) t->lane_row.push_back(int32_t(r));
+  RZ_ASSERT(int64_t(t->lane_row.size()) == 8 * tiles);
+  t->codes = AlignedBytes(size_t(t->chunks * t->chunk_bytes));
+  t->scales = AlignedBytes(size_t(t->chunks * tiles * ng * 8) * 2);
+  const int64_t chunks = t->chunks;
+#pragma omp parallel
+  {
+    std::vector<int8_t> q(size_t(8 * K));
+#pragma omp for schedule(static)
+    for (int64_t c = 0; c < chunks; ++c) {
+      uint8_t* out = t->codes.data() + c * t->chunk_bytes;
+      uint16_t* sc = reinterpret_cast<uint16_t*>(t->scales.data()) + c * tiles * ng * 8;
+      for (int ti = 0; ti < tiles; ++ti) {
+        const bool int4 = ti < t->int4_tiles;
+        std::fill(q.begin(), q.end(), int8_t(0));
+        for (int r = 0; r < 8; ++r) {
+          const int64_t i = c * t->chunk_rows + t->lane_row[size_t(ti * 8 + r)];
+          if (i >= d.d_out) continue;  // zero codes and scales: the lane gives 0
+          const RowKind kind = m.row_kind(i);
+          const int64_t gb = group_code_bytes(kind, G);
+          const int off = code_offset(kind);
+          for (int64_t g = 0; g < ng; ++g) {
+            decode_group_ref(kind, G, m.row(i) + g * gb, q.data() + r * K + g * G);
+            for (int k = 0; k < G; ++k) q[size_t(r * K + g * G + k)] = int8_t(q[size_t(r * K + g * G + k)] + off);
+            sc[(ti * ng + g) * 8 + r] = m.row_scales(i)[g];
+          }
+        }
+        for (int64_t g = 0; g < ng; ++g) {
+          uint8_t* o = out + (int4 ? 0 : t->int4_tiles * b4 + (ti - t->int4_tiles) * b2) + g * (int4 ? 4 : 2) * G;
+          for (int r = 0; r < 8; ++r)
+            for (int k = 0; k < G; ++k) {
+              const int u = q[size_t(r * K + g * G + k)];  // offset code, unsigned
+              const int kq = k / 4, j = k % 4;
+              if (int4) {
+                o[32 * (kq / 2) + 4 * r + j] |= uint8_t(u << (4 * (kq % 2)));
+              } else {
+                o[32 * (kq / 4) + 4 * r + j] |= uint8_t(u << (2 * (kq % 4)));
+              }
+            }
+        }
+      }
+    }
+  }
+  return t;
 }
 
 const char* layout_name(PackedLayout l) {

@@ -12,6 +12,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <vector>
 
 namespace razor {
 
@@ -118,6 +119,30 @@ int64_t row_code_bytes(RowKind kind, int G, int64_t d_in);
 // Throws razor::Error naming `what` when the descriptor is not valid (shape, G, P).
 void check_packed_desc(const PackedDesc& d, const char* what);
 
+// A decode copy of a PackedMatrix (built by qgemm_prepare for the AVX2 tier; never stored in
+// a file): output rows regrouped into tiles of 8 rows of one kind, the tile's codes interleaved
+// so that one 32-byte vector holds four consecutive codes of each of the 8 rows. A one-token
+// product then needs no horizontal sums: vpmaddubsw of the codes with the broadcast 4 activation
+// bytes gives each row's pair sums in its own lanes, and per group one vpmaddwd, one correction
+// and one fused multiply by the 8 rows' scales finish it (issue 24: the G 64 decode was bound by
+// the per-group reduction of the row-by-row kernel).
+// Chunks: 8 rows (ternary2, int4), or 8 P rows for mixed (8 int4 rows i = c 8P + P j, then the
+// P - 1 ternary tiles of the chunk's ternary rows in order), so every tile is whole; rows past
+// d_out are zero codes and scales. Per tile and group of G weights (k = 4 kq + j, r = row lane):
+//   ternary: 2G bytes, vector v (32 bytes) byte 4r + j, bits [2p, 2p + 2) = u(r, 4 (4v + p) + j)
+//   int4:    4G bytes, vector v byte 4r + j, nibble p (low first)       = u(r, 4 (2v + p) + j)
+// u the unsigned offset code as in the blocks. Scales: fp16 [tile][group][8 rows].
+struct DecodeTiles {
+  int64_t chunk_rows = 8;     // output rows per chunk
+  int64_t chunk_bytes = 0;    // code bytes per chunk (tiles back to back, the int4 tile first)
+  int32_t int4_tiles = 0;     // int4 tiles per chunk (0 or 1)
+  int32_t ternary_tiles = 0;  // ternary2 tiles per chunk
+  int64_t chunks = 0;
+  AlignedBytes codes;         // [chunk][tile][group][...]
+  AlignedBytes scales;        // uint16 fp16 [chunk][tile][group][8]
+  std::vector<int32_t> lane_row;  // [tiles per chunk * 8]: the chunk-relative output row of each lane
+};
+
 struct PackedMatrix {
   PackedDesc desc;
   // Rows in order, each row's groups in order. For Mixed, a super-group of P rows (one int4
@@ -142,7 +167,13 @@ struct PackedMatrix {
   }
   // Bytes of weight data a full pass reads (codes + scales), for bandwidth figures.
   int64_t stream_bytes() const { return int64_t(codes.size() + scales.size()); }
+  // The AVX2 decode copy (qgemm_prepare), or null. Derived from the bytes above, so it is
+  // mutable: qgemm_prepare adds it to a const matrix (once, before concurrent use).
+  mutable std::shared_ptr<const DecodeTiles> tiles;
 };
+
+// The decode copy of m (DecodeTiles); null for ternary5, which keeps the row kernels.
+std::shared_ptr<const DecodeTiles> build_decode_tiles(const PackedMatrix& m);
 
 // Walks consecutive rows of a PackedMatrix: kind, code and scale pointers of row i, then next()
 // for row i + 1, with no division per row (kernels' inner row loops).

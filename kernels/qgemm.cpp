@@ -4,6 +4,8 @@
 // part of the weights once.
 #include <algorithm>
 #include <atomic>
+#include <cstdlib>
+#include <string>
 #include <vector>
 
 #include "core/cpu.h"
@@ -112,6 +114,22 @@ std::atomic<bool> g_gfni{cpu_features().gfni};
 }  // namespace
 
 bool qgemm_avx512_gfni() { return g_gfni.load(std::memory_order_relaxed); }
+
+namespace {
+// RAZOR_DECODE_TILES=0 turns the AVX2 decode copies off (half the weight memory, slower decode).
+bool tiles_default() {
+  const char* e = std::getenv("RAZOR_DECODE_TILES");
+  return !(e && std::string(e) == "0");
+}
+std::atomic<bool> g_avx2_tiles{tiles_default()};
+}  // namespace
+
+bool qgemm_avx2_tiles() { return g_avx2_tiles.load(std::memory_order_relaxed); }
+bool qgemm_avx2_set_tiles(bool on) { return g_avx2_tiles.exchange(on); }
+
+void qgemm_prepare(const PackedMatrix& W) {
+  if (qtier_active() == QTier::Avx2 && qgemm_avx2_tiles() && !W.tiles) W.tiles = build_decode_tiles(W);
+}
 
 bool qgemm_avx512_set_gfni(bool on) {
   RZ_ASSERT_MSG(!on || cpu_features().gfni, "qgemm: GFNI requested on a CPU without it");

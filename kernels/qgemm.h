@@ -23,6 +23,12 @@ void quantize_a8_ref(const float* x, int64_t N, int64_t C, int G, int8_t* q, flo
 void qgemm(const PackedMatrix& W, const int8_t* qx, const float* sx, int64_t N, float* y);
 void qgemm_ref(const PackedMatrix& W, const int8_t* qx, const float* sx, int64_t N, float* y);
 
+// Builds what the active tier's one-token product wants beyond the packed bytes: on the AVX2
+// tier the decode copy (W.tiles, DecodeTiles in qformat.h: 8-row interleaved tiles, as many
+// bytes again as W's codes and scales), once; nothing elsewhere. Call it before any concurrent
+// use of W (the engine's constructor does); qgemm results are the same with or without it.
+void qgemm_prepare(const PackedMatrix& W);
+
 // y_m = W_m x for count matrices sharing the input (same d_in and G), e.g. q/k/v or gate/up:
 // for N <= kMultiMaxTokens one parallel region and one pass of the activation sums for all of
 // them (decode); above it, qgemm() per matrix. Same results as qgemm() per matrix.
@@ -56,6 +62,9 @@ QTier qtier_active();
 // switch it to hold both variants to the reference. Asserts the CPU has GFNI when turning it on;
 // returns the previous setting.
 bool qgemm_avx512_set_gfni(bool on);
+// The AVX2 tier's one-token product uses a matrix's decode copy where it has one (the default);
+// off, the row kernels. Both give the same integers. Returns the previous setting (tests).
+bool qgemm_avx2_set_tiles(bool on);
 // qgemm / quantize_a8 on a given tier (must be supported), threaded the same way.
 void qgemm_tier(QTier t, const PackedMatrix& W, const int8_t* qx, const float* sx, int64_t N, float* y);
 void quantize_a8_tier(QTier t, const float* x, int64_t N, int64_t C, int G, int8_t* q, float* scales);

@@ -265,11 +265,116 @@ void row_avx2(const QgemmArgs& a, int64_t i, const uint8_t* row, const uint16_t*
   }
 }
 
+// ---- Decode (one token) on the decode copy (DecodeTiles, qformat.h): 8 rows per vector ----
+// No horizontal sums: lanes 2r, 2r + 1 of the int16 pair sums (and lane r of the int32 sums)
+// belong to row r of the tile. Ternary: per group G / 4 steps of one vpmaddubsw against the
+// broadcast 4 activation bytes, alternating between two int16 accumulators (each at most
+// G / 8 steps of |pair| <= 2 * 2 * 127: <= 16,256, their sum <= 32,512 at G 256); int4: the two
+// nibble planes in two accumulators widened every 8 steps (8 * 2 * 15 * 127 = 30,480).
+
+// Four activation bytes read as one (unaligned) dword, for a broadcast from memory.
+typedef int32_t I32u __attribute__((may_alias, aligned(1)));
+
+template <int SUB>
+__attribute__((always_inline)) inline __m256i tile_group_t2(const uint8_t* b, const int8_t* x8) {
+  const __m256i m3 = _mm256_set1_epi8(3);
+  const I32u* x = reinterpret_cast<const I32u*>(x8);
+  __m256i a0 = _mm256_setzero_si256(), a1 = _mm256_setzero_si256();
+#pragma GCC unroll 4
+  for (int v = 0; v < 4 * SUB; ++v) {
+    const __m256i L = _mm256_load_si256(reinterpret_cast<const __m256i*>(b + 32 * v));
+    a0 = _mm256_add_epi16(a0, _mm256_maddubs_epi16(_mm256_and_si256(L, m3), _mm256_set1_epi32(x[4 * v])));
+    a1 = _mm256_add_epi16(a1, _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(L, 2), m3), _mm256_set1_epi32(x[4 * v + 1])));
+    a0 = _mm256_add_epi16(a0, _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(L, 4), m3), _mm256_set1_epi32(x[4 * v + 2])));
+    a1 = _mm256_add_epi16(a1, _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(L, 6), m3), _mm256_set1_epi32(x[4 * v + 3])));
+  }
+  return _mm256_madd_epi16(_mm256_add_epi16(a0, a1), _mm256_set1_epi16(1));
+}
+
+template <int SUB>
+__attribute__((always_inline)) inline __m256i tile_group_q4(const uint8_t* b, const int8_t* x8) {
+  const __m256i m15 = _mm256_set1_epi8(15), ones = _mm256_set1_epi16(1);
+  const I32u* x = reinterpret_cast<const I32u*>(x8);
+  __m256i s = _mm256_setzero_si256();
+  for (int h = 0; h < SUB; ++h) {
+    __m256i a0 = _mm256_setzero_si256(), a1 = _mm256_setzero_si256();
+#pragma GCC unroll 8
+    for (int v = 8 * h; v < 8 * h + 8; ++v) {
+      const __m256i L = _mm256_load_si256(reinterpret_cast<const __m256i*>(b + 32 * v));
+      a0 = _mm256_add_epi16(a0, _mm256_maddubs_epi16(_mm256_and_si256(L, m15), _mm256_set1_epi32(x[2 * v])));
+      a1 = _mm256_add_epi16(a1, _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(L, 4), m15), _mm256_set1_epi32(x[2 * v + 1])));
+    }
+    s = _mm256_add_epi32(s, _mm256_add_epi32(_mm256_madd_epi16(a0, ones), _mm256_madd_epi16(a1, ones)));
+  }
+  return s;
+}
+
+// One tile of 8 rows times one token: out[r] = sum_g float(dot_g) * (s_w * s_x), groups in order.
+template <RowKind K, int SUB>
+void tile_gemv_avx2(const uint8_t* codes, const uint16_t* sc, const int8_t* x, const int32_t* sumx, const float* sx,
+                    int64_t ng, float* out) {
+  constexpr int64_t G = 64 * SUB, tgb = (K == RowKind::Int4 ? 4 : 2) * G;
+  constexpr int shift = K == RowKind::Int4 ? 3 : 0;  // off = 8 or 1
+  __m256 acc = _mm256_setzero_ps();
+  for (int64_t g = 0; g < ng; ++g) {
+    const uint8_t* b = codes + g * tgb;
+    for (int64_t o = 0; o < tgb; o += 64) stream_prefetch_line(b + o);
+    __m256i s = K == RowKind::Int4 ? tile_group_q4<SUB>(b, x + g * G) : tile_group_t2<SUB>(b, x + g * G);
+    s = _mm256_sub_epi32(s, _mm256_set1_epi32(sumx[g] * (1 << shift)));
+    const __m256 scale = _mm256_mul_ps(_mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(sc + 8 * g))),
+                                       _mm256_set1_ps(sx[g]));
+    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), scale, acc);
+  }
+  _mm256_storeu_ps(out, acc);
+}
+
+template <RowKind K>
+void tile_dispatch_avx2(int G, const uint8_t* codes, const uint16_t* sc, const int8_t* x, const int32_t* sumx,
+                        const float* sx, int64_t ng, float* out) {
+  switch (G) {
+    case 64: return tile_gemv_avx2<K, 1>(codes, sc, x, sumx, sx, ng, out);
+    case 128: return tile_gemv_avx2<K, 2>(codes, sc, x, sumx, sx, ng, out);
+    case 192: return tile_gemv_avx2<K, 3>(codes, sc, x, sumx, sx, ng, out);
+    default: return tile_gemv_avx2<K, 4>(codes, sc, x, sumx, sx, ng, out);
+  }
+}
+
+// One token on the decode copy: the chunks whose first row lies in [row_begin, row_end) (the
+// callers' ranges partition the rows, so each chunk is computed once).
+void tiles_rows_avx2(const QgemmArgs& a, int64_t row_begin, int64_t row_end) {
+  const PackedMatrix& W = *a.W;
+  const DecodeTiles& T = *W.tiles;
+  const int G = W.desc.G;
+  const int64_t ng = W.groups(), CR = T.chunk_rows, d_out = W.desc.d_out;
+  const int tiles = T.int4_tiles + T.ternary_tiles;
+  const int64_t b4 = ng * 4 * G, b2 = ng * 2 * G;
+  const uint16_t* scales = reinterpret_cast<const uint16_t*>(T.scales.data());
+  alignas(32) float out[8];
+  for (int64_t c = (row_begin + CR - 1) / CR; c * CR < row_end; ++c) {
+    const uint8_t* cb = T.codes.data() + c * T.chunk_bytes;
+    for (int ti = 0; ti < tiles; ++ti) {
+      const uint16_t* sc = scales + (c * tiles + ti) * ng * 8;
+      if (ti < T.int4_tiles) {
+        tile_dispatch_avx2<RowKind::Int4>(G, cb, sc, a.qx, a.sumx, a.sx, ng, out);
+      } else {
+        tile_dispatch_avx2<RowKind::Ternary2>(G, cb + T.int4_tiles * b4 + (ti - T.int4_tiles) * b2, sc, a.qx, a.sumx,
+                                              a.sx, ng, out);
+      }
+      const int32_t* lanes = T.lane_row.data() + 8 * ti;
+      for (int r = 0; r < 8; ++r) {
+        const int64_t i = c * CR + lanes[r];
+        if (i < d_out) a.y[i] = out[r];
+      }
+    }
+  }
+}
+
 }  // namespace
 
 void qgemm_rows_avx2(const QgemmArgs& a, int64_t row_begin, int64_t row_end) {
   if (row_begin >= row_end) return;
   const PackedMatrix& W = *a.W;
+  if (a.N == 1 && W.tiles && qgemm_avx2_tiles()) return tiles_rows_avx2(a, row_begin, row_end);
   const int8_t* xperm = W.desc.layout == PackedLayout::Ternary5 ? t5_plane_acts(a) : nullptr;
   // Walk the rows with a cursor (no division per row: the row's kind, code and scale pointers
   // advance by precomputed strides).

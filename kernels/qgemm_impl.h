@@ -22,6 +22,8 @@ using QuantA8Fn = void (*)(const float* x, int64_t N, int64_t C, int G, int8_t* 
 
 // The AVX-512 tier's GFNI setting (qgemm_avx512_set_gfni).
 bool qgemm_avx512_gfni();
+// Whether the AVX2 tier's one-token product uses a matrix's decode copy (qgemm_avx2_set_tiles).
+bool qgemm_avx2_tiles();
 
 void qgemm_rows_ref(const QgemmArgs& a, int64_t row_begin, int64_t row_end);
 void qgemm_rows_avx2(const QgemmArgs& a, int64_t row_begin, int64_t row_end);

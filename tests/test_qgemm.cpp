@@ -62,19 +62,35 @@ std::vector<QTier> all_tiers() { return {QTier::Ref, QTier::Avx2, QTier::Avx512,
 
 // Each tier this CPU runs; the AVX-512 tier twice where the CPU has GFNI (ternary fields by
 // shifts and masks, then by GF2P8AFFINEQB, the default, so the last one run leaves it set).
+// The AVX2 tier twice: its row kernels, then (the default, left set) the decode copy's 8-row
+// tiles where a one-token product's matrix has one (with_tiles).
 struct Variant {
   QTier t;
   bool gfni;
   std::string name;
+  bool tiles = true;
   void use() const {
     if (t == QTier::Avx512) qgemm_avx512_set_gfni(gfni);
+    if (t == QTier::Avx2) qgemm_avx2_set_tiles(tiles);
   }
 };
+
+// m with its AVX2 decode copy (DecodeTiles) built, on any x86 CPU (qgemm_prepare builds it only
+// where AVX2 is the active tier), so the AVX2 tier's tile kernels are held to the reference too.
+PackedMatrix with_tiles(PackedMatrix m) {
+  m.tiles = build_decode_tiles(m);
+  return m;
+}
 
 std::vector<Variant> tier_variants() {
   std::vector<Variant> v;
   for (QTier t : all_tiers()) {
     if (!qtier_supported(t)) continue;
+    if (t == QTier::Avx2) {
+      v.push_back({t, false, "avx2 (row kernels)", false});
+      v.push_back({t, false, "avx2 (decode tiles)", true});
+      continue;
+    }
     if (t != QTier::Avx512) {
       v.push_back({t, false, qtier_name(t)});
       continue;
@@ -128,7 +144,7 @@ void for_each_gemm_tier(F&& f) {
 void check_tiers_integer_sums(const PackedDesc& d, int64_t N, uint64_t code_seed, uint64_t x_seed) {
   const int64_t d_in = d.d_in, d_out = d.d_out;
   const std::vector<int8_t> codes = random_codes(d, code_seed);
-  const PackedMatrix m = pack_matrix(d, codes.data(), random_scales(d, 1, true).data());
+  const PackedMatrix m = with_tiles(pack_matrix(d, codes.data(), random_scales(d, 1, true).data()));
   Rng rng(x_seed);
   std::vector<int8_t> qx(size_t(N * d_in));
   for (int8_t& v : qx) v = int8_t(int(rng.below(255)) - 127);
@@ -157,7 +173,7 @@ void check_tiers_random_scales(const PackedDesc& d, int64_t N, uint64_t code_see
   const int64_t d_in = d.d_in, d_out = d.d_out;
   const int G = d.G;
   const std::vector<int8_t> codes = random_codes(d, code_seed);
-  const PackedMatrix m = pack_matrix(d, codes.data(), random_scales(d, scale_seed, false).data());
+  const PackedMatrix m = with_tiles(pack_matrix(d, codes.data(), random_scales(d, scale_seed, false).data()));
   Rng rng(x_seed);
   std::vector<float> x(size_t(N * d_in));
   for (float& v : x) v = rng.normal();
@@ -424,7 +440,7 @@ TEST_SUITE("qgemm") {
         CAPTURE(G);
         const PackedDesc d = make_desc(layout, G, 1031, 1024);
         const std::vector<int8_t> codes = random_codes(d, uint64_t(G + 3));
-        const PackedMatrix m = pack_matrix(d, codes.data(), random_scales(d, 1, true).data());
+        const PackedMatrix m = with_tiles(pack_matrix(d, codes.data(), random_scales(d, 1, true).data()));
         REQUIRE(m.codes.size() > (size_t(128) << 10));
         Rng rng(uint64_t(G) + 1);
         std::vector<int8_t> qx(1024);
@@ -445,8 +461,8 @@ TEST_SUITE("qgemm") {
         // The same rows in a matrix small enough for the quads: the same bits, random scales.
         const PackedDesc ds = make_desc(layout, G, 96, 1024);
         const std::vector<float> scales = random_scales(d, uint64_t(G + 8), false);
-        const PackedMatrix big = pack_matrix(d, codes.data(), scales.data());
-        const PackedMatrix small = pack_matrix(ds, codes.data(), scales.data());
+        const PackedMatrix big = with_tiles(pack_matrix(d, codes.data(), scales.data()));
+        const PackedMatrix small = with_tiles(pack_matrix(ds, codes.data(), scales.data()));
         REQUIRE(small.codes.size() < (size_t(64) << 10));
         std::vector<float> x(1024), y_small(96);
         for (float& v : x) v = rng.normal();
@@ -466,7 +482,7 @@ TEST_SUITE("qgemm") {
         CAPTURE(G);
         const PackedDesc d = make_desc(layout, G, 9, 512);
         const std::vector<int8_t> codes = random_codes(d, 0, true);
-        const PackedMatrix m = pack_matrix(d, codes.data(), random_scales(d, 1, true).data());
+        const PackedMatrix m = with_tiles(pack_matrix(d, codes.data(), random_scales(d, 1, true).data()));
         for (int sign : {1, -1}) {
           std::vector<int8_t> qx(512, int8_t(127 * sign));
           std::vector<float> sx(512 / G, 1.0f), y_ref(9), y(9);
@@ -505,7 +521,7 @@ TEST_SUITE("qgemm") {
       std::vector<PackedMatrix> Ws;
       for (int64_t d_out : {1000, 517, 300}) {
         const PackedDesc d = make_desc(layout, 64, d_out, d_in);
-        Ws.push_back(pack_matrix(d, random_codes(d, uint64_t(d_out)).data(), random_scales(d, 3, false).data()));
+        Ws.push_back(with_tiles(pack_matrix(d, random_codes(d, uint64_t(d_out)).data(), random_scales(d, 3, false).data())));
       }
       for (int64_t N : {1, 2, 4, 6}) {
         CAPTURE(N);
@@ -534,7 +550,7 @@ TEST_SUITE("qgemm") {
     // Large enough to take the OpenMP path; row ranges split on multiples of 8.
     const PackedDesc d = make_desc("mixed8", 64, 8 * 67 + 5, 1024);
     const std::vector<int8_t> codes = random_codes(d, 5);
-    const PackedMatrix m = pack_matrix(d, codes.data(), random_scales(d, 1, true).data());
+    const PackedMatrix m = with_tiles(pack_matrix(d, codes.data(), random_scales(d, 1, true).data()));
     Rng rng(9);
     std::vector<int8_t> qx(1024);
     for (int8_t& v : qx) v = int8_t(int(rng.below(255)) - 127);

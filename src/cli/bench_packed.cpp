@@ -113,6 +113,7 @@ int bench_packed(int argc, char** argv) {
   }
   for (float& s : scales) s = round_to_f16(0.001f + 0.01f * rng.uniform());
   const PackedMatrix W = pack_matrix(d, codes.data(), scales.data(), "bench");
+  qgemm_prepare(W);  // as the engine does
   std::vector<int8_t>().swap(codes);
 
   std::vector<float> x(size_t(N * d.d_in)), y(size_t(N * d.d_out));

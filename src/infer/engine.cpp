@@ -54,6 +54,10 @@ Engine::Engine(const PackedModel& m, int64_t max_context, int64_t chunk) : m_(m)
     RZ_CHECK(w % G_ == 0, "engine: a linear input of width %lld is not divisible by the group size %d",
              (long long)w, G_);
   chunk_ = std::min(chunk, max_ctx_);
+  // The tier's decode copies of the matrices it multiplies (AVX2: DecodeTiles); an untied
+  // embedding is only looked up by row.
+  for (const auto& e : m.matrices())
+    if (e.second != &m.embed || c.tie_word_embeddings) qgemm_prepare(*e.second);
   const RopeTable rt = RopeTable::make(max_ctx_, c.rope_inv_freq());
   rope_cos_ = rt.cos;
   rope_sin_ = rt.sin;
