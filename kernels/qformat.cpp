@@ -376,7 +376,32 @@ PackedDesc parse_layout(const char* s) {
   return d;
 }
 
+// dequantize_row from the decode copy (DecodeTiles' layout).
+static void dequantize_tile_row(const PackedMatrix& m, int64_t i, float* out) {
+  const DecodeTiles& t = *m.tiles;
+  const int G = m.desc.G;
+  const int64_t ng = m.groups(), c = i / t.chunk_rows, rel = i % t.chunk_rows;
+  const int tiles = t.int4_tiles + t.ternary_tiles;
+  int lane = 0;
+  while (t.lane_row[size_t(lane)] != rel) ++lane;
+  const int ti = lane / 8, r = lane % 8;
+  const bool int4 = ti < t.int4_tiles;
+  const uint8_t* src = t.codes.data() + c * t.chunk_bytes +
+                       (int4 ? 0 : t.int4_tiles * ng * 4 * G + (ti - t.int4_tiles) * ng * 2 * G);
+  const uint16_t* sc = reinterpret_cast<const uint16_t*>(t.scales.data()) + (c * tiles + ti) * ng * 8;
+  for (int64_t g = 0; g < ng; ++g) {
+    const float sg = f16_to_f32(sc[g * 8 + r]);
+    for (int k = 0; k < G; ++k) {
+      const int kq = k / 4, j = k % 4;
+      const int q = int4 ? ((src[g * 4 * G + 32 * (kq / 2) + 4 * r + j] >> (4 * (kq % 2))) & 15) - 8
+                         : ((src[g * 2 * G + 32 * (kq / 4) + 4 * r + j] >> (2 * (kq % 4))) & 3) - 1;
+      out[g * G + k] = float(q) * sg;
+    }
+  }
+}
+
 void dequantize_row(const PackedMatrix& m, int64_t i, float* out) {
+  if (m.codes.size() == 0 && m.tiles) return dequantize_tile_row(m, i, out);
   const int G = m.desc.G;
   const RowKind kind = m.row_kind(i);
   const int64_t gb = group_code_bytes(kind, G);

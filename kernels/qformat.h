@@ -165,8 +165,12 @@ struct PackedMatrix {
   const uint16_t* row_scales(int64_t i) const {
     return reinterpret_cast<const uint16_t*>(scales.data()) + i * groups();
   }
-  // Bytes of weight data a full pass reads (codes + scales), for bandwidth figures.
-  int64_t stream_bytes() const { return int64_t(codes.size() + scales.size()); }
+  // Bytes of weight data a full pass reads (codes + scales), for bandwidth figures; those of
+  // the decode copy once the rows are released (qgemm_release_rows).
+  int64_t stream_bytes() const {
+    if (codes.size() == 0 && tiles) return int64_t(tiles->codes.size() + tiles->scales.size());
+    return int64_t(codes.size() + scales.size());
+  }
   // The AVX2 decode copy (qgemm_prepare), or null. Derived from the bytes above, so it is
   // mutable: qgemm_prepare adds it to a const matrix (once, before concurrent use).
   mutable std::shared_ptr<const DecodeTiles> tiles;
@@ -213,7 +217,8 @@ void unpack_matrix(const PackedMatrix& m, int8_t* codes, float* scales);
 // Scalar decode of one group's block into signed codes q[0, G): the definition of the bits.
 void decode_group_ref(RowKind kind, int G, const uint8_t* block, int8_t* q);
 // Row i of m dequantized: out[k] = q_k * s_g per group (codes by decode_group_ref, fp16 scales
-// widened), out [d_in]. The engine's embedding lookup.
+// widened), out [d_in]. The engine's embedding lookup. Reads the decode copy when the packed
+// rows were released.
 void dequantize_row(const PackedMatrix& m, int64_t i, float* out);
 // Offset added to a code to store it unsigned (1 for ternary, 8 for int4).
 inline int code_offset(RowKind kind) { return kind == RowKind::Int4 ? 8 : 1; }

@@ -131,6 +131,12 @@ void qgemm_prepare(const PackedMatrix& W) {
   if (qtier_active() == QTier::Avx2 && qgemm_avx2_tiles() && !W.tiles) W.tiles = build_decode_tiles(W);
 }
 
+void qgemm_release_rows(PackedMatrix& W) {
+  if (!W.tiles) return;
+  W.codes = AlignedBytes();
+  W.scales = AlignedBytes();
+}
+
 bool qgemm_avx512_set_gfni(bool on) {
   RZ_ASSERT_MSG(!on || cpu_features().gfni, "qgemm: GFNI requested on a CPU without it");
   return g_gfni.exchange(on);
@@ -178,6 +184,8 @@ void qgemm_tier(QTier t, const PackedMatrix& W, const int8_t* qx, const float* s
   const TierFns fns = tier_fns(t);
   RZ_ASSERT_MSG(fns.rows && qtier_supported(t), "qgemm: tier not available on this CPU / build");
   RZ_ASSERT(N >= 1);
+  RZ_ASSERT_MSG(W.codes.size() > 0 || (t == QTier::Avx2 && W.tiles && qgemm_avx2_tiles()),
+                "qgemm: the matrix's packed rows were released (qgemm_release_rows); only the AVX2 tier's decode copy runs it");
   // Prefill: unpacked row tiles reused across all tokens (qgemm_gemm.h).
   if (N >= kQgemmGemmMinTokens && qgemm_gemm_supported(t)) return qgemm_gemm_tier(t, W, qx, sx, N, y);
   const int G = W.desc.G;

@@ -28,6 +28,10 @@ void qgemm_ref(const PackedMatrix& W, const int8_t* qx, const float* sx, int64_t
 // bytes again as W's codes and scales), once; nothing elsewhere. Call it before any concurrent
 // use of W (the engine's constructor does); qgemm results are the same with or without it.
 void qgemm_prepare(const PackedMatrix& W);
+// Frees W's packed rows (codes and scales) when it has a decode copy, so the weights are held
+// once: every product then runs on the copy (the AVX2 tier; other tiers refuse such a matrix)
+// and dequantize_row reads it. No-op without a copy. For matrices nothing will save or export.
+void qgemm_release_rows(PackedMatrix& W);
 
 // y_m = W_m x for count matrices sharing the input (same d_in and G), e.g. q/k/v or gate/up:
 // for N <= kMultiMaxTokens one parallel region and one pass of the activation sums for all of

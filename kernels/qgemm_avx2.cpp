@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "core/error.h"
 #include "kernels/isa_local.h"
 #include "kernels/qgemm.h"
 #include "kernels/qgemm_impl.h"
@@ -339,8 +340,9 @@ void tile_dispatch_avx2(int G, const uint8_t* codes, const uint16_t* sc, const i
   }
 }
 
-// One token on the decode copy: the chunks whose first row lies in [row_begin, row_end) (the
-// callers' ranges partition the rows, so each chunk is computed once).
+// The decode copy: the chunks whose first row lies in [row_begin, row_end) (the callers' ranges
+// partition the rows, so each chunk is computed once), token by token (N < 8 here: more go to
+// the GEMM path; a tile's codes stay in L1 between tokens).
 void tiles_rows_avx2(const QgemmArgs& a, int64_t row_begin, int64_t row_end) {
   const PackedMatrix& W = *a.W;
   const DecodeTiles& T = *W.tiles;
@@ -354,16 +356,21 @@ void tiles_rows_avx2(const QgemmArgs& a, int64_t row_begin, int64_t row_end) {
     const uint8_t* cb = T.codes.data() + c * T.chunk_bytes;
     for (int ti = 0; ti < tiles; ++ti) {
       const uint16_t* sc = scales + (c * tiles + ti) * ng * 8;
-      if (ti < T.int4_tiles) {
-        tile_dispatch_avx2<RowKind::Int4>(G, cb, sc, a.qx, a.sumx, a.sx, ng, out);
-      } else {
-        tile_dispatch_avx2<RowKind::Ternary2>(G, cb + T.int4_tiles * b4 + (ti - T.int4_tiles) * b2, sc, a.qx, a.sumx,
-                                              a.sx, ng, out);
-      }
       const int32_t* lanes = T.lane_row.data() + 8 * ti;
-      for (int r = 0; r < 8; ++r) {
-        const int64_t i = c * CR + lanes[r];
-        if (i < d_out) a.y[i] = out[r];
+      for (int64_t n = 0; n < a.N; ++n) {
+        const int8_t* x = a.qx + n * W.desc.d_in;
+        const int32_t* sumx = a.sumx + n * ng;
+        const float* sx = a.sx + n * ng;
+        if (ti < T.int4_tiles) {
+          tile_dispatch_avx2<RowKind::Int4>(G, cb, sc, x, sumx, sx, ng, out);
+        } else {
+          tile_dispatch_avx2<RowKind::Ternary2>(G, cb + T.int4_tiles * b4 + (ti - T.int4_tiles) * b2, sc, x, sumx, sx,
+                                                ng, out);
+        }
+        for (int r = 0; r < 8; ++r) {
+          const int64_t i = c * CR + lanes[r];
+          if (i < d_out) a.y[n * d_out + i] = out[r];
+        }
       }
     }
   }
@@ -374,7 +381,8 @@ void tiles_rows_avx2(const QgemmArgs& a, int64_t row_begin, int64_t row_end) {
 void qgemm_rows_avx2(const QgemmArgs& a, int64_t row_begin, int64_t row_end) {
   if (row_begin >= row_end) return;
   const PackedMatrix& W = *a.W;
-  if (a.N == 1 && W.tiles && qgemm_avx2_tiles()) return tiles_rows_avx2(a, row_begin, row_end);
+  if (W.tiles && qgemm_avx2_tiles()) return tiles_rows_avx2(a, row_begin, row_end);
+  RZ_ASSERT_MSG(W.codes.size() > 0, "qgemm: the matrix's packed rows were released; turn the decode tiles back on");
   const int8_t* xperm = W.desc.layout == PackedLayout::Ternary5 ? t5_plane_acts(a) : nullptr;
   // Walk the rows with a cursor (no division per row: the row's kind, code and scale pointers
   // advance by precomputed strides).

@@ -13,6 +13,7 @@
 
 #include "kernels/qgemm_gemm.h"
 #include "kernels/qgemm_gemm_x86.h"
+#include "kernels/qgemm_impl.h"
 
 namespace razor {
 
@@ -107,7 +108,9 @@ struct MicroAvx2 {
 }  // namespace
 
 void qgemm_gemm_avx2(const PackedMatrix& W, const int8_t* qx, const float* sx, int64_t N, float* y) {
-  qgemm_gemm_run<MicroAvx2>(W, qx, sx, N, y);
+  // The decode copy where the matrix has one (qgemm_prepare): the same integers, and the
+  // packed rows may have been released (qgemm_release_rows).
+  qgemm_gemm_run<MicroAvx2>(W, qx, sx, N, y, W.tiles && qgemm_avx2_tiles());
 }
 
 }  // namespace razor

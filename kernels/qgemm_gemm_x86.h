@@ -176,13 +176,77 @@ void gemm_unpack_tile(const PackedMatrix& W, int64_t row0, int nrows, GemmTile& 
     }
 }
 
+// GEMM tile q of W's decode copy (DecodeTiles, qformat.h): its decode tiles kRows / 8 * q ..
+// (global order: chunk, then tile in the chunk), whose planes are already 4 codes x 8 rows, so
+// each is one masked shift stored at its place in wt; rows[r]: lane r's output row, -1 for a
+// padding lane or a decode tile past the last (zero codes and scales).
+template <int kRows>
+void gemm_unpack_decode_tiles(const PackedMatrix& W, int64_t q, GemmTile& tile, int64_t* rows) {
+  const DecodeTiles& T = *W.tiles;
+  const int G = W.desc.G;
+  const int64_t K = W.desc.d_in, ng = W.groups(), d_out = W.desc.d_out;
+  const int tpc = T.int4_tiles + T.ternary_tiles;
+  const int64_t total = T.chunks * tpc, b4 = ng * 4 * G, b2 = ng * 2 * G;
+  const uint16_t* scales = reinterpret_cast<const uint16_t*>(T.scales.data());
+  const __m256i m3 = _mm256_set1_epi8(3), m15 = _mm256_set1_epi8(15);
+  int int4_rows = 0;
+  for (int h = 0; h < kRows / 8; ++h) {
+    const int64_t gt = q * (kRows / 8) + h;
+    const int r0 = 8 * h;
+    if (gt >= total) {
+      for (int r = 0; r < 8; ++r) rows[r0 + r] = -1, tile.sh[r0 + r] = 0;
+      for (int64_t g = 0; g < ng; ++g) _mm256_storeu_ps(tile.sw + g * kRows + r0, _mm256_setzero_ps());
+      for (int64_t j = 0; j < K / 4; ++j)
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(tile.wt + (j * kRows + r0) * 4), _mm256_setzero_si256());
+      continue;
+    }
+    const int64_t c = gt / tpc;
+    const int t = int(gt % tpc);
+    const bool int4 = t < T.int4_tiles;
+    const uint8_t* src = T.codes.data() + c * T.chunk_bytes + (int4 ? 0 : T.int4_tiles * b4 + (t - T.int4_tiles) * b2);
+    const uint16_t* sc = scales + gt * ng * 8;
+    for (int r = 0; r < 8; ++r) {
+      const int64_t i = c * T.chunk_rows + T.lane_row[size_t(t * 8 + r)];
+      rows[r0 + r] = i < d_out ? i : -1;
+      tile.sh[r0 + r] = int4 ? 3 : 0;
+    }
+    int4_rows += int4 ? 8 : 0;
+    for (int64_t g = 0; g < ng; ++g) {
+      _mm256_storeu_ps(tile.sw + g * kRows + r0,
+                       _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(sc + 8 * g))));
+      uint8_t* wt = tile.wt + (g * (G / 4) * kRows + r0) * 4;  // kq = 0 of the group
+      if (int4) {
+        const uint8_t* b = src + g * 4 * G;
+        for (int v = 0; v < G / 8; ++v) {
+          const __m256i L = _mm256_load_si256(reinterpret_cast<const __m256i*>(b + 32 * v));
+          _mm256_storeu_si256(reinterpret_cast<__m256i*>(wt + (2 * v) * kRows * 4), _mm256_and_si256(L, m15));
+          _mm256_storeu_si256(reinterpret_cast<__m256i*>(wt + (2 * v + 1) * kRows * 4),
+                              _mm256_and_si256(_mm256_srli_epi16(L, 4), m15));
+        }
+      } else {
+        const uint8_t* b = src + g * 2 * G;
+        for (int v = 0; v < G / 16; ++v) {
+          const __m256i L = _mm256_load_si256(reinterpret_cast<const __m256i*>(b + 32 * v));
+          for (int p = 0; p < 4; ++p)
+            _mm256_storeu_si256(reinterpret_cast<__m256i*>(wt + (4 * v + p) * kRows * 4),
+                                _mm256_and_si256(_mm256_srli_epi16(L, 2 * p), m3));
+        }
+      }
+    }
+  }
+  tile.int4_rows = int4_rows;
+}
+
+// tiled: the rows come from W's decode copy (gemm_unpack_decode_tiles) instead of its packed rows.
 template <class MK>
-void qgemm_gemm_run(const PackedMatrix& W, const int8_t* qx, const float* sx, int64_t N, float* y) {
+void qgemm_gemm_run(const PackedMatrix& W, const int8_t* qx, const float* sx, int64_t N, float* y, bool tiled = false) {
   constexpr int kRows = MK::kRows, kTok = MK::kTok;
   static_assert(kRows % 8 == 0 && kRows <= 32, "tile rows: whole 8 x 8 transposes");
   const int G = W.desc.G;
   const int64_t K = W.desc.d_in, d_out = W.desc.d_out, ng = W.groups();
-  const int64_t nblocks = (N + kTok - 1) / kTok, ntiles = (d_out + kRows - 1) / kRows;
+  const int64_t nblocks = (N + kTok - 1) / kTok;
+  const int64_t ntiles = tiled ? (W.tiles->chunks * (W.tiles->int4_tiles + W.tiles->ternary_tiles) + kRows / 8 - 1) / (kRows / 8)
+                               : (d_out + kRows - 1) / kRows;
   const int64_t chunk_blocks = std::max<int64_t>(1, kGemmChunkBytes / (kTok * K));
   const int64_t nchunks = (nblocks + chunk_blocks - 1) / chunk_blocks;
 
@@ -218,6 +282,7 @@ void qgemm_gemm_run(const PackedMatrix& W, const int8_t* qx, const float* sx, in
     tile.nat = base + o_nat;
     float* c = reinterpret_cast<float*>(base + o_c);
     int64_t have = -1;  // the tile this thread has unpacked
+    int64_t rows[kRows];  // tiled: each lane's output row (-1: none)
 
     // Dynamic: on a shared machine a descheduled thread must not hold the other one up. A
     // grab is a whole tile (all its chunks: one unpack) unless tiles are too few to share.
@@ -227,15 +292,25 @@ void qgemm_gemm_run(const PackedMatrix& W, const int8_t* qx, const float* sx, in
       const int64_t row0 = ti * kRows;
       const int nrows = int(std::min<int64_t>(kRows, d_out - row0));
       if (have != ti) {
-        gemm_unpack_tile<kRows>(W, row0, nrows, tile);
+        if (tiled)
+          gemm_unpack_decode_tiles<kRows>(W, ti, tile, rows);
+        else
+          gemm_unpack_tile<kRows>(W, row0, nrows, tile);
         have = ti;
       }
       const int64_t b_end = std::min(nblocks, (ch + 1) * chunk_blocks);
       for (int64_t b = ch * chunk_blocks; b < b_end; ++b) {
         MK::block(tile, K, G, codes + b * kTok * K, nsum + b * kTok * ng, scale + b * kTok * ng, c);
         const int nt = int(std::min<int64_t>(kTok, N - b * kTok));
-        for (int t = 0; t < nt; ++t)
-          std::memcpy(y + (b * kTok + t) * d_out + row0, c + t * kRows, size_t(nrows) * sizeof(float));
+        for (int t = 0; t < nt; ++t) {
+          float* yt = y + (b * kTok + t) * d_out;
+          if (!tiled) {
+            std::memcpy(yt + row0, c + t * kRows, size_t(nrows) * sizeof(float));
+            continue;
+          }
+          for (int r = 0; r < kRows; ++r)
+            if (rows[r] >= 0) yt[rows[r]] = c[t * kRows + r];
+        }
       }
     }
   }

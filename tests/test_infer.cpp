@@ -356,6 +356,22 @@ TEST_SUITE("infer") {
           CHECK(w == want.size());
           CHECK(bad == 0);
         }
+        // The weights held once (prepare_for_engine: on AVX2 the decode copies, packed rows
+        // released): the same bits; the model can no longer be saved.
+        pm.prepare_for_engine();
+        set_num_threads(2);
+        Engine e(pm, 64);
+        size_t w = 0, bad = 0;
+        for (size_t i = 0, step = 1; i < ids.size(); i += step, step = step % 4 + 1, ++w) {
+          const int64_t k = int64_t(std::min(step, ids.size() - i));
+          const float* z = e.forward(ids.data() + i, k, i % 3 == 0);
+          bad += std::memcmp(z, want[w].data(), want[w].size() * sizeof(float)) != 0;
+        }
+        CHECK(bad == 0);
+        if (pm.embed.codes.size() == 0) {
+          TempDir tmp;
+          CHECK_THROWS_WITH_AS(pm.save(tmp.path + "/m.razor"), doctest::Contains("released"), Error);
+        }
       }
     set_num_threads(saved);
   }

@@ -125,15 +125,21 @@ const char* kLayouts[] = {"ternary2", "ternary5", "int4", "mixed2", "mixed8"};
 
 // f(tier) for every tier with a prefill GEMM path on this CPU / build (the tier's name captured);
 // a message when there is none.
+// The AVX2 tier twice: unpacking its tiles from the packed rows, then (left set) from the decode
+// copy of a matrix that has one (with_tiles).
 template <class F>
 void for_each_gemm_tier(F&& f) {
   bool ran = false;
   for (QTier t : all_tiers()) {
     if (!qgemm_gemm_supported(t)) continue;
     ran = true;
-    const std::string tier = qtier_name(t);
-    CAPTURE(tier);
-    f(t);
+    for (bool tiles : {false, true}) {
+      if (t != QTier::Avx2 && !tiles) continue;
+      if (t == QTier::Avx2) qgemm_avx2_set_tiles(tiles);
+      const std::string tier = std::string(qtier_name(t)) + (t == QTier::Avx2 && tiles ? " (decode tiles)" : "");
+      CAPTURE(tier);
+      f(t);
+    }
   }
   if (!ran) MESSAGE("skipping the GEMM path: no tier with one runs on this CPU / build");
 }
@@ -584,7 +590,7 @@ TEST_SUITE("qgemm") {
               std::vector<int8_t> qx(size_t(N * d_in));
               for (int8_t& v : qx) v = int8_t(int(rng.below(255)) - 127);
               // Exact: all scales 1.
-              const PackedMatrix m1 = pack_matrix(d, codes.data(), random_scales(d, 1, true).data());
+              const PackedMatrix m1 = with_tiles(pack_matrix(d, codes.data(), random_scales(d, 1, true).data()));
               std::vector<float> sx1(size_t(N * d_in / G), 1.0f);
               std::vector<float> want(size_t(N * d_out)), y_ref(want.size()), y(want.size(), NAN);
               for (int64_t n = 0; n < N; ++n)
@@ -599,7 +605,7 @@ TEST_SUITE("qgemm") {
               qgemm_gemm_tier(t, m1, qx.data(), sx1.data(), N, y.data());
               CHECK(y == want);
               // Random scales: tolerance against the reference.
-              const PackedMatrix m = pack_matrix(d, codes.data(), random_scales(d, uint64_t(N + G), false).data());
+              const PackedMatrix m = with_tiles(pack_matrix(d, codes.data(), random_scales(d, uint64_t(N + G), false).data()));
               std::vector<float> sx(size_t(N * d_in / G));
               for (float& v : sx) v = 0.001f + 0.02f * rng.uniform();
               qgemm_ref(m, qx.data(), sx.data(), N, y_ref.data());
@@ -636,6 +642,49 @@ TEST_SUITE("qgemm") {
     });
   }
 
+  TEST_CASE("qgemm: with its packed rows released, the AVX2 decode copy alone gives the same products and rows") {
+    // qgemm_release_rows frees codes and scales; one token, a few (the tile kernels per token) and
+    // prefill (the GEMM unpacking the decode tiles) must still give the exact integer sums, and
+    // dequantize_row (the embedding lookup) the same floats. d_out 67: a partial last chunk.
+    if (!qtier_supported(QTier::Avx2)) {
+      MESSAGE("skipping: no AVX2 tier on this CPU / build");
+      return;
+    }
+    const bool saved = qgemm_avx2_set_tiles(true);
+    for (const char* layout : {"ternary2", "int4", "mixed2", "mixed8"})
+      for (int G : {64, 192, 256}) {
+        CAPTURE(layout);
+        CAPTURE(G);
+        const int64_t d_in = 768, d_out = 67;
+        const PackedDesc d = make_desc(layout, G, d_out, d_in);
+        const std::vector<int8_t> codes = random_codes(d, uint64_t(G * 3 + d_out));
+        PackedMatrix m = with_tiles(pack_matrix(d, codes.data(), random_scales(d, uint64_t(G), false).data()));
+        std::vector<float> rows_before(size_t(d_out * d_in)), rows_after(rows_before.size());
+        for (int64_t i = 0; i < d_out; ++i) dequantize_row(m, i, rows_before.data() + i * d_in);
+        const int64_t bytes_before = m.stream_bytes();
+        qgemm_release_rows(m);
+        CHECK(m.codes.size() == 0);
+        CHECK(m.scales.size() == 0);
+        CHECK(m.stream_bytes() >= bytes_before);  // the copy: the same bytes plus a partial chunk's padding
+        for (int64_t i = 0; i < d_out; ++i) dequantize_row(m, i, rows_after.data() + i * d_in);
+        CHECK(std::memcmp(rows_before.data(), rows_after.data(), rows_before.size() * sizeof(float)) == 0);
+        const PackedMatrix exact = with_tiles(pack_matrix(d, codes.data(), random_scales(d, 1, true).data()));
+        PackedMatrix released = with_tiles(pack_matrix(d, codes.data(), random_scales(d, 1, true).data()));
+        qgemm_release_rows(released);
+        for (int64_t N : {1, 3, 13}) {
+          CAPTURE(N);
+          Rng rng(uint64_t(N + G));
+          std::vector<int8_t> qx(size_t(N * d_in));
+          for (int8_t& v : qx) v = int8_t(int(rng.below(255)) - 127);
+          std::vector<float> sx(size_t(N * d_in / G), 1.0f), y_ref(size_t(N * d_out)), y(y_ref.size(), NAN);
+          qgemm_ref(exact, qx.data(), sx.data(), N, y_ref.data());
+          qgemm_tier(QTier::Avx2, released, qx.data(), sx.data(), N, y.data());
+          CHECK(y == y_ref);
+        }
+      }
+    qgemm_avx2_set_tiles(saved);
+  }
+
   TEST_CASE("qgemm GEMM path: extreme codes and activations, and the threaded split, stay exact") {
     // The AVX2 micro-kernel adds vpmaddubsw pair sums in int16 for up to 64 steps (ternary
     // tiles) or 8 steps (tiles with an int4 row) before widening: the largest codes (+1 / +7,
@@ -649,7 +698,7 @@ TEST_SUITE("qgemm") {
           CAPTURE(G);
           const PackedDesc d = make_desc(layout, G, 37, 512);
           const std::vector<int8_t> codes = random_codes(d, 0, true);
-          const PackedMatrix m = pack_matrix(d, codes.data(), random_scales(d, 1, true).data());
+          const PackedMatrix m = with_tiles(pack_matrix(d, codes.data(), random_scales(d, 1, true).data()));
           for (int sign : {1, -1}) {
             const int64_t N = 9;
             std::vector<int8_t> qx(size_t(N * 512), int8_t(127 * sign));
@@ -664,7 +713,7 @@ TEST_SUITE("qgemm") {
       // Many rows and tokens: the OpenMP split over (row tile, token chunk) items.
       const PackedDesc d = make_desc("mixed8", 64, 8 * 67 + 5, 1024);
       const std::vector<int8_t> codes = random_codes(d, 5);
-      const PackedMatrix m = pack_matrix(d, codes.data(), random_scales(d, 1, true).data());
+      const PackedMatrix m = with_tiles(pack_matrix(d, codes.data(), random_scales(d, 1, true).data()));
       const int64_t N = 29;
       Rng rng(9);
       std::vector<int8_t> qx(size_t(N * 1024));

@@ -199,6 +199,7 @@ int bench_model(int argc, char** argv) {
     }
   }
   RZ_CHECK(!ap.given("--save") && !ap.given("--tokenizer"), "--save/--tokenizer: only with --shape (a synthetic model)");
+  pm.prepare_for_engine();  // as generate does: the weights held once, in the kernels' form
   int64_t max_gen = 0;
   for (int64_t g : gens) max_gen = std::max(max_gen, g);
   const int64_t ctx = std::max(prompt, max_gen);

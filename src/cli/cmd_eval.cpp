@@ -96,6 +96,7 @@ int eval_packed(const ArgParser& a, const std::string& path) {
   const EvalPlan plan = eval_plan(a);
   const auto files = load_task_files(plan);
   PackedModel pm = PackedModel::load(path);
+  pm.prepare_for_engine();
   RZ_CHECK(!pm.tokenizer_json.empty(), "%s: the packed model has no tokenizer.json (pack it from a checkpoint that has one)",
            path.c_str());
   const Tokenizer tok = Tokenizer::from_json(pm.tokenizer_json, path + ": tokenizer.json");

@@ -46,7 +46,8 @@ int cmd_generate(int argc, char** argv) {
   so.seed = uint64_t(ap.i64_in("--seed", 0, INT64_MAX));
   so.validate();
 
-  const PackedModel pm = PackedModel::load(path);
+  PackedModel pm = PackedModel::load(path);
+  pm.prepare_for_engine();
   RZ_CHECK(!pm.tokenizer_json.empty(), "%s: the packed model carries no tokenizer.json (re-pack it from a checkpoint "
                                        "directory that has one)", path.c_str());
   const Tokenizer tok = Tokenizer::from_json(pm.tokenizer_json, path + ": tokenizer.json");

@@ -59,6 +59,7 @@ int cmd_score(int argc, char** argv) {
   int64_t V = 0;
   if (packed) {
     pm.reset(new PackedModel(PackedModel::load(path)));
+    pm->prepare_for_engine();
     V = pm->cfg.vocab_size;
   } else {
     m = Model::load(path, /*trainable=*/false);

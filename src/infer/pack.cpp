@@ -1,6 +1,8 @@
 // Packing a Model into PackedMatrix form and the .razor round trip of a PackedModel.
 #include "infer/pack.h"
 
+#include "kernels/qgemm.h"
+
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -9,6 +11,7 @@
 #include "core/error.h"
 #include "core/half.h"
 #include "io/razor_file.h"
+#include "kernels/qgemm.h"
 #include "nn/model.h"
 #include "quant/quantize.h"
 
@@ -163,7 +166,18 @@ PackedModel pack_model(const Model& m, const PackOptions& opt) {
   return pm;
 }
 
+void PackedModel::prepare_for_engine() {
+  for_each_matrix(*this, [&](const TensorSpec&, PackedMatrix& m) {
+    if (&m == &embed && !cfg.tie_word_embeddings) return;  // only looked up by row
+    qgemm_prepare(m);
+    qgemm_release_rows(m);
+  });
+}
+
 void PackedModel::save(const std::string& path) const {
+  for (const auto& e : matrices())
+    RZ_CHECK(e.second->codes.size() > 0, "%s: cannot save: the packed rows of %s were released for the engine",
+             path.c_str(), e.first.c_str());
   RazorFileWriter w;
   w.set("config", cfg.to_json());
   Json lay = Json::object();

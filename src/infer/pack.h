@@ -75,8 +75,14 @@ struct PackedModel {
   // Opens and validates a .razor file: container checks (io/razor_file.h), then every tensor's
   // presence, dtype, shape and size against the config and layout. Errors name file and tensor.
   static PackedModel load(const std::string& path);
-  // Writes the .razor file atomically.
+  // Writes the .razor file atomically. Refused once the rows are released (prepare_for_engine).
   void save(const std::string& path) const;
+  // For a model that only the engine will use (generate, bench, eval of a .razor): builds the
+  // kernels' decode copies of the matrices the engine multiplies (qgemm_prepare; on AVX2, 8-row
+  // tiles) one matrix at a time and releases each one's packed rows once its copy exists
+  // (qgemm_release_rows), so the weights are held once. Without it the engine builds the copies
+  // itself and both forms stay in memory. No-op where the active tier keeps no copy.
+  void prepare_for_engine();
 };
 
 // The PackedDesc a weight layout maps to (ternary5: all-ternary tensors in 5 trits per byte).
