@@ -310,38 +310,39 @@ std::shared_ptr<const DecodeTiles> build_decode_tiles(const PackedMatrix& m) {
   const int64_t chunks = t->chunks;
 #pragma omp parallel
   {
-    std::vector<int8_t> q(size_t(8 * K));
 #pragma omp for schedule(static)
     for (int64_t c = 0; c < chunks; ++c) {
       uint8_t* out = t->codes.data() + c * t->chunk_bytes;
       uint16_t* sc = reinterpret_cast<uint16_t*>(t->scales.data()) + c * tiles * ng * 8;
       for (int ti = 0; ti < tiles; ++ti) {
         const bool int4 = ti < t->int4_tiles;
-        std::fill(q.begin(), q.end(), int8_t(0));
+        uint8_t* tile = out + (int4 ? 0 : t->int4_tiles * b4 + (ti - t->int4_tiles) * b2);
         for (int r = 0; r < 8; ++r) {
           const int64_t i = c * t->chunk_rows + t->lane_row[size_t(ti * 8 + r)];
           if (i >= d.d_out) continue;  // zero codes and scales: the lane gives 0
-          const RowKind kind = m.row_kind(i);
-          const int64_t gb = group_code_bytes(kind, G);
-          const int off = code_offset(kind);
+          const uint8_t* row = m.row(i);
           for (int64_t g = 0; g < ng; ++g) {
-            decode_group_ref(kind, G, m.row(i) + g * gb, q.data() + r * K + g * G);
-            for (int k = 0; k < G; ++k) q[size_t(r * K + g * G + k)] = int8_t(q[size_t(r * K + g * G + k)] + off);
             sc[(ti * ng + g) * 8 + r] = m.row_scales(i)[g];
-          }
-        }
-        for (int64_t g = 0; g < ng; ++g) {
-          uint8_t* o = out + (int4 ? 0 : t->int4_tiles * b4 + (ti - t->int4_tiles) * b2) + g * (int4 ? 4 : 2) * G;
-          for (int r = 0; r < 8; ++r)
-            for (int k = 0; k < G; ++k) {
-              const int u = q[size_t(r * K + g * G + k)];  // offset code, unsigned
-              const int kq = k / 4, j = k % 4;
-              if (int4) {
-                o[32 * (kq / 2) + 4 * r + j] |= uint8_t(u << (4 * (kq % 2)));
-              } else {
-                o[32 * (kq / 4) + 4 * r + j] |= uint8_t(u << (2 * (kq % 4)));
+            uint8_t* o = tile + g * (int4 ? 4 : 2) * G + 4 * r;
+            if (int4) {  // vector v: weights 8v .. 8v + 7 of the group, kq = 2v (low nibble), 2v + 1 (high)
+              const uint8_t* blk = row + g * (G / 2);
+              for (int v = 0; v < G / 8; ++v) {
+                const int w0 = 8 * (v % 8), hi = w0 >= 32 ? 4 : 0;  // block byte j: weights j, j + 32
+                const uint8_t* bb = blk + 32 * (v / 8) + (w0 % 32);
+                for (int j = 0; j < 4; ++j)
+                  o[32 * v + j] = uint8_t(((bb[j] >> hi) & 15) | ((bb[4 + j] >> hi) & 15) << 4);
+              }
+            } else {  // vector v: weights 16v .. 16v + 15, field p of byte 4r + j is kq = 4v + p
+              const uint8_t* blk = row + g * (G / 4);
+              for (int v = 0; v < G / 16; ++v) {
+                const int f = 2 * (v % 4);  // block byte j: weights j, j + 16, j + 32, j + 48 in fields 0..3
+                const uint8_t* bb = blk + 16 * (v / 4);
+                for (int j = 0; j < 4; ++j)
+                  o[32 * v + j] = uint8_t(((bb[j] >> f) & 3) | ((bb[4 + j] >> f) & 3) << 2 | ((bb[8 + j] >> f) & 3) << 4 |
+                                          ((bb[12 + j] >> f) & 3) << 6);
               }
             }
+          }
         }
       }
     }

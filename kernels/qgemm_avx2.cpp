@@ -281,13 +281,15 @@ __attribute__((always_inline)) inline __m256i tile_group_t2(const uint8_t* b, co
   const __m256i m3 = _mm256_set1_epi8(3);
   const I32u* x = reinterpret_cast<const I32u*>(x8);
   __m256i a0 = _mm256_setzero_si256(), a1 = _mm256_setzero_si256();
+  for (int h = 0; h < SUB; ++h, b += 128, x += 16) {  // 64 weights: 4 vectors of 4 planes
 #pragma GCC unroll 4
-  for (int v = 0; v < 4 * SUB; ++v) {
-    const __m256i L = _mm256_load_si256(reinterpret_cast<const __m256i*>(b + 32 * v));
-    a0 = _mm256_add_epi16(a0, _mm256_maddubs_epi16(_mm256_and_si256(L, m3), _mm256_set1_epi32(x[4 * v])));
-    a1 = _mm256_add_epi16(a1, _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(L, 2), m3), _mm256_set1_epi32(x[4 * v + 1])));
-    a0 = _mm256_add_epi16(a0, _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(L, 4), m3), _mm256_set1_epi32(x[4 * v + 2])));
-    a1 = _mm256_add_epi16(a1, _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(L, 6), m3), _mm256_set1_epi32(x[4 * v + 3])));
+    for (int v = 0; v < 4; ++v) {
+      const __m256i L = _mm256_load_si256(reinterpret_cast<const __m256i*>(b + 32 * v));
+      a0 = _mm256_add_epi16(a0, _mm256_maddubs_epi16(_mm256_and_si256(L, m3), _mm256_set1_epi32(x[4 * v])));
+      a1 = _mm256_add_epi16(a1, _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(L, 2), m3), _mm256_set1_epi32(x[4 * v + 1])));
+      a0 = _mm256_add_epi16(a0, _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(L, 4), m3), _mm256_set1_epi32(x[4 * v + 2])));
+      a1 = _mm256_add_epi16(a1, _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(L, 6), m3), _mm256_set1_epi32(x[4 * v + 3])));
+    }
   }
   return _mm256_madd_epi16(_mm256_add_epi16(a0, a1), _mm256_set1_epi16(1));
 }
@@ -297,10 +299,10 @@ __attribute__((always_inline)) inline __m256i tile_group_q4(const uint8_t* b, co
   const __m256i m15 = _mm256_set1_epi8(15), ones = _mm256_set1_epi16(1);
   const I32u* x = reinterpret_cast<const I32u*>(x8);
   __m256i s = _mm256_setzero_si256();
-  for (int h = 0; h < SUB; ++h) {
+  for (int h = 0; h < SUB; ++h, b += 256, x += 16) {  // 64 weights: 8 vectors of 2 nibble planes
     __m256i a0 = _mm256_setzero_si256(), a1 = _mm256_setzero_si256();
 #pragma GCC unroll 8
-    for (int v = 8 * h; v < 8 * h + 8; ++v) {
+    for (int v = 0; v < 8; ++v) {
       const __m256i L = _mm256_load_si256(reinterpret_cast<const __m256i*>(b + 32 * v));
       a0 = _mm256_add_epi16(a0, _mm256_maddubs_epi16(_mm256_and_si256(L, m15), _mm256_set1_epi32(x[2 * v])));
       a1 = _mm256_add_epi16(a1, _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(L, 4), m15), _mm256_set1_epi32(x[2 * v + 1])));
@@ -352,6 +354,7 @@ void tiles_rows_avx2(const QgemmArgs& a, int64_t row_begin, int64_t row_end) {
   const int64_t b4 = ng * 4 * G, b2 = ng * 2 * G;
   const uint16_t* scales = reinterpret_cast<const uint16_t*>(T.scales.data());
   alignas(32) float out[8];
+  const bool direct = tiles == 1;  // one tile per chunk: lane r is row r of the chunk
   for (int64_t c = (row_begin + CR - 1) / CR; c * CR < row_end; ++c) {
     const uint8_t* cb = T.codes.data() + c * T.chunk_bytes;
     for (int ti = 0; ti < tiles; ++ti) {
@@ -361,12 +364,16 @@ void tiles_rows_avx2(const QgemmArgs& a, int64_t row_begin, int64_t row_end) {
         const int8_t* x = a.qx + n * W.desc.d_in;
         const int32_t* sumx = a.sumx + n * ng;
         const float* sx = a.sx + n * ng;
+        float* yc = a.y + n * d_out + c * CR;
+        const bool store_here = direct && c * CR + 8 <= d_out;  // straight into y: no scatter
+        float* o = store_here ? yc : out;
         if (ti < T.int4_tiles) {
-          tile_dispatch_avx2<RowKind::Int4>(G, cb, sc, x, sumx, sx, ng, out);
+          tile_dispatch_avx2<RowKind::Int4>(G, cb, sc, x, sumx, sx, ng, o);
         } else {
           tile_dispatch_avx2<RowKind::Ternary2>(G, cb + T.int4_tiles * b4 + (ti - T.int4_tiles) * b2, sc, x, sumx, sx,
-                                                ng, out);
+                                                ng, o);
         }
+        if (store_here) continue;
         for (int r = 0; r < 8; ++r) {
           const int64_t i = c * CR + lanes[r];
           if (i < d_out) a.y[n * d_out + i] = out[r];
