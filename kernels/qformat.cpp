@@ -298,6 +298,10 @@ std::shared_ptr<const DecodeTiles> build_decode_tiles(const PackedMatrix& m) {
   const int64_t b4 = ng * 4 * G, b2 = ng * 2 * G;  // code bytes of one int4 / ternary tile
   t->chunk_bytes = t->int4_tiles * b4 + t->ternary_tiles * b2;
   t->chunks = (d.d_out + t->chunk_rows - 1) / t->chunk_rows;
+  // A mixed layout with a large P (a small int4 share) on few rows would be mostly padding:
+  // keep the row kernels there.
+  const int64_t pad = t->chunks * t->chunk_rows - d.d_out;
+  if (pad > std::max<int64_t>(64, d.d_out / 8)) return nullptr;
   // Lanes: the int4 tile takes the chunk's int4 rows (every P-th for mixed), then the ternary
   // rows in order, 8 per tile.
   for (int64_t r = 0; r < t->chunk_rows; ++r)

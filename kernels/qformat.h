@@ -176,7 +176,9 @@ struct PackedMatrix {
   mutable std::shared_ptr<const DecodeTiles> tiles;
 };
 
-// The decode copy of m (DecodeTiles); null for ternary5, which keeps the row kernels.
+// The decode copy of m (DecodeTiles); null for ternary5, and where padding the last chunk would
+// add more than max(64, d_out / 8) rows (a mixed layout with a large P on few rows): those keep
+// the row kernels.
 std::shared_ptr<const DecodeTiles> build_decode_tiles(const PackedMatrix& m);
 
 // Walks consecutive rows of a PackedMatrix: kind, code and scale pointers of row i, then next()

@@ -659,6 +659,7 @@ TEST_SUITE("qgemm") {
         const PackedDesc d = make_desc(layout, G, d_out, d_in);
         const std::vector<int8_t> codes = random_codes(d, uint64_t(G * 3 + d_out));
         PackedMatrix m = with_tiles(pack_matrix(d, codes.data(), random_scales(d, uint64_t(G), false).data()));
+        REQUIRE(bool(m.tiles));
         std::vector<float> rows_before(size_t(d_out * d_in)), rows_after(rows_before.size());
         for (int64_t i = 0; i < d_out; ++i) dequantize_row(m, i, rows_before.data() + i * d_in);
         const int64_t bytes_before = m.stream_bytes();
@@ -682,6 +683,14 @@ TEST_SUITE("qgemm") {
           CHECK(y == y_ref);
         }
       }
+    // Mostly padding (P 100: chunks of 800 rows for 67): no copy, the row kernels; released rows
+    // stay (qgemm_release_rows needs a copy).
+    PackedDesc d = make_desc("mixed8", 64, 67, 256);
+    d.P = 100;
+    PackedMatrix m = with_tiles(pack_matrix(d, random_codes(d, 3).data(), random_scales(d, 1, true).data()));
+    CHECK(!m.tiles);
+    qgemm_release_rows(m);
+    CHECK(m.codes.size() > 0);
     qgemm_avx2_set_tiles(saved);
   }
 

@@ -133,4 +133,8 @@ if want ablations; then
     qad "abl-F+F-s$s" "abl-F+F" "F+F (fixed layers + FKL)" --bits 1.88 --seed "$s" --feature fixed --loss-logit fkl
   done
 fi
+if want long; then
+  # The 1.88-bit row trained 4x longer (the default run's 256 steps are sized for 15 minutes).
+  STEPS=1024 qad "qad-1.88-long-s1" "qad-1.88-steps" "QAD 1.88, 1024 steps" --bits 1.88 --seed 1
+fi
 python3 tools/quality_table.py "$OUT/rows"
