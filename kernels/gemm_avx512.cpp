@@ -21,6 +21,11 @@ struct V512 {
   static T zero() { return _mm512_setzero_ps(); }
   static T fmadd(T a, T b, T c) { return _mm512_fmadd_ps(a, b, c); }
   static T mul(T a, T b) { return _mm512_mul_ps(a, b); }
+  // out[kk * W + l] = src[l * ld + kk] for a W x W block (gemm_small_m_nt).
+  static void transpose_rows(const float* src, int64_t ld, float* out) {
+    for (int kk = 0; kk < W; ++kk)
+      for (int l = 0; l < W; ++l) out[kk * W + l] = src[l * ld + kk];
+  }
 };
 
 }  // namespace

@@ -243,11 +243,82 @@ void parallel_tiles(int threads, int64_t M, int64_t N, int64_t K, int MR, int NR
   }
 }
 
+// NB blocks of W columns from j0 (only the last block of the last call may be partial): NB
+// independent chains per row of A, so one fused multiply-add's latency does not bound the loop.
+template <class V, int MR, int NB>
+void small_m_nt_columns(const Blocking& bl, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+                        int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc, int64_t j0) {
+  constexpr int W = V::W;
+  const int64_t KC = std::min(bl.kc, K);
+  alignas(64) float bt[NB][W * W];  // bt[b][kk * W + l] = B[j0 + b W + l][k0 + kk]
+  alignas(64) float out[W];
+  int nj[NB];
+  for (int b = 0; b < NB; ++b) nj[b] = int(std::max<int64_t>(0, std::min<int64_t>(W, N - j0 - b * W)));
+  for (int64_t pc = 0; pc < K; pc += KC) {
+    const int64_t kc = std::min(KC, K - pc);
+    const float beta_eff = pc == 0 ? beta : 1.0f;
+    typename V::T acc[MR][NB];
+    for (int i = 0; i < MR; ++i)
+      for (int b = 0; b < NB; ++b) acc[i][b] = V::zero();
+    for (int64_t k0 = 0; k0 < kc; k0 += W) {
+      const int nk = int(std::min<int64_t>(W, kc - k0));
+      for (int b = 0; b < NB; ++b) {
+        const float* bs = B + (j0 + b * W) * ldb + pc + k0;
+        if (nj[b] == W && nk == W) {
+          V::transpose_rows(bs, ldb, bt[b]);
+        } else {
+          for (int kk = 0; kk < W; ++kk)
+            for (int l = 0; l < W; ++l) bt[b][kk * W + l] = kk < nk && l < nj[b] ? bs[l * ldb + kk] : 0.0f;
+        }
+      }
+      for (int kk = 0; kk < nk; ++kk)
+        for (int i = 0; i < M; ++i) {
+          const typename V::T a = V::set1(A[i * lda + pc + k0 + kk]);
+#pragma GCC unroll 4
+          for (int b = 0; b < NB; ++b) acc[i][b] = V::fmadd(a, V::load(bt[b] + kk * W), acc[i][b]);
+        }
+    }
+    for (int i = 0; i < M; ++i)
+      for (int b = 0; b < NB; ++b) {
+        V::store(out, acc[i][b]);
+        float* c = C + i * ldc + j0 + b * W;
+        for (int l = 0; l < nj[b]; ++l) {
+          const float v = alpha * out[l];
+          c[l] = beta_eff == 0.0f ? v : v + beta_eff * c[l];
+        }
+      }
+  }
+}
+
+// C = alpha * A B^T + beta * C for M < MR rows of A ([M, K], not transposed) and B stored
+// [N, K] (a linear on one or a few tokens: evaluation and generation on a checkpoint with a KV
+// cache). gemm_serial would pack all of B, gathering its columns (most of such a call's time),
+// and run a micro-kernel whose MR rows are mostly empty. Here B is read in place: W rows of it
+// (W = V::W output columns) are transposed W x W at a time through a small buffer (V::transpose
+// where the tier has one), and each row of A is multiplied by them. Every element of C gets the
+// operations gemm_serial gives it when M < MR (its edge path): per depth block of bl.kc, a fused
+// chain over k in order from zero, then v = alpha * acc; C = beta_eff == 0 ? v : v + beta_eff * C
+// (beta_eff = beta for the first block, 1 after) — the same bits.
+template <class V, int MR>
+void gemm_small_m_nt(const Blocking& bl, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
+                     const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  constexpr int W = V::W, NB = 4;
+  int64_t j0 = 0;
+  for (; j0 + NB * W <= N; j0 += NB * W) small_m_nt_columns<V, MR, NB>(bl, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, j0);
+  for (; j0 < N; j0 += W) small_m_nt_columns<V, MR, 1>(bl, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, j0);
+}
+
 // C = alpha * op(A) op(B) + beta * C on `threads` threads (see parallel_tiles).
 template <class V, int MR, int NV>
 void gemm_blocked(const Blocking& bl, int threads, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
                   float alpha, const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
                   int64_t ldc) {
+  if (!trans_a && trans_b && M < MR) {  // a few tokens through a linear: B read in place
+    parallel_tiles(threads, M, N, K, MR, NV * V::W, [&](int64_t, int64_t, int64_t j0, int64_t j1) {
+      gemm_small_m_nt<V, MR>(bl, M, j1 - j0, K, alpha, A, lda, B + j0 * ldb, ldb, beta, C + j0, ldc);
+    });
+    return;
+  }
   parallel_tiles(threads, M, N, K, MR, NV * V::W, [&](int64_t i0, int64_t i1, int64_t j0, int64_t j1) {
     const float* a = trans_a ? A + i0 : A + i0 * lda;
     const float* b = trans_b ? B + j0 * ldb : B + j0;

@@ -16,6 +16,8 @@ struct VScalar {
   static T zero() { return 0.0f; }
   static T fmadd(T a, T b, T c) { return a * b + c; }
   static T mul(T a, T b) { return a * b; }
+  // out[kk * W + l] = src[l * ld + kk] for a W x W block (gemm_small_m_nt).
+  static void transpose_rows(const float* src, int64_t, float* out) { out[0] = src[0]; }
 };
 
 }  // namespace

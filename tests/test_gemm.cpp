@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <string>
 #include <limits>
 #include <vector>
@@ -173,6 +174,30 @@ TEST_SUITE("gemm") {
           }
         }
       }
+  }
+
+  TEST_CASE("a few rows times B^T (read in place) equal those rows of a larger product bit for bit") {
+    // Fewer rows than the micro-tile with B stored [N, K] (a linear on one or a few tokens:
+    // evaluation and generation with a KV cache) take gemm_small_m_nt, which must give each
+    // element the blocked path's operations: the cached decode is held equal to the full forward
+    // bit for bit. alpha 1, beta 0 (a linear's forward), where the blocked path's full tiles and
+    // edge tiles agree; K 700 takes three depth passes, N 37 a partial column block.
+    for (const Isas& tier : kIsas) {
+      if (!isa_supported(tier.isa)) continue;
+      for (int64_t K : {5, 64, 700})
+        for (int64_t m : {1, 2, 3, 5})
+          for (int threads : {1, 2}) {
+            const int64_t M = 30, N = 37;
+            Rng rng(uint64_t(K + m));
+            std::vector<float> a(size_t(M * K)), b(size_t(N * K)), big(size_t(M * N)), small(size_t(m * N), NAN);
+            fill(a, rng);
+            fill(b, rng);
+            tier.fn(threads, false, true, M, N, K, 1.0f, a.data(), K, b.data(), K, 0.0f, big.data(), N);
+            tier.fn(threads, false, true, m, N, K, 1.0f, a.data(), K, b.data(), K, 0.0f, small.data(), N);
+            INFO("tier " << std::string(tier.name) << " K=" << K << " m=" << m << " threads " << threads);
+            CHECK(std::memcmp(small.data(), big.data(), small.size() * sizeof(float)) == 0);
+          }
+    }
   }
 
   TEST_CASE("beta == 0 does not read C: NaN in C does not propagate") {
