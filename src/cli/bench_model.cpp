@@ -242,6 +242,7 @@ int bench_model(int argc, char** argv) {
     j.set("model", source);
     j.set("layout", pm.opt.plan.str());
     j.set("threads", int64_t(num_threads()));
+    j.set("decode_threads", int64_t(e.decode_threads()));
     j.set("cores", int64_t(cores));
     j.set("tier", qtier_name(qtier_active()));
     j.set("storage_bytes", storage);
@@ -263,9 +264,9 @@ int bench_model(int argc, char** argv) {
     std::printf("%s\n", j.dump(2).c_str());
     return 0;
   }
-  std::printf("razor bench: %s, %s, %d threads (%u cores%s), qgemm tier %s\n", source.c_str(),
+  std::printf("razor bench: %s, %s, %d threads (%u cores%s; decode on %d), qgemm tier %s\n", source.c_str(),
               pm.opt.plan.str().c_str(), num_threads(), cores,
-              unsigned(num_threads()) > cores ? ", oversubscribed" : "", qtier_name(qtier_active()));
+              unsigned(num_threads()) > cores ? ", oversubscribed" : "", e.decode_threads(), qtier_name(qtier_active()));
   std::printf("%-12s %-12s %-14s", "storage MiB", "peak MiB", "prefill tok/s");
   for (int64_t g : gens) std::printf(" %-12s", ("decode" + std::to_string(g)).c_str());
   if (bw > 0)

@@ -58,6 +58,10 @@ Engine::Engine(const PackedModel& m, int64_t max_context, int64_t chunk) : m_(m)
   // embedding is only looked up by row.
   for (const auto& e : m.matrices())
     if (e.second != &m.embed || c.tie_word_embeddings) qgemm_prepare(*e.second);
+  if (!m.layers.empty())
+    for (const PackedMatrix* w : {&m.layers[0].q, &m.layers[0].k, &m.layers[0].v, &m.layers[0].o, &m.layers[0].gate,
+                                  &m.layers[0].up, &m.layers[0].down})
+      layer_macs_ += w->desc.d_out * w->desc.d_in;
   const RopeTable rt = RopeTable::make(max_ctx_, c.rope_inv_freq());
   rope_cos_ = rt.cos;
   rope_sin_ = rt.sin;
@@ -218,8 +222,14 @@ void Engine::run_chunk(const int32_t* ids, int64_t n, float* logits_out, bool al
   linear(m_.head(), h_.data(), rows, logits_out);
 }
 
+int Engine::decode_threads() const {
+  int nt = std::min(score_threads_, num_threads());
+  if (decode_min_macs_ > 0) nt = int(std::max<int64_t>(1, std::min<int64_t>(nt, layer_macs_ / decode_min_macs_)));
+  return nt;
+}
+
 void Engine::run_decode(const int32_t* ids, int64_t n, float* logits_out, bool all_logits) {
-  const int nt = std::min(score_threads_, num_threads());
+  const int nt = decode_threads();
   if (nt <= 1) {
     decode_thread(ids, n, logits_out, all_logits, 0, 1);
   } else {
