@@ -344,9 +344,14 @@ TEST_SUITE("infer") {
           want.emplace_back(z, z + (i % 3 == 0 ? k : 1) * c.vocab_size);
         }
         // Mismatching steps of a fresh engine on pm against the reference's logits.
-        auto mismatches = [&]() {
+        // tuned: the engine's defaults (thread cap by model size, load adaptation); else every
+        // thread on every step, however small the model.
+        auto mismatches = [&](bool tuned = false) {
           Engine e(pm, 64);
-          e.set_decode_min_macs(0);  // every thread, however small the model
+          if (!tuned) {
+            e.set_decode_min_macs(0);
+            e.set_decode_tuning(false);
+          }
           size_t w = 0, bad = 0;
           for (size_t i = 0, step = 1; i < ids.size(); i += step, step = step % 4 + 1, ++w) {
             const int64_t k = int64_t(std::min(step, ids.size() - i));
@@ -360,6 +365,7 @@ TEST_SUITE("infer") {
           CAPTURE(threads);
           set_num_threads(threads);
           CHECK(mismatches() == 0);
+          CHECK(mismatches(true) == 0);  // whatever thread count each step took
         }
         // The weights held once (prepare_for_engine: on AVX2 the decode copies, packed rows
         // released): the same bits; the model can no longer be saved.

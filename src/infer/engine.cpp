@@ -229,12 +229,43 @@ int Engine::decode_threads() const {
 }
 
 void Engine::run_decode(const int32_t* ids, int64_t n, float* logits_out, bool all_logits) {
-  const int nt = decode_threads();
+  const int full = decode_threads();
+  // Load adaptation (engine.h): one timed step of each choice, then the faster; the other again
+  // after tune_interval_ steps (doubling while the choice stands).
+  int choice = 0;
+  if (tune_on_ && full > 1) {
+    if (!tune_warm_) {
+      choice = 1;  // the untimed warm-up step on one thread: cheap even on a loaded machine
+    } else if (tune_n_[0] == 0 || tune_n_[1] == 0) {
+      choice = tune_n_[0] == 0 ? 0 : 1;
+    } else if (++tune_wait_ >= tune_interval_) {
+      choice = 1 - tune_best_;
+      tune_wait_ = 0;
+    } else {
+      choice = tune_best_;
+    }
+  }
+  const int nt = choice == 1 ? 1 : full;
+  const double t0 = omp_get_wtime();
   if (nt <= 1) {
     decode_thread(ids, n, logits_out, all_logits, 0, 1);
   } else {
 #pragma omp parallel num_threads(nt)
     decode_thread(ids, n, logits_out, all_logits, omp_get_thread_num(), omp_get_num_threads());
+  }
+  if (tune_on_ && full > 1 && !tune_warm_) {
+    tune_warm_ = true;  // the first step (cold caches, page faults) is not timed
+  } else if (tune_on_ && full > 1) {
+    const double per_token = (omp_get_wtime() - t0) / double(n);
+    double& avg = tune_sec_[choice];
+    avg = tune_n_[choice] == 0 ? per_token : 0.75 * avg + 0.25 * per_token;
+    ++tune_n_[choice];
+    const int best = tune_sec_[1] < tune_sec_[0] ? 1 : 0;
+    if (tune_n_[0] > 0 && tune_n_[1] > 0) {
+      if (choice != tune_best_)  // a probe: the interval doubles if it confirmed the choice
+        tune_interval_ = best == tune_best_ ? std::min(2 * tune_interval_, kProbeMax) : kProbeFirst;
+      tune_best_ = best;
+    }
   }
   pos_ += n;
 }

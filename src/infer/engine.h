@@ -51,6 +51,16 @@ class Engine {
   static constexpr int64_t kDecodeMacsPerThread = int64_t(2) << 20;
   int decode_threads() const;
   void set_decode_min_macs(int64_t macs) { decode_min_macs_ = macs; }
+  // Load adaptation (on by default): decode steps are timed, and while other jobs hold the cores
+  // (a descheduled thread stalls every barrier: 0.6B decode fell from ~100 to 1 tok/s on two
+  // threads with one core busy, 43 tok/s on one) the steps run on one thread. After an untimed
+  // warm-up step (on one thread), one step of each count is timed; then the faster per token (a
+  // moving average) is used, and the other is timed again after kProbeFirst steps, the interval
+  // doubling (up to kProbeMax) while the choice stands and starting over when it changes.
+  // Results do not depend on it (decode is bit-identical at any thread count). Off: always
+  // decode_threads().
+  static constexpr int64_t kProbeFirst = 16, kProbeMax = 1024;
+  void set_decode_tuning(bool on) { tune_on_ = on; }
   int64_t pos() const { return pos_; }
   int64_t max_context() const { return max_ctx_; }
   const PackedModel& model() const { return m_; }
@@ -88,6 +98,12 @@ class Engine {
   bool one_region_ = true;
   int64_t layer_macs_ = 0;  // multiply-adds of one layer's matrices per token
   int64_t decode_min_macs_ = kDecodeMacsPerThread;
+  // Load adaptation: per choice (0: decode_threads(), 1: one thread) the steps timed and a moving
+  // average of seconds per token.
+  bool tune_on_ = true, tune_warm_ = false;
+  int64_t tune_n_[2] = {0, 0}, tune_wait_ = 0, tune_interval_ = kProbeFirst;
+  int tune_best_ = 0;
+  double tune_sec_[2] = {0.0, 0.0};
   // Decode: each thread's private copy of the residual stream [kMultiMaxTokens, C] (every thread
   // computes it identically, so no barrier is needed around it), a normed-activation buffer
   // written in disjoint group ranges, and the activations' per-group code sums.
