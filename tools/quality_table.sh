@@ -9,12 +9,12 @@
 # so run it again after an interruption (or with more SEEDS).
 #
 #   tools/quality_table.sh                       # everything below; the markdown table on stdout
-#   ROWS="teacher ptq qad" tools/quality_table.sh   # a subset (teacher ptq qad control schedule init seeds ablations)
+#   ROWS="teacher ptq qad" tools/quality_table.sh   # a subset (teacher ptq qad control schedule init seeds ablations long)
 #
 # Choices (environment variables, defaults):
 #   TEACHER=data/teacher  OUT=runs/quality  THREADS=2  WINDOWS=32  TASKS=100
 #   STEPS=256    QAD (and control) steps, 8 x 256 tokens each: the default `razor train`'s run
-#   SEEDS="1 2 3"  data-order seeds of the 1.88-bit rows (QAD A+E and the ablations)
+#   SEEDS="1 2 3"  data-order seeds of the 1.88-bit rows (QAD A+E, from GPTQ's weights, the ablations)
 #   METHODS="rtn rtn-gamma ptqtp gptq awq"  BITS="4 2.79 1.88 1.58"
 #   LR=5e-4      QAD's default peak learning rate; SCHEDULE=cosine its default schedule (1% warmup,
 #                decay to 0); the control uses the same
@@ -33,7 +33,7 @@ METHODS=${METHODS:-rtn rtn-gamma ptqtp gptq awq}
 BITS=${BITS:-4 2.79 1.88 1.58}
 LR=${LR:-5e-4}
 SCHEDULE=${SCHEDULE:-cosine}
-ROWS=${ROWS:-teacher ptq qad control schedule init seeds ablations}
+ROWS=${ROWS:-teacher ptq qad control schedule init seeds ablations long}
 R=${RAZOR:-./razor}
 [[ -x $R ]] || make -j2 razor >/dev/null
 mkdir -p "$OUT/rows"
@@ -121,7 +121,9 @@ if want init; then
     say "init: razor quantize --ptq gptq --bits 1.88 --latent"
     $R quantize -m "$T" --ptq gptq --bits 1.88 --latent -o "$g" --threads "$THREADS" > "$g.log" 2>&1
   fi
-  qad "qad-1.88-gptqinit-s1" "qad-1.88-init" "QAD 1.88 from GPTQ's weights" --bits 1.88 --seed 1 --init "$g"
+  for s in $SEEDS; do
+    qad "qad-1.88-gptqinit-s$s" "qad-1.88-init" "QAD 1.88 from GPTQ's weights" --bits 1.88 --seed "$s" --init "$g"
+  done
 fi
 if want seeds; then
   for s in $SEEDS; do qad "qad-1.88-s$s" "qad-1.88-seeds" "QAD 1.88 (A+E)" --bits 1.88 --seed "$s"; done
