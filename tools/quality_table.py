@@ -59,9 +59,12 @@ def main(rows_dir):
     groups = {}
     for r in rows:
         groups.setdefault(r["group"], []).append(r)
+    # Seed 1 of the 1.88-bit A+E row is the "qad" group's row (the seeds block does not redo it).
+    if "qad-1.88-seeds" in groups:
+        groups["qad-1.88-seeds"] += [r for r in groups.get("qad", []) if r["name"] == "qad-1.88-s1"]
     for g in sorted(groups, key=lambda g: (ORDER.index(g) if g in ORDER else 99, g)):
         rs = groups[g]
-        if g in ("qad-1.88-seeds",) or g.startswith("abl-"):
+        if g in ("qad-1.88-seeds", "qad-1.88-init") or g.startswith("abl-"):
             if len(rs) == 0:
                 continue
             ppl = [r["val_ppl"] for r in rs]
