@@ -289,14 +289,16 @@ std::shared_ptr<const DecodeTiles> build_decode_tiles(const PackedMatrix& m) {
   if (d.layout == PackedLayout::Ternary5) return nullptr;
   auto t = std::make_shared<DecodeTiles>();
   const int G = d.G;
-  const int64_t ng = m.groups(), K = d.d_in;
+  const int64_t ng = m.groups();
   const bool mixed = d.layout == PackedLayout::Mixed;
   t->chunk_rows = mixed ? 8 * int64_t(d.P) : 8;
   t->int4_tiles = mixed || d.layout == PackedLayout::Int4 ? 1 : 0;
   t->ternary_tiles = mixed ? d.P - 1 : d.layout == PackedLayout::Ternary2 ? 1 : 0;
-  const int tiles = t->int4_tiles + t->ternary_tiles;
-  const int64_t b4 = ng * 4 * G, b2 = ng * 2 * G;  // code bytes of one int4 / ternary tile
-  t->chunk_bytes = t->int4_tiles * b4 + t->ternary_tiles * b2;
+  const int tiles = t->tiles();
+  t->groups = ng;
+  t->int4_tile_bytes = ng * 4 * G;
+  t->ternary_tile_bytes = ng * 2 * G;
+  t->chunk_bytes = t->int4_tiles * t->int4_tile_bytes + t->ternary_tiles * t->ternary_tile_bytes;
   t->chunks = (d.d_out + t->chunk_rows - 1) / t->chunk_rows;
   // A mixed layout with a large P (a small int4 share) on few rows would be mostly padding:
   // keep the row kernels there.
@@ -316,17 +318,16 @@ std::shared_ptr<const DecodeTiles> build_decode_tiles(const PackedMatrix& m) {
   {
 #pragma omp for schedule(static)
     for (int64_t c = 0; c < chunks; ++c) {
-      uint8_t* out = t->codes.data() + c * t->chunk_bytes;
-      uint16_t* sc = reinterpret_cast<uint16_t*>(t->scales.data()) + c * tiles * ng * 8;
       for (int ti = 0; ti < tiles; ++ti) {
-        const bool int4 = ti < t->int4_tiles;
-        uint8_t* tile = out + (int4 ? 0 : t->int4_tiles * b4 + (ti - t->int4_tiles) * b2);
+        const bool int4 = t->int4(ti);
+        uint8_t* tile = t->tile_codes(c, ti);
+        uint16_t* sc = t->tile_scales(c, ti);
         for (int r = 0; r < 8; ++r) {
-          const int64_t i = c * t->chunk_rows + t->lane_row[size_t(ti * 8 + r)];
+          const int64_t i = t->lane_output_row(c, ti, r);
           if (i >= d.d_out) continue;  // zero codes and scales: the lane gives 0
           const uint8_t* row = m.row(i);
           for (int64_t g = 0; g < ng; ++g) {
-            sc[(ti * ng + g) * 8 + r] = m.row_scales(i)[g];
+            sc[g * 8 + r] = m.row_scales(i)[g];
             uint8_t* o = tile + g * (int4 ? 4 : 2) * G + 4 * r;
             if (int4) {  // vector v: weights 8v .. 8v + 7 of the group, kq = 2v (low nibble), 2v + 1 (high)
               const uint8_t* blk = row + g * (G / 2);
@@ -386,14 +387,12 @@ static void dequantize_tile_row(const PackedMatrix& m, int64_t i, float* out) {
   const DecodeTiles& t = *m.tiles;
   const int G = m.desc.G;
   const int64_t ng = m.groups(), c = i / t.chunk_rows, rel = i % t.chunk_rows;
-  const int tiles = t.int4_tiles + t.ternary_tiles;
   int lane = 0;
   while (t.lane_row[size_t(lane)] != rel) ++lane;
   const int ti = lane / 8, r = lane % 8;
-  const bool int4 = ti < t.int4_tiles;
-  const uint8_t* src = t.codes.data() + c * t.chunk_bytes +
-                       (int4 ? 0 : t.int4_tiles * ng * 4 * G + (ti - t.int4_tiles) * ng * 2 * G);
-  const uint16_t* sc = reinterpret_cast<const uint16_t*>(t.scales.data()) + (c * tiles + ti) * ng * 8;
+  const bool int4 = t.int4(ti);
+  const uint8_t* src = t.tile_codes(c, ti);
+  const uint16_t* sc = t.tile_scales(c, ti);
   for (int64_t g = 0; g < ng; ++g) {
     const float sg = f16_to_f32(sc[g * 8 + r]);
     for (int k = 0; k < G; ++k) {

@@ -12,6 +12,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <utility>
 #include <vector>
 
 namespace razor {
@@ -138,9 +139,25 @@ struct DecodeTiles {
   int32_t int4_tiles = 0;     // int4 tiles per chunk (0 or 1)
   int32_t ternary_tiles = 0;  // ternary2 tiles per chunk
   int64_t chunks = 0;
+  int64_t groups = 0;         // groups per row (d_in / G)
+  int64_t int4_tile_bytes = 0, ternary_tile_bytes = 0;  // code bytes of one tile: groups * 4G, * 2G
   AlignedBytes codes;         // [chunk][tile][group][...]
   AlignedBytes scales;        // uint16 fp16 [chunk][tile][group][8]
   std::vector<int32_t> lane_row;  // [tiles per chunk * 8]: the chunk-relative output row of each lane
+
+  int tiles() const { return int4_tiles + ternary_tiles; }  // per chunk
+  bool int4(int t) const { return t < int4_tiles; }
+  // Tile t of chunk c: its codes (groups in order), its scales [group][8], lane r's output row.
+  int64_t tile_offset(int64_t c, int t) const {
+    return c * chunk_bytes + (int4(t) ? 0 : int4_tiles * int4_tile_bytes + (t - int4_tiles) * ternary_tile_bytes);
+  }
+  const uint8_t* tile_codes(int64_t c, int t) const { return codes.data() + tile_offset(c, t); }
+  uint8_t* tile_codes(int64_t c, int t) { return codes.data() + tile_offset(c, t); }
+  const uint16_t* tile_scales(int64_t c, int t) const {
+    return reinterpret_cast<const uint16_t*>(scales.data()) + (c * tiles() + t) * groups * 8;
+  }
+  uint16_t* tile_scales(int64_t c, int t) { return const_cast<uint16_t*>(std::as_const(*this).tile_scales(c, t)); }
+  int64_t lane_output_row(int64_t c, int t, int r) const { return c * chunk_rows + lane_row[size_t(t * 8 + r)]; }
 };
 
 struct PackedMatrix {

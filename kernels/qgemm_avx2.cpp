@@ -350,32 +350,25 @@ void tiles_rows_avx2(const QgemmArgs& a, int64_t row_begin, int64_t row_end) {
   const DecodeTiles& T = *W.tiles;
   const int G = W.desc.G;
   const int64_t ng = W.groups(), CR = T.chunk_rows, d_out = W.desc.d_out;
-  const int tiles = T.int4_tiles + T.ternary_tiles;
-  const int64_t b4 = ng * 4 * G, b2 = ng * 2 * G;
-  const uint16_t* scales = reinterpret_cast<const uint16_t*>(T.scales.data());
   alignas(32) float out[8];
-  const bool direct = tiles == 1;  // one tile per chunk: lane r is row r of the chunk
   for (int64_t c = (row_begin + CR - 1) / CR; c * CR < row_end; ++c) {
-    const uint8_t* cb = T.codes.data() + c * T.chunk_bytes;
-    for (int ti = 0; ti < tiles; ++ti) {
-      const uint16_t* sc = scales + (c * tiles + ti) * ng * 8;
-      const int32_t* lanes = T.lane_row.data() + 8 * ti;
+    // One tile per chunk and the chunk whole: lane r is row r of the chunk, stored straight into y.
+    const bool direct = T.tiles() == 1 && c * CR + 8 <= d_out;
+    for (int ti = 0; ti < T.tiles(); ++ti) {
+      const uint8_t* codes = T.tile_codes(c, ti);
+      const uint16_t* sc = T.tile_scales(c, ti);
       for (int64_t n = 0; n < a.N; ++n) {
         const int8_t* x = a.qx + n * W.desc.d_in;
         const int32_t* sumx = a.sumx + n * ng;
         const float* sx = a.sx + n * ng;
-        float* yc = a.y + n * d_out + c * CR;
-        const bool store_here = direct && c * CR + 8 <= d_out;  // straight into y: no scatter
-        float* o = store_here ? yc : out;
-        if (ti < T.int4_tiles) {
-          tile_dispatch_avx2<RowKind::Int4>(G, cb, sc, x, sumx, sx, ng, o);
-        } else {
-          tile_dispatch_avx2<RowKind::Ternary2>(G, cb + T.int4_tiles * b4 + (ti - T.int4_tiles) * b2, sc, x, sumx, sx,
-                                                ng, o);
-        }
-        if (store_here) continue;
+        float* o = direct ? a.y + n * d_out + c * CR : out;
+        if (T.int4(ti))
+          tile_dispatch_avx2<RowKind::Int4>(G, codes, sc, x, sumx, sx, ng, o);
+        else
+          tile_dispatch_avx2<RowKind::Ternary2>(G, codes, sc, x, sumx, sx, ng, o);
+        if (direct) continue;
         for (int r = 0; r < 8; ++r) {
-          const int64_t i = c * CR + lanes[r];
+          const int64_t i = T.lane_output_row(c, ti, r);
           if (i < d_out) a.y[n * d_out + i] = out[r];
         }
       }

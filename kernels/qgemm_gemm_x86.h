@@ -185,9 +185,8 @@ void gemm_unpack_decode_tiles(const PackedMatrix& W, int64_t q, GemmTile& tile, 
   const DecodeTiles& T = *W.tiles;
   const int G = W.desc.G;
   const int64_t K = W.desc.d_in, ng = W.groups(), d_out = W.desc.d_out;
-  const int tpc = T.int4_tiles + T.ternary_tiles;
-  const int64_t total = T.chunks * tpc, b4 = ng * 4 * G, b2 = ng * 2 * G;
-  const uint16_t* scales = reinterpret_cast<const uint16_t*>(T.scales.data());
+  const int tpc = T.tiles();
+  const int64_t total = T.chunks * tpc;
   const __m256i m3 = _mm256_set1_epi8(3), m15 = _mm256_set1_epi8(15);
   int int4_rows = 0;
   for (int h = 0; h < kRows / 8; ++h) {
@@ -202,11 +201,11 @@ void gemm_unpack_decode_tiles(const PackedMatrix& W, int64_t q, GemmTile& tile, 
     }
     const int64_t c = gt / tpc;
     const int t = int(gt % tpc);
-    const bool int4 = t < T.int4_tiles;
-    const uint8_t* src = T.codes.data() + c * T.chunk_bytes + (int4 ? 0 : T.int4_tiles * b4 + (t - T.int4_tiles) * b2);
-    const uint16_t* sc = scales + gt * ng * 8;
+    const bool int4 = T.int4(t);
+    const uint8_t* src = T.tile_codes(c, t);
+    const uint16_t* sc = T.tile_scales(c, t);
     for (int r = 0; r < 8; ++r) {
-      const int64_t i = c * T.chunk_rows + T.lane_row[size_t(t * 8 + r)];
+      const int64_t i = T.lane_output_row(c, t, r);
       rows[r0 + r] = i < d_out ? i : -1;
       tile.sh[r0 + r] = int4 ? 3 : 0;
     }
@@ -245,8 +244,8 @@ void qgemm_gemm_run(const PackedMatrix& W, const int8_t* qx, const float* sx, in
   const int G = W.desc.G;
   const int64_t K = W.desc.d_in, d_out = W.desc.d_out, ng = W.groups();
   const int64_t nblocks = (N + kTok - 1) / kTok;
-  const int64_t ntiles = tiled ? (W.tiles->chunks * (W.tiles->int4_tiles + W.tiles->ternary_tiles) + kRows / 8 - 1) / (kRows / 8)
-                               : (d_out + kRows - 1) / kRows;
+  const int64_t ntiles =
+      tiled ? (W.tiles->chunks * W.tiles->tiles() + kRows / 8 - 1) / (kRows / 8) : (d_out + kRows - 1) / kRows;
   const int64_t chunk_blocks = std::max<int64_t>(1, kGemmChunkBytes / (kTok * K));
   const int64_t nchunks = (nblocks + chunk_blocks - 1) / chunk_blocks;
 

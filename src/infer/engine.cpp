@@ -232,8 +232,9 @@ void Engine::run_decode(const int32_t* ids, int64_t n, float* logits_out, bool a
   const int full = decode_threads();
   // Load adaptation (engine.h): one timed step of each choice, then the faster; the other again
   // after tune_interval_ steps (doubling while the choice stands).
+  const bool tuning = tune_on_ && full > 1;
   int choice = 0;
-  if (tune_on_ && full > 1) {
+  if (tuning) {
     if (!tune_warm_) {
       choice = 1;  // the untimed warm-up step on one thread: cheap even on a loaded machine
     } else if (tune_n_[0] == 0 || tune_n_[1] == 0) {
@@ -253,9 +254,9 @@ void Engine::run_decode(const int32_t* ids, int64_t n, float* logits_out, bool a
 #pragma omp parallel num_threads(nt)
     decode_thread(ids, n, logits_out, all_logits, omp_get_thread_num(), omp_get_num_threads());
   }
-  if (tune_on_ && full > 1 && !tune_warm_) {
+  if (tuning && !tune_warm_) {
     tune_warm_ = true;  // the first step (cold caches, page faults) is not timed
-  } else if (tune_on_ && full > 1) {
+  } else if (tuning) {
     const double per_token = (omp_get_wtime() - t0) / double(n);
     double& avg = tune_sec_[choice];
     avg = tune_n_[choice] == 0 ? per_token : 0.75 * avg + 0.25 * per_token;

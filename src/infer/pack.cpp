@@ -1,8 +1,6 @@
 // Packing a Model into PackedMatrix form and the .razor round trip of a PackedModel.
 #include "infer/pack.h"
 
-#include "kernels/qgemm.h"
-
 #include <sys/mman.h>
 #include <unistd.h>
 
