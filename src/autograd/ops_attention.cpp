@@ -1,13 +1,12 @@
 // Causal grouped-query attention.
-//  attention(): fused, flash-attention style. The forward streams over key blocks with an
-//    online softmax (running max m, running sum l, rescaled accumulator), so no [T, T] matrix
-//    is formed; it saves only the per-row logsumexp [B, H, T]. The backward recomputes each
-//    score row from q, k and the saved logsumexp (p = exp(s - lse)), so its memory is one
-//    [T] row per thread plus per-head dK/dV partials, which are summed over the query heads
-//    of each KV group in a fixed order (deterministic). OpenMP over (batch, head).
-//    Inner loops run over keys (scores) or over D (accumulators), never as a float
-//    reduction, so they vectorise without -ffast-math: K and V are copied transposed [D, T]
-//    per task to make the score loop contiguous.
+//  attention(): fused, blocked. Per (batch, head) and block of kQBlock queries, the scores over
+//    the keys the block sees are one GEMM ([kQBlock, T] at most: no [T, T] matrix is formed),
+//    each row gets a two-pass softmax, and P V is a second GEMM; it saves only the per-row
+//    logsumexp [B, H, T]. The backward recomputes each block's probabilities from q, k and the
+//    saved logsumexp (p = exp(s - lse)) with the same score GEMM, and forms dQ, dK and dV with
+//    GEMMs; dK/dV are per-head partials, summed over the query heads of each KV group in a
+//    fixed order (deterministic). OpenMP over (batch, head[, query block]); the GEMMs inside
+//    run on the calling thread (kernels/gemm.h), so the math is the tested sgemm's.
 //  attention_composed(): the same function from matmul / scale / add(mask) / softmax_lastdim;
 //    the reference the tests hold the fused op to.
 #include <cmath>
@@ -16,6 +15,7 @@
 
 #include "autograd/ops.h"
 #include "autograd/ops_util.h"
+#include "kernels/gemm.h"
 
 namespace razor {
 
@@ -41,68 +41,7 @@ AttnDims attn_dims(const char* op, const Var& q, const Var& k, const Var& v) {
   return AttnDims{sq[0], sq[1], sq[2], sk[2], sq[3], sq[2] / sk[2]};
 }
 
-constexpr int64_t kKeyBlock = 64;  // keys per online-softmax step (forward)
-constexpr int64_t kQB = 4;         // queries per block (backward)
-
-// dst[d * T + j] = src row j (rows of stride `stride`), j < T: a [T, D] slab transposed.
-void transpose_rows(const float* src, int64_t stride, int64_t T, int64_t D, float* dst) {
-  for (int64_t j = 0; j < T; ++j)
-    for (int64_t d = 0; d < D; ++d) dst[d * T + j] = src[j * stride + d];
-}
-
-// sc[jj] = scale * q . k_{j0 + jj} for jj < n, with Kt the transposed keys [D, T].
-// Keys are done 16 at a time with the partial sums held in registers across the d loop.
-// Every score accumulates over d in the same order (d = 0, 1, ...), in blocks and in the
-// tail alike, so forward and backward recompute identical bits.
-inline void score_row(const float* q, const float* Kt, int64_t T, int64_t D, int64_t j0, int64_t n, float scale,
-                      float* sc) {
-  constexpr int64_t kW = 16;
-  int64_t jj = 0;
-  for (; jj + kW <= n; jj += kW) {
-    float acc[kW] = {};
-    for (int64_t d = 0; d < D; ++d) {
-      const float qd = q[d];
-      const float* kr = Kt + d * T + j0 + jj;
-      RZ_SIMD
-      for (int64_t u = 0; u < kW; ++u) acc[u] += qd * kr[u];
-    }
-    RZ_SIMD
-    for (int64_t u = 0; u < kW; ++u) sc[jj + u] = acc[u] * scale;
-  }
-  if (jj == n) return;
-  const int64_t m = n - jj;
-  float* st = sc + jj;
-  for (int64_t u = 0; u < m; ++u) st[u] = 0.0f;
-  for (int64_t d = 0; d < D; ++d) {
-    const float qd = q[d];
-    const float* kr = Kt + d * T + j0 + jj;
-    RZ_SIMD
-    for (int64_t u = 0; u < m; ++u) st[u] += qd * kr[u];
-  }
-  RZ_SIMD
-  for (int64_t u = 0; u < m; ++u) st[u] *= scale;
-}
-
-// acc[d] += sum_j w[j] * rows[j * stride + d] over j < n, four rows per pass over acc.
-// Left-to-right evaluation makes this the same sum, in the same order, as one row at a time.
-inline void axpy_rows(const float* w, const float* rows, int64_t stride, int64_t n, int64_t D, float* acc) {
-  int64_t j = 0;
-  for (; j + 4 <= n; j += 4) {
-    const float w0 = w[j], w1 = w[j + 1], w2 = w[j + 2], w3 = w[j + 3];
-    const float* r0 = rows + j * stride;
-    const float* r1 = r0 + stride;
-    const float* r2 = r1 + stride;
-    const float* r3 = r2 + stride;
-    RZ_SIMD
-    for (int64_t d = 0; d < D; ++d) acc[d] = acc[d] + w0 * r0[d] + w1 * r1[d] + w2 * r2[d] + w3 * r3[d];
-  }
-  for (; j < n; ++j) {
-    const float wj = w[j];
-    const float* r = rows + j * stride;
-    RZ_SIMD
-    for (int64_t d = 0; d < D; ++d) acc[d] += wj * r[d];
-  }
-}
+constexpr int64_t kQBlock = 64;  // queries per block: the rows of each score GEMM
 
 }  // namespace
 
@@ -110,54 +49,49 @@ inline void axpy_rows(const float* w, const float* rows, int64_t stride, int64_t
 static void attention_backward(Var& q, Var& k, Var& v, Var& out, const Tensor& lse, const AttnDims& a, float scale);
 
 // The forward of both attention() (Tq = Tk) and attention_cached() (the queries are the last Tq
-// of Tk positions): query t sees keys 0 .. Tk - Tq + t, streamed in kKeyBlock blocks from key 0,
-// so a query row's arithmetic is the same whichever of the two computes it. Q [B, Tq, H, D],
-// Kp, Vp [B, Tk, K, D] -> O [B, Tq, H, D] and, when lse is not null, lse [B, H, Tq].
+// of Tk positions): query t sees keys 0 .. Tk - Tq + t. Per (batch, head) and block of
+// kQBlock queries, the scores S = scale Q K^T over the keys the block's last query sees are one
+// GEMM, each row gets an exact two-pass softmax (max, then exp and sum), and O = P V is a second
+// GEMM. Every score is the same fused chain over d whatever block or caller computes it, and
+// the keys a row does not see enter P V as exact zeros, so a query row's bits do not depend on
+// Tq. Q [B, Tq, H, D], Kp, Vp [B, Tk, K, D] -> O [B, Tq, H, D] and, when lse is not null,
+// lse [B, H, Tq].
 static void attention_forward(const float* Q, const float* Kp, const float* Vp, int64_t B, int64_t Tq, int64_t Tk,
                               int64_t H, int64_t K, int64_t D, float* O, float* lse) {
   const int64_t G = H / K, P = Tk - Tq;
   const float scale = float(1.0 / std::sqrt(double(D)));
   const int64_t qs = H * D, ks = K * D;  // row strides over t
+  const int64_t nblk = (Tq + kQBlock - 1) / kQBlock;
 #pragma omp parallel
   {
-    const size_t nDT = size_t(D * Tk);
-    std::vector<float> Kt(nDT), sc(static_cast<size_t>(kKeyBlock)), acc(static_cast<size_t>(D));
+    std::vector<float> s(size_t(std::min(kQBlock, Tq) * Tk));
 #pragma omp for schedule(dynamic, 1)
-    for (int64_t bh = 0; bh < B * H; ++bh) {
+    for (int64_t task = 0; task < B * H * nblk; ++task) {
+      // Blocks with the most keys first, so the dynamic schedule ends evenly.
+      const int64_t bh = task % (B * H), t0 = (nblk - 1 - task / (B * H)) * kQBlock;
       const int64_t b = bh / H, h = bh % H, kv = h / G;
+      const int64_t nq = std::min(kQBlock, Tq - t0), nk = P + t0 + nq;  // keys the block sees
       const float* kb = Kp + b * Tk * ks + kv * D;
       const float* vb = Vp + b * Tk * ks + kv * D;
-      transpose_rows(kb, ks, Tk, D, Kt.data());
-      for (int64_t t = 0; t < Tq; ++t) {
-        const int64_t last = P + t;  // the last key this query sees
-        const float* qt = Q + (b * Tq + t) * qs + h * D;
-        float m = -std::numeric_limits<float>::infinity(), l = 0.0f;
-        for (int64_t d = 0; d < D; ++d) acc[size_t(d)] = 0.0f;
-        for (int64_t j0 = 0; j0 <= last; j0 += kKeyBlock) {
-          const int64_t n = std::min(last + 1, j0 + kKeyBlock) - j0;
-          score_row(qt, Kt.data(), Tk, D, j0, n, scale, sc.data());
-          float bm = sc[0];
-          for (int64_t jj = 1; jj < n; ++jj) bm = std::max(bm, sc[size_t(jj)]);
-          const float mnew = std::max(m, bm);
-          const float corr = std::exp(m - mnew);  // 0 on the first block (m = -inf)
-          l *= corr;
-          RZ_SIMD
-          for (int64_t d = 0; d < D; ++d) acc[size_t(d)] *= corr;
-          RZ_SIMD
-          for (int64_t jj = 0; jj < n; ++jj) sc[size_t(jj)] -= mnew;
-          exp_inplace(sc.data(), n);
-          for (int64_t jj = 0; jj < n; ++jj) l += sc[size_t(jj)];
-          axpy_rows(sc.data(), vb + j0 * ks, ks, n, D, acc.data());
-          m = mnew;
-        }
-        float* ot = O + (b * Tq + t) * qs + h * D;
-        const float inv = 1.0f / l;
-        for (int64_t d = 0; d < D; ++d) ot[d] = acc[size_t(d)] * inv;
-        if (lse) lse[(b * H + h) * Tq + t] = m + std::log(l);
+      const float* qb = Q + (b * Tq + t0) * qs + h * D;
+      sgemm(false, true, nq, nk, D, scale, qb, qs, kb, ks, 0.0f, s.data(), nk);
+      for (int64_t i = 0; i < nq; ++i) {
+        float* si = s.data() + i * nk;
+        const int64_t n = P + t0 + i + 1;  // keys this query sees
+        float m = si[0];
+        for (int64_t j = 1; j < n; ++j) m = std::max(m, si[j]);
+        const double l = exp_shifted_sum(si, m, si, n);
+        const float inv = float(1.0 / l);
+        RZ_SIMD
+        for (int64_t j = 0; j < n; ++j) si[j] *= inv;
+        for (int64_t j = n; j < nk; ++j) si[j] = 0.0f;
+        if (lse) lse[(b * H + h) * Tq + t0 + i] = m + float(std::log(l));
       }
+      sgemm(false, false, nq, D, nk, 1.0f, s.data(), nk, vb, ks, 0.0f, O + (b * Tq + t0) * qs + h * D, qs);
     }
   }
 }
+
 
 // q [B, T, H, D], k, v [B, T, K, D] -> [B, T, H, D]
 Var attention(const Var& q, const Var& k, const Var& v) {
@@ -192,8 +126,11 @@ Var attention_cached(const Var& q, const Var& k, const Var& v) {
 }
 
 // attention_backward reads q, k, v (values), the output o, the saved lse [B, H, T] and dO.
-//   p = exp(s - lse); dv_j += p_j dO; dp_j = dO . v_j; ds_j = p_j (dp_j - dO . o);
-//   dq += scale sum_j ds_j k_j; dk_j += scale ds_j q.
+// Per (batch, head) and block of kQBlock queries, with the keys [0, nk) the block sees:
+//   P = exp(scale Q K^T - lse) (the forward's score GEMM, so the same scores), dP = dO V^T,
+//   dS = P (dP - rowsum(dO o)), dQ += scale dS K, dK += scale dS^T Q, dV += P^T dO:
+// five GEMMs. dK / dV are per query head partials, summed over the query heads of each KV group
+// in a fixed order (deterministic); one task owns each (batch, head), its blocks in order.
 static void attention_backward(Var& q, Var& k, Var& v, Var& out, const Tensor& lse, const AttnDims& a, float scale) {
   const float* dO = detail::grad_or_null(out);
   if (!dO) return;
@@ -209,74 +146,41 @@ static void attention_backward(Var& q, Var& k, Var& v, Var& out, const Tensor& l
   std::vector<float> dkp(want_kv ? size_t(B * H * T * D) : 0, 0.0f), dvp(dkp.size(), 0.0f);
 #pragma omp parallel
   {
-    const size_t nDT = size_t(D * T), nT = size_t(T), nD = size_t(D);
-    std::vector<float> Kt(nDT), Vt(nDT), p(size_t(kQB) * nT), ds(size_t(kQB) * nT), dq(nD);
+    const size_t nS = size_t(std::min(kQBlock, T) * T);
+    std::vector<float> p(nS), ds(nS);
 #pragma omp for schedule(dynamic, 1)
     for (int64_t bh = 0; bh < B * H; ++bh) {
       const int64_t b = bh / H, h = bh % H, kv = h / G;
       const float* kb = Kp + b * T * ks + kv * D;
       const float* vb = Vp + b * T * ks + kv * D;
-      transpose_rows(kb, ks, T, D, Kt.data());
-      transpose_rows(vb, ks, T, D, Vt.data());
       float* dkh = want_kv ? dkp.data() + bh * T * D : nullptr;
       float* dvh = want_kv ? dvp.data() + bh * T * D : nullptr;
-      // Queries in blocks of kQB: their p and ds rows are formed first, then every key row
-      // of dK / dV is updated once per block instead of once per query.
-      for (int64_t t0 = 0; t0 < T; t0 += kQB) {
-        const int64_t nq = std::min(kQB, T - t0), nk = t0 + nq;  // keys [0, nk) cover the block
+      for (int64_t t0 = 0; t0 < T; t0 += kQBlock) {
+        const int64_t nq = std::min(kQBlock, T - t0), nk = t0 + nq;
+        const float* qb = Q + (b * T + t0) * qs + h * D;
+        const float* gb = dO + (b * T + t0) * qs + h * D;
+        sgemm(false, true, nq, nk, D, scale, qb, qs, kb, ks, 0.0f, p.data(), nk);
+        sgemm(false, true, nq, nk, D, 1.0f, gb, qs, vb, ks, 0.0f, ds.data(), nk);  // dP
         for (int64_t i = 0; i < nq; ++i) {
           const int64_t t = t0 + i, n = t + 1;
-          const float* qt = Q + (b * T + t) * qs + h * D;
-          const float* got = dO + (b * T + t) * qs + h * D;
+          const float* got = gb + i * qs;
           const float* ot = O + (b * T + t) * qs + h * D;
           const float L = lse[(b * H + h) * T + t];
-          float* pi = p.data() + i * T;
-          float* dsi = ds.data() + i * T;
+          float* pi = p.data() + i * nk;
+          float* dsi = ds.data() + i * nk;
           float Dt = 0.0f;
           for (int64_t d = 0; d < D; ++d) Dt += got[d] * ot[d];
-          score_row(qt, Kt.data(), T, D, 0, n, scale, pi);
           RZ_SIMD
           for (int64_t j = 0; j < n; ++j) pi[j] -= L;
           exp_inplace(pi, n);
-          score_row(got, Vt.data(), T, D, 0, n, 1.0f, dsi);  // dp_j = dO . v_j
           RZ_SIMD
           for (int64_t j = 0; j < n; ++j) dsi[j] = pi[j] * (dsi[j] - Dt);
           for (int64_t j = n; j < nk; ++j) pi[j] = dsi[j] = 0.0f;  // causal: no contribution
-          if (dQ) {
-            for (int64_t d = 0; d < D; ++d) dq[size_t(d)] = 0.0f;
-            axpy_rows(dsi, kb, ks, n, D, dq.data());
-            float* dqt = dQ + (b * T + t) * qs + h * D;
-            RZ_SIMD
-            for (int64_t d = 0; d < D; ++d) dqt[d] += scale * dq[size_t(d)];
-          }
         }
+        if (dQ) sgemm(false, false, nq, D, nk, scale, ds.data(), nk, kb, ks, 1.0f, dQ + (b * T + t0) * qs + h * D, qs);
         if (!dkh) continue;
-        const float* q0 = Q + (b * T + t0) * qs + h * D;
-        const float* g0 = dO + (b * T + t0) * qs + h * D;
-        for (int64_t j = 0; j < nk; ++j) {
-          float* dk = dkh + j * D;
-          float* dv = dvh + j * D;
-          if (nq == kQB) {
-            const float k0 = scale * ds[size_t(j)], k1 = scale * ds[size_t(T + j)],
-                        k2 = scale * ds[size_t(2 * T + j)], k3 = scale * ds[size_t(3 * T + j)];
-            const float v0 = p[size_t(j)], v1 = p[size_t(T + j)], v2 = p[size_t(2 * T + j)],
-                        v3 = p[size_t(3 * T + j)];
-            RZ_SIMD
-            for (int64_t d = 0; d < D; ++d) {
-              dk[d] = dk[d] + k0 * q0[d] + k1 * q0[qs + d] + k2 * q0[2 * qs + d] + k3 * q0[3 * qs + d];
-              dv[d] = dv[d] + v0 * g0[d] + v1 * g0[qs + d] + v2 * g0[2 * qs + d] + v3 * g0[3 * qs + d];
-            }
-          } else {
-            for (int64_t i = 0; i < nq; ++i) {
-              const float wk = scale * ds[size_t(i * T + j)], wv = p[size_t(i * T + j)];
-              RZ_SIMD
-              for (int64_t d = 0; d < D; ++d) {
-                dk[d] += wk * q0[i * qs + d];
-                dv[d] += wv * g0[i * qs + d];
-              }
-            }
-          }
-        }
+        sgemm(true, false, nk, D, nq, scale, ds.data(), nk, qb, qs, 1.0f, dkh, D);
+        sgemm(true, false, nk, D, nq, 1.0f, p.data(), nk, gb, qs, 1.0f, dvh, D);
       }
     }
   }

@@ -8,8 +8,9 @@
 namespace razor {
 
 double exp_shifted_sum(const float* x, float shift, float* out, int64_t n) {
-#pragma omp simd
-  for (int64_t i = 0; i < n; ++i) out[i] = exp_approx(x[i] - shift);
+  int64_t k = 0;
+  for (; k + 8 <= n; k += 8) vexp::exp8_approx_shifted(x + k, shift, out + k);
+  for (; k < n; ++k) out[k] = exp_approx(x[k] - shift);
   // Eight double partial sums in a fixed lane order, then combined: deterministic and vectorisable.
   double part[8] = {0, 0, 0, 0, 0, 0, 0, 0};
   int64_t i = 0;

@@ -100,6 +100,34 @@ inline void exp8(const float* in, float* out) {
   y = nan_lane ? x : y;
   std::memcpy(out, &y, sizeof y);
 }
+// out[0..8) = exp_approx(in[0..8) - shift), lane by lane the same operations as exp_approx
+// (its clamps, its (p r) r polynomial order, its quiet NaN), so the same bits, eight at a time.
+inline void exp8_approx_shifted(const float* in, float shift, float* out) {
+  v8f x;
+  std::memcpy(&x, in, sizeof x);
+  x = x - shift;
+  const v8f zero = {0, 0, 0, 0, 0, 0, 0, 0};
+  const v8f lo = zero - 87.3f, hi = zero + 88.3f;
+  const v8i nan_lane = x != x;
+  v8f xc = x > hi ? hi : x;
+  xc = xc < lo ? lo : xc;
+  xc = nan_lane ? zero : xc;
+  const v8f n = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+  v8f r = xc - n * 0.693359375f;
+  r = r - n * -2.12194440e-4f;
+  v8f p = r * 1.9875691500e-4f + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.0f;
+  const v8i bits = (__builtin_convertvector(n, v8i) + 127) << 23;
+  v8f y = p * (v8f)bits;
+  y = x < lo ? zero : y;
+  y = x > hi ? zero + std::numeric_limits<float>::infinity() : y;
+  y = nan_lane ? zero + std::numeric_limits<float>::quiet_NaN() : y;
+  std::memcpy(out, &y, sizeof y);
+}
 }  // namespace vexp
 
 // buf[i] = exp(buf[i]) for i < n (vexp::exp8 on every element).
