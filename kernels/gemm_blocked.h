@@ -57,14 +57,36 @@ struct Scratch {
 // Packs rows [i0, i0 + mc) x depth [p0, p0 + kc) of op(A) into MR-tall slivers: sliver s
 // holds, for k = 0..kc-1, the MR values op(A)[s*MR + r, k] contiguously. Rows past mc are 0,
 // so the micro-kernel never needs an edge case in M.
-template <int MR>
+// The rows of A are gathered W depths at a time through V::transpose_rows (W rows x W depths
+// in registers; MR <= W, the rows past mr repeat row mr - 1 and are not stored).
+template <class V, int MR>
 void pack_a(bool trans_a, const float* A, int64_t lda, int64_t i0, int64_t mc, int64_t p0, int64_t kc,
             float* out) {
+  constexpr int W = V::W;
   for (int64_t s = 0; s < mc; s += MR, out += kc * MR) {
     const int64_t mr = std::min<int64_t>(MR, mc - s);
     if (!trans_a) {
       const float* src = A + (i0 + s) * lda + p0;  // row r at src + r*lda, contiguous in k
-      if (mr == MR) {
+      if (MR <= W && W > 1 && mr == MR) {
+        alignas(64) float rows[W * W];
+        int64_t k = 0;
+        for (; k + W <= kc; k += W) {
+          // transpose_rows reads W rows at stride lda: rows past MR are aliased to the last row
+          // through a small gather of W row starts.
+          if (MR == W) {
+            V::transpose_rows(src + k, lda, rows);
+          } else {
+            alignas(64) float blk[W * W];
+            for (int r = 0; r < W; ++r)
+              V::store(blk + r * W, V::load(src + (r < MR ? r : MR - 1) * lda + k));
+            V::transpose_rows(blk, W, rows);
+          }
+          for (int kk = 0; kk < W; ++kk)
+            for (int r = 0; r < MR; ++r) out[(k + kk) * MR + r] = rows[kk * W + r];
+        }
+        for (; k < kc; ++k)
+          for (int r = 0; r < MR; ++r) out[k * MR + r] = src[r * lda + k];
+      } else if (mr == MR) {
         for (int64_t k = 0; k < kc; ++k)
           for (int r = 0; r < MR; ++r) out[k * MR + r] = src[r * lda + k];
       } else {
@@ -85,9 +107,23 @@ void pack_a(bool trans_a, const float* A, int64_t lda, int64_t i0, int64_t mc, i
 
 // Packs one NR-wide sliver of op(B): depth [p0, p0 + kc) x columns [j0, j0 + nr), nr <= NR,
 // as kc rows of NR contiguous values; columns past nr are 0.
-template <int NR>
+template <class V, int NR>
 void pack_b_sliver(bool trans_b, const float* B, int64_t ldb, int64_t p0, int64_t kc, int64_t j0, int64_t nr,
                    float* out) {
+  constexpr int W = V::W;
+  if (trans_b && nr == NR && W > 1 && NR % W == 0) {  // W columns x W depths per transpose
+    const float* src = B + j0 * ldb + p0;
+    alignas(64) float cols[W * W];
+    int64_t k = 0;
+    for (; k + W <= kc; k += W)
+      for (int v = 0; v < NR / W; ++v) {
+        V::transpose_rows(src + v * W * ldb + k, ldb, cols);
+        for (int kk = 0; kk < W; ++kk) V::store(out + (k + kk) * NR + v * W, V::load(cols + kk * W));
+      }
+    for (; k < kc; ++k)
+      for (int j = 0; j < NR; ++j) out[k * NR + j] = src[j * ldb + k];
+    return;
+  }
   if (!trans_b) {
     const float* src = B + p0 * ldb + j0;  // depth k at src + k*ldb, contiguous in columns
     if (nr == NR) {
@@ -174,11 +210,11 @@ void gemm_serial(const Blocking& bl, bool trans_a, bool trans_b, int64_t M, int6
       const int64_t kc = std::min(KC, K - pc);
       const float beta_eff = pc == 0 ? beta : 1.0f;  // later depth passes accumulate
       for (int64_t p = 0; p * NR < nc; ++p)
-        pack_b_sliver<NR>(trans_b, B, ldb, pc, kc, jc + p * NR, std::min<int64_t>(NR, nc - p * NR),
+        pack_b_sliver<V, NR>(trans_b, B, ldb, pc, kc, jc + p * NR, std::min<int64_t>(NR, nc - p * NR),
                           bpack + p * NR * kc);
       for (int64_t ic = 0; ic < M; ic += MC) {
         const int64_t mc = std::min(MC, M - ic);
-        pack_a<MR>(trans_a, A, lda, ic, mc, pc, kc, apack);
+        pack_a<V, MR>(trans_a, A, lda, ic, mc, pc, kc, apack);
         for (int64_t jr = 0; jr < nc; jr += NR) {
           const int64_t nr = std::min<int64_t>(NR, nc - jr);
           const float* bs = bpack + jr * kc;
