@@ -5,7 +5,18 @@
 
 #include "core/error.h"
 
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
+
 namespace razor {
+
+void keep_step_memory() {
+#ifdef __GLIBC__
+  mallopt(M_MMAP_THRESHOLD, 64 << 20);
+  mallopt(M_TRIM_THRESHOLD, 1 << 30);
+#endif
+}
 
 AdamW make_optimizer(const Model& m, float weight_decay) {
   AdamWConfig acfg;

@@ -26,6 +26,14 @@ namespace razor {
 // except the norm weights (NUMERICS.md §8).
 AdamW make_optimizer(const Model& m, float weight_decay);
 
+// Keeps the memory a training step frees for the next step (glibc's malloc; elsewhere a no-op).
+// Every step allocates and frees the same activations, gradients and loss buffers (tens of MiB
+// at the default shape); by default glibc returns the free top of the heap to the kernel and
+// serves blocks over its dynamic mmap threshold with fresh mappings, so each step page-faulted
+// and zeroed them again (3.5% of a QAD step in `perf`, issue 23). Blocks up to 64 MiB now come
+// from the heap, and up to 1 GiB of freed heap top is kept. Peak memory is unchanged.
+void keep_step_memory();
+
 LrSchedule make_schedule(LrScheduleKind kind, float peak_lr, int64_t total_steps, float warmup_frac);
 
 // Fails "--resume: <where> was made with <key> = <have>, this run asks for <want> (...)" for the

@@ -71,6 +71,7 @@ void run_pretrain(const PretrainOptions& opt_in) {
   Model& m = *model;
   const size_t P = size_t(m.params.numel());
 
+  keep_step_memory();
   AdamW adam = make_optimizer(m, opt.weight_decay);
   const LrSchedule sched = make_schedule(parse_lr_schedule(opt.schedule), opt.lr, opt.steps, opt.warmup);
 

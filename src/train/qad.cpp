@@ -580,6 +580,7 @@ QadSummary run_qad(const QadConfig& cin) {
   spec.kv8 = c.kv8;
   if (!c.plan.empty()) spec.overrides = load_plan(c.plan);
   std::unique_ptr<Model> student = load_student(c, si, spec);
+  keep_step_memory();
   AdamW opt = make_optimizer(*student, c.weight_decay);
   const int64_t per_step = int64_t(c.batch) * c.accum;
   int64_t total_steps = c.steps > 0 ? c.steps : int64_t(std::ceil(c.epochs * double(N) / double(per_step)));
