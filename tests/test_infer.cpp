@@ -157,6 +157,47 @@ void kv8_row(float* x, int64_t D) {
 }  // namespace
 
 TEST_SUITE("infer") {
+  TEST_CASE("A8 hooks: linears sharing an input (q/k/v, gate/up) share one quantization, same forward") {
+    ModelConfig c = parity_config(64);
+    auto m = std::make_unique<Model>(c, true);
+    m->init_random(5, 0.05f);
+    QuantSpec spec;
+    spec.plan.rho = 0.125;
+    spec.plan.group = 64;
+    spec.a8 = spec.kv8 = true;
+    install_quant_hooks(*m, spec);
+    REQUIRE(m->hooks.input_transform_shared);
+    const std::vector<int32_t> ids = prompt_ids(2 * 9, int(c.vocab_size), 3);
+    const std::vector<int32_t> tg = prompt_ids(2 * 9, int(c.vocab_size), 4);
+    std::vector<float> logits[2], grads[2];
+    int calls[2] = {0, 0};
+    const auto a8 = m->hooks.input_transform;
+    for (int shared = 0; shared < 2; ++shared) {
+      m->hooks.input_transform_shared = shared == 1;
+      int* n = &calls[shared];
+      m->hooks.input_transform = [a8, n](const Var& x, const HookSite& s) { ++*n; return a8(x, s); };
+      m->grads.fill(0.0f);
+      ForwardResult r = m->forward(ids, 2, 9);
+      Var loss = cross_entropy(r.logits, tg);
+      backward(loss);
+      logits[shared].assign(r.logits.value().data(), r.logits.value().data() + r.logits.numel());
+      grads[shared].assign(m->grads.data(), m->grads.data() + m->grads.numel());
+    }
+    const int L = int(c.num_hidden_layers);
+    CHECK(calls[0] == 7 * L + 1);  // q, k, v, o, gate, up, down per layer and the head
+    CHECK(calls[1] == 4 * L + 1);  // h (q/k/v), attention (o), m (gate/up), swiglu (down)
+    CHECK(std::memcmp(logits[0].data(), logits[1].data(), logits[0].size() * sizeof(float)) == 0);
+    // The input gradient of a shared quantization is summed inside the GEMM's depth passes
+    // instead of after them: the same sum in another fp32 order.
+    double worst = 0, top = 0;
+    for (size_t i = 0; i < grads[0].size(); ++i) {
+      worst = std::max(worst, double(std::fabs(grads[0][i] - grads[1][i])));
+      top = std::max(top, double(std::fabs(grads[0][i])));
+    }
+    CHECK(top > 0);
+    CHECK(worst <= 1e-5 * top);
+  }
+
   TEST_CASE("A8: act_quant and the kernels' quantize_a8 give identical codes and scales") {
     for (int G : {32, 64, 128, 256}) {
       const int64_t N = 5, C = 512;

@@ -3,10 +3,11 @@
 model.safetensors in bf16, tokenizer.json), for running razor's whole chain at a real shape
 without downloading a model. Weights ~ N(0, std), norm weights 1, as an untrained model.
 
-usage: tools/make_random_hf.py OUT_DIR --shape qwen3-0.6b|tiny --tokenizer tokenizer.json [--seed N]
+usage: tools/make_random_hf.py OUT_DIR --shape qwen3-0.6b|small|tiny --tokenizer tokenizer.json [--seed N]
 
 qwen3-0.6b is Qwen3-0.6B's shape (28 layers, C 1024, 16/8 heads of 128, FFN 3072, vocab
-151936, tied embeddings); tiny is 2 layers, C 64, FFN 128 with the tokenizer's vocabulary.
+151936, tied embeddings); small is issue 23's training-speed shape (8 layers, C 512, 8/4 heads
+of 64, FFN 1536, vocab 8192); tiny is 2 layers, C 64, FFN 128 with the tokenizer's vocabulary.
 Needs python3 with numpy (Debian python3-numpy). Writes to OUT_DIR.tmp and renames.
 """
 import argparse
@@ -21,6 +22,8 @@ SHAPES = {
     "qwen3-0.6b": dict(hidden_size=1024, num_hidden_layers=28, num_attention_heads=16, num_key_value_heads=8,
                        head_dim=128, intermediate_size=3072, vocab_size=151936, max_position_embeddings=40960,
                        rope_theta=1000000.0),
+    "small": dict(hidden_size=512, num_hidden_layers=8, num_attention_heads=8, num_key_value_heads=4, head_dim=64,
+                  intermediate_size=1536, vocab_size=8192, max_position_embeddings=1024, rope_theta=10000.0),
     "tiny": dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, head_dim=16,
                  intermediate_size=128, vocab_size=None, max_position_embeddings=1024, rope_theta=10000.0),
 }

@@ -153,9 +153,17 @@ ForwardResult Model::forward_impl(const std::vector<int32_t>& ids, int64_t B, in
   auto W = [&](const Var& w, LinearSite s, int l, const std::string* name) {
     return hooks.weight_transform ? hooks.weight_transform(w, HookSite{s, l, name}) : w;
   };
+  Var shared_x, shared_xi;  // the last linear input and its transform (input_transform_shared)
   auto lin = [&](const Var& x, const Var& w, LinearSite s, int l, const std::string* name) {
     HookSite site{s, l, name};
-    Var xi = hooks.input_transform ? hooks.input_transform(x, site) : x;
+    Var xi;
+    if (hooks.input_transform && hooks.input_transform_shared && shared_x.defined() &&
+        shared_x.value().data() == x.value().data() && shared_x.shape() == x.shape()) {
+      xi = shared_xi;
+    } else {
+      xi = hooks.input_transform ? hooks.input_transform(x, site) : x;
+      if (hooks.input_transform_shared) shared_x = x, shared_xi = xi;
+    }
     Var wi = hooks.weight_transform ? hooks.weight_transform(w, site) : w;
     Var y = linear(xi, wi);
     if (hooks.weight_used && s != LinearSite::LmHead) hooks.weight_used(wi, w, site);

@@ -48,6 +48,9 @@ struct ModelHooks {
   std::function<Var(const Var& w, const HookSite& site)> weight_transform;
   // x [.., in] -> the input a linear multiplies (A8). Not called for the embedding.
   std::function<Var(const Var& x, const HookSite& site)> input_transform;
+  // The transform depends on x alone (A8), not on the site: linears that share an input (q/k/v,
+  // gate/up) then share one call and its result. A hook that records per site keeps it false.
+  bool input_transform_shared = false;
   // kv [B, T, K, D]; is_key: K after q/k-norm and RoPE, else V as it leaves v_proj.
   std::function<Var(const Var& kv, int layer, bool is_key)> kv_transform;
   // Called with a decoder linear's transformed weight right after the product that read it,

@@ -111,8 +111,10 @@ void install_quant_hooks(Model& m, const QuantSpec& spec) {
     m.hooks.input_transform = [G](const Var& x, const HookSite&) -> Var {
       return ste(x, [G](const Tensor& in, Tensor& out) { fake_quant_a8(in, out, G); });
     };
+    m.hooks.input_transform_shared = true;
   } else {
     m.hooks.input_transform = nullptr;
+    m.hooks.input_transform_shared = false;
   }
   if (spec.kv8) {
     m.hooks.kv_transform = [](const Var& kv, int, bool) -> Var {

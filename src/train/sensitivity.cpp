@@ -32,6 +32,7 @@ double variance(const Tensor& w) {
 std::map<std::string, std::vector<double>> input_moments(Model& m, const TokenShard& calib, int T, int64_t windows) {
   auto acc = std::make_shared<std::map<std::string, std::pair<std::vector<double>, int64_t>>>();
   ModelHooks saved = m.hooks;
+  m.hooks.input_transform_shared = false;  // recorded per site
   m.hooks.input_transform = [acc](const Var& x, const HookSite& site) -> Var {
     const Tensor& v = x.value();
     const int64_t d = v.size(v.dim() - 1), rows = v.numel() / d;
