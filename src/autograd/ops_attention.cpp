@@ -1,15 +1,17 @@
 // Causal grouped-query attention.
-//  attention(): fused, blocked. Per (batch, head) and block of kQBlock queries, the scores over
-//    the keys the block sees are one GEMM ([kQBlock, T] at most: no [T, T] matrix is formed),
-//    each row gets a two-pass softmax, and P V is a second GEMM; it saves only the per-row
-//    logsumexp [B, H, T]. The backward recomputes each block's probabilities from q, k and the
-//    saved logsumexp (p = exp(s - lse)) with the same score GEMM, and forms dQ, dK and dV with
-//    GEMMs; dK/dV are per-head partials, summed over the query heads of each KV group in a
-//    fixed order (deterministic). OpenMP over (batch, head[, query block]); the GEMMs inside
-//    run on the calling thread (kernels/gemm.h), so the math is the tested sgemm's.
+//  attention(): fused, blocked. Per (batch, KV head) and block of kQBlock queries, the G query
+//    heads that share the KV head are stacked ([G * kQBlock, D], head-major), the scores over
+//    the keys the block sees are one GEMM ([G * kQBlock, T] at most: no [T, T] matrix is
+//    formed), each row gets a two-pass softmax, and P V is a second GEMM; it saves only the
+//    per-row logsumexp [B, H, T]. The backward recomputes each block's probabilities from q, k
+//    and the saved logsumexp (p = exp(s - lse)) with the same score GEMM, and forms dQ, dK and
+//    dV with GEMMs; a task owns one (batch, KV head) and adds its blocks into dK / dV in order
+//    (deterministic, no per-head partials). OpenMP over (batch, KV head[, query block]); the
+//    GEMMs inside run on the calling thread (kernels/gemm.h), so the math is the tested sgemm's.
 //  attention_composed(): the same function from matmul / scale / add(mask) / softmax_lastdim;
 //    the reference the tests hold the fused op to.
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <vector>
 
@@ -48,35 +50,58 @@ constexpr int64_t kQBlock = 64;  // queries per block: the rows of each score GE
 // The backward, beside the forward below it (same stem).
 static void attention_backward(Var& q, Var& k, Var& v, Var& out, const Tensor& lse, const AttnDims& a, float scale);
 
+// Rows [t0, t0 + nq) of the G heads h0 .. h0 + G - 1 of X [B, T, H, D] (batch b) into
+// dst [G * nq, D], head-major, and back (add: dst += instead of a copy).
+static void gather_heads(const float* X, int64_t T, int64_t H, int64_t D, int64_t b, int64_t h0, int64_t G, int64_t t0,
+                  int64_t nq, float* dst) {
+  for (int64_t g = 0; g < G; ++g)
+    for (int64_t i = 0; i < nq; ++i)
+      std::memcpy(dst + (g * nq + i) * D, X + ((b * T + t0 + i) * H + h0 + g) * D, size_t(D) * sizeof(float));
+}
+static void scatter_heads(const float* src, int64_t T, int64_t H, int64_t D, int64_t b, int64_t h0, int64_t G, int64_t t0,
+                   int64_t nq, float* X, bool add) {
+  for (int64_t g = 0; g < G; ++g)
+    for (int64_t i = 0; i < nq; ++i) {
+      float* x = X + ((b * T + t0 + i) * H + h0 + g) * D;
+      const float* r = src + (g * nq + i) * D;
+      if (add) {
+        RZ_SIMD
+        for (int64_t d = 0; d < D; ++d) x[d] += r[d];
+      } else {
+        std::memcpy(x, r, size_t(D) * sizeof(float));
+      }
+    }
+}
+
 // The forward of both attention() (Tq = Tk) and attention_cached() (the queries are the last Tq
-// of Tk positions): query t sees keys 0 .. Tk - Tq + t. Per (batch, head) and block of
-// kQBlock queries, the scores S = scale Q K^T over the keys the block's last query sees are one
-// GEMM, each row gets an exact two-pass softmax (max, then exp and sum), and O = P V is a second
-// GEMM. Every score is the same fused chain over d whatever block or caller computes it, and
-// the keys a row does not see enter P V as exact zeros, so a query row's bits do not depend on
-// Tq. Q [B, Tq, H, D], Kp, Vp [B, Tk, K, D] -> O [B, Tq, H, D] and, when lse is not null,
-// lse [B, H, Tq].
+// of Tk positions): query t sees keys 0 .. Tk - Tq + t. Per (batch, KV head) and block of
+// kQBlock queries, the G heads' queries are stacked, S = scale Q K^T over the keys the block's
+// last query sees is one GEMM, each row gets an exact two-pass softmax (max, then exp and sum),
+// and O = P V is a second GEMM. Every score is the same fused chain over d whatever block or
+// caller computes it, and the keys a row does not see enter P V as exact zeros. Q [B, Tq, H, D],
+// Kp, Vp [B, Tk, K, D] -> O [B, Tq, H, D] and, when lse is not null, lse [B, H, Tq].
 static void attention_forward(const float* Q, const float* Kp, const float* Vp, int64_t B, int64_t Tq, int64_t Tk,
                               int64_t H, int64_t K, int64_t D, float* O, float* lse) {
   const int64_t G = H / K, P = Tk - Tq;
   const float scale = float(1.0 / std::sqrt(double(D)));
-  const int64_t qs = H * D, ks = K * D;  // row strides over t
-  const int64_t nblk = (Tq + kQBlock - 1) / kQBlock;
+  const int64_t ks = K * D;  // key row stride over t
+  const int64_t nblk = (Tq + kQBlock - 1) / kQBlock, QB = std::min(kQBlock, Tq);
 #pragma omp parallel
   {
-    std::vector<float> s(size_t(std::min(kQBlock, Tq) * Tk));
+    std::vector<float> s(size_t(G * QB * Tk)), qg(size_t(G * QB * D)), og(qg.size());
 #pragma omp for schedule(dynamic, 1)
-    for (int64_t task = 0; task < B * H * nblk; ++task) {
+    for (int64_t task = 0; task < B * K * nblk; ++task) {
       // Blocks with the most keys first, so the dynamic schedule ends evenly.
-      const int64_t bh = task % (B * H), t0 = (nblk - 1 - task / (B * H)) * kQBlock;
-      const int64_t b = bh / H, h = bh % H, kv = h / G;
+      const int64_t bk = task % (B * K), t0 = (nblk - 1 - task / (B * K)) * kQBlock;
+      const int64_t b = bk / K, kv = bk % K, h0 = kv * G;
       const int64_t nq = std::min(kQBlock, Tq - t0), nk = P + t0 + nq;  // keys the block sees
       const float* kb = Kp + b * Tk * ks + kv * D;
       const float* vb = Vp + b * Tk * ks + kv * D;
-      const float* qb = Q + (b * Tq + t0) * qs + h * D;
-      sgemm(false, true, nq, nk, D, scale, qb, qs, kb, ks, 0.0f, s.data(), nk);
-      for (int64_t i = 0; i < nq; ++i) {
-        float* si = s.data() + i * nk;
+      gather_heads(Q, Tq, H, D, b, h0, G, t0, nq, qg.data());
+      sgemm(false, true, G * nq, nk, D, scale, qg.data(), D, kb, ks, 0.0f, s.data(), nk);
+      for (int64_t r = 0; r < G * nq; ++r) {
+        const int64_t g = r / nq, i = r % nq;
+        float* si = s.data() + r * nk;
         const int64_t n = P + t0 + i + 1;  // keys this query sees
         float m = si[0];
         for (int64_t j = 1; j < n; ++j) m = std::max(m, si[j]);
@@ -85,13 +110,13 @@ static void attention_forward(const float* Q, const float* Kp, const float* Vp, 
         RZ_SIMD
         for (int64_t j = 0; j < n; ++j) si[j] *= inv;
         for (int64_t j = n; j < nk; ++j) si[j] = 0.0f;
-        if (lse) lse[(b * H + h) * Tq + t0 + i] = m + float(std::log(l));
+        if (lse) lse[(b * H + h0 + g) * Tq + t0 + i] = m + float(std::log(l));
       }
-      sgemm(false, false, nq, D, nk, 1.0f, s.data(), nk, vb, ks, 0.0f, O + (b * Tq + t0) * qs + h * D, qs);
+      sgemm(false, false, G * nq, D, nk, 1.0f, s.data(), nk, vb, ks, 0.0f, og.data(), D);
+      scatter_heads(og.data(), Tq, H, D, b, h0, G, t0, nq, O, false);
     }
   }
 }
-
 
 // q [B, T, H, D], k, v [B, T, K, D] -> [B, T, H, D]
 Var attention(const Var& q, const Var& k, const Var& v) {
@@ -126,11 +151,11 @@ Var attention_cached(const Var& q, const Var& k, const Var& v) {
 }
 
 // attention_backward reads q, k, v (values), the output o, the saved lse [B, H, T] and dO.
-// Per (batch, head) and block of kQBlock queries, with the keys [0, nk) the block sees:
+// Per (batch, KV head) and block of kQBlock queries (the G heads stacked), with the keys
+// [0, nk) the block sees:
 //   P = exp(scale Q K^T - lse) (the forward's score GEMM, so the same scores), dP = dO V^T,
 //   dS = P (dP - rowsum(dO o)), dQ += scale dS K, dK += scale dS^T Q, dV += P^T dO:
-// five GEMMs. dK / dV are per query head partials, summed over the query heads of each KV group
-// in a fixed order (deterministic); one task owns each (batch, head), its blocks in order.
+// five GEMMs. The task owns its (batch, KV head), so dK / dV are added in place, block by block.
 static void attention_backward(Var& q, Var& k, Var& v, Var& out, const Tensor& lse, const AttnDims& a, float scale) {
   const float* dO = detail::grad_or_null(out);
   if (!dO) return;
@@ -140,34 +165,32 @@ static void attention_backward(Var& q, Var& k, Var& v, Var& out, const Tensor& l
   const float* Kp = k.value().data();
   const float* Vp = v.value().data();
   const float* O = out.value().data();
-  const bool want_q = q.requires_grad(), want_kv = k.requires_grad() || v.requires_grad();
-  float* dQ = want_q ? q.grad().data() : nullptr;
-  // Per query head dK / dV partials [B, H, T, D], summed per KV group below.
-  std::vector<float> dkp(want_kv ? size_t(B * H * T * D) : 0, 0.0f), dvp(dkp.size(), 0.0f);
+  float* dQ = q.requires_grad() ? q.grad().data() : nullptr;
+  float* dK = k.requires_grad() ? k.grad().data() : nullptr;
+  float* dV = v.requires_grad() ? v.grad().data() : nullptr;
+  const int64_t QB = std::min(kQBlock, T);
 #pragma omp parallel
   {
-    const size_t nS = size_t(std::min(kQBlock, T) * T);
-    std::vector<float> p(nS), ds(nS);
+    const size_t nS = size_t(G * QB * T), nQ = size_t(G * QB * D);
+    std::vector<float> p(nS), ds(nS), qg(nQ), gg(nQ), dqg(nQ);
 #pragma omp for schedule(dynamic, 1)
-    for (int64_t bh = 0; bh < B * H; ++bh) {
-      const int64_t b = bh / H, h = bh % H, kv = h / G;
+    for (int64_t bk = 0; bk < B * K; ++bk) {
+      const int64_t b = bk / K, kv = bk % K, h0 = kv * G;
       const float* kb = Kp + b * T * ks + kv * D;
       const float* vb = Vp + b * T * ks + kv * D;
-      float* dkh = want_kv ? dkp.data() + bh * T * D : nullptr;
-      float* dvh = want_kv ? dvp.data() + bh * T * D : nullptr;
       for (int64_t t0 = 0; t0 < T; t0 += kQBlock) {
-        const int64_t nq = std::min(kQBlock, T - t0), nk = t0 + nq;
-        const float* qb = Q + (b * T + t0) * qs + h * D;
-        const float* gb = dO + (b * T + t0) * qs + h * D;
-        sgemm(false, true, nq, nk, D, scale, qb, qs, kb, ks, 0.0f, p.data(), nk);
-        sgemm(false, true, nq, nk, D, 1.0f, gb, qs, vb, ks, 0.0f, ds.data(), nk);  // dP
-        for (int64_t i = 0; i < nq; ++i) {
-          const int64_t t = t0 + i, n = t + 1;
-          const float* got = gb + i * qs;
-          const float* ot = O + (b * T + t) * qs + h * D;
-          const float L = lse[(b * H + h) * T + t];
-          float* pi = p.data() + i * nk;
-          float* dsi = ds.data() + i * nk;
+        const int64_t nq = std::min(kQBlock, T - t0), nk = t0 + nq, M = G * nq;
+        gather_heads(Q, T, H, D, b, h0, G, t0, nq, qg.data());
+        gather_heads(dO, T, H, D, b, h0, G, t0, nq, gg.data());
+        sgemm(false, true, M, nk, D, scale, qg.data(), D, kb, ks, 0.0f, p.data(), nk);
+        sgemm(false, true, M, nk, D, 1.0f, gg.data(), D, vb, ks, 0.0f, ds.data(), nk);  // dP
+        for (int64_t r = 0; r < M; ++r) {
+          const int64_t g = r / nq, i = r % nq, t = t0 + i, n = t + 1;
+          const float* got = gg.data() + r * D;
+          const float* ot = O + (b * T + t) * qs + (h0 + g) * D;
+          const float L = lse[(b * H + h0 + g) * T + t];
+          float* pi = p.data() + r * nk;
+          float* dsi = ds.data() + r * nk;
           float Dt = 0.0f;
           for (int64_t d = 0; d < D; ++d) Dt += got[d] * ot[d];
           RZ_SIMD
@@ -177,31 +200,14 @@ static void attention_backward(Var& q, Var& k, Var& v, Var& out, const Tensor& l
           for (int64_t j = 0; j < n; ++j) dsi[j] = pi[j] * (dsi[j] - Dt);
           for (int64_t j = n; j < nk; ++j) pi[j] = dsi[j] = 0.0f;  // causal: no contribution
         }
-        if (dQ) sgemm(false, false, nq, D, nk, scale, ds.data(), nk, kb, ks, 1.0f, dQ + (b * T + t0) * qs + h * D, qs);
-        if (!dkh) continue;
-        sgemm(true, false, nk, D, nq, scale, ds.data(), nk, qb, qs, 1.0f, dkh, D);
-        sgemm(true, false, nk, D, nq, 1.0f, p.data(), nk, gb, qs, 1.0f, dvh, D);
+        if (dQ) {
+          sgemm(false, false, M, D, nk, scale, ds.data(), nk, kb, ks, 0.0f, dqg.data(), D);
+          scatter_heads(dqg.data(), T, H, D, b, h0, G, t0, nq, dQ, true);
+        }
+        if (dK) sgemm(true, false, nk, D, M, scale, ds.data(), nk, qg.data(), D, 1.0f, dK + b * T * ks + kv * D, ks);
+        if (dV) sgemm(true, false, nk, D, M, 1.0f, p.data(), nk, gg.data(), D, 1.0f, dV + b * T * ks + kv * D, ks);
       }
     }
-  }
-  if (!want_kv) return;
-  float* dK = k.requires_grad() ? k.grad().data() : nullptr;
-  float* dV = v.requires_grad() ? v.grad().data() : nullptr;
-  // Sum the partials of the G query heads of each KV head, in head order.
-#pragma omp parallel for schedule(static)
-  for (int64_t bt = 0; bt < B * T; ++bt) {
-    const int64_t b = bt / T, t = bt % T;
-    for (int64_t kv = 0; kv < K; ++kv)
-      for (int64_t g = 0; g < G; ++g) {
-        const int64_t h = kv * G + g;
-        const size_t off = size_t(((b * H + h) * T + t) * D);
-        float* dk = dK ? dK + bt * ks + kv * D : nullptr;
-        float* dv = dV ? dV + bt * ks + kv * D : nullptr;
-        for (int64_t d = 0; d < D; ++d) {
-          if (dk) dk[d] += dkp[off + size_t(d)];
-          if (dv) dv[d] += dvp[off + size_t(d)];
-        }
-      }
   }
 }
 

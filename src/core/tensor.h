@@ -41,6 +41,9 @@ struct Shape {
   std::string str() const;  // "[2, 3, 4]"
 };
 
+// p[0, n) = 0, with the OpenMP threads sharing large fills (Tensor::zeros, gradient buffers).
+void zero_floats(float* p, int64_t n);
+
 class Tensor {
  public:
   Tensor() = default;

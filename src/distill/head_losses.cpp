@@ -96,10 +96,13 @@ HeadLosses head_losses(const Var& x, const Var& w, const std::vector<int32_t>& t
   // head_losses_backward reads x, w (values), the targets, the teacher views and the per-row
   // saved sums; recomputes each chunk's logits, forms its gradient in the order the
   // materialised path does (logit loss first, then CE: the tape replays the later op first),
-  // then dx += dz w and dw += dz^T x for the chunk.
+  // then dx += dz w and dw += dz^T x for the chunk. When all rows are one chunk, the forward's
+  // logits are kept instead of recomputed (the same GEMM call, so the same bits): they fit the
+  // chunk budget, and the backward would allocate them anyway.
+  Tensor kept = R >= N ? z : Tensor();
   tape().record([x = x, w = w, targets, teacher = kd ? *teacher : std::vector<SequenceView>(), valid, wseq,
                  saved = std::move(saved), lse = std::move(lse), ce = out.ce, logit = out.logit, kd, cf, cr, n_ce, N,
-                 C, V, T, R]() mutable {
+                 C, V, T, R, kept]() mutable {
     const bool do_ce = ce.has_grad() && n_ce > 0, do_kd = kd && logit.has_grad();
     if (!do_ce && !do_kd) return;
     const float gce = do_ce ? ce.grad()[0] / float(n_ce) : 0.0f;
@@ -108,11 +111,13 @@ HeadLosses head_losses(const Var& x, const Var& w, const std::vector<int32_t>& t
     const float* W = w.value().data();
     float* dX = x.requires_grad() ? x.grad().data() : nullptr;
     float* dW = w.requires_grad() ? w.grad().data() : nullptr;
-    Tensor z = Tensor::empty({R, V}), dz = Tensor::empty({R, V});
+    const bool reuse = kept.data() != nullptr;  // one chunk: the forward's logits
+    Tensor z = reuse ? kept : Tensor::empty({R, V}), dz = Tensor::empty({R, V});
+    kept = Tensor();  // released with z
     for (int64_t r0 = 0; r0 < N; r0 += R) {
       const int64_t n = std::min(R, N - r0);
-      sgemm(false, true, n, V, C, 1.0f, X + r0 * C, C, W, C, 0.0f, z.data(), V);
-      std::memset(dz.data(), 0, size_t(n * V) * sizeof(float));
+      if (!reuse) sgemm(false, true, n, V, C, 1.0f, X + r0 * C, C, W, C, 0.0f, z.data(), V);
+      zero_floats(dz.data(), n * V);
       const float* Z = z.data();
       float* dZ = dz.data();
       if (do_kd) rows_backward(Z, dZ, r0, n, teacher, valid, saved.data(), wseq, gl, cf, cr);
