@@ -12,7 +12,7 @@ The teacher tensors are random with the store's shapes (their values do not chan
 Prints tokens/s (median of the timed steps) and peak RSS. With --fp: the full-precision
 pretraining step instead (no fake quantization, CE only), issue 4's yardstick for `razor pretrain`.
 
-  /usr/bin/python3 tools/torch_qad_step.py [--threads 2] [--steps 12] [--fp] [--shape default|small]
+  /usr/bin/python3 tools/torch_qad_step.py [--threads 2] [--steps 12] [--fp] [--shape default|small|qwen3-0.6b]
 
 PyTorch is configured as its users configure it on Debian (issue 23): the OpenMP build of
 OpenBLAS (libopenblas0-openmp) and tcmalloc (libtcmalloc-minimal4), OMP_NUM_THREADS and
@@ -64,14 +64,17 @@ p = argparse.ArgumentParser()
 p.add_argument("--threads", type=int, default=2)
 p.add_argument("--steps", type=int, default=12)
 p.add_argument("--fp", action="store_true", help="full-precision pretraining step (CE only)")
-p.add_argument("--shape", choices=["default", "small"], default="default",
+p.add_argument("--shape", choices=["default", "small", "qwen3-0.6b"], default="default",
                help="default: the committed teacher (V 4096, C 256, 6 layers, 4/2 heads, FFN 768), batch 8 x 256; "
-                    "small: issue 23's (V 8192, C 512, 8 layers, 8/4 heads, FFN 1536), batch 4 x 512")
+                    "small: issue 23's (V 8192, C 512, 8 layers, 8/4 heads, FFN 1536), batch 4 x 512; "
+                    "qwen3-0.6b: V 151936, C 1024, 28 layers, 16/8 heads of 128, FFN 3072, batch 1 x 512")
 a = p.parse_args()
 torch.set_num_threads(a.threads)
 torch.manual_seed(0)
 if a.shape == "small":
     V, C, L, H, KV, D, FF, B, T, G, K = 8192, 512, 8, 8, 4, 64, 1536, 4, 512, 64, 64
+elif a.shape == "qwen3-0.6b":
+    V, C, L, H, KV, D, FF, B, T, G, K = 151936, 1024, 28, 16, 8, 128, 3072, 1, 512, 64, 64
 else:
     V, C, L, H, KV, D, FF, B, T, G, K = 4096, 256, 6, 4, 2, 64, 768, 8, 256, 64, 64
 

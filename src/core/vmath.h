@@ -74,6 +74,28 @@ double log_prob_at(const float* z, int64_t V, int32_t y);
 namespace vexp {
 typedef float v8f __attribute__((vector_size(32)));
 typedef int32_t v8i __attribute__((vector_size(32)));
+// The shared core of both eight-lane exps, on a clamped, NaN-free xc: n = round(xc / ln2) (the
+// 1.5 * 2^23 trick), r = xc - n ln2 in two steps, and the Cephes polynomial p up to its last
+// coefficient; exp(xc) = (p r^2 + r + 1) 2^n, the callers finishing in their own order.
+inline v8f exp8_reduce(v8f xc, v8f* n_out, v8f* r_out) {
+  const v8f n = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;  // round to nearest even
+  v8f r = xc - n * 0.693359375f;
+  r = r - n * -2.12194440e-4f;
+  v8f p = r * 1.9875691500e-4f + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  *n_out = n;
+  *r_out = r;
+  return p;
+}
+// e 2^n through the exponent bits (n in [-126, 127]).
+inline v8f exp8_scale(v8f e, v8f n) {
+  const v8i bits = (__builtin_convertvector(n, v8i) + 127) << 23;
+  return e * (v8f)bits;  // a vector cast reinterprets the bits
+}
+
 // out[0..8) = exp(in[0..8)); in == out allowed.
 inline void exp8(const float* in, float* out) {
   v8f x;
@@ -84,17 +106,9 @@ inline void exp8(const float* in, float* out) {
   v8f xc = x < lo ? lo : x;
   xc = xc > hi ? hi : xc;
   xc = nan_lane ? zero : xc;  // keep the int conversion below defined; NaN is restored at the end
-  const v8f n = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;  // round to nearest even
-  v8f r = xc - n * 0.693359375f;
-  r = r - n * -2.12194440e-4f;
-  v8f p = r * 1.9875691500e-4f + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  const v8f e = p * (r * r) + r + 1.0f;
-  const v8i bits = (__builtin_convertvector(n, v8i) + 127) << 23;
-  v8f y = e * (v8f)bits;  // a vector cast reinterprets the bits
+  v8f n, r;
+  const v8f p = exp8_reduce(xc, &n, &r);
+  v8f y = exp8_scale(p * (r * r) + r + 1.0f, n);
   y = x < lo ? zero : y;
   y = x > hi ? zero + std::numeric_limits<float>::infinity() : y;
   y = nan_lane ? x : y;
@@ -112,17 +126,9 @@ inline void exp8_approx_shifted(const float* in, float shift, float* out) {
   v8f xc = x > hi ? hi : x;
   xc = xc < lo ? lo : xc;
   xc = nan_lane ? zero : xc;
-  const v8f n = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
-  v8f r = xc - n * 0.693359375f;
-  r = r - n * -2.12194440e-4f;
-  v8f p = r * 1.9875691500e-4f + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  p = p * r * r + r + 1.0f;
-  const v8i bits = (__builtin_convertvector(n, v8i) + 127) << 23;
-  v8f y = p * (v8f)bits;
+  v8f n, r;
+  const v8f p = exp8_reduce(xc, &n, &r);
+  v8f y = exp8_scale(p * r * r + r + 1.0f, n);
   y = x < lo ? zero : y;
   y = x > hi ? zero + std::numeric_limits<float>::infinity() : y;
   y = nan_lane ? zero + std::numeric_limits<float>::quiet_NaN() : y;
