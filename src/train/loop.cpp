@@ -13,7 +13,8 @@ namespace razor {
 
 void keep_step_memory() {
 #ifdef __GLIBC__
-  mallopt(M_MMAP_THRESHOLD, 64 << 20);
+  // Older glibc refuses an mmap threshold above 32 MiB (half its heap size); then take that.
+  if (!mallopt(M_MMAP_THRESHOLD, 64 << 20)) mallopt(M_MMAP_THRESHOLD, 32 << 20);
   mallopt(M_TRIM_THRESHOLD, 1 << 30);
 #endif
 }
