@@ -71,8 +71,8 @@ void pack_a(bool trans_a, const float* A, int64_t lda, int64_t i0, int64_t mc, i
         alignas(64) float rows[W * W];
         int64_t k = 0;
         for (; k + W <= kc; k += W) {
-          // transpose_rows reads W rows at stride lda: rows past MR are aliased to the last row
-          // through a small gather of W row starts.
+          // transpose_rows reads W rows: with MR < W the block is first copied, the rows past
+          // MR repeating row MR - 1 (never read past the sliver's last row).
           if (MR == W) {
             V::transpose_rows(src + k, lda, rows);
           } else {

@@ -51,7 +51,7 @@ constexpr int64_t kQBlock = 64;  // queries per block: the rows of each score GE
 static void attention_backward(Var& q, Var& k, Var& v, Var& out, const Tensor& lse, const AttnDims& a, float scale);
 
 // Rows [t0, t0 + nq) of the G heads h0 .. h0 + G - 1 of X [B, T, H, D] (batch b) into
-// dst [G * nq, D], head-major, and back (add: dst += instead of a copy).
+// dst [G * nq, D], head-major; scatter_heads writes such a block back (add: X += instead of =).
 static void gather_heads(const float* X, int64_t T, int64_t H, int64_t D, int64_t b, int64_t h0, int64_t G, int64_t t0,
                   int64_t nq, float* dst) {
   for (int64_t g = 0; g < G; ++g)

@@ -3,7 +3,7 @@
 // cross_entropy_row_*), called in the same order, so a single chunk reproduces the
 // materialised path bit for bit; what changes is only how many logits exist at once.
 #include <algorithm>
-#include <cstring>
+#include <utility>
 
 #include "autograd/ops.h"
 #include "autograd/ops_util.h"
@@ -112,8 +112,7 @@ HeadLosses head_losses(const Var& x, const Var& w, const std::vector<int32_t>& t
     float* dX = x.requires_grad() ? x.grad().data() : nullptr;
     float* dW = w.requires_grad() ? w.grad().data() : nullptr;
     const bool reuse = kept.data() != nullptr;  // one chunk: the forward's logits
-    Tensor z = reuse ? kept : Tensor::empty({R, V}), dz = Tensor::empty({R, V});
-    kept = Tensor();  // released with z
+    Tensor z = reuse ? std::move(kept) : Tensor::empty({R, V}), dz = Tensor::empty({R, V});
     for (int64_t r0 = 0; r0 < N; r0 += R) {
       const int64_t n = std::min(R, N - r0);
       if (!reuse) sgemm(false, true, n, V, C, 1.0f, X + r0 * C, C, W, C, 0.0f, z.data(), V);
