@@ -150,6 +150,20 @@ std::vector<GradCase> grad_cases() {
   cs.push_back({"linear", {{2, 3, 17}, {5, 17}}, {true, true}, [](std::vector<Var>& v) { return linear(v[0], v[1]); }});
   cs.push_back({"linear 1-D", {{17}, {3, 17}}, {true, true}, [](std::vector<Var>& v) { return linear(v[0], v[1]); }});
   cs.push_back({"add", {{3, 17}, {3, 17}}, {true, true}, [](std::vector<Var>& v) { return add(v[0], v[1]); }});
+  // Activation recomputation: x and w are also used outside, so their gradients sum both paths;
+  // the second case nests one checkpoint inside another.
+  cs.push_back({"checkpoint", {{3, 17}, {5, 17}}, {true, true}, [](std::vector<Var>& v) {
+                  Var w = v[1];
+                  Var y = checkpoint(v[0], [w](const Var& x) { return silu(linear(mul(x, x), w)); });
+                  return add(y, linear(v[0], w));
+                }});
+  cs.push_back({"checkpoint nested", {{3, 17}, {5, 17}}, {true, true}, [](std::vector<Var>& v) {
+                  Var w = v[1];
+                  return checkpoint(v[0], [w](const Var& x) {
+                    Var h = checkpoint(x, [](const Var& t) { return silu(mul(t, t)); });
+                    return linear(add(h, x), w);
+                  });
+                }});
   cs.push_back({"add broadcast", {{3, 4, 5}, {4, 5}}, {true, true}, [](std::vector<Var>& v) { return add(v[0], v[1]); }});
   cs.push_back({"sub broadcast", {{3, 17}, {17}}, {true, true}, [](std::vector<Var>& v) { return sub(v[0], v[1]); }});
   cs.push_back({"mul", {{1, 65}, {1, 65}}, {true, true}, [](std::vector<Var>& v) { return mul(v[0], v[1]); }});

@@ -54,12 +54,55 @@ void Tape::backward(Var& loss) {
     return;
   }
   loss.grad()[0] += 1.0f;
-  // Replay in reverse, destroying each closure (and what it saved) once it has run.
+  replay();
+}
+
+void Tape::replay() {
+  // Reverse order, destroying each closure (and what it saved) once it has run.
   while (!fns_.empty()) {
     std::function<void()> fn = std::move(fns_.back());
     fns_.pop_back();
     fn();
   }
+}
+
+Var checkpoint(const Var& x, std::function<Var(const Var&)> f) {
+  if (!t_grad_enabled) return f(x);
+  Var y;
+  {
+    NoGradGuard ng;
+    y = f(x);
+  }
+  // Whether f's output needs a gradient (x does, or f reads a parameter) is known only by
+  // recording f; out claims it does, and the backward finds out.
+  Var out(y.value(), true);
+  y = Var();
+  t_tape.record([x = Var(x), out, f = std::move(f)]() mutable {
+    if (!out.has_grad()) return;  // nothing downstream used y
+    Tape outer;
+    outer.swap(t_tape);  // f's closures go on a tape of their own
+    struct Restore {
+      Tape& outer;
+      ~Restore() {
+        t_tape.clear();
+        t_tape.swap(outer);
+      }
+    } restore{outer};
+    // A leaf sharing x's values and gradient buffer: f's backward adds into x's gradient in
+    // the order it would without the checkpoint (after what later ops added), the same bits.
+    Var xin = x.requires_grad() ? Var::param(x.value(), x.grad()) : Var(x.value(), false);
+    Var yr = f(xin);
+    RZ_ASSERT(yr.shape() == out.shape());
+    if (!yr.requires_grad()) return;
+    Tensor& g = yr.grad();
+    const float* d = out.grad().data();
+    float* gp = g.data();
+    const int64_t n = g.numel();
+    for (int64_t i = 0; i < n; ++i) gp[i] += d[i];
+    out = Var();  // release y and its gradient before f's backward allocates
+    t_tape.replay();
+  });
+  return out;
 }
 
 }  // namespace razor

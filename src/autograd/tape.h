@@ -54,6 +54,9 @@ class Tape {
   void backward(Var& loss);
   void clear() { fns_.clear(); }
   size_t size() const { return fns_.size(); }
+  // Replays the closures recorded so far, like backward, with gradients already seeded.
+  void replay();
+  void swap(Tape& other) { fns_.swap(other.fns_); }
 
  private:
   std::vector<std::function<void()>> fns_;
@@ -78,5 +81,14 @@ Var make_output(Tensor value, std::initializer_list<const Var*> inputs);
 
 // Runs backward on the thread's tape.
 inline void backward(Var& loss) { tape().backward(loss); }
+
+// Activation recomputation: y = f(x), recording one closure instead of f's. The forward runs
+// without recording (what f's ops would save is released as it goes); the backward runs f
+// again from the saved x on a fresh tape, seeds its output with y's gradient, replays it, and
+// adds the input's gradient into x's. Parameters f reads get their gradients as without it.
+// f must be a pure function of x and state that does not change before the backward (both
+// runs make the same bits), and must own what it captures: it runs again after the caller's
+// frame is gone. Without gradients (or when nothing requires them) this is just f(x).
+Var checkpoint(const Var& x, std::function<Var(const Var&)> f);
 
 }  // namespace razor

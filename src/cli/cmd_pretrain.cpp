@@ -30,6 +30,7 @@ int cmd_pretrain(int argc, char** argv) {
   a.option("--batch", "8", "sequences per micro-batch");
   a.option("--seq", "256", "tokens per sequence");
   a.option("--accum", "1", "gradient accumulation micro-batches");
+  a.flag("--recompute", "keep only each layer's input and run the layer again in the backward: activation memory L x B x T x C plus one layer's, for one more forward");
   a.option("--steps", "1000", "optimizer steps");
   a.option("--lr", "3e-3", "peak learning rate");
   a.option("--wd", "0.1", "AdamW weight decay (not on norms)");
@@ -66,6 +67,7 @@ int cmd_pretrain(int argc, char** argv) {
   o.batch = int(a.i64_in("batch", 1, 4096));
   o.seq = int(a.i64_in("seq", 1, 1 << 20));
   o.accum = int(a.i64_in("accum", 1, 4096));
+  o.recompute = a.on("recompute");
   o.steps = a.i64_in("steps", 1, int64_t(1) << 40);
   o.lr = float(a.f64_in("lr", 0.0, 10.0));
   o.weight_decay = float(a.f64_in("wd", 0.0, 10.0));

@@ -55,6 +55,7 @@ int cmd_train(int argc, char** argv) {
   ap.option("--batch", "8", "sequences per micro-batch");
   ap.option("--seq", "256", "sequence length T");
   ap.option("--accum", "1", "micro-batches per optimizer step");
+  ap.flag("--recompute", "keep only each layer's input and run the layer again in the backward: activation memory L x B x T x C plus one layer's, for one more forward");
   ap.option("--steps", "0", "optimizer steps (0: from --epochs)");
   ap.option("--epochs", "1", "passes over the teacher store");
   ap.option("--sequences", "2048", "sequences in a store written by this run (0 = the whole data)");
@@ -119,6 +120,7 @@ int cmd_train(int argc, char** argv) {
   c.batch = int(ap.i64_in("batch", 1, 1 << 16));
   c.seq = int(ap.i64_in("seq", 2, 1 << 20));
   c.accum = int(ap.i64_in("accum", 1, 1 << 16));
+  c.recompute = ap.on("recompute");
   c.steps = ap.i64_in("steps", 0, int64_t(1) << 40);
   c.epochs = ap.f64_in("epochs", 1e-9, 1e9);
   c.dump.max_sequences = ap.i64_in("sequences", 0, int64_t(1) << 40);

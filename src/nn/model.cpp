@@ -137,8 +137,7 @@ Var Model::forward_cached(const std::vector<int32_t>& ids, KvCache& cache) const
 
 ForwardResult Model::forward_impl(const std::vector<int32_t>& ids, int64_t B, int64_t T, bool want_hidden,
                                   int64_t pos0, bool want_logits, KvCache* cache) const {
-  const int64_t V = cfg.vocab_size, C = cfg.hidden_size, H = cfg.num_attention_heads, K = cfg.num_key_value_heads,
-                D = cfg.head_dim;
+  const int64_t V = cfg.vocab_size, C = cfg.hidden_size;
   const float eps = float(cfg.rms_norm_eps);
   RZ_CHECK(B > 0 && T > 0, "model forward: batch %lld x time %lld must be positive", (long long)B, (long long)T);
   RZ_CHECK(int64_t(ids.size()) == B * T, "model forward: %zu ids for a [%lld, %lld] batch", ids.size(), (long long)B,
@@ -153,57 +152,19 @@ ForwardResult Model::forward_impl(const std::vector<int32_t>& ids, int64_t B, in
   auto W = [&](const Var& w, LinearSite s, int l, const std::string* name) {
     return hooks.weight_transform ? hooks.weight_transform(w, HookSite{s, l, name}) : w;
   };
-  Var shared_x, shared_xi;  // the last linear input and its transform (input_transform_shared)
-  auto lin = [&](const Var& x, const Var& w, LinearSite s, int l, const std::string* name) {
-    HookSite site{s, l, name};
-    Var xi;
-    if (hooks.input_transform && hooks.input_transform_shared && shared_x.defined() &&
-        shared_x.value().data() == x.value().data() && shared_x.shape() == x.shape()) {
-      xi = shared_xi;
-    } else {
-      xi = hooks.input_transform ? hooks.input_transform(x, site) : x;
-      if (hooks.input_transform_shared) shared_x = x, shared_xi = xi;
-    }
-    Var wi = hooks.weight_transform ? hooks.weight_transform(w, site) : w;
-    Var y = linear(xi, wi);
-    if (hooks.weight_used && s != LinearSite::LmHead) hooks.weight_used(wi, w, site);
-    return y;
+  auto lin = [&](const Var& x, const Var& w, LinearSite s, const std::string* name) {  // the head's
+    return linear(hooks.input_transform ? hooks.input_transform(x, HookSite{s, -1, name}) : x, W(w, s, -1, name));
   };
-  auto kv = [&](const Var& t, int l, bool is_key) { return hooks.kv_transform ? hooks.kv_transform(t, l, is_key) : t; };
 
   ForwardResult r;
   Var x = embedding(W(embed, LinearSite::Embedding, -1, embed_name), ids, {B, T, C});  // [B, T, C]
   if (want_hidden) r.hidden.push_back(x);
+  const bool recomputed = recompute && grad_enabled() && !cache;
   for (int l = 0; l < int(layers.size()); ++l) {
-    const Layer& ly = layers[size_t(l)];
-    Var h = rmsnorm(x, ly.attn_norm, eps);                                          // [B, T, C]
-    Var q = reshape(lin(h, ly.q, LinearSite::Q, l, ly.q_name), {B, T, H, D});  // [B, T, H, D]
-    Var k = reshape(lin(h, ly.k, LinearSite::K, l, ly.k_name), {B, T, K, D});  // [B, T, K, D]
-    Var v = reshape(lin(h, ly.v, LinearSite::V, l, ly.v_name), {B, T, K, D});  // [B, T, K, D]
-    if (cfg.qk_norm()) {
-      q = rmsnorm(q, ly.q_norm, eps);
-      k = rmsnorm(k, ly.k_norm, eps);
-    }
-    q = rope(q, rope_table, pos0);
-    k = kv(rope(k, rope_table, pos0), l, true);
-    v = kv(v, l, false);
-    Var a;
-    if (cache) {  // the new rows join the cached ones; their queries see all of them
-      std::vector<float>& ck = cache->k[size_t(l)];
-      std::vector<float>& cv = cache->v[size_t(l)];
-      ck.insert(ck.end(), k.value().data(), k.value().data() + T * K * D);
-      cv.insert(cv.end(), v.value().data(), v.value().data() + T * K * D);
-      const Shape all{1, pos0 + T, K, D};
-      a = attention_cached(q, Var(Tensor::view_of(ck.data(), all), false), Var(Tensor::view_of(cv.data(), all), false));
-    } else {
-      a = attention(q, k, v);
-    }
-    a = reshape(a, {B, T, H * D});  // [B, T, H*D]
-    x = add(x, lin(a, ly.o, LinearSite::O, l, ly.o_name));
-    Var m = rmsnorm(x, ly.mlp_norm, eps);
-    Var g = lin(m, ly.gate, LinearSite::Gate, l, ly.gate_name);  // [B, T, F]
-    Var u = lin(m, ly.up, LinearSite::Up, l, ly.up_name);        // [B, T, F]
-    x = add(x, lin(swiglu(g, u), ly.down, LinearSite::Down, l, ly.down_name));
+    if (recomputed)
+      x = checkpoint(x, [this, l, B, T, pos0](const Var& xin) { return layer_forward(l, xin, B, T, pos0, nullptr); });
+    else
+      x = layer_forward(l, x, B, T, pos0, cache);
     if (want_hidden && l + 1 < int(layers.size())) r.hidden.push_back(x);
   }
   r.last_layer = x;
@@ -212,7 +173,7 @@ ForwardResult Model::forward_impl(const std::vector<int32_t>& ids, int64_t B, in
     cache->len = pos0 + T;
     Tensor last = Tensor::empty(Shape{1, C});
     std::copy_n(xf.value().data() + (T - 1) * C, C, last.data());
-    r.logits = lin(Var(last, false), lm_head, LinearSite::LmHead, -1, lm_head_name);  // [1, V]
+    r.logits = lin(Var(last, false), lm_head, LinearSite::LmHead, lm_head_name);  // [1, V]
     return r;
   }
   if (want_hidden) r.hidden.push_back(xf);
@@ -222,8 +183,60 @@ ForwardResult Model::forward_impl(const std::vector<int32_t>& ids, int64_t B, in
     r.head_w = W(lm_head, LinearSite::LmHead, -1, lm_head_name);                                // [V, C]
     return r;
   }
-  r.logits = reshape(lin(xf, lm_head, LinearSite::LmHead, -1, lm_head_name), {B * T, V});  // [B*T, V]
+  r.logits = reshape(lin(xf, lm_head, LinearSite::LmHead, lm_head_name), {B * T, V});  // [B*T, V]
   return r;
+}
+
+Var Model::layer_forward(int l, const Var& x, int64_t B, int64_t T, int64_t pos0, KvCache* cache) const {
+  const int64_t H = cfg.num_attention_heads, K = cfg.num_key_value_heads, D = cfg.head_dim;
+  const float eps = float(cfg.rms_norm_eps);
+  Var shared_x, shared_xi;  // the last linear input and its transform (input_transform_shared)
+  auto lin = [&](const Var& in, const Var& w, LinearSite s, const std::string* name) {
+    HookSite site{s, l, name};
+    Var xi;
+    if (hooks.input_transform && hooks.input_transform_shared && shared_x.defined() &&
+        shared_x.value().data() == in.value().data() && shared_x.shape() == in.shape()) {
+      xi = shared_xi;
+    } else {
+      xi = hooks.input_transform ? hooks.input_transform(in, site) : in;
+      if (hooks.input_transform_shared) shared_x = in, shared_xi = xi;
+    }
+    Var wi = hooks.weight_transform ? hooks.weight_transform(w, site) : w;
+    Var y = linear(xi, wi);
+    if (hooks.weight_used) hooks.weight_used(wi, w, site);
+    return y;
+  };
+  auto kv = [&](const Var& t, bool is_key) { return hooks.kv_transform ? hooks.kv_transform(t, l, is_key) : t; };
+
+  const Layer& ly = layers[size_t(l)];
+  Var h = rmsnorm(x, ly.attn_norm, eps);                                    // [B, T, C]
+  Var q = reshape(lin(h, ly.q, LinearSite::Q, ly.q_name), {B, T, H, D});  // [B, T, H, D]
+  Var k = reshape(lin(h, ly.k, LinearSite::K, ly.k_name), {B, T, K, D});  // [B, T, K, D]
+  Var v = reshape(lin(h, ly.v, LinearSite::V, ly.v_name), {B, T, K, D});  // [B, T, K, D]
+  if (cfg.qk_norm()) {
+    q = rmsnorm(q, ly.q_norm, eps);
+    k = rmsnorm(k, ly.k_norm, eps);
+  }
+  q = rope(q, rope_table, pos0);
+  k = kv(rope(k, rope_table, pos0), true);
+  v = kv(v, false);
+  Var a;
+  if (cache) {  // the new rows join the cached ones; their queries see all of them
+    std::vector<float>& ck = cache->k[size_t(l)];
+    std::vector<float>& cv = cache->v[size_t(l)];
+    ck.insert(ck.end(), k.value().data(), k.value().data() + T * K * D);
+    cv.insert(cv.end(), v.value().data(), v.value().data() + T * K * D);
+    const Shape all{1, pos0 + T, K, D};
+    a = attention_cached(q, Var(Tensor::view_of(ck.data(), all), false), Var(Tensor::view_of(cv.data(), all), false));
+  } else {
+    a = attention(q, k, v);
+  }
+  a = reshape(a, {B, T, H * D});  // [B, T, H*D]
+  Var y = add(x, lin(a, ly.o, LinearSite::O, ly.o_name));
+  Var m = rmsnorm(y, ly.mlp_norm, eps);
+  Var g = lin(m, ly.gate, LinearSite::Gate, ly.gate_name);  // [B, T, F]
+  Var u = lin(m, ly.up, LinearSite::Up, ly.up_name);        // [B, T, F]
+  return add(y, lin(swiglu(g, u), ly.down, LinearSite::Down, ly.down_name));
 }
 
 std::vector<double> next_token_logprobs(const Model& m, const std::vector<int32_t>& ids) {

@@ -125,6 +125,11 @@ class Model {
 
   ModelConfig cfg;
   ModelHooks hooks;
+  // Activation recomputation (--recompute): a forward with gradients keeps only each decoder
+  // layer's input and runs the layer again in the backward (autograd/tape.h checkpoint):
+  // activation memory L x [B*T, C] plus one layer's, for one more forward of the layers.
+  // The same values and gradients as without it (tests hold them bit for bit).
+  bool recompute = false;
   Tensor params;  // flat [P] (P includes alignment padding, which stays zero)
   Tensor grads;   // flat [P], same layout (empty when not trainable)
   std::vector<Param> entries;  // in HF order: embed, per layer, final norm, lm_head
@@ -142,6 +147,8 @@ class Model {
  private:
   ForwardResult forward_impl(const std::vector<int32_t>& ids, int64_t B, int64_t T, bool want_hidden, int64_t pos0,
                              bool want_logits, KvCache* cache = nullptr) const;
+  // Decoder layer l on x [B, T, C] -> [B, T, C].
+  Var layer_forward(int l, const Var& x, int64_t B, int64_t T, int64_t pos0, KvCache* cache) const;
   int64_t num_params_ = 0;
 };
 

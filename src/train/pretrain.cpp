@@ -69,6 +69,7 @@ void run_pretrain(const PretrainOptions& opt_in) {
     model->init_random(opt.seed);
   }
   Model& m = *model;
+  m.recompute = opt.recompute;
   const size_t P = size_t(m.params.numel());
 
   keep_step_memory();

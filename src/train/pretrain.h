@@ -18,6 +18,7 @@ struct PretrainOptions {
   bool records = false;          // --records: one .txt document / .ids line per sequence
   std::string out = "runs/pretrain";
   int batch = 8, seq = 256, accum = 1;
+  bool recompute = false;  // Model::recompute: layer activations made again in the backward
   int64_t steps = 1000;
   float lr = 3e-3f, weight_decay = 0.1f, min_lr_frac = 0.0f;
   std::string schedule = "cosine";

@@ -442,6 +442,7 @@ static std::unique_ptr<Model> load_student(const QadConfig& c, const StoreInfo& 
            "embeddings must match", from.c_str(), c.teacher_dir.c_str());
   }
   install_quant_hooks(*student, spec);
+  student->recompute = c.recompute;
   return student;
 }
 

@@ -60,6 +60,7 @@ struct QadConfig {
   float warmup_frac = -1;  // < 0: the schedule's default
   float weight_decay = 0.01f;
   int batch = 8, seq = 256, accum = 1;
+  bool recompute = false;  // Model::recompute: layer activations made again in the backward
   int64_t steps = 0;   // 0: from epochs
   double epochs = 1;   // passes over the store's sequences
   int threads = 0;     // 0: default
