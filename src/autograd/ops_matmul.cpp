@@ -75,34 +75,41 @@ Var matmul(const Var& a, const Var& b, bool ta, bool tb) {
       const int64_t sa_step = M * K, sb_step = d.b_batched ? K * N : 0, sc_step = M * N;
       const float* A = a.value().data();
       const float* B = b.value().data();
+      // A gradient not allocated yet is written (beta 0) instead of zeroed and added to: the
+      // same values (0 + x = x) without a pass over it.
+      bool fresh = false;
       if (a.requires_grad()) {
-        float* dA = a.grad().data();
+        float* dA = a.grad_for_write(&fresh).data();
+        const float beta = fresh ? 0.0f : 1.0f;
         // d op(A) = dC op(B)^T; stored transposed when ta: dA^T = op(B) dC^T.
         if (d.fold) {
-          sgemm(false, !tb, d.nb * M, K, N, 1.0f, dC, N, B, ldb, 1.0f, dA, K);
+          sgemm(false, !tb, d.nb * M, K, N, 1.0f, dC, N, B, ldb, beta, dA, K);
         } else {
           for (int64_t i = 0; i < d.nb; ++i) {
             if (!ta)
-              sgemm(false, !tb, M, K, N, 1.0f, dC + i * sc_step, N, B + i * sb_step, ldb, 1.0f, dA + i * sa_step, K);
+              sgemm(false, !tb, M, K, N, 1.0f, dC + i * sc_step, N, B + i * sb_step, ldb, beta, dA + i * sa_step, K);
             else
-              sgemm(tb, true, K, M, N, 1.0f, B + i * sb_step, ldb, dC + i * sc_step, N, 1.0f, dA + i * sa_step, M);
+              sgemm(tb, true, K, M, N, 1.0f, B + i * sb_step, ldb, dC + i * sc_step, N, beta, dA + i * sa_step, M);
           }
         }
       }
       if (b.requires_grad()) {
-        float* dB = b.grad().data();
+        float* dB = b.grad_for_write(&fresh).data();
+        // Batches of an unbatched b sum into one dB: only the first may write.
+        float beta = fresh ? 0.0f : 1.0f;
         // d op(B) = op(A)^T dC; stored transposed when tb: dB^T = dC^T op(A).
         if (d.fold) {
           if (!tb)
-            sgemm(true, false, K, N, d.nb * M, 1.0f, A, lda, dC, N, 1.0f, dB, N);
+            sgemm(true, false, K, N, d.nb * M, 1.0f, A, lda, dC, N, beta, dB, N);
           else
-            sgemm(true, false, N, K, d.nb * M, 1.0f, dC, N, A, lda, 1.0f, dB, K);
+            sgemm(true, false, N, K, d.nb * M, 1.0f, dC, N, A, lda, beta, dB, K);
         } else {
           for (int64_t i = 0; i < d.nb; ++i) {
             if (!tb)
-              sgemm(!ta, false, K, N, M, 1.0f, A + i * sa_step, lda, dC + i * sc_step, N, 1.0f, dB + i * sb_step, N);
+              sgemm(!ta, false, K, N, M, 1.0f, A + i * sa_step, lda, dC + i * sc_step, N, beta, dB + i * sb_step, N);
             else
-              sgemm(true, ta, N, K, M, 1.0f, dC + i * sc_step, N, A + i * sa_step, lda, 1.0f, dB + i * sb_step, K);
+              sgemm(true, ta, N, K, M, 1.0f, dC + i * sc_step, N, A + i * sa_step, lda, beta, dB + i * sb_step, K);
+            if (!d.b_batched) beta = 1.0f;
           }
         }
       }

@@ -22,6 +22,13 @@ Tensor& Var::grad() {
   return p_->grad;
 }
 
+Tensor& Var::grad_for_write(bool* fresh) {
+  RZ_ASSERT(p_ != nullptr);
+  *fresh = !p_->grad.data() || p_->grad.numel() != p_->value.numel();
+  if (*fresh) p_->grad = Tensor::empty(p_->value.shape());
+  return p_->grad;
+}
+
 float Var::item() const {
   RZ_ASSERT(p_ && p_->value.numel() == 1);
   return p_->value[0];

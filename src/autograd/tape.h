@@ -40,6 +40,9 @@ class Var {
   bool has_grad() const { return p_ && p_->grad.defined() && p_->grad.numel() == p_->value.numel() && p_->grad.data(); }
   // The gradient, allocated as zeros on first use.
   Tensor& grad();
+  // The gradient for a backward that can write instead of add: when it is not allocated yet,
+  // it is allocated uninitialised and *fresh is set (the caller then writes every element).
+  Tensor& grad_for_write(bool* fresh);
   // Scalar value (numel must be 1).
   float item() const;
 
