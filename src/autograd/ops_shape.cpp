@@ -31,7 +31,7 @@ Var reshape(const Var& a, const Shape& s) {
   if (out.requires_grad())
     tape().record([a = a, out]() mutable {
       const float* g = detail::grad_or_null(out);
-      if (!g) return;
+      if (!g || a.adopt_grad(out.grad())) return;  // out's gradient is a's: 0 + g = g
       float* da = a.grad().data();
       const int64_t n = a.numel();
       for (int64_t i = 0; i < n; ++i) da[i] += g[i];

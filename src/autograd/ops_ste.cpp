@@ -16,7 +16,7 @@ Var ste(const Var& x, const std::function<void(const Tensor& in, Tensor& out)>& 
     // ste_backward reads only dout.
     tape().record([x = x, out]() mutable {
       const float* g = detail::grad_or_null(out);
-      if (!g) return;
+      if (!g || x.adopt_grad(out.grad())) return;  // out's gradient is x's: 0 + g = g
       float* dx = x.grad().data();
       const int64_t n = x.numel();
 #pragma omp parallel for if (n > detail::kParallelMin) schedule(static)

@@ -29,6 +29,13 @@ Tensor& Var::grad_for_write(bool* fresh) {
   return p_->grad;
 }
 
+bool Var::adopt_grad(const Tensor& g) {
+  RZ_ASSERT(p_ != nullptr && g.numel() == p_->value.numel());
+  if (p_->grad.data() && p_->grad.numel() == p_->value.numel()) return false;
+  p_->grad = g.reshape(p_->value.shape());
+  return true;
+}
+
 float Var::item() const {
   RZ_ASSERT(p_ && p_->value.numel() == 1);
   return p_->value[0];

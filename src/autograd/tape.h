@@ -43,6 +43,10 @@ class Var {
   // The gradient for a backward that can write instead of add: when it is not allocated yet,
   // it is allocated uninitialised and *fresh is set (the caller then writes every element).
   Tensor& grad_for_write(bool* fresh);
+  // For a backward that would add g into a gradient not allocated yet (dx = 0 + g): takes g's
+  // buffer as that gradient instead (shared, no copy) and returns true; false when x already
+  // has a gradient to add into. g must not be written afterwards by anyone but x's users.
+  bool adopt_grad(const Tensor& g);
   // Scalar value (numel must be 1).
   float item() const;
 
