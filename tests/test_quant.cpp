@@ -439,6 +439,13 @@ TEST_SUITE("quant") {
     quantize_a8(x, 4, c.data(), &s);
     CHECK(s == 1.0f);
     CHECK(std::vector<int>(c.begin(), c.end()) == std::vector<int>{127, 0, -2, 2});
+    // Fake quantization propagates a NaN (codes clamp it); the others are as without it (s = 1).
+    const Tensor xn = Tensor::from({1, 8}, {std::nanf(""), 0.5f, -1.5f, 127.0f, 2.5f, -127.0f, 0.0f, -0.2f});
+    Tensor fn;
+    fake_quant_a8(xn, fn, 8);
+    CHECK(std::isnan(fn[0]));
+    const float want[8] = {0.0f, 0.0f, -2.0f, 127.0f, 2.0f, -127.0f, 0.0f, 0.0f};
+    for (int k = 1; k < 8; ++k) CHECK(std::memcmp(&fn[k], &want[k], sizeof(float)) == 0);  // +0, not -0
     const Tensor big = gaussian(256, 256, 9, 3.0f);
     Tensor fq;
     fake_quant_a8(big, fq, 64);

@@ -60,9 +60,12 @@ void fake_quant_a8_row(const float* x, int64_t n, int group, float* out) {
     const float s = a8_scale(xg, group);
 #pragma omp simd
     for (int k = 0; k < group; ++k) {
-      float q = std::nearbyint(xg[k] / s);
-      q = q < -kA8Max ? -kA8Max : q;  // NaN propagates
-      q = q > kA8Max ? kA8Max : q;
+      const float r = std::nearbyint(xg[k] / s);
+      // Clamped as quantize_a8_row clamps, then NaN restored (it propagates). This form
+      // vectorises (compares and blends); `q < -M ? -M : q` stayed a scalar branch.
+      float q = r > -kA8Max ? r : -kA8Max;
+      q = q < kA8Max ? q : kA8Max;
+      q = r != r ? r : q;
       o[k] = (q + 0.0f) * s;  // + 0: -0 becomes +0, bit-equal to int8 0 * s
     }
   }
