@@ -58,7 +58,9 @@ endif
 
 # -ffp-contract=off: no silent FMA contraction in portable code, so scalar references
 # and the training forward give the same bits in every build. No -ffast-math anywhere.
-CXXFLAGS := -std=c++17 $(OPT) $(ARCHFLAGS) -ffp-contract=off -fopenmp -Wall -Wextra -Wno-unused-parameter \
+# -fno-math-errno: sqrt is one instruction (scalar or vector; the same correctly rounded
+# result) instead of a branch to libm for errno, which kept loops such as AdamW's scalar.
+CXXFLAGS := -std=c++17 $(OPT) $(ARCHFLAGS) -ffp-contract=off -fno-math-errno -fopenmp -Wall -Wextra -Wno-unused-parameter \
             -Isrc -I. -MMD -MP $(SANFLAGS) $(MPIFLAGS) $(EXTRA_CXXFLAGS)
 LDFLAGS := -fopenmp $(SANFLAGS) $(LDFLAGS_EXTRA) -lpthread
 
