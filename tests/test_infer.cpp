@@ -154,18 +154,24 @@ void kv8_row(float* x, int64_t D) {
   for (int64_t i = 0; i < D; ++i) x[i] = std::min(127.0f, std::max(-127.0f, std::nearbyint(x[i] / sc))) * sc;
 }
 
+// A trainable model of shape c, random weights (seed), with the W1.88-A8-KV8 G 64 hooks.
+std::unique_ptr<Model> trainable_w188_a8_kv8(const ModelConfig& c, uint64_t seed) {
+  auto m = std::make_unique<Model>(c, true);
+  m->init_random(seed, 0.05f);
+  QuantSpec spec;
+  spec.plan.rho = 0.125;
+  spec.plan.group = 64;
+  spec.a8 = spec.kv8 = true;
+  install_quant_hooks(*m, spec);
+  return m;
+}
+
 }  // namespace
 
 TEST_SUITE("infer") {
   TEST_CASE("A8 hooks: linears sharing an input (q/k/v, gate/up) share one quantization, same forward") {
-    ModelConfig c = parity_config(64);
-    auto m = std::make_unique<Model>(c, true);
-    m->init_random(5, 0.05f);
-    QuantSpec spec;
-    spec.plan.rho = 0.125;
-    spec.plan.group = 64;
-    spec.a8 = spec.kv8 = true;
-    install_quant_hooks(*m, spec);
+    const ModelConfig c = parity_config(64);
+    std::unique_ptr<Model> m = trainable_w188_a8_kv8(c, 5);
     REQUIRE(m->hooks.input_transform_shared);
     const std::vector<int32_t> ids = prompt_ids(2 * 9, int(c.vocab_size), 3);
     const std::vector<int32_t> tg = prompt_ids(2 * 9, int(c.vocab_size), 4);
@@ -199,14 +205,8 @@ TEST_SUITE("infer") {
   }
 
   TEST_CASE("recompute: a quantized student's losses and gradients are bit for bit those without it") {
-    ModelConfig c = parity_config(64);
-    auto m = std::make_unique<Model>(c, true);
-    m->init_random(6, 0.05f);
-    QuantSpec spec;
-    spec.plan.rho = 0.125;
-    spec.plan.group = 64;
-    spec.a8 = spec.kv8 = true;
-    install_quant_hooks(*m, spec);
+    const ModelConfig c = parity_config(64);
+    std::unique_ptr<Model> m = trainable_w188_a8_kv8(c, 6);
     const std::vector<int32_t> ids = prompt_ids(2 * 9, int(c.vocab_size), 7);
     const std::vector<int32_t> tg = prompt_ids(2 * 9, int(c.vocab_size), 8);
     std::vector<float> logits[2], grads[2];
