@@ -108,12 +108,9 @@ Var checkpoint(const Var& x, std::function<Var(const Var&)> f) {
     Var yr = f(xin);
     RZ_ASSERT(yr.shape() == out.shape());
     if (!yr.requires_grad()) return;
-    Tensor& g = yr.grad();
-    const float* d = out.grad().data();
-    float* gp = g.data();
-    const int64_t n = g.numel();
-    for (int64_t i = 0; i < n; ++i) gp[i] += d[i];
-    out = Var();  // release y and its gradient before f's backward allocates
+    const bool adopted = yr.adopt_grad(out.grad());  // yr's gradient is out's (0 + g = g)
+    RZ_ASSERT(adopted);  // yr is f's fresh output: no gradient yet
+    out = Var();  // release y before f's backward allocates
     t_tape.replay();
   });
   return out;

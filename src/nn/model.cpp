@@ -149,9 +149,7 @@ ForwardResult Model::forward_impl(const std::vector<int32_t>& ids, int64_t B, in
     RZ_CHECK(ids[i] >= 0 && ids[i] < V, "model forward: token id %d at index %zu is outside the vocabulary [0, %lld)",
              ids[i], i, (long long)V);
 
-  auto W = [&](const Var& w, LinearSite s, int l, const std::string* name) {
-    return hooks.weight_transform ? hooks.weight_transform(w, HookSite{s, l, name}) : w;
-  };
+  auto W = [&](const Var& w, LinearSite s, int l, const std::string* name) { return weight_for(w, HookSite{s, l, name}); };
   auto lin = [&](const Var& x, const Var& w, LinearSite s, const std::string* name) {  // the head's
     return linear(hooks.input_transform ? hooks.input_transform(x, HookSite{s, -1, name}) : x, W(w, s, -1, name));
   };
@@ -201,7 +199,7 @@ Var Model::layer_forward(int l, const Var& x, int64_t B, int64_t T, int64_t pos0
       xi = hooks.input_transform ? hooks.input_transform(in, site) : in;
       if (hooks.input_transform_shared) shared_x = in, shared_xi = xi;
     }
-    Var wi = hooks.weight_transform ? hooks.weight_transform(w, site) : w;
+    Var wi = weight_for(w, site);
     Var y = linear(xi, wi);
     if (hooks.weight_used) hooks.weight_used(wi, w, site);
     return y;

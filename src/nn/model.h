@@ -147,6 +147,10 @@ class Model {
  private:
   ForwardResult forward_impl(const std::vector<int32_t>& ids, int64_t B, int64_t T, bool want_hidden, int64_t pos0,
                              bool want_logits, KvCache* cache = nullptr) const;
+  // The weight a product reads: hooks.weight_transform's, or w itself.
+  Var weight_for(const Var& w, const HookSite& site) const {
+    return hooks.weight_transform ? hooks.weight_transform(w, site) : w;
+  }
   // Decoder layer l on x [B, T, C] -> [B, T, C].
   Var layer_forward(int l, const Var& x, int64_t B, int64_t T, int64_t pos0, KvCache* cache) const;
   int64_t num_params_ = 0;

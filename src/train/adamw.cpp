@@ -38,7 +38,7 @@ float clip_grad_norm(float* g, size_t n, float max_norm) {
 }
 
 namespace {
-// One AdamW step over [lo, hi); Masked: decay only where decay_mask[i] != 0. The decay is a
+// One AdamW step over [0, n); Masked: decay only where decay_mask[i] != 0. The decay is a
 // multiply by `decay` or by 1 (p * 1 = p: a select, not a branch, so the loop vectorises and
 // gives the same bits as the branch did).
 template <bool Masked>
