@@ -29,11 +29,13 @@ int cmd_tasks(int argc, char** argv) {
   a.option("--mix", "0.5", "share of task text in DIR/train.txt, by bytes (0: the corpus alone)");
   a.option("--seed", "1234", "suite seed (the knowledge world and every draw; the split never depends on it)");
   a.option("--people", "300", "people in the knowledge world");
+  a.option("--knowledge", "1", "weight of the knowledge documents in the task text (1: 25% statements + 10% questions)");
   a.flag("--jsonl-only", "write only the JSONL files");
   if (!a.parse(argc, argv)) return 0;
   TaskSuiteConfig cfg;
   cfg.seed = uint64_t(a.i64("seed"));
   cfg.world_people = int(a.i64_in("people", 1, 100000));
+  cfg.knowledge_weight = a.f64_in("knowledge", 0.0, 100.0);
   const size_t items = size_t(a.i64_in("items", 1, 1000000));
   const double mix = a.f64_in("mix", 0.0, 0.99);
   const std::string heldout = suite_heldout_text();

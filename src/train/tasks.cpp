@@ -56,11 +56,15 @@ static std::vector<std::string> interleave(std::vector<std::vector<std::string>>
 }
 
 std::vector<std::string> task_training_documents(const TaskSuiteConfig& cfg, size_t target_bytes) {
+  RZ_CHECK(cfg.knowledge_weight >= 0 && cfg.knowledge_weight <= 100,
+           "task mix: the knowledge weight must be in [0, 100] (got %g)", cfg.knowledge_weight);
+  const double k = cfg.knowledge_weight, sum = 0.40 + 0.25 + 0.35 * k;
+  const double bytes = double(target_bytes) / sum;
   std::vector<std::vector<std::string>> parts(4);
-  arith_documents(cfg, size_t(0.40 * double(target_bytes)), parts[0]);
-  word_documents(cfg, size_t(0.25 * double(target_bytes)), parts[1]);
-  knowledge_statement_documents(cfg, size_t(0.25 * double(target_bytes)), parts[2]);
-  knowledge_question_documents(cfg, size_t(0.10 * double(target_bytes)), parts[3]);
+  arith_documents(cfg, size_t(0.40 * bytes), parts[0]);
+  word_documents(cfg, size_t(0.25 * bytes), parts[1]);
+  knowledge_statement_documents(cfg, size_t(0.25 * k * bytes), parts[2]);
+  knowledge_question_documents(cfg, size_t(0.10 * k * bytes), parts[3]);
   return interleave(std::move(parts));
 }
 

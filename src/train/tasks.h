@@ -49,6 +49,10 @@ const std::vector<std::string>& builtin_task_names();
 struct TaskSuiteConfig {
   uint64_t seed = 1234;
   int world_people = 300;  // entities of the knowledge world
+  // Weight of the knowledge documents (statements and questions) in the training mix: their
+  // shares of the task bytes are 25% and 10% times this, before the four shares are scaled to
+  // sum to 1. Held-out items do not depend on it.
+  double knowledge_weight = 1.0;
 };
 
 // Digits of n >= 0, least-significant first: 936 -> "639" (the suite's number convention).
@@ -65,7 +69,8 @@ std::vector<TaskItem> task_heldout_items(const std::string& task, const TaskSuit
 
 // Training documents of every generated task (arith, word, knowledge statements and
 // training-template questions), about target_bytes in all, in a fixed deterministic order.
-// Share of bytes: arithmetic 40%, word problems 25%, knowledge statements 25%, questions 10%.
+// Share of bytes: arithmetic 40%, word problems 25%, knowledge statements 25%, questions 10%
+// (the knowledge shares times cfg.knowledge_weight, then all four scaled to sum to 1).
 std::vector<std::string> task_training_documents(const TaskSuiteConfig& cfg, size_t target_bytes);
 
 // The training text of the mix: every document of `corpus_docs` and task documents of about
