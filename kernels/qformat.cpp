@@ -118,7 +118,7 @@ int64_t group_code_bytes(RowKind kind, int G) {
 int64_t row_code_bytes(RowKind kind, int G, int64_t d_in) { return d_in / G * group_code_bytes(kind, G); }
 
 void check_packed_desc(const PackedDesc& d, const char* what) {
-  RZ_CHECK(d.G >= 64 && d.G <= 256 && d.G % 64 == 0, "%s: group size %d not supported (use 64, 128 or 256)",
+  RZ_CHECK(packed_group_supported(d.G), "%s: group size %d not supported (use 64, 128 or 256)",
            what, d.G);
   RZ_CHECK(d.d_out >= 1 && d.d_in >= 1, "%s: empty matrix [%lld, %lld]", what, (long long)d.d_out,
            (long long)d.d_in);
@@ -238,23 +238,38 @@ PackedMatrix pack_matrix(const PackedDesc& desc, const int8_t* codes, const floa
   m.desc = desc;
   const int G = desc.G;
   const int64_t ng = m.groups();
-  // Validate everything before allocating the (possibly large) buffers.
-  for (int64_t i = 0; i < desc.d_out; ++i) {
+  // Validate everything before allocating the (possibly large) buffers: rows in parallel, then
+  // the first bad row again with the messages.
+  const bool par = desc.d_out * desc.d_in >= (int64_t(1) << 16);
+  auto check_row = [&](int64_t i, bool report) {
     const int lim = m.row_kind(i) == RowKind::Int4 ? 7 : 1;
     const int8_t* q = codes + i * desc.d_in;
-    for (int64_t k = 0; k < desc.d_in; ++k)
-      RZ_CHECK(q[k] >= -lim && q[k] <= lim, "%s: row %lld column %lld: code %d out of range [-%d, %d] for a %s row",
-               what, (long long)i, (long long)k, int(q[k]), lim, lim, lim == 7 ? "int4" : "ternary");
+    bool ok = true;
+    for (int64_t k = 0; k < desc.d_in; ++k) {
+      ok &= q[k] >= -lim && q[k] <= lim;
+      if (report)
+        RZ_CHECK(q[k] >= -lim && q[k] <= lim, "%s: row %lld column %lld: code %d out of range [-%d, %d] for a %s row",
+                 what, (long long)i, (long long)k, int(q[k]), lim, lim, lim == 7 ? "int4" : "ternary");
+    }
     for (int64_t g = 0; g < ng; ++g) {
       float s = scales[i * ng + g];
-      RZ_CHECK(s > 0.0f && s <= 65504.0f && round_to_f16(s) == s,
-               "%s: row %lld group %lld: scale %g is not a positive finite fp16 value", what, (long long)i,
-               (long long)g, double(s));
+      ok &= s > 0.0f && s <= 65504.0f && round_to_f16(s) == s;
+      if (report)
+        RZ_CHECK(s > 0.0f && s <= 65504.0f && round_to_f16(s) == s,
+                 "%s: row %lld group %lld: scale %g is not a positive finite fp16 value", what, (long long)i,
+                 (long long)g, double(s));
     }
-  }
+    return ok;
+  };
+  int64_t bad = desc.d_out;
+#pragma omp parallel for schedule(static) reduction(min : bad) if (par)
+  for (int64_t i = 0; i < desc.d_out; ++i)
+    if (!check_row(i, false)) bad = std::min(bad, i);
+  if (bad < desc.d_out) check_row(bad, true);
   m.codes = AlignedBytes(size_t(total_code_bytes(m)));
   m.scales = AlignedBytes(size_t(desc.d_out * ng) * 2);
   uint16_t* sc = reinterpret_cast<uint16_t*>(m.scales.data());
+#pragma omp parallel for schedule(static) if (par)
   for (int64_t i = 0; i < desc.d_out; ++i) {
     const RowKind kind = m.row_kind(i);
     const int64_t gb = group_code_bytes(kind, G);

@@ -119,6 +119,8 @@ int64_t group_code_bytes(RowKind kind, int G);
 int64_t row_code_bytes(RowKind kind, int G, int64_t d_in);
 // Throws razor::Error naming `what` when the descriptor is not valid (shape, G, P).
 void check_packed_desc(const PackedDesc& d, const char* what);
+// The group sizes the packed formats and kernels take: 64, 128, 256.
+inline bool packed_group_supported(int G) { return G >= 64 && G <= 256 && G % 64 == 0; }
 
 // A decode copy of a PackedMatrix (built by qgemm_prepare for the AVX2 tier; never stored in
 // a file): output rows regrouped into tiles of 8 rows of one kind, the tile's codes interleaved

@@ -219,6 +219,45 @@ TEST_SUITE("tasks") {
     CHECK(error_of([&] { mix_training_documents(corpus, 1.0, cfg); }).find("--mix") != std::string::npos);
   }
 
+  TEST_CASE("mix: the knowledge weight scales the knowledge documents' share, and 1 is the default mix") {
+    // Knowledge documents: biographies (no "Q:" / "Question:" line, a person's name in every
+    // sentence) and training-template questions ("Q: Where was ..."); arithmetic lines are
+    // "Q: <digits>..." and word problems start with "Question:".
+    auto knowledge_share = [](const std::vector<std::string>& docs) {
+      size_t k = 0, all = 0;
+      for (const std::string& d : docs) {
+        all += d.size();
+        const bool arith = d.rfind("Q: ", 0) == 0 && d.size() > 3 && d[3] >= '0' && d[3] <= '9';
+        if (!arith && d.rfind("Question:", 0) != 0) k += d.size();
+      }
+      return double(k) / double(all);
+    };
+    TaskSuiteConfig cfg;
+    cfg.world_people = 50;
+    const std::vector<std::string> base = task_training_documents(cfg, 200000);
+    TaskSuiteConfig one = cfg;
+    one.knowledge_weight = 1.0;
+    CHECK(task_training_documents(one, 200000) == base);
+    const double s1 = knowledge_share(base);
+    CHECK(s1 > 0.33);  // 25% statements + 10% questions
+    CHECK(s1 < 0.37);
+    TaskSuiteConfig four = cfg;
+    four.knowledge_weight = 4.0;
+    const std::vector<std::string> k4 = task_training_documents(four, 200000);
+    const double s4 = knowledge_share(k4);  // 1.4 / (0.65 + 1.4)
+    CHECK(s4 > 0.66);
+    CHECK(s4 < 0.71);
+    size_t bytes = 0;
+    for (const std::string& d : k4) bytes += d.size();
+    CHECK(bytes > 195000);  // the same total
+    CHECK(bytes < 210000);
+    TaskSuiteConfig none = cfg;
+    none.knowledge_weight = 0.0;
+    CHECK(knowledge_share(task_training_documents(none, 200000)) == 0.0);
+    none.knowledge_weight = -1;
+    CHECK(error_of([&] { task_training_documents(none, 1000); }).find("knowledge weight") != std::string::npos);
+  }
+
   TEST_CASE("evaluator: acc and acc_norm (by byte length) from hand-computed log-likelihoods") {
     TableModel tm;
     // " a": log 0.1 = -2.303; " bbbb": 4 log 0.5 = -2.773. acc takes "a"; acc_norm divides by

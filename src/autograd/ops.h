@@ -18,6 +18,10 @@ namespace razor {
 Var matmul(const Var& a, const Var& b, bool trans_a = false, bool trans_b = false);
 // x [.., in] times w [out, in] transposed -> [.., out] (the Hugging Face Linear layout).
 Var linear(const Var& x, const Var& w);
+// linear(x, w) whose value y [.., out] the caller computed another way (the quantized linears'
+// forward on the packed integer kernels): records linear's backward on x and w. y must
+// approximate x w^T; nothing checks the values. x needs 2+ dims.
+Var linear_given(const Var& x, const Var& w, Tensor y);
 
 // ---- elementwise and reductions (ops_elementwise.cpp)
 // b has a's shape, or a's trailing dims (broadcast over the leading ones).

@@ -49,6 +49,8 @@ MatmulDims matmul_dims(const Var& a, const Var& b, bool ta, bool tb) {
 
 }  // namespace
 
+static Var matmul_record(const Var& a, const Var& b, const MatmulDims& d, bool ta, bool tb, Tensor c);
+
 // a [.., M, K] (or [.., K, M] when ta), b [K, N] (or [N, K] when tb), optionally batched.
 Var matmul(const Var& a, const Var& b, bool ta, bool tb) {
   const MatmulDims d = matmul_dims(a, b, ta, tb);
@@ -64,6 +66,11 @@ Var matmul(const Var& a, const Var& b, bool ta, bool tb) {
       sgemm(ta, tb, M, N, K, 1.0f, a.value().data() + i * sa_step, lda, b.value().data() + i * sb_step, ldb,
             0.0f, c.data() + i * sc_step, N);
   }
+  return matmul_record(a, b, d, ta, tb, std::move(c));
+}
+
+// The output Var of op(a) op(b) with value c, and its backward.
+static Var matmul_record(const Var& a, const Var& b, const MatmulDims& d, bool ta, bool tb, Tensor c) {
   Var out = make_output(c, {&a, &b});
   if (out.requires_grad()) {
     // matmul_backward reads the saved inputs a, b (values) and dC.
@@ -128,6 +135,17 @@ Var linear(const Var& x, const Var& w) {
   Var x2 = reshape(x, Shape{1, x.shape()[0]});
   Var y = matmul(x2, w, false, true);
   return reshape(y, Shape{w.shape()[0]});
+}
+
+Var linear_given(const Var& x, const Var& w, Tensor y) {
+  if (w.shape().nd != 2 || x.shape().nd < 2 || x.shape()[-1] != w.shape()[1])
+    fail("linear_given: x %s does not match weight %s (expected x [.., in] with 2+ dims, weight [out, in])",
+         x.shape().str().c_str(), w.shape().str().c_str());
+  const MatmulDims d = matmul_dims(x, w, false, true);
+  if (!y.defined() || y.shape() != d.out)
+    fail("linear_given: the given value is %s, the product is %s", y.defined() ? y.shape().str().c_str() : "undefined",
+         d.out.str().c_str());
+  return matmul_record(x, w, d, false, true, std::move(y));
 }
 
 }  // namespace razor

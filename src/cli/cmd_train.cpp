@@ -37,6 +37,9 @@ int cmd_train(int argc, char** argv) {
   ap.option("--beta", "2", "ternary scale factor (s = beta * mean|w|)");
   ap.flag("--a8", "8-bit activations into every linear (default on)");
   ap.flag("--no-a8", "full-precision activations");
+  ap.flag("--float-forward",
+          "the quantized linears' forward as an fp32 product of the fake-quant operands (default with A8: on the "
+          "packed integer kernels the engine runs, equal up to summation order)");
   ap.flag("--kv8", "8-bit K/V (default on)");
   ap.flag("--no-kv8", "full-precision K/V");
   ap.option("--loss-logit", "eakld", "logit loss: eakld | cakld | fkl | rkl | none");
@@ -93,6 +96,7 @@ int cmd_train(int argc, char** argv) {
   if (ap.on("kv8") && ap.on("no-kv8")) fail("--kv8/--no-kv8: give one of them");
   c.a8 = !ap.on("no-a8");
   c.kv8 = !ap.on("no-kv8");
+  c.int_forward = !ap.on("float-forward");
   if (ap.str("loss-logit") == "none")
     c.logit_none = true;
   else

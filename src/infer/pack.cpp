@@ -47,29 +47,6 @@ void release_pages(const uint8_t* p, size_t n) {
 
 }  // namespace
 
-PackedDesc packed_desc_for(const WeightLayout& l, int64_t d_out, int64_t d_in, bool ternary5,
-                           const std::string& name) {
-  PackedDesc d;
-  d.G = l.group;
-  d.d_out = d_out;
-  d.d_in = d_in;
-  switch (l.kind) {
-    case LayoutKind::kTernary:
-      d.layout = ternary5 ? PackedLayout::Ternary5 : PackedLayout::Ternary2;
-      break;
-    case LayoutKind::kInt4: d.layout = PackedLayout::Int4; break;
-    case LayoutKind::kMixedRows:
-      d.layout = PackedLayout::Mixed;
-      RZ_CHECK(l.period >= 2 && l.period <= 1024, "%s: super-group period %lld not packable (2..1024)", name.c_str(),
-               (long long)l.period);
-      d.P = int32_t(l.period);
-      break;
-    default: fail("%s: layout %s has no packed form (packable: ternary, int4, mixed rows)", name.c_str(), l.str().c_str());
-  }
-  check_packed_desc(d, name.c_str());
-  return d;
-}
-
 PackedMatrix* PackedModel::matrix_slot(const TensorSpec& t, const std::string& what) {
   refuse_unsupported(t, what);
   PackedLayer* ly = t.layer >= 0 ? &layers.at(size_t(t.layer)) : nullptr;

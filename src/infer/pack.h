@@ -85,8 +85,6 @@ struct PackedModel {
   void prepare_for_engine();
 };
 
-// The PackedDesc a weight layout maps to (ternary5: all-ternary tensors in 5 trits per byte).
-PackedDesc packed_desc_for(const WeightLayout& l, int64_t d_out, int64_t d_in, bool ternary5, const std::string& name);
 // Quantizes every weight of m with opt's plan and packs it. Throws naming the tensor when a
 // dimension is not divisible by G (or G is not 64, 128 or 256).
 PackedModel pack_model(const Model& m, const PackOptions& opt);

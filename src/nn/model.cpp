@@ -200,7 +200,8 @@ Var Model::layer_forward(int l, const Var& x, int64_t B, int64_t T, int64_t pos0
       if (hooks.input_transform_shared) shared_x = in, shared_xi = xi;
     }
     Var wi = weight_for(w, site);
-    Var y = linear(xi, wi);
+    Var y = hooks.product ? hooks.product(in, xi, wi, site) : Var();
+    if (!y.defined()) y = linear(xi, wi);
     if (hooks.weight_used) hooks.weight_used(wi, w, site);
     return y;
   };

@@ -57,6 +57,10 @@ struct ModelHooks {
   // before anything later is recorded: a quantizer may release the value and record how to
   // make it again for the backward (which runs before the product's own backward).
   std::function<void(Var& w, const Var& latent, const HookSite& site)> weight_used;
+  // A decoder linear's product computed another way: x is the input before input_transform,
+  // xi and wi are linear's operands after the hooks. Returns linear(xi, wi) up to fp32
+  // summation order with linear's backward (linear_given), or an undefined Var for linear.
+  std::function<Var(const Var& x, const Var& xi, const Var& wi, const HookSite& site)> product;
 };
 
 // One named view of the flat buffers.

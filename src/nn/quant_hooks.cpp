@@ -1,6 +1,9 @@
 #include "nn/quant_hooks.h"
 
+#include <unordered_map>
+
 #include "core/error.h"
+#include "kernels/qgemm.h"
 #include "quant/act_quant.h"
 
 namespace razor {
@@ -55,6 +58,18 @@ void install_quant_hooks(Model& m, const QuantSpec& spec) {
   // before the head's) and reused at the head site: the same latent and quantizer give the
   // same values, so one [V, C] copy instead of two.
   auto tied_q = std::make_shared<Tensor>();
+  // int_forward: the packed copy of each decoder weight, made with its fake-quant copy by
+  // weight_transform and used once by the product that follows; and the A8 codes of the last
+  // linear input (held by its Var, so its buffer cannot be reused while cached), which q/k/v
+  // and gate/up share.
+  struct IntForward {
+    std::unordered_map<std::string, PackedMatrix> packed;
+    Var x;
+    std::vector<int8_t> qx;
+    std::vector<float> sx;
+  };
+  const bool int_fwd = spec.a8 && spec.int_forward && spec.quantize_weights;
+  auto intf = int_fwd ? std::make_shared<IntForward>() : nullptr;
   // After its product, a decoder linear's quantized copy is released and made again for the
   // backward: the [d_out, d_in] copies (1.8 GB at Qwen3-0.6B) are not all held from the
   // forward to the backward. The copy is a pure function of the latent, which does not change
@@ -77,7 +92,7 @@ void install_quant_hooks(Model& m, const QuantSpec& spec) {
       w.value() = q;
     });
   };
-  m.hooks.weight_transform = [quantized_layout, tied, tied_q](const Var& w, const HookSite& site) -> Var {
+  m.hooks.weight_transform = [quantized_layout, tied, tied_q, intf, G](const Var& w, const HookSite& site) -> Var {
     const std::string& name = *site.name;
     // A tied lm_head arrives with the embedding's name, so it gets the embedding's layout.
     const Entry* e = quantized_layout(name);
@@ -91,9 +106,16 @@ void install_quant_hooks(Model& m, const QuantSpec& spec) {
     // micro-batch (0 + g = g), and with accumulation the same sum in another fp32 order.
     const bool shared_grad = w.requires_grad() && w.has_grad() && grad_enabled();
     Var latent = w;  // a handle: shares the latent's data and gradient
+    // int_forward: a decoder weight's fake-quant copy comes with its packed twin, with or
+    // without gradients (a recomputed layer must see the same products as its first pass).
+    const bool packed = intf && site.layer >= 0 && name != tied && l.group == G && layout_packable(l);
+    auto quantize = [intf, packed, l, n](const Tensor& in, Tensor& out) {
+      if (packed) intf->packed[n] = fake_quant_weight_packed(n, in, out, l);
+      else fake_quant_weight(n, in, out, l);
+    };
     if (name != tied && shared_grad) {
       Tensor q = Tensor::empty(w.shape());
-      fake_quant_weight(n, w.value(), q, l);
+      quantize(w.value(), q);
       return Var::param(q, latent.grad());
     }
     if (name == tied && site.site == LinearSite::LmHead && tied_q->data() && tied_q->shape() == w.shape()) {
@@ -103,7 +125,7 @@ void install_quant_hooks(Model& m, const QuantSpec& spec) {
       if (shared_grad) return Var::param(*tied_q, latent.grad());
       return Var(*tied_q, false);
     }
-    Var out = ste(w, [l, n](const Tensor& in, Tensor& out) { fake_quant_weight(n, in, out, l); });
+    Var out = ste(w, quantize);
     if (name == tied) *tied_q = site.site == LinearSite::Embedding ? out.value() : Tensor();
     return out;
   };
@@ -115,6 +137,29 @@ void install_quant_hooks(Model& m, const QuantSpec& spec) {
   } else {
     m.hooks.input_transform = nullptr;
     m.hooks.input_transform_shared = false;
+  }
+  if (intf) {
+    m.hooks.product = [intf, G](const Var& x, const Var& xi, const Var& wi, const HookSite& site) -> Var {
+      auto it = intf->packed.find(*site.name);
+      if (it == intf->packed.end()) return Var();
+      const PackedMatrix pm = std::move(it->second);
+      intf->packed.erase(it);
+      const int64_t d_in = x.shape()[-1], N = x.shape().numel() / d_in;
+      RZ_ASSERT_MSG(pm.desc.d_in == d_in && wi.shape()[0] == pm.desc.d_out, "packed weight does not match the product");
+      if (!intf->x.defined() || intf->x.value().data() != x.value().data() || intf->x.shape() != x.shape()) {
+        intf->x = x;
+        intf->qx.resize(size_t(N * d_in));
+        intf->sx.resize(size_t(N * (d_in / G)));
+        quantize_a8(x.value().data(), N, d_in, G, intf->qx.data(), intf->sx.data());
+      }
+      Shape ys = x.shape();
+      ys.d[ys.nd - 1] = pm.desc.d_out;
+      Tensor y = Tensor::empty(ys);
+      qgemm(pm, intf->qx.data(), intf->sx.data(), N, y.data());
+      return linear_given(xi, wi, y);
+    };
+  } else {
+    m.hooks.product = nullptr;
   }
   if (spec.kv8) {
     m.hooks.kv_transform = [](const Var& kv, int, bool) -> Var {

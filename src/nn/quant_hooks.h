@@ -19,6 +19,12 @@ struct QuantSpec {
   bool kv8 = false;            // 8-bit K (after norm + RoPE) and V, one scale per (token, kv head)
   bool quantize_weights = true;    // false: weights stay as they are (A8 / KV8 hooks only)
   bool quantize_embedding = true;  // embedding and lm_head at 4-bit (NUMERICS.md §2)
+  // With a8: each quantized decoder linear's forward product runs on the packed integer
+  // kernels (kernels/qgemm.h: A8 codes x weight codes, exact int32 per group), as the engine
+  // runs it; equal to the fp32 product of the fake-quant operands up to summation order. The
+  // backward is unchanged (fp32, on the fake-quant copies). Layouts without a packed form
+  // (uniform n-bit, int8) and the embedding / lm_head keep the fp32 product.
+  bool int_forward = false;
   int uniform_bits = 0;        // 2..8: every linear n-bit absmax instead of the plan (PTQ baselines)
   // Per-tensor overrides (e.g. a bit-budget plan): HF name -> layout.
   std::vector<std::pair<std::string, WeightLayout>> overrides;

@@ -389,4 +389,47 @@ Tensor QuantizedWeight::dequantize() const {
   return out;
 }
 
+bool layout_packable(const WeightLayout& l) {
+  if (!packed_group_supported(l.group)) return false;
+  return l.kind == LayoutKind::kTernary || l.kind == LayoutKind::kInt4 ||
+         (l.kind == LayoutKind::kMixedRows && l.period >= 2 && l.period <= 1024);
+}
+
+PackedMatrix fake_quant_weight_packed(const std::string& name, const Tensor& w, Tensor& out, const WeightLayout& layout) {
+  const QuantizedWeight q = quantize_weight(name, w, layout);
+  if (out.data() == nullptr) out = Tensor::empty(w.shape());
+  RZ_CHECK(out.numel() == w.numel(), "%s: fake-quant output has shape %s, expected %s", name.c_str(),
+           out.shape_str().c_str(), w.shape_str().c_str());
+  const int64_t ng = q.groups_per_row();
+  float* dst = out.data();
+#pragma omp parallel for schedule(static) if (q.d_out * q.d_in >= kParallelMin)
+  for (int64_t i = 0; i < q.d_out; ++i)
+    dequantize_row(q.codes.data() + i * q.d_in, q.scales.data() + i * ng, q.d_in, layout.group, dst + i * q.d_in);
+  return pack_matrix(packed_desc_for(layout, q.d_out, q.d_in, false, name), q.codes.data(), q.scales.data(),
+                     name.c_str());
+}
+
+PackedDesc packed_desc_for(const WeightLayout& l, int64_t d_out, int64_t d_in, bool ternary5,
+                           const std::string& name) {
+  PackedDesc d;
+  d.G = l.group;
+  d.d_out = d_out;
+  d.d_in = d_in;
+  switch (l.kind) {
+    case LayoutKind::kTernary:
+      d.layout = ternary5 ? PackedLayout::Ternary5 : PackedLayout::Ternary2;
+      break;
+    case LayoutKind::kInt4: d.layout = PackedLayout::Int4; break;
+    case LayoutKind::kMixedRows:
+      d.layout = PackedLayout::Mixed;
+      RZ_CHECK(l.period >= 2 && l.period <= 1024, "%s: super-group period %lld not packable (2..1024)", name.c_str(),
+               (long long)l.period);
+      d.P = int32_t(l.period);
+      break;
+    default: fail("%s: layout %s has no packed form (packable: ternary, int4, mixed rows)", name.c_str(), l.str().c_str());
+  }
+  check_packed_desc(d, name.c_str());
+  return d;
+}
+
 }  // namespace razor

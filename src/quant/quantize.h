@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "core/tensor.h"
+#include "kernels/qformat.h"
 
 namespace razor {
 
@@ -133,5 +134,17 @@ struct FakeQuantJob {
   WeightLayout layout;
 };
 void fake_quant_weights(const std::vector<FakeQuantJob>& jobs);
+
+// Whether packed_desc_for maps the layout (ternary, int4, mixed rows with 2 <= P <= 1024; G 64,
+// 128 or 256).
+bool layout_packable(const WeightLayout& l);
+// fake_quant_weight's values into out (allocated when it has no data) and the PackedMatrix of
+// the same codes and fp16 scales (ternary rows as ternary2): a product on the packed integer
+// kernels equals one with out up to fp32 summation order. The layout must be packable.
+PackedMatrix fake_quant_weight_packed(const std::string& name, const Tensor& w, Tensor& out, const WeightLayout& layout);
+
+// The PackedDesc a weight layout maps to (ternary5: all-ternary tensors in 5 trits per byte).
+// Throws naming `name` for a layout with no packed form (uniform n-bit, int8, none).
+PackedDesc packed_desc_for(const WeightLayout& l, int64_t d_out, int64_t d_in, bool ternary5, const std::string& name);
 
 }  // namespace razor

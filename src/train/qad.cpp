@@ -131,6 +131,7 @@ Json config_json(const QadConfig& c, const StoreInfo& store, double a_task, doub
   j.set("beta", double(c.beta));
   j.set("a8", c.a8);
   j.set("kv8", c.kv8);
+  j.set("int_forward", c.a8 && c.int_forward);
   const char* ll[] = {"eakld", "cakld", "fkl", "rkl"};
   j.set("loss_logit", c.logit_none ? "none" : ll[int(c.distill.logit_loss)]);
   j.set("eakld_clip", c.distill.eakld_clip == EakldClip::Token ? "token" : "batch");
@@ -579,6 +580,7 @@ QadSummary run_qad(const QadConfig& cin) {
   spec.plan = PrecisionPlan{c.rho, c.group, c.beta};
   spec.a8 = c.a8;
   spec.kv8 = c.kv8;
+  spec.int_forward = c.int_forward;
   if (!c.plan.empty()) spec.overrides = load_plan(c.plan);
   std::unique_ptr<Model> student = load_student(c, si, spec);
   keep_step_memory();

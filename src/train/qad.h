@@ -49,6 +49,7 @@ struct QadConfig {
   int group = 64;
   float beta = 2.0f;
   bool a8 = true, kv8 = true;
+  bool int_forward = true;  // with a8: the quantized linears' forward on the packed integer kernels
   std::string plan;  // bit-budget plan file (`razor plan`): per-tensor layouts over rho/group ("" = none)
 
   DistillConfig distill;
