@@ -186,6 +186,33 @@ TEST_SUITE("tasks") {
       for (const std::string& l : qa_lines)
         if (l.find(name) != std::string::npos) CHECK(l.substr(l.rfind(" A: ") + 4) != it.answer);
     }
+    // knowledge_facts: the same facts in the same order, each asked with a training question
+    // template (so its wording is in training), yet no training document holds the question.
+    const std::vector<TaskItem> facts = task_heldout_items("knowledge_facts", cfg, 200);
+    REQUIRE(facts.size() == know.size());
+    auto bare = [](std::string n) {  // person_of without a possessive or a question mark
+      if (!n.empty() && n.back() == '?') n.pop_back();
+      if (n.size() > 2 && n.compare(n.size() - 2, 2, "'s") == 0) n.resize(n.size() - 2);
+      return n;
+    };
+    std::set<std::string> templates;  // the text before the name: 2 training templates x 4 attributes
+    for (size_t i = 0; i < facts.size(); ++i) {
+      CHECK(facts[i].answer == know[i].answer);
+      CHECK(bare(person_of(facts[i].prompt)) == bare(person_of(know[i].prompt)));
+      CHECK(facts[i].prompt != know[i].prompt);
+      CHECK(train.find(facts[i].prompt) == std::string::npos);
+      // Its template: the prompt with the name taken out appears, with another name, in training.
+      const std::string name = bare(person_of(facts[i].prompt));
+      const std::string q = facts[i].prompt;
+      const size_t at = q.find(name);
+      const std::string before = q.substr(0, at), after = q.substr(at + name.size());
+      bool seen = false;
+      for (const std::string& l : qa_lines)
+        if (l.compare(0, before.size(), before) == 0 && l.find(after) != std::string::npos) { seen = true; break; }
+      CHECK(seen);
+      templates.insert(before);
+    }
+    CHECK(templates.size() == 8);
     // Next sentence: the mixed training text holds the corpus's training documents, never the held-out text.
     const std::vector<std::string> corpus = {"In the beginning was the word.", "Another training document here."};
     const std::string mixed = join(mix_training_documents(corpus, 0.5, cfg));
@@ -288,6 +315,41 @@ TEST_SUITE("tasks") {
     Json j = task_result_json(r);
     CHECK(j.at("acc").as_double() == 0.5);
     CHECK(j.at("acc_norm_ci95").as_double() == doctest::Approx(1.96 * std::sqrt(0.25 * 0.75 / 100)));
+  }
+
+  TEST_CASE("evaluator: --log-samples records each item's prediction, log-likelihoods and outcome") {
+    TableModel tm;
+    TaskItem mc;
+    mc.kind = TaskKind::MultipleChoice;
+    mc.context = "ctx";
+    mc.choices = {"a", "bbbb"};
+    mc.gold = 1;
+    TaskItem g;
+    g.prompt = "Q: 1+1= A:";
+    g.answer = "2";
+    tm.canned = " 2\nQ:";
+    std::vector<Json> s;
+    TaskResult r = evaluate_task_items(tm, {mc, g}, "mixed", &s);
+    REQUIRE(s.size() == 2);
+    CHECK(r.correct == 1);  // the generation; acc takes "a"
+    CHECK(s[0].at("task").as_string() == "mixed");
+    CHECK(s[0].at("index").as_int() == 0);
+    CHECK(s[0].at("doc").dump() == task_item_json(mc));
+    REQUIRE(s[0].at("loglikelihoods").size() == 2);
+    CHECK(s[0].at("loglikelihoods")[0].as_double() == doctest::Approx(std::log(0.1)));
+    CHECK(s[0].at("loglikelihoods")[1].as_double() == doctest::Approx(4 * std::log(0.5)));
+    CHECK(s[0].at("pred").as_int() == 0);
+    CHECK(s[0].at("pred_norm").as_int() == 1);
+    CHECK_FALSE(s[0].at("correct").as_bool());
+    CHECK(s[0].at("correct_norm").as_bool());
+    CHECK(s[1].at("index").as_int() == 1);
+    CHECK(s[1].at("prediction").as_string() == "2");
+    CHECK(s[1].at("correct").as_bool());
+    CHECK(s[1].find("loglikelihoods") == nullptr);
+    // The counts are those of the same call without samples.
+    TaskResult plain = evaluate_task_items(tm, {mc, g}, "mixed");
+    CHECK(plain.correct == r.correct);
+    CHECK(plain.correct_norm == r.correct_norm);
   }
 
   TEST_CASE("evaluator: generation stops and exact-match predictions") {

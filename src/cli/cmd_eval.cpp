@@ -11,6 +11,7 @@
 #include "cli/commands.h"
 #include "cli/ptq_calib.h"
 #include "core/error.h"
+#include "core/log.h"
 #include "core/threads.h"
 #include "io/file_util.h"
 #include "io/json.h"
@@ -48,6 +49,8 @@ EvalPlan eval_plan(const ArgParser& a) {
     p.ppl = a.given("data") || a.given("windows");
     if (!a.given("tasks")) p.builtin = 0;
   }
+  RZ_CHECK(!a.given("log-samples") || p.builtin > 0 || !p.files.empty(),
+           "--log-samples: no items to log (--tasks N > 0 or --task FILE.jsonl)");
   return p;
 }
 
@@ -58,11 +61,22 @@ std::vector<std::pair<std::string, std::vector<TaskItem>>> load_task_files(const
   return out;
 }
 
-std::vector<TaskResult> run_tasks(TaskModel& tm, const EvalPlan& p,
+// Scores the suite and the files; with --log-samples FILE, one JSON line per item goes to FILE
+// (written to a temporary name and renamed).
+std::vector<TaskResult> run_tasks(const ArgParser& a, TaskModel& tm, const EvalPlan& p,
                                   const std::vector<std::pair<std::string, std::vector<TaskItem>>>& files) {
+  const std::string log_path = a.str("log-samples");
+  std::vector<Json> samples;
+  std::vector<Json>* sp = log_path.empty() ? nullptr : &samples;
   std::vector<TaskResult> rs;
-  if (p.builtin > 0) rs = evaluate_builtin_suite(tm, TaskSuiteConfig(), p.builtin, suite_heldout_text());
-  for (const auto& f : files) rs.push_back(evaluate_task_items(tm, f.second, f.first));
+  if (p.builtin > 0) rs = evaluate_builtin_suite(tm, TaskSuiteConfig(), p.builtin, suite_heldout_text(), sp);
+  for (const auto& f : files) rs.push_back(evaluate_task_items(tm, f.second, f.first, sp));
+  if (sp) {
+    std::string text;
+    for (const Json& j : samples) text += j.dump() + "\n";
+    write_file_atomic(log_path, text);
+    log_note("razor eval: %zu samples written to %s\n", samples.size(), log_path.c_str());
+  }
   return rs;
 }
 
@@ -109,7 +123,7 @@ int eval_packed(const ArgParser& a, const std::string& path) {
     pr = packed_perplexity(pm, valid, T, a.i64_in("windows", 0, int64_t(1) << 40));
   }
   std::unique_ptr<TaskModel> tm = make_task_model(pm, tok);
-  const std::vector<TaskResult> tasks = run_tasks(*tm, plan, files);
+  const std::vector<TaskResult> tasks = run_tasks(a, *tm, plan, files);
   double n = 0, bytes = 0, code_bytes = 0;
   for (const auto& e : pm.matrices()) {
     n += double(e.second->desc.d_out) * double(e.second->desc.d_in);
@@ -154,6 +168,8 @@ int cmd_eval(int argc, char** argv) {
   add_calib_ptq_options(a);
   a.option("--threads", "0", "threads (0: all cores)");
   a.flag("--json", "print one JSON object");
+  a.option("--log-samples", "", "write every scored item to this JSONL file: the item, the prediction (generative) or "
+           "each choice's log-likelihood and the argmaxes (multiple choice), and whether it was correct");
   if (!a.parse(argc, argv)) return 0;
   apply_threads_option(a, 0, 4096);
   const std::string dir = a.str("model");
@@ -205,7 +221,7 @@ int cmd_eval(int argc, char** argv) {
   if (plan.builtin > 0 || !files.empty()) {
     Tokenizer tok = Tokenizer::load(tok_path);
     std::unique_ptr<TaskModel> tm = make_task_model(*m, tok);
-    tasks = run_tasks(*tm, plan, files);
+    tasks = run_tasks(a, *tm, plan, files);
   }
   print_eval(a, dir, desc, bits, bits_ns, plan.ppl ? &pr : nullptr, tasks);
   return 0;

@@ -47,7 +47,7 @@ int cmd_tasks(int argc, char** argv) {
     std::vector<std::string> docs;
     if (task == "arith") arith_documents(small, 1, docs);
     else if (task == "word") word_documents(small, 1, docs);
-    else if (task == "knowledge" || task == "knowledge_mc") {
+    else if (task == "knowledge" || task == "knowledge_mc" || task == "knowledge_facts") {
       knowledge_statement_documents(small, 1, docs);
       knowledge_question_documents(small, 1, docs);
     }
@@ -57,7 +57,9 @@ int cmd_tasks(int argc, char** argv) {
   RZ_CHECK(!a.str("write").empty(), "razor tasks: give --write DIR (or --show TASK); see --help");
   const std::string dir = a.str("write");
   make_dirs(dir);
-  for (const std::string& t : builtin_task_names()) {
+  std::vector<std::string> names = builtin_task_names();
+  for (const std::string& t : extra_task_names()) names.push_back(t);
+  for (const std::string& t : names) {
     std::vector<TaskItem> its = task_heldout_items(t, cfg, items, heldout);
     if (its.empty()) {
       std::fprintf(stderr, "razor: %s: skipped (no held-out corpus text in %s/valid.txt)\n", t.c_str(),

@@ -163,41 +163,64 @@ std::string generation_prediction(const TaskItem& item, const std::string& text)
 
 double binomial_ci95(double p, int n) { return n > 0 ? 1.96 * std::sqrt(p * (1 - p) / double(n)) : 0.0; }
 
-TaskResult evaluate_task_items(TaskModel& model, const std::vector<TaskItem>& items, const std::string& name) {
+TaskResult evaluate_task_items(TaskModel& model, const std::vector<TaskItem>& items, const std::string& name,
+                               std::vector<Json>* samples) {
   TaskResult r;
   r.name = name;
   bool any_mc = false;
   for (const TaskItem& it : items) {
+    Json rec;
+    if (samples) {
+      rec = Json::object();
+      rec.set("task", name);
+      rec.set("index", r.n);
+      rec.set("doc", task_item_to_json(it));
+    }
     r.n++;
     if (it.kind == TaskKind::MultipleChoice) {
       any_mc = true;
       int best = 0, best_norm = 0;
       double ll_best = 0, norm_best = 0;
+      Json lls = Json::array();
       for (size_t c = 0; c < it.choices.size(); ++c) {
         const double ll = model.loglikelihood(it.context, it.delimiter + it.choices[c]);
         const double norm = ll / double(it.choices[c].size());  // UTF-8 bytes, as harness's len() on ASCII
         if (c == 0 || ll > ll_best) best = int(c), ll_best = ll;
         if (c == 0 || norm > norm_best) best_norm = int(c), norm_best = norm;
+        lls.push_back(Json(ll));
       }
       r.correct += best == it.gold;
       r.correct_norm += best_norm == it.gold;
+      if (samples) {
+        rec.set("loglikelihoods", lls);
+        rec.set("pred", best);
+        rec.set("pred_norm", best_norm);
+        rec.set("correct", Json(best == it.gold));
+        rec.set("correct_norm", Json(best_norm == it.gold));
+      }
     } else {
-      const bool ok = generation_prediction(it, model.generate(it)) == trim(it.answer);
+      const std::string pred = generation_prediction(it, model.generate(it));
+      const bool ok = pred == trim(it.answer);
       r.correct += ok;
       r.correct_norm += ok;
+      if (samples) {
+        rec.set("prediction", pred);
+        rec.set("correct", Json(ok));
+      }
     }
+    if (samples) samples->push_back(std::move(rec));
   }
   r.kind = any_mc ? TaskKind::MultipleChoice : TaskKind::Generative;
   return r;
 }
 
 std::vector<TaskResult> evaluate_builtin_suite(TaskModel& model, const TaskSuiteConfig& cfg, int per_task,
-                                               std::string_view heldout_text) {
+                                               std::string_view heldout_text, std::vector<Json>* samples) {
   std::vector<TaskResult> out;
   for (const std::string& t : builtin_task_names()) {
     std::vector<TaskItem> items = task_heldout_items(t, cfg, size_t(per_task), heldout_text);
     if (items.empty()) continue;
-    out.push_back(evaluate_task_items(model, items, t));
+    out.push_back(evaluate_task_items(model, items, t, samples));
   }
   return out;
 }
@@ -308,7 +331,7 @@ std::vector<TaskItem> read_task_jsonl(const std::string& path) {
   return parse_task_jsonl(read_file(path), path);
 }
 
-std::string task_item_json(const TaskItem& it) {
+Json task_item_to_json(const TaskItem& it) {
   Json j = Json::object();
   if (it.kind == TaskKind::MultipleChoice) {
     j.set("context", it.context);
@@ -330,8 +353,10 @@ std::string task_item_json(const TaskItem& it) {
     j.set("max_tokens", it.max_tokens);
     if (!it.answer_after.empty()) j.set("answer_after", it.answer_after);
   }
-  return j.dump();
+  return j;
 }
+
+std::string task_item_json(const TaskItem& it) { return task_item_to_json(it).dump(); }
 
 std::string format_task_result(const TaskResult& r) {
   const double a = r.acc();

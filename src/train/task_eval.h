@@ -61,19 +61,24 @@ struct TaskResult {
 double binomial_ci95(double p, int n);
 
 // Scores items (all of one kind or mixed; mixed files count acc over both kinds, acc_norm
-// over the multiple-choice ones only).
-TaskResult evaluate_task_items(TaskModel& model, const std::vector<TaskItem>& items, const std::string& name);
+// over the multiple-choice ones only). With `samples`, one JSON object per item is appended
+// (as lm-evaluation-harness's --log_samples): {"task", "index", "doc" (the item as in JSONL),
+// then "prediction" (generative: the scored text) or "loglikelihoods" (one per choice),
+// "pred", "pred_norm" (the argmaxes), and "correct" (and "correct_norm")}.
+TaskResult evaluate_task_items(TaskModel& model, const std::vector<TaskItem>& items, const std::string& name,
+                               std::vector<Json>* samples = nullptr);
 
 // The built-in suite: `per_task` held-out items of each task (nextsent_mc from heldout_text;
 // skipped when that has too little text).
 std::vector<TaskResult> evaluate_builtin_suite(TaskModel& model, const TaskSuiteConfig& cfg, int per_task,
-                                               std::string_view heldout_text);
+                                               std::string_view heldout_text, std::vector<Json>* samples = nullptr);
 
 // JSONL: one item a line (empty lines skipped). Errors name the file and line:
 // "FILE:LINE: what is wrong".
 std::vector<TaskItem> parse_task_jsonl(std::string_view text, const std::string& source);
 std::vector<TaskItem> read_task_jsonl(const std::string& path);
-std::string task_item_json(const TaskItem& item);  // one line, no newline
+Json task_item_to_json(const TaskItem& item);
+std::string task_item_json(const TaskItem& item);  // task_item_to_json dumped: one line, no newline
 
 // "acc 45.0% +- 9.8 (n 100)" / with acc_norm; and the same as JSON.
 std::string format_task_result(const TaskResult& r);

@@ -15,6 +15,11 @@ const std::vector<std::string>& builtin_task_names() {
   return names;
 }
 
+const std::vector<std::string>& extra_task_names() {
+  static const std::vector<std::string> names = {"knowledge_facts"};
+  return names;
+}
+
 std::string lsd_digits(int64_t n) {
   RZ_ASSERT(n >= 0);
   std::string s = std::to_string(n);
@@ -36,7 +41,9 @@ std::vector<TaskItem> task_heldout_items(const std::string& task, const TaskSuit
   if (task == "knowledge") return knowledge_items(cfg, n, false);
   if (task == "knowledge_mc") return knowledge_items(cfg, n, true);
   if (task == "nextsent_mc") return nextsent_items(cfg, n, heldout_text);
-  fail("task '%s': not a built-in task (arith, word, knowledge, knowledge_mc, nextsent_mc)", task.c_str());
+  if (task == "knowledge_facts") return knowledge_items(cfg, n, false, /*training_template=*/true);
+  fail("task '%s': not a built-in task (arith, word, knowledge, knowledge_mc, nextsent_mc, knowledge_facts)",
+       task.c_str());
 }
 
 // Lists merged evenly: element i of a list of n sits at fraction (i + 0.5) / n; ties keep list order.

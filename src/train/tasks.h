@@ -9,6 +9,9 @@
 //                 pet) stated in varied sentence templates in training documents; held-out
 //                 facts asked with a question template no training document uses; exact match
 //   knowledge_mc  the same held-out facts as 4-way multiple choice (log-likelihood)
+//   knowledge_facts (not in the summary suite; `razor tasks --write` writes it) the same
+//                 held-out facts asked with one of the attribute's training question templates:
+//                 retrieving a fact that no training question asks, without the new wording
 //   nextsent_mc   the true next sentence of held-out corpus text among 4 (log-likelihood)
 // The held-out split is by a hash of the problem (its operands, its story, its fact), never by
 // draw order, so it does not depend on the seed and no held-out problem can be drawn into a
@@ -45,6 +48,8 @@ struct TaskItem {
 
 // Built-in task names, in summary order.
 const std::vector<std::string>& builtin_task_names();
+// Tasks task_heldout_items also knows that are not in the suite above: knowledge_facts.
+const std::vector<std::string>& extra_task_names();
 
 struct TaskSuiteConfig {
   uint64_t seed = 1234;
@@ -82,7 +87,10 @@ std::vector<std::string> mix_training_documents(const std::vector<std::string>& 
 // ---- internals shared by the generator files (tasks_*.cpp)
 std::vector<TaskItem> arith_items(const TaskSuiteConfig& cfg, size_t n, bool heldout);
 std::vector<TaskItem> word_items(const TaskSuiteConfig& cfg, size_t n, bool heldout);
-std::vector<TaskItem> knowledge_items(const TaskSuiteConfig& cfg, size_t n, bool multiple_choice);
+// training_template: ask with one of the attribute's training question templates instead of
+// the held-out one (the same facts in the same order).
+std::vector<TaskItem> knowledge_items(const TaskSuiteConfig& cfg, size_t n, bool multiple_choice,
+                                      bool training_template = false);
 std::vector<TaskItem> nextsent_items(const TaskSuiteConfig& cfg, size_t n, std::string_view heldout_text);
 // Training documents of one generator, appended to out until out_bytes reaches budget.
 void arith_documents(const TaskSuiteConfig& cfg, size_t budget, std::vector<std::string>& out);

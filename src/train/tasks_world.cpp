@@ -111,7 +111,8 @@ std::string fact_key(const PersonFacts& p, int a) { return p.name + "|" + attrib
 
 }  // namespace
 
-std::vector<TaskItem> knowledge_items(const TaskSuiteConfig& cfg, size_t n, bool multiple_choice) {
+std::vector<TaskItem> knowledge_items(const TaskSuiteConfig& cfg, size_t n, bool multiple_choice,
+                                      bool training_template) {
   const std::vector<PersonFacts> world = make_world(cfg);
   // The held-out facts in a fixed shuffled order; generative and multiple-choice items ask the
   // same facts, first n of them.
@@ -122,13 +123,16 @@ std::vector<TaskItem> knowledge_items(const TaskSuiteConfig& cfg, size_t n, bool
   Rng rng(cfg.seed ^ 0x6b6e6f772d657661ull);  // "know-eva"
   for (size_t i = facts.size(); i > 1; --i) std::swap(facts[i - 1], facts[rng.below(i)]);
   if (facts.size() > n) facts.resize(n);
+  Rng trng(cfg.seed ^ 0x6b6e6f772d747470ull);  // "know-ttp": which training template (own stream)
   std::vector<TaskItem> out;
   for (const auto& f : facts) {
     const PersonFacts& p = world[f.first];
     const Attribute& at = attributes()[size_t(f.second)];
     const std::string& value = (*at.values)[size_t(p.value[f.second])];
     TaskItem it;
-    const std::string q = "Q: " + fill_template(at.heldout_question, p.name, "") + " A:";
+    const std::string& tmpl =
+        training_template ? at.questions[size_t(trng.below(at.questions.size()))] : at.heldout_question;
+    const std::string q = "Q: " + fill_template(tmpl, p.name, "") + " A:";
     if (!multiple_choice) {
       it.prompt = q;
       it.answer = value;
