@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 store=${1:-runs/qad-rho0.125-g64-a8-kv8/store}; shift || true
-echo "| variant | flags | valid ppl | arith | word | knowledge | knowledge_mc | nextsent_mc |"
+echo "| variant | flags | valid ppl | arith | word | knowledge | knowledge_mc | knowledge_facts | nextsent_mc |"
 echo "|---|---|---|---|---|---|---|---|"
 run() {
   local name=$1; shift
@@ -22,7 +22,7 @@ def cell(k):
     v, ci = (r["acc_norm"], r["acc_norm_ci95"]) if "acc_norm" in r else (r["exact_match"], r["exact_match_ci95"])
     return "%.1f%% ± %.1f" % (100 * v, 100 * ci)
 print("| %s | %s | %.3f | %s |" % (sys.argv[2], sys.argv[3], s["student_ppl"],
-      " | ".join(cell(k) for k in ["arith", "word", "knowledge", "knowledge_mc", "nextsent_mc"])))
+      " | ".join(cell(k) for k in ["arith", "word", "knowledge", "knowledge_mc", "knowledge_facts", "nextsent_mc"])))
 PY
 }
 EXTRA=("$@")

@@ -7,7 +7,7 @@ tasks the teacher is significantly above chance on (its accuracy minus the 95% i
 (the paper's shape: QAD 1.88 >= 0.90, 1.58 >= 0.80)."""
 import json, os, statistics, sys
 
-TASKS = ["arith", "word", "knowledge", "knowledge_mc", "nextsent_mc"]
+TASKS = ["arith", "word", "knowledge", "knowledge_mc", "knowledge_facts", "nextsent_mc"]
 ORDER = ["teacher", "control", "ptq-rtn", "ptq-rtn-gamma", "ptq-ptqtp", "ptq-gptq", "ptq-awq", "qad",
          "qad-1.88-sched", "qad-1.88-init", "qad-1.88-seeds", "abl-A+C", "abl-F+E", "abl-F+F"]
 

@@ -103,7 +103,7 @@ void print_eval(const ArgParser& a, const std::string& model, const std::string&
     std::printf("model      %s\nquant      %s\n", model.c_str(), desc.c_str());
     if (bits < 32) std::printf("bits/wt    %.4f (%.4f without scales)\n", bits, bits_ns);
     if (pr) std::printf("val ppl    %.3f (%lld tokens)\n", pr->ppl, (long long)pr->tokens);
-    for (const TaskResult& r : tasks) std::printf("task       %-14s %s\n", r.name.c_str(), format_task_result(r).c_str());
+    for (const TaskResult& r : tasks) std::printf("task       %-15s %s\n", r.name.c_str(), format_task_result(r).c_str());
   }
 }
 
@@ -147,7 +147,7 @@ int eval_packed(const ArgParser& a, const std::string& path) {
 int cmd_eval(int argc, char** argv) {
   ArgParser a(argv[0],
               "Perplexity on the validation split and task accuracy of a model: the built-in suite's held-out items "
-              "(--tasks N per task: arith, word, knowledge exact match; knowledge_mc, nextsent_mc acc / acc_norm) and "
+              "(--tasks N per task: arith, word, knowledge, knowledge_facts exact match; knowledge_mc, nextsent_mc acc / acc_norm) and "
               "task files in lm-evaluation-harness-like JSONL (--task FILE.jsonl: {\"context\", \"choices\", "
               "\"gold\"} -> acc, acc_norm; {\"prompt\", \"answer\", \"stop\"} -> exact match, greedy; docs/tasks.md). "
               "Every accuracy with its 95% confidence interval. With --task alone, only the files are scored (add "

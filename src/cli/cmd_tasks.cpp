@@ -19,7 +19,7 @@ namespace razor {
 
 int cmd_tasks(int argc, char** argv) {
   ArgParser a(argv[0],
-              "The built-in task suite (arith, word, knowledge, knowledge_mc, nextsent_mc; docs/tasks.md). --write DIR "
+              "The built-in task suite (arith, word, knowledge, knowledge_mc, knowledge_facts, nextsent_mc; docs/tasks.md). --write DIR "
               "writes DIR/<task>.jsonl (held-out items for `razor eval --task`), DIR/train.txt (the default corpus's "
               "training text mixed with the tasks' training documents; `razor pretrain --data DIR`) and DIR/valid.txt "
               "(the corpus's validation text). --show TASK prints examples.");
@@ -57,9 +57,7 @@ int cmd_tasks(int argc, char** argv) {
   RZ_CHECK(!a.str("write").empty(), "razor tasks: give --write DIR (or --show TASK); see --help");
   const std::string dir = a.str("write");
   make_dirs(dir);
-  std::vector<std::string> names = builtin_task_names();
-  for (const std::string& t : extra_task_names()) names.push_back(t);
-  for (const std::string& t : names) {
+  for (const std::string& t : builtin_task_names()) {
     std::vector<TaskItem> its = task_heldout_items(t, cfg, items, heldout);
     if (its.empty()) {
       std::fprintf(stderr, "razor: %s: skipped (no held-out corpus text in %s/valid.txt)\n", t.c_str(),

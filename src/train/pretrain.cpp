@@ -152,7 +152,7 @@ void run_pretrain(const PretrainOptions& opt_in) {
   if (opt.task_items > 0)
     for (const TaskResult& r : evaluate_builtin_suite(*make_task_model(m, tok), TaskSuiteConfig(), opt.task_items,
                                                       suite_heldout_text()))
-      std::printf("task %-14s %s\n", r.name.c_str(), format_task_result(r).c_str());
+      std::printf("task %-15s %s\n", r.name.c_str(), format_task_result(r).c_str());
   std::printf("model written to %s\n", model_dir.c_str());
 }
 

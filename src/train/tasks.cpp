@@ -11,12 +11,8 @@
 namespace razor {
 
 const std::vector<std::string>& builtin_task_names() {
-  static const std::vector<std::string> names = {"arith", "word", "knowledge", "knowledge_mc", "nextsent_mc"};
-  return names;
-}
-
-const std::vector<std::string>& extra_task_names() {
-  static const std::vector<std::string> names = {"knowledge_facts"};
+  static const std::vector<std::string> names = {"arith", "word", "knowledge", "knowledge_mc", "knowledge_facts",
+                                                 "nextsent_mc"};
   return names;
 }
 
@@ -40,9 +36,9 @@ std::vector<TaskItem> task_heldout_items(const std::string& task, const TaskSuit
   if (task == "word") return word_items(cfg, n, true);
   if (task == "knowledge") return knowledge_items(cfg, n, false);
   if (task == "knowledge_mc") return knowledge_items(cfg, n, true);
-  if (task == "nextsent_mc") return nextsent_items(cfg, n, heldout_text);
   if (task == "knowledge_facts") return knowledge_items(cfg, n, false, /*training_template=*/true);
-  fail("task '%s': not a built-in task (arith, word, knowledge, knowledge_mc, nextsent_mc, knowledge_facts)",
+  if (task == "nextsent_mc") return nextsent_items(cfg, n, heldout_text);
+  fail("task '%s': not a built-in task (arith, word, knowledge, knowledge_mc, knowledge_facts, nextsent_mc)",
        task.c_str());
 }
 

@@ -9,9 +9,8 @@
 //                 pet) stated in varied sentence templates in training documents; held-out
 //                 facts asked with a question template no training document uses; exact match
 //   knowledge_mc  the same held-out facts as 4-way multiple choice (log-likelihood)
-//   knowledge_facts (not in the summary suite; `razor tasks --write` writes it) the same
-//                 held-out facts asked with one of the attribute's training question templates:
-//                 retrieving a fact that no training question asks, without the new wording
+//   knowledge_facts  the same held-out facts asked with one of the attribute's training
+//                 question templates: a fact no training question asks, in known wording; exact match
 //   nextsent_mc   the true next sentence of held-out corpus text among 4 (log-likelihood)
 // The held-out split is by a hash of the problem (its operands, its story, its fact), never by
 // draw order, so it does not depend on the seed and no held-out problem can be drawn into a
@@ -48,8 +47,6 @@ struct TaskItem {
 
 // Built-in task names, in summary order.
 const std::vector<std::string>& builtin_task_names();
-// Tasks task_heldout_items also knows that are not in the suite above: knowledge_facts.
-const std::vector<std::string>& extra_task_names();
 
 struct TaskSuiteConfig {
   uint64_t seed = 1234;
