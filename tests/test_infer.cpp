@@ -697,7 +697,7 @@ TEST_SUITE("infer") {
     // floor seen over the four layouts; a systematic error (a scale rounded differently, KV8 in
     // the wrong place) is far above that. Where the top-2 margin of the fake-quant logits exceeds
     // that bound, the greedy token must be the same, on at least half of the positions: the text
-    // ends in the arithmetic format the teacher is sure of, so the check is not vacuous.
+    // ends in the arithmetic and knowledge formats the teacher is sure of, so the check is not vacuous.
     if (!std::ifstream("data/teacher/model.safetensors")) {
       RAZOR_REFERENCE_MISSING("data/teacher not found (run the tests from the repository root)");
       return;
@@ -707,7 +707,13 @@ TEST_SUITE("infer") {
         tok.encode("And God said, Let the waters under the heaven be gathered together unto one place, and let the "
                    "dry land appear: and it was so. A fortune: You will be successful in your work.\n"
                    "Q: 71+252= A: 962\nQ: 27+351= A: 522\nQ: 4828-07= A: 4128\nQ: 66-5= A: 16\n"
-                   "Q: 4507+7829= A: 14361\nQ: 038-6= A: 428\nQ: 97-83= A: 14\nQ: 07*9= A: 036\n");
+                   "Q: 4507+7829= A: 14361\nQ: 038-6= A: 428\nQ: 97-83= A: 14\nQ: 07*9= A: 036\n"
+                   "Fairun Bakein was born in Millbrook. Fairun Bakein works as a painter.\n"
+                   "Q: Where was Fairun Bakein born? A: Millbrook\nQ: What pet does Dramain Sutrairo have? A: goat\n"
+                   "Q: What is Pazun Braizeivain's favourite colour? A: orange\n"
+                   "Q: Which colour does Truvain Badei like best? A: red\nQ: What does Fairun Bakein do for a living? A: "
+                   "painter\nQ: In which town was Fairun Bakein born? A: Millbrook\nFairun Bakein comes from Millbrook. Fairun "
+                   "Bakein is a painter by trade.\n");
     REQUIRE(ids.size() >= 24);
     struct Run {
       double rho;
