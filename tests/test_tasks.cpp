@@ -53,6 +53,16 @@ struct TableModel : TaskModel {
   std::string generate(const TaskItem&) override { return canned; }
 };
 
+// Multiple choice between "a" and "bbbb" (gold: the second) after "ctx", for TableModel.
+TaskItem choice_a_or_bbbb() {
+  TaskItem it;
+  it.kind = TaskKind::MultipleChoice;
+  it.context = "ctx";
+  it.choices = {"a", "bbbb"};
+  it.gold = 1;
+  return it;
+}
+
 // The person a held-out question asks about: its first two capitalised words after "Q: What".
 std::string person_of(const std::string& q) {
   size_t i = 4;
@@ -289,11 +299,7 @@ TEST_SUITE("tasks") {
     TableModel tm;
     // " a": log 0.1 = -2.303; " bbbb": 4 log 0.5 = -2.773. acc takes "a"; acc_norm divides by
     // the choice's bytes without the delimiter: -2.303 / 1 vs -2.773 / 4 = -0.693: takes "bbbb".
-    TaskItem it;
-    it.kind = TaskKind::MultipleChoice;
-    it.context = "ctx";
-    it.choices = {"a", "bbbb"};
-    it.gold = 1;
+    TaskItem it = choice_a_or_bbbb();
     TaskResult r = evaluate_task_items(tm, {it}, "t");
     CHECK(r.n == 1);
     CHECK(r.correct == 0);
@@ -319,11 +325,7 @@ TEST_SUITE("tasks") {
 
   TEST_CASE("evaluator: --log-samples records each item's prediction, log-likelihoods and outcome") {
     TableModel tm;
-    TaskItem mc;
-    mc.kind = TaskKind::MultipleChoice;
-    mc.context = "ctx";
-    mc.choices = {"a", "bbbb"};
-    mc.gold = 1;
+    const TaskItem mc = choice_a_or_bbbb();
     TaskItem g;
     g.prompt = "Q: 1+1= A:";
     g.answer = "2";
