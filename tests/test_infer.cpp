@@ -739,10 +739,11 @@ TEST_SUITE("infer") {
       runs.push_back(std::move(r));
     }
     // A CPU with one fp32 GEMM tier (aarch64 today) has no second order to compare: then the
-    // floor is the largest measured where there are two (x86, 2026-12-06, task-trained teacher:
-    // max 0.31, mean 0.019), with half again as margin. (The first teacher: x86 max 0.064, aarch64
+    // floor is the largest measured where there are two (x86 AVX2, 2026-12-07, the stage-3
+    // teacher on this text: max 0.39-0.47, mean 0.028-0.034 over the four layouts), with half
+    // again as margin. (Stage 2: max 0.31, mean 0.019; the first teacher: x86 max 0.064, aarch64
     // under qemu 0.047-0.059; not re-measured under qemu for this teacher.)
-    if (floor_max == 0) floor_max = 0.47, floor_mean = 0.028;
+    if (floor_max == 0) floor_max = 0.70, floor_mean = 0.051;
     const int64_t V = 4096;
     for (const Run& r : runs) {
       CAPTURE(r.rho);
