@@ -130,7 +130,7 @@ void check_packed_desc(const PackedDesc& d, const char* what) {
     case PackedLayout::Ternary5:
     case PackedLayout::Int4: RZ_CHECK(d.P == 0, "%s: P = %d is only meaningful for the mixed layout", what, d.P); break;
     case PackedLayout::Mixed:
-      RZ_CHECK(d.P >= 2 && d.P <= 1024, "%s: mixed layout needs P >= 2 (got %d; P = 1 is int4)", what, d.P);
+      RZ_CHECK(packed_period_supported(d.P), "%s: mixed layout needs P >= 2 (got %d; P = 1 is int4)", what, d.P);
       break;
     default: fail("%s: unknown packed layout %d", what, int(d.layout));
   }
@@ -241,23 +241,25 @@ PackedMatrix pack_matrix(const PackedDesc& desc, const int8_t* codes, const floa
   // Validate everything before allocating the (possibly large) buffers: rows in parallel, then
   // the first bad row again with the messages.
   const bool par = desc.d_out * desc.d_in >= (int64_t(1) << 16);
+  // report: throw at the row's first bad code or scale, naming it.
   auto check_row = [&](int64_t i, bool report) {
     const int lim = m.row_kind(i) == RowKind::Int4 ? 7 : 1;
     const int8_t* q = codes + i * desc.d_in;
     bool ok = true;
     for (int64_t k = 0; k < desc.d_in; ++k) {
-      ok &= q[k] >= -lim && q[k] <= lim;
-      if (report)
-        RZ_CHECK(q[k] >= -lim && q[k] <= lim, "%s: row %lld column %lld: code %d out of range [-%d, %d] for a %s row",
-                 what, (long long)i, (long long)k, int(q[k]), lim, lim, lim == 7 ? "int4" : "ternary");
+      const bool good = q[k] >= -lim && q[k] <= lim;
+      if (!good && report)
+        fail("%s: row %lld column %lld: code %d out of range [-%d, %d] for a %s row", what, (long long)i,
+             (long long)k, int(q[k]), lim, lim, lim == 7 ? "int4" : "ternary");
+      ok &= good;
     }
     for (int64_t g = 0; g < ng; ++g) {
-      float s = scales[i * ng + g];
-      ok &= s > 0.0f && s <= 65504.0f && round_to_f16(s) == s;
-      if (report)
-        RZ_CHECK(s > 0.0f && s <= 65504.0f && round_to_f16(s) == s,
-                 "%s: row %lld group %lld: scale %g is not a positive finite fp16 value", what, (long long)i,
-                 (long long)g, double(s));
+      const float s = scales[i * ng + g];
+      const bool good = s > 0.0f && s <= 65504.0f && round_to_f16(s) == s;
+      if (!good && report)
+        fail("%s: row %lld group %lld: scale %g is not a positive finite fp16 value", what, (long long)i,
+             (long long)g, double(s));
+      ok &= good;
     }
     return ok;
   };

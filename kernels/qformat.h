@@ -121,6 +121,8 @@ int64_t row_code_bytes(RowKind kind, int G, int64_t d_in);
 void check_packed_desc(const PackedDesc& d, const char* what);
 // The group sizes the packed formats and kernels take: 64, 128, 256.
 inline bool packed_group_supported(int G) { return G >= 64 && G <= 256 && G % 64 == 0; }
+// The super-group periods the mixed layout takes: one int4 row every P rows, 2 <= P <= 1024.
+inline bool packed_period_supported(int64_t P) { return P >= 2 && P <= 1024; }
 
 // A decode copy of a PackedMatrix (built by qgemm_prepare for the AVX2 tier; never stored in
 // a file): output rows regrouped into tiles of 8 rows of one kind, the tile's codes interleaved

@@ -163,6 +163,7 @@ check "-" eval --windows -1
 check "-" eval --tasks -3
 check "--log-samples" eval --tasks 0 --windows 1 --log-samples "$tmp/samples.jsonl"
 check "--log-samples" eval --tasks 2 --windows 1 --log-samples "$tmp/no-dir/samples.jsonl"
+check "--log-samples" eval --tasks 2 --windows 1 --log-samples ""
 check "-" eval --task "$tmp/missing.jsonl"
 printf '{"context": "c", "choices": ["x", "y"], "gold": 5}\n' > "$tmp/bad.jsonl"
 check "-" eval --task "$tmp/bad.jsonl"

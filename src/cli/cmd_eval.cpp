@@ -52,9 +52,9 @@ EvalPlan eval_plan(const ArgParser& a) {
   RZ_CHECK(!a.given("log-samples") || p.builtin > 0 || !p.files.empty(),
            "--log-samples: no items to log (--tasks N > 0 or --task FILE.jsonl)");
   if (a.given("log-samples")) {
-    const std::string parent = parent_dir(a.str("log-samples"));
-    RZ_CHECK(a.str("log-samples").back() != '/' && is_directory(parent.empty() ? "." : parent),
-             "--log-samples %s: no such directory for the file", a.str("log-samples").c_str());
+    const std::string f = a.str("log-samples"), parent = parent_dir(f);
+    RZ_CHECK(!f.empty() && f.back() != '/' && is_directory(parent.empty() ? "." : parent),
+             "--log-samples '%s': not a file name in an existing directory", f.c_str());
   }
   return p;
 }

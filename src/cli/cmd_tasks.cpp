@@ -47,7 +47,7 @@ int cmd_tasks(int argc, char** argv) {
     std::vector<std::string> docs;
     if (task == "arith") arith_documents(small, 1, docs);
     else if (task == "word") word_documents(small, 1, docs);
-    else if (task == "knowledge" || task == "knowledge_mc" || task == "knowledge_facts") {
+    else if (task.rfind("knowledge", 0) == 0) {  // knowledge, knowledge_mc, knowledge_facts
       knowledge_statement_documents(small, 1, docs);
       knowledge_question_documents(small, 1, docs);
     }

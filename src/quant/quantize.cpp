@@ -311,11 +311,16 @@ QuantizedWeight quantize_weight(const std::string& name, const Tensor& w, const 
   return q;
 }
 
-void fake_quant_weight(const std::string& name, const Tensor& w, Tensor& out, const WeightLayout& layout) {
-  check_quantizable(name, w, layout);
+// out: allocated with w's shape when it has no data, else it must hold as many elements as w.
+static void fake_quant_output(const std::string& name, const Tensor& w, Tensor& out) {
   if (out.data() == nullptr) out = Tensor::empty(w.shape());
   RZ_CHECK(out.numel() == w.numel(), "%s: fake-quant output has shape %s, expected %s", name.c_str(),
            out.shape_str().c_str(), w.shape_str().c_str());
+}
+
+void fake_quant_weight(const std::string& name, const Tensor& w, Tensor& out, const WeightLayout& layout) {
+  check_quantizable(name, w, layout);
+  fake_quant_output(name, w, out);
   if (!layout.quantized()) {
     if (out.data() != w.data()) out.copy_from(w);
     return;
@@ -344,9 +349,7 @@ void fake_quant_weights(const std::vector<FakeQuantJob>& jobs) {
     const Tensor& w = *job.w;
     Tensor& out = *job.out;
     check_quantizable(job.name, w, job.layout);
-    if (out.data() == nullptr) out = Tensor::empty(w.shape());
-    RZ_CHECK(out.numel() == w.numel(), "%s: fake-quant output has shape %s, expected %s", job.name.c_str(),
-             out.shape_str().c_str(), w.shape_str().c_str());
+    fake_quant_output(job.name, w, out);
     const int64_t d_out = rows_of(w), d_in = w.size(-1);
     const int64_t per = std::max<int64_t>(1, kParallelMin / std::max<int64_t>(d_in, 1));
     for (int64_t r = 0; r < d_out; r += per) chunks.push_back({int(j), r, std::min(per, d_out - r)});
@@ -379,32 +382,29 @@ void fake_quant_weights(const std::vector<FakeQuantJob>& jobs) {
              "for an fp16 scale)", jobs[j].name.c_str(), (long long)bad[j]);
 }
 
-Tensor QuantizedWeight::dequantize() const {
-  Tensor out = Tensor::empty({d_out, d_in});
+void QuantizedWeight::dequantize_into(float* dst) const {
   const int64_t ng = groups_per_row();
-  float* dst = out.data();
 #pragma omp parallel for schedule(static) if (d_out * d_in >= kParallelMin)
   for (int64_t i = 0; i < d_out; ++i)
     dequantize_row(codes.data() + i * d_in, scales.data() + i * ng, d_in, layout.group, dst + i * d_in);
+}
+
+Tensor QuantizedWeight::dequantize() const {
+  Tensor out = Tensor::empty({d_out, d_in});
+  dequantize_into(out.data());
   return out;
 }
 
 bool layout_packable(const WeightLayout& l) {
   if (!packed_group_supported(l.group)) return false;
   return l.kind == LayoutKind::kTernary || l.kind == LayoutKind::kInt4 ||
-         (l.kind == LayoutKind::kMixedRows && l.period >= 2 && l.period <= 1024);
+         (l.kind == LayoutKind::kMixedRows && packed_period_supported(l.period));
 }
 
 PackedMatrix fake_quant_weight_packed(const std::string& name, const Tensor& w, Tensor& out, const WeightLayout& layout) {
   const QuantizedWeight q = quantize_weight(name, w, layout);
-  if (out.data() == nullptr) out = Tensor::empty(w.shape());
-  RZ_CHECK(out.numel() == w.numel(), "%s: fake-quant output has shape %s, expected %s", name.c_str(),
-           out.shape_str().c_str(), w.shape_str().c_str());
-  const int64_t ng = q.groups_per_row();
-  float* dst = out.data();
-#pragma omp parallel for schedule(static) if (q.d_out * q.d_in >= kParallelMin)
-  for (int64_t i = 0; i < q.d_out; ++i)
-    dequantize_row(q.codes.data() + i * q.d_in, q.scales.data() + i * ng, q.d_in, layout.group, dst + i * q.d_in);
+  fake_quant_output(name, w, out);
+  q.dequantize_into(out.data());
   return pack_matrix(packed_desc_for(layout, q.d_out, q.d_in, false, name), q.codes.data(), q.scales.data(),
                      name.c_str());
 }
@@ -422,7 +422,7 @@ PackedDesc packed_desc_for(const WeightLayout& l, int64_t d_out, int64_t d_in, b
     case LayoutKind::kInt4: d.layout = PackedLayout::Int4; break;
     case LayoutKind::kMixedRows:
       d.layout = PackedLayout::Mixed;
-      RZ_CHECK(l.period >= 2 && l.period <= 1024, "%s: super-group period %lld not packable (2..1024)", name.c_str(),
+      RZ_CHECK(packed_period_supported(l.period), "%s: super-group period %lld not packable (2..1024)", name.c_str(),
                (long long)l.period);
       d.P = int32_t(l.period);
       break;

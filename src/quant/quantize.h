@@ -109,6 +109,7 @@ struct QuantizedWeight {
   std::vector<float> scales;  // [d_out, d_in / G], each fp16-representable
   int64_t groups_per_row() const { return d_in / layout.group; }
   Tensor dequantize() const;  // [d_out, d_in]
+  void dequantize_into(float* out) const;  // d_out * d_in floats, row-major
 };
 
 // Throws razor::Error "<name>: ..." unless w is 2-D (or 1-D, one row) with d_in % G == 0.

@@ -169,13 +169,11 @@ TaskResult evaluate_task_items(TaskModel& model, const std::vector<TaskItem>& it
   r.name = name;
   bool any_mc = false;
   for (const TaskItem& it : items) {
-    Json rec;
-    if (samples) {
-      rec = Json::object();
-      rec.set("task", name);
-      rec.set("index", r.n);
-      rec.set("doc", task_item_to_json(it));
-    }
+    // The item's record; kept only with `samples` (its cost is nothing next to the forwards).
+    Json rec = Json::object();
+    rec.set("task", name);
+    rec.set("index", r.n);
+    rec.set("doc", task_item_to_json(it));
     r.n++;
     if (it.kind == TaskKind::MultipleChoice) {
       any_mc = true;
@@ -191,22 +189,18 @@ TaskResult evaluate_task_items(TaskModel& model, const std::vector<TaskItem>& it
       }
       r.correct += best == it.gold;
       r.correct_norm += best_norm == it.gold;
-      if (samples) {
-        rec.set("loglikelihoods", lls);
-        rec.set("pred", best);
-        rec.set("pred_norm", best_norm);
-        rec.set("correct", Json(best == it.gold));
-        rec.set("correct_norm", Json(best_norm == it.gold));
-      }
+      rec.set("loglikelihoods", lls);
+      rec.set("pred", best);
+      rec.set("pred_norm", best_norm);
+      rec.set("correct", Json(best == it.gold));
+      rec.set("correct_norm", Json(best_norm == it.gold));
     } else {
       const std::string pred = generation_prediction(it, model.generate(it));
       const bool ok = pred == trim(it.answer);
       r.correct += ok;
       r.correct_norm += ok;
-      if (samples) {
-        rec.set("prediction", pred);
-        rec.set("correct", Json(ok));
-      }
+      rec.set("prediction", pred);
+      rec.set("correct", Json(ok));
     }
     if (samples) samples->push_back(std::move(rec));
   }
