@@ -67,6 +67,25 @@ TEST_SUITE("core") {
     CHECK(mismatches == 0);
   }
 
+  TEST_CASE("vmath: row_max equals the scalar max loop at every length and position") {
+    Rng r(11);
+    for (int64_t n : {1, 2, 7, 8, 9, 15, 16, 17, 63, 64, 65, 255, 4096, 4099}) {
+      for (int trial = 0; trial < 20; ++trial) {
+        std::vector<float> x(static_cast<size_t>(n));
+        for (float& v : x) v = 20.0f * r.uniform() - 10.0f;
+        // The maximum in every position class: first, in a full block, in the tail.
+        const int64_t at = trial == 0 ? 0 : trial == 1 ? n - 1 : int64_t(r.below(uint64_t(n)));
+        x[size_t(at)] = 11.0f + float(trial);
+        if (trial == 3) x.assign(size_t(n), -0.0f), x[size_t(at)] = 0.0f;  // signed zeros
+        if (trial == 4) x.assign(size_t(n), -std::numeric_limits<float>::infinity());
+        float want = x[0];
+        for (int64_t i = 1; i < n; ++i) want = std::max(want, x[size_t(i)]);
+        const float got = row_max(x.data(), n);
+        CHECK(got == want);  // the same value (a zero maximum may differ in sign)
+      }
+    }
+  }
+
   TEST_CASE("tensor basics: alignment, shapes, views") {
     Tensor t = Tensor::zeros({2, 3, 5});
     CHECK(t.numel() == 30);

@@ -107,8 +107,7 @@ Var softmax_lastdim(const Var& x) {
   for (int64_t r = 0; r < N; ++r) {
     const float* xr = X + r * C;
     float* yr = y.data() + r * C;
-    float m = xr[0];
-    for (int64_t c = 1; c < C; ++c) m = std::max(m, xr[c]);
+    const float m = row_max(xr, C);
     RZ_SIMD
     for (int64_t c = 0; c < C; ++c) yr[c] = xr[c] - m;
     exp_inplace(yr, C);

@@ -103,8 +103,7 @@ static void attention_forward(const float* Q, const float* Kp, const float* Vp, 
         const int64_t g = r / nq, i = r % nq;
         float* si = s.data() + r * nk;
         const int64_t n = P + t0 + i + 1;  // keys this query sees
-        float m = si[0];
-        for (int64_t j = 1; j < n; ++j) m = std::max(m, si[j]);
+        const float m = row_max(si, n);
         const double l = exp_shifted_sum(si, m, si, n);
         const float inv = float(1.0 / l);
         RZ_SIMD

@@ -16,17 +16,10 @@ static inline void exp_shifted(const float* x, int64_t n, float shift, float* bu
 }
 
 float cross_entropy_row_lse(const float* xr, int64_t V) {
-  float m = xr[0];
-  for (int64_t c = 1; c < V; ++c) m = std::max(m, xr[c]);
-  double z = 0.0;
+  const float m = row_max(xr, V);
+  double z = 0.0;  // exp_shifted_sum's double lanes per chunk, the chunks summed in order
   float buf[kExpChunk];
-  for (int64_t c0 = 0; c0 < V; c0 += kExpChunk) {
-    const int64_t n = std::min(kExpChunk, V - c0);
-    exp_shifted(xr + c0, n, m, buf);
-    float zc = 0.0f;  // chunk sums in fp32, the row total in double
-    for (int64_t c = 0; c < n; ++c) zc += buf[c];
-    z += zc;
-  }
+  for (int64_t c0 = 0; c0 < V; c0 += kExpChunk) z += exp_shifted_sum(xr + c0, m, buf, std::min(kExpChunk, V - c0));
   return m + float(std::log(z));
 }
 

@@ -148,6 +148,28 @@ inline void exp_inplace(float* buf, int64_t n) {
   }
 }
 
+// max(x[0..n)), n >= 1, eight lanes at a time (the scalar `m = std::max(m, x[i])` loop stays
+// scalar: the vectoriser will not if-convert float compares under -ftrapping-math). Max is exact
+// and order-free, so for NaN-free input the result is the scalar loop's value (a zero maximum
+// may come out as -0 where the loop gives +0 or the reverse: the same shift); a NaN element may
+// or may not propagate (every caller's row then gives NaN through its exp sum).
+inline float row_max(const float* x, int64_t n) {
+  int64_t i = 0;
+  float m = x[0];
+  if (n >= 8) {
+    vexp::v8f mv;
+    std::memcpy(&mv, x, sizeof mv);
+    for (i = 8; i + 8 <= n; i += 8) {
+      vexp::v8f v;
+      std::memcpy(&v, x + i, sizeof v);
+      mv = mv < v ? v : mv;
+    }
+    for (int l = 0; l < 8; ++l) m = std::max(m, mv[l]);
+  }
+  for (; i < n; ++i) m = std::max(m, x[i]);
+  return m;
+}
+
 // Chunk length for row-wise exp through a stack buffer (fits L1 with the row data).
 constexpr int64_t kExpChunk = 256;
 

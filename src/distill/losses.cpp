@@ -83,8 +83,7 @@ double logit_lambda(const std::vector<SequenceView>& teacher, const std::vector<
 void row_forward(const float* z, const SequenceView& s, int64_t t, std::vector<uint8_t>& in_top, float* e,
                  RowSaved* sv, double* fkl, double* rkl) {
   const int64_t V = s.V, K = s.K, nb = s.bins();
-  float mx = -std::numeric_limits<float>::infinity();
-  for (int64_t v = 0; v < V; ++v) mx = std::max(mx, z[v]);
+  const float mx = row_max(z, V);
   sv->mx = mx;
   const double sum = exp_shifted_sum(z, mx, e, V);
   sv->lse = double(mx) + std::log(sum);
