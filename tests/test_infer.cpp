@@ -692,8 +692,10 @@ TEST_SUITE("infer") {
     // one more summation order with its own flips, so it must stay within twice the largest
     // floor seen over the four layouts; a systematic error (a scale rounded differently, KV8 in
     // the wrong place) is far above that. Where the top-2 margin of the fake-quant logits exceeds
-    // that bound, the greedy token must be the same, on at least half of the positions: the text
-    // ends in the arithmetic and knowledge formats the teacher is sure of, so the check is not vacuous.
+    // that bound, the greedy token must be the same, on at least 40% of the positions: the text
+    // ends in the arithmetic and knowledge formats the teacher is sure of, and repeats a line, so
+    // the check is not vacuous. (Half until the stage-4 teacher: RTN-ternary at rho 0, untrained,
+    // is sure of fewer tokens of it, 45-47% of this text, with a wider floor, 0.72.)
     if (!std::ifstream("data/teacher/model.safetensors")) {
       RAZOR_REFERENCE_MISSING("data/teacher not found (run the tests from the repository root)");
       return;
@@ -703,13 +705,18 @@ TEST_SUITE("infer") {
         tok.encode("And God said, Let the waters under the heaven be gathered together unto one place, and let the "
                    "dry land appear: and it was so. A fortune: You will be successful in your work.\n"
                    "Q: 71+252= A: 962\nQ: 27+351= A: 522\nQ: 4828-07= A: 4128\nQ: 66-5= A: 16\n"
-                   "Q: 4507+7829= A: 14361\nQ: 038-6= A: 428\nQ: 97-83= A: 14\nQ: 07*9= A: 036\n"
+                   "Q: 97-83= A: 14\n"
                    "Fairun Bakein was born in Millbrook. Fairun Bakein works as a painter.\n"
                    "Q: Where was Fairun Bakein born? A: Millbrook\nQ: What pet does Dramain Sutrairo have? A: goat\n"
                    "Q: What is Pazun Braizeivain's favourite colour? A: orange\n"
                    "Q: Which colour does Truvain Badei like best? A: red\nQ: What does Fairun Bakein do for a living? A: "
                    "painter\nQ: In which town was Fairun Bakein born? A: Millbrook\nFairun Bakein comes from Millbrook. Fairun "
-                   "Bakein is a painter by trade.\n");
+                   "Bakein is a painter by trade.\n"
+                   "Q: What is the home town of Fairun Bakein? A: Millbrook\nQ: Which trade does Fairun Bakein follow? A: "
+                   "painter\nQ: What is Fairun Bakein's job? A: painter\nQ: Where does Fairun Bakein come from? A: "
+                   "Millbrook\nQ: How does Fairun Bakein earn a living? A: painter\n"
+                   "Fairun Bakein comes from Millbrook. Fairun Bakein is a painter by trade.\n"
+                   "Fairun Bakein comes from Millbrook. Fairun Bakein is a painter by trade.\n");
     REQUIRE(ids.size() >= 24);
     struct Run {
       double rho;
@@ -735,11 +742,11 @@ TEST_SUITE("infer") {
       runs.push_back(std::move(r));
     }
     // A CPU with one fp32 GEMM tier (aarch64 today) has no second order to compare: then the
-    // floor is the largest measured where there are two (x86 AVX2, 2026-12-07, the stage-3
-    // teacher on this text: max 0.39-0.47, mean 0.028-0.034 over the four layouts), with half
-    // again as margin. (Stage 2: max 0.31, mean 0.019; the first teacher: x86 max 0.064, aarch64
-    // under qemu 0.047-0.059; not re-measured under qemu for this teacher.)
-    if (floor_max == 0) floor_max = 0.70, floor_mean = 0.051;
+    // floor is the largest measured where there are two (x86 AVX2, 2026-12-07, the stage-4
+    // teacher on this text: max 0.50-0.72, mean 0.030-0.037 over the four layouts), with half
+    // again as margin. (Stage 3: max 0.47, mean 0.034; stage 2: max 0.31, mean 0.019; the first
+    // teacher: x86 max 0.064, aarch64 under qemu 0.047-0.059; not re-measured under qemu since.)
+    if (floor_max == 0) floor_max = 1.08, floor_mean = 0.056;
     const int64_t V = 4096;
     for (const Run& r : runs) {
       CAPTURE(r.rho);
@@ -759,7 +766,7 @@ TEST_SUITE("infer") {
         ++decided;
         same += argmax(r.got.data() + t * V, V) == best;
       }
-      CHECK(decided >= int(ids.size()) / 2);
+      CHECK(decided * 5 >= int(ids.size()) * 2);
       CHECK(same == decided);
     }
   }
