@@ -18,6 +18,8 @@
 #   METHODS="rtn rtn-gamma ptqtp gptq awq"  BITS="4 2.79 1.88 1.58"
 #   LR=5e-4      QAD's default peak learning rate; SCHEDULE=cosine its default schedule (1% warmup,
 #                decay to 0); the control uses the same
+#   STORE_DATA=  the store's data (`razor teacher --data`; default: --data default, the default
+#                run's), e.g. runs/tasks-mix-k4q/train.txt: the stage-4 teacher's own mix
 # One teacher store ($OUT/store, `razor teacher`, 2,048 sequences, the default run's) serves
 # every QAD row. The commands behind each row are in $OUT/rows/NAME.json ("command").
 set -euo pipefail
@@ -91,7 +93,8 @@ fi
 if want qad || want control || want schedule || want init || want seeds || want ablations; then
   if [[ ! -f $OUT/store/manifest.json ]]; then
     say "store: razor teacher (2,048 sequences)"
-    $R teacher --teacher "$T" --out "$OUT/store" --sequences 2048 --threads "$THREADS" > "$OUT/store.log" 2>&1
+    $R teacher --teacher "$T" --out "$OUT/store" --sequences 2048 --threads "$THREADS" ${STORE_DATA:+--data "$STORE_DATA"} \
+      > "$OUT/store.log" 2>&1
   fi
 fi
 if want qad; then
