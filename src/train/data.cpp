@@ -119,9 +119,7 @@ PreparedData prepare_data(const std::string& data, const std::string& tokenizer_
     ensure_default_corpus(dir);
     sources = {dir + "/train.txt", dir + "/valid.txt"};
     key = "default|" + source_key(sources[0]) + "|" + source_key(sources[1]) +
-          // The suite's version: bump it whenever the generated task text changes (v2: six training
-          // question templates per attribute), or a cache built before serves the old text.
-          strfmt("|tasks-v2:%g:%llu", kDefaultTaskMix, (unsigned long long)kDefaultTaskSeed);
+          strfmt("|tasks-v%d:%g:%llu", kTaskSuiteVersion, kDefaultTaskMix, (unsigned long long)kDefaultTaskSeed);
   } else if (is_directory(data)) {
     sources = {data + "/train.txt", data + "/valid.txt"};
     for (const std::string& s : sources)

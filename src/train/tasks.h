@@ -48,6 +48,11 @@ struct TaskItem {
 // Built-in task names, in summary order.
 const std::vector<std::string>& builtin_task_names();
 
+// The version of the generated text: caches of text built from the suite (the default
+// training mix's token shards, train/data.cpp) are keyed by it, so bump it whenever a
+// generator's output changes (2: six training question templates per attribute).
+constexpr int kTaskSuiteVersion = 2;
+
 struct TaskSuiteConfig {
   uint64_t seed = 1234;
   int world_people = 300;  // entities of the knowledge world
