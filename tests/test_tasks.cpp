@@ -15,6 +15,7 @@
 #include "io/tokenizer.h"
 #include "model_test_util.h"
 #include "nn/model.h"
+#include "train/data.h"
 #include "train/shards.h"
 #include "train/task_eval.h"
 #include "train/tasks.h"
@@ -165,8 +166,9 @@ TEST_SUITE("tasks") {
   }
 
   TEST_CASE("split: no held-out problem in any training document") {
-    TaskSuiteConfig cfg;
+    TaskSuiteConfig cfg;  // the default mix's (train/data.h)
     cfg.world_people = 300;
+    cfg.knowledge_weight = kDefaultKnowledgeWeight;
     const std::string train = join(task_training_documents(cfg, 600000));
     // About 10% of each problem space is held out, whatever the seed.
     int held = 0;
@@ -225,7 +227,7 @@ TEST_SUITE("tasks") {
     CHECK(templates.size() == 24);
     // Next sentence: the mixed training text holds the corpus's training documents, never the held-out text.
     const std::vector<std::string> corpus = {"In the beginning was the word.", "Another training document here."};
-    const std::string mixed = join(mix_training_documents(corpus, 0.5, cfg));
+    const std::string mixed = join(mix_training_documents(corpus, kDefaultTaskMix, cfg));
     for (const TaskItem& it : task_heldout_items("nextsent_mc", cfg, 50, kHeldout))
       CHECK(mixed.find(it.context) == std::string::npos);
   }

@@ -26,10 +26,11 @@ int cmd_tasks(int argc, char** argv) {
   a.option("--write", "", "output directory");
   a.option("--show", "", "print examples of one task (items and training documents)");
   a.option("--items", "500", "held-out items per task in the JSONL files");
-  a.option("--mix", "0.5", "share of task text in DIR/train.txt, by bytes (0: the corpus alone)");
+  a.option("--mix", strfmt("%g", kDefaultTaskMix), "share of task text in DIR/train.txt, by bytes (0: the corpus alone; the default: --data default's)");
   a.option("--seed", "1234", "suite seed (the knowledge world and every draw; the split never depends on it)");
   a.option("--people", "300", "people in the knowledge world");
-  a.option("--knowledge", "1", "weight of the knowledge documents in the task text (1: 25% statements + 10% questions)");
+  a.option("--knowledge", strfmt("%g", kDefaultKnowledgeWeight),
+           "weight of the knowledge documents in the task text (1: 25% statements + 10% questions before scaling)");
   a.flag("--jsonl-only", "write only the JSONL files");
   if (!a.parse(argc, argv)) return 0;
   TaskSuiteConfig cfg;

@@ -119,7 +119,8 @@ PreparedData prepare_data(const std::string& data, const std::string& tokenizer_
     ensure_default_corpus(dir);
     sources = {dir + "/train.txt", dir + "/valid.txt"};
     key = "default|" + source_key(sources[0]) + "|" + source_key(sources[1]) +
-          strfmt("|tasks-v%d:%g:%llu", kTaskSuiteVersion, kDefaultTaskMix, (unsigned long long)kDefaultTaskSeed);
+          strfmt("|tasks-v%d:%g:k%g:%llu", kTaskSuiteVersion, kDefaultTaskMix, kDefaultKnowledgeWeight,
+                 (unsigned long long)kDefaultTaskSeed);
   } else if (is_directory(data)) {
     sources = {data + "/train.txt", data + "/valid.txt"};
     for (const std::string& s : sources)
@@ -135,7 +136,7 @@ PreparedData prepare_data(const std::string& data, const std::string& tokenizer_
   std::string dir = cache_dir + "/" + hex64(fnv1a64(key.data(), key.size())).substr(0, 12);
   out.train_shard = dir + "/train.tok";
   out.valid_shard = dir + "/valid.tok";
-  out.description = (data == "default" ? strfmt("default corpus + tasks (mix %g)", kDefaultTaskMix) : data) + " (" +
+  out.description = (data == "default" ? strfmt("default corpus + tasks (mix %g, knowledge %g)", kDefaultTaskMix, kDefaultKnowledgeWeight) : data) + " (" +
                     (chat ? "chat records, ChatML, loss on assistant tokens; " : records ? "one record per sequence; " : "") +
                     "tokenizer " + tokenizer_path + ")";
   if (chat && path_exists(out.train_shard) && path_exists(dir + "/chat.done")) {
@@ -164,6 +165,7 @@ PreparedData prepare_data(const std::string& data, const std::string& tokenizer_
     for (std::string_view d : split_documents(text)) corpus_docs.emplace_back(d);
     TaskSuiteConfig cfg;
     cfg.seed = kDefaultTaskSeed;
+    cfg.knowledge_weight = kDefaultKnowledgeWeight;
     ShardBuilder tb(enc, eos, V);
     for (const std::string& d : mix_training_documents(corpus_docs, kDefaultTaskMix, cfg)) tb.add_document(d, sources[0]);
     tb.write(out.train_shard);

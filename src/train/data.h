@@ -30,8 +30,11 @@ struct PreparedData {
 };
 
 // Task documents mixed into the default corpus's training split: their share of its bytes,
-// and the suite's seed (TaskSuiteConfig).
-constexpr double kDefaultTaskMix = 0.5;
+// the weight of the knowledge documents among them (TaskSuiteConfig::knowledge_weight) and the
+// suite's seed. The default teacher's last stage trained on this very mix (data/README.md), so
+// `--data default` distils the student on the teacher's own data.
+constexpr double kDefaultTaskMix = 0.6;
+constexpr double kDefaultKnowledgeWeight = 4.0;
 constexpr uint64_t kDefaultTaskSeed = 1234;
 
 PreparedData prepare_data(const std::string& data, const std::string& tokenizer_path,
