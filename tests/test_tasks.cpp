@@ -207,7 +207,7 @@ TEST_SUITE("tasks") {
       if (n.size() > 2 && n.compare(n.size() - 2, 2, "'s") == 0) n.resize(n.size() - 2);
       return n;
     };
-    std::set<std::string> templates;  // the text around the name: 6 training templates x 4 attributes
+    std::set<std::string> templates;  // the text around the name: 8 training templates x 4 attributes
     for (size_t i = 0; i < facts.size(); ++i) {
       CHECK(facts[i].answer == know[i].answer);
       CHECK(bare(person_of(facts[i].prompt)) == bare(person_of(know[i].prompt)));
@@ -224,7 +224,7 @@ TEST_SUITE("tasks") {
       CHECK(seen);
       templates.insert(before + "{N}" + after);
     }
-    CHECK(templates.size() == 24);
+    CHECK(templates.size() == 32);
     // Next sentence: the mixed training text holds the corpus's training documents, never the held-out text.
     const std::vector<std::string> corpus = {"In the beginning was the word.", "Another training document here."};
     const std::string mixed = join(mix_training_documents(corpus, kDefaultTaskMix, cfg));

@@ -16,6 +16,8 @@
 #   SCHEDULE=cosine  (constant: resumable in segments with growing STEPS without changing the curve)
 #   shape        the default teacher's (qwen3, hidden 256, 6 layers, 4/2 heads, FFN 768, ctx 512;
 #                5.8 M parameters) and its tokenizer, so `razor train` can use the result as is
+#   KNOWLEDGE=1  weight of the knowledge documents (razor tasks --knowledge; stages 1-2 used 1,
+#                stages 3-5 and --data default 4)
 #   PEOPLE=300   people in the knowledge world (razor tasks --people; the built-in suite's default)
 #   INIT=        continue from this checkpoint directory (razor pretrain --init) instead of a
 #                random init: how the current teacher was made (data/README.md)
@@ -33,13 +35,14 @@ SCHEDULE=${SCHEDULE:-cosine}
 THREADS=${THREADS:-2}
 SEED=${SEED:-1}
 PEOPLE=${PEOPLE:-300}
+KNOWLEDGE=${KNOWLEDGE:-1}
 INIT=${INIT:-}
 OUT=${OUT:-runs/teacher-tasks}
 DATA=${DATA:-runs/tasks-mix}
 R=${RAZOR:-./razor}
 [[ -x $R ]] || make -j2 razor
 if [[ ! -f $DATA/train.txt || ! -f $DATA/valid.txt ]]; then
-  "$R" tasks --write "$DATA" --mix "$MIX" --items 500 --people "$PEOPLE"
+  "$R" tasks --write "$DATA" --mix "$MIX" --knowledge "$KNOWLEDGE" --items 500 --people "$PEOPLE"
 fi
 resume=()
 [[ -n $INIT ]] && resume=(--init "$INIT")

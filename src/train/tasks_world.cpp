@@ -2,10 +2,10 @@
 // The world: world_people invented people (syllable names, unique), each with a birthplace,
 // a trade, a favourite colour and a pet. Training documents state the facts with 3-4
 // statement templates per attribute (one biography per document, attribute order shuffled)
-// and ask non-held-out facts with six training question templates per attribute (varied
+// and ask non-held-out facts with eight training question templates per attribute (varied
 // frames, several shared across attributes, so the attribute must be read from its noun or
-// verb); a seventh question template is used only by the held-out items, which ask only
-// held-out facts.
+// verb: "What <noun> does {N} <verb>?" exists for all four); a ninth question template is
+// used only by the held-out items, which ask only held-out facts.
 #include <algorithm>
 #include <set>
 
@@ -46,27 +46,31 @@ const std::vector<Attribute>& attributes() {
        {"{N} was born in {V}.", "{N} comes from {V}.", "The town of {V} is where {N} was born.",
         "{N}'s birthplace is {V}."},
        {"Where was {N} born?", "In which town was {N} born?", "Which town does {N} come from?",
-        "What is the home town of {N}?", "Where does {N} come from?", "Name the town where {N} was born."},
+        "What is the home town of {N}?", "Where does {N} come from?", "Name the town where {N} was born.",
+        "What town does {N} come from?", "What town was {N} born in?"},
        "What is the birthplace of {N}?"},
       {"trade",
        &kTrades,
        {"{N} works as a {V}.", "{N} is a {V} by trade.", "{N} earns a living as a {V}.",
         "People know {N} as a skilled {V}."},
        {"What does {N} do for a living?", "What is the trade of {N}?", "What is {N}'s job?",
-        "How does {N} earn a living?", "What job does {N} have?", "Which trade does {N} follow?"},
+        "How does {N} earn a living?", "What job does {N} have?", "Which trade does {N} follow?",
+        "What trade does {N} practise?", "What trade is {N} known for?"},
        "What work does {N} do?"},
       {"colour",
        &kColours,
        {"{N}'s favourite colour is {V}.", "{N} likes {V} more than any other colour.",
         "The colour {N} loves best is {V}."},
        {"What is {N}'s favourite colour?", "Which colour does {N} like best?", "What is the favourite colour of {N}?",
-        "Which colour is {N}'s favourite?", "Name the colour {N} likes best.", "Tell me {N}'s favourite colour."},
+        "Which colour is {N}'s favourite?", "Name the colour {N} likes best.", "Tell me {N}'s favourite colour.",
+        "What colour does {N} like best?", "What colour does {N} prefer?"},
        "What colour does {N} love most?"},
       {"pet",
        &kPets,
        {"{N} keeps a {V} as a pet.", "{N} has a pet {V}.", "At home, {N} looks after a {V}."},
        {"What pet does {N} have?", "Which animal does {N} keep as a pet?", "What is {N}'s pet?",
-        "What kind of pet does {N} keep?", "What is the pet of {N}?", "Which animal lives with {N}?"},
+        "What kind of pet does {N} keep?", "What is the pet of {N}?", "Which animal lives with {N}?",
+        "What animal does {N} keep?", "What animal does {N} have at home?"},
        "What animal does {N} look after?"},
   };
   return a;
