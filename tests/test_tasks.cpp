@@ -166,9 +166,7 @@ TEST_SUITE("tasks") {
   }
 
   TEST_CASE("split: no held-out problem in any training document") {
-    TaskSuiteConfig cfg;  // the default mix's (train/data.h)
-    cfg.world_people = 300;
-    cfg.knowledge_weight = kDefaultKnowledgeWeight;
+    const TaskSuiteConfig cfg = default_mix_suite();  // train/data.h: 300 people, knowledge weight 4
     const std::string train = join(task_training_documents(cfg, 600000));
     // About 10% of each problem space is held out, whatever the seed.
     int held = 0;

@@ -26,10 +26,13 @@ int cmd_tasks(int argc, char** argv) {
   a.option("--write", "", "output directory");
   a.option("--show", "", "print examples of one task (items and training documents)");
   a.option("--items", "500", "held-out items per task in the JSONL files");
-  a.option("--mix", strfmt("%g", kDefaultTaskMix), "share of task text in DIR/train.txt, by bytes (0: the corpus alone; the default: --data default's)");
-  a.option("--seed", "1234", "suite seed (the knowledge world and every draw; the split never depends on it)");
-  a.option("--people", "300", "people in the knowledge world");
-  a.option("--knowledge", strfmt("%g", kDefaultKnowledgeWeight),
+  // The defaults are --data default's mix (train/data.h).
+  const TaskSuiteConfig def = default_mix_suite();
+  a.option("--mix", strfmt("%g", kDefaultTaskMix), "share of task text in DIR/train.txt, by bytes (0: the corpus alone)");
+  a.option("--seed", strfmt("%llu", (unsigned long long)def.seed),
+           "suite seed (the knowledge world and every draw; the split never depends on it)");
+  a.option("--people", strfmt("%d", def.world_people), "people in the knowledge world");
+  a.option("--knowledge", strfmt("%g", def.knowledge_weight),
            "weight of the knowledge documents in the task text (1: 25% statements + 10% questions before scaling)");
   a.flag("--jsonl-only", "write only the JSONL files");
   if (!a.parse(argc, argv)) return 0;

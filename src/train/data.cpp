@@ -118,9 +118,10 @@ PreparedData prepare_data(const std::string& data, const std::string& tokenizer_
     std::string dir = default_corpus_dir();
     ensure_default_corpus(dir);
     sources = {dir + "/train.txt", dir + "/valid.txt"};
+    const TaskSuiteConfig cfg = default_mix_suite();
     key = "default|" + source_key(sources[0]) + "|" + source_key(sources[1]) +
-          strfmt("|tasks-v%d:%g:k%g:%llu", kTaskSuiteVersion, kDefaultTaskMix, kDefaultKnowledgeWeight,
-                 (unsigned long long)kDefaultTaskSeed);
+          strfmt("|tasks-v%d:%g:p%d:k%g:%llu", kTaskSuiteVersion, kDefaultTaskMix, cfg.world_people,
+                 cfg.knowledge_weight, (unsigned long long)cfg.seed);
   } else if (is_directory(data)) {
     sources = {data + "/train.txt", data + "/valid.txt"};
     for (const std::string& s : sources)
@@ -136,7 +137,10 @@ PreparedData prepare_data(const std::string& data, const std::string& tokenizer_
   std::string dir = cache_dir + "/" + hex64(fnv1a64(key.data(), key.size())).substr(0, 12);
   out.train_shard = dir + "/train.tok";
   out.valid_shard = dir + "/valid.tok";
-  out.description = (data == "default" ? strfmt("default corpus + tasks (mix %g, knowledge %g)", kDefaultTaskMix, kDefaultKnowledgeWeight) : data) + " (" +
+  out.description = (data == "default" ? strfmt("default corpus + tasks (mix %g, knowledge %g)", kDefaultTaskMix,
+                                                 kDefaultKnowledgeWeight)
+                                        : data) +
+                    " (" +
                     (chat ? "chat records, ChatML, loss on assistant tokens; " : records ? "one record per sequence; " : "") +
                     "tokenizer " + tokenizer_path + ")";
   if (chat && path_exists(out.train_shard) && path_exists(dir + "/chat.done")) {
@@ -163,11 +167,9 @@ PreparedData prepare_data(const std::string& data, const std::string& tokenizer_
     const std::string text = read_file(sources[0]);
     std::vector<std::string> corpus_docs;
     for (std::string_view d : split_documents(text)) corpus_docs.emplace_back(d);
-    TaskSuiteConfig cfg;
-    cfg.seed = kDefaultTaskSeed;
-    cfg.knowledge_weight = kDefaultKnowledgeWeight;
     ShardBuilder tb(enc, eos, V);
-    for (const std::string& d : mix_training_documents(corpus_docs, kDefaultTaskMix, cfg)) tb.add_document(d, sources[0]);
+    for (const std::string& d : mix_training_documents(corpus_docs, kDefaultTaskMix, default_mix_suite()))
+      tb.add_document(d, sources[0]);
     tb.write(out.train_shard);
     size_t m = build_token_shard({sources[1]}, out.valid_shard, enc, eos, V);
     std::fprintf(stderr, "razor: %zu training tokens (corpus + tasks), %zu validation tokens\n", tb.n_tokens(), m);

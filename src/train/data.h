@@ -21,6 +21,8 @@
 #pragma once
 #include <string>
 
+#include "train/tasks.h"
+
 namespace razor {
 
 struct PreparedData {
@@ -36,6 +38,16 @@ struct PreparedData {
 constexpr double kDefaultTaskMix = 0.6;
 constexpr double kDefaultKnowledgeWeight = 4.0;
 constexpr uint64_t kDefaultTaskSeed = 1234;
+
+// The suite configuration of the default mix (its seed and knowledge weight; the world's size
+// is TaskSuiteConfig's default): what `--data default` builds, its cache key, and the defaults
+// of `razor tasks --write`.
+inline TaskSuiteConfig default_mix_suite() {
+  TaskSuiteConfig cfg;
+  cfg.seed = kDefaultTaskSeed;
+  cfg.knowledge_weight = kDefaultKnowledgeWeight;
+  return cfg;
+}
 
 PreparedData prepare_data(const std::string& data, const std::string& tokenizer_path,
                           const std::string& cache_dir = "data/cache", bool records = false);
