@@ -744,9 +744,9 @@ TEST_SUITE("infer") {
     // A CPU with one fp32 GEMM tier (aarch64 today) has no second order to compare: then the
     // floor is the largest measured where there are two (x86 AVX2, 2026-12-07: the stage-4
     // teacher on this text max 0.50-0.72, mean 0.030-0.037 over the four layouts; stage 5 max
-    // 0.46-0.60, mean 0.032-0.040), with half again as margin. (Stage 3: max 0.47, mean 0.034;
-    // stage 2: max 0.31, mean 0.019; the first teacher: x86 max 0.064, aarch64 under qemu
-    // 0.047-0.059; not re-measured under qemu since.)
+    // 0.46-0.60, mean 0.032-0.040; stage 6 max 0.34-0.44, mean 0.033-0.039), with half again as
+    // margin. (Stage 3: max 0.47, mean 0.034; stage 2: max 0.31, mean 0.019; the first teacher:
+    // x86 max 0.064, aarch64 under qemu 0.047-0.059; not re-measured under qemu since.)
     if (floor_max == 0) floor_max = 1.08, floor_mean = 0.060;
     const int64_t V = 4096;
     for (const Run& r : runs) {

@@ -9,7 +9,7 @@ import json, os, statistics, sys
 
 TASKS = ["arith", "word", "knowledge", "knowledge_mc", "knowledge_facts", "nextsent_mc"]
 ORDER = ["teacher", "control", "ptq-rtn", "ptq-rtn-gamma", "ptq-ptqtp", "ptq-gptq", "ptq-awq", "qad",
-         "qad-1.88-sched", "qad-1.88-init", "qad-1.88-seeds", "abl-A+C", "abl-F+E", "abl-F+F"]
+         "qad-1.88-sched", "qad-1.88-init", "qad-1.88-seeds", "qad-1.58-seeds", "abl-A+C", "abl-F+E", "abl-F+F"]
 
 
 def nominal(r):
@@ -59,12 +59,14 @@ def main(rows_dir):
     groups = {}
     for r in rows:
         groups.setdefault(r["group"], []).append(r)
-    # Seed 1 of the 1.88-bit A+E row is the "qad" group's row (the seeds block does not redo it).
-    if "qad-1.88-seeds" in groups:
-        groups["qad-1.88-seeds"] += [r for r in groups.get("qad", []) if r["name"] == "qad-1.88-s1"]
+    # Seed 1 of a width's A+E seed group is the "qad" group's row (the seeds block does not redo it).
+    for g in list(groups):
+        if g.startswith("qad-") and g.endswith("-seeds"):
+            b = g[len("qad-"):-len("-seeds")]
+            groups[g] += [r for r in groups.get("qad", []) if r["name"] == "qad-%s-s1" % b]
     for g in sorted(groups, key=lambda g: (ORDER.index(g) if g in ORDER else 99, g)):
         rs = groups[g]
-        if g in ("qad-1.88-seeds", "qad-1.88-init") or g.startswith("abl-"):
+        if g.endswith("-seeds") or g == "qad-1.88-init" or g.startswith("abl-"):
             if len(rs) == 0:
                 continue
             ppl = [r["val_ppl"] for r in rs]

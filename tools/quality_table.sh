@@ -13,8 +13,10 @@
 #
 # Choices (environment variables, defaults):
 #   TEACHER=data/teacher  OUT=runs/quality  THREADS=2  WINDOWS=32  TASKS=100
-#   STEPS=256    QAD (and control) steps, 8 x 256 tokens each: the default `razor train`'s run
+#   STEPS=512    QAD (and control) steps, 8 x 256 tokens each: the default `razor train`'s run
+#                (two epochs of the 2,048-sequence store)
 #   SEEDS="1 2 3"  data-order seeds of the 1.88-bit rows (QAD A+E, from GPTQ's weights, the ablations)
+#   SEED_BITS=1.88  the widths whose QAD A+E row the seeds block repeats over SEEDS
 #   METHODS="rtn rtn-gamma ptqtp gptq awq"  BITS="4 2.79 1.88 1.58"
 #   LR=5e-4      QAD's default peak learning rate; SCHEDULE=cosine its default schedule (1% warmup,
 #                decay to 0); the control uses the same
@@ -29,8 +31,9 @@ OUT=${OUT:-runs/quality}
 THREADS=${THREADS:-2}
 WINDOWS=${WINDOWS:-32}
 TASKS=${TASKS:-100}
-STEPS=${STEPS:-256}
+STEPS=${STEPS:-512}
 SEEDS=${SEEDS:-1 2 3}
+SEED_BITS=${SEED_BITS:-1.88}
 METHODS=${METHODS:-rtn rtn-gamma ptqtp gptq awq}
 BITS=${BITS:-4 2.79 1.88 1.58}
 LR=${LR:-5e-4}
@@ -129,7 +132,9 @@ if want init; then
   done
 fi
 if want seeds; then
-  for s in $SEEDS; do qad "qad-1.88-s$s" "qad-1.88-seeds" "QAD 1.88 (A+E)" --bits 1.88 --seed "$s"; done
+  for b in $SEED_BITS; do
+    for s in $SEEDS; do qad "qad-$b-s$s" "qad-$b-seeds" "QAD $b (A+E)" --bits "$b" --seed "$s"; done
+  done
 fi
 if want ablations; then
   for s in $SEEDS; do
@@ -139,7 +144,9 @@ if want ablations; then
   done
 fi
 if want long; then
-  # The 1.88-bit row trained 4x longer (the default run's 256 steps are sized for 15 minutes).
-  STEPS=1024 qad "qad-1.88-long-s1" "qad-1.88-steps" "QAD 1.88, 1024 steps" --bits 1.88 --seed 1
+  # The 1.88-bit row trained for one and for four epochs of the store (the default run's two
+  # epochs, 512 steps, are sized for 15 minutes).
+  STEPS=256 qad "qad-1.88-short-s1" "qad-1.88-steps" "QAD 1.88, 256 steps (one epoch)" --bits 1.88 --seed 1
+  STEPS=1024 qad "qad-1.88-long-s1" "qad-1.88-steps" "QAD 1.88, 1024 steps (four epochs)" --bits 1.88 --seed 1
 fi
 python3 tools/quality_table.py "$OUT/rows"

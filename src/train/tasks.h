@@ -51,8 +51,9 @@ const std::vector<std::string>& builtin_task_names();
 // The version of the generated text: caches of text built from the suite (the default
 // training mix's token shards, train/data.cpp) are keyed by it, so bump it whenever a
 // generator's output changes (2: six training question templates per attribute; 3: eight, with
-// a "What <noun> does {N} <verb>?" frame for every attribute).
-constexpr int kTaskSuiteVersion = 3;
+// a "What <noun> does {N} <verb>?" frame for every attribute; 4: twelve, four or more verbs in
+// that frame for every attribute and "What <noun> does {N} have?" for all four).
+constexpr int kTaskSuiteVersion = 4;
 
 struct TaskSuiteConfig {
   uint64_t seed = 1234;

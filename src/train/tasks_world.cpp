@@ -2,10 +2,14 @@
 // The world: world_people invented people (syllable names, unique), each with a birthplace,
 // a trade, a favourite colour and a pet. Training documents state the facts with 3-4
 // statement templates per attribute (one biography per document, attribute order shuffled)
-// and ask non-held-out facts with eight training question templates per attribute (varied
-// frames, several shared across attributes, so the attribute must be read from its noun or
-// verb: "What <noun> does {N} <verb>?" exists for all four); a ninth question template is
-// used only by the held-out items, which ask only held-out facts.
+// and ask non-held-out facts with twelve training question templates per attribute (varied
+// frames, several shared across attributes, so the attribute must be read from its noun:
+// "What <noun> does {N} <verb>?" with four or more verbs for every attribute, and
+// "What <noun> does {N} have?" for all four); a thirteenth question template is used only by
+// the held-out items, which ask only held-out facts. No training question uses a held-out
+// template's verb ("love", "look after", "work", "birthplace"): an unseen verb must not point
+// to one attribute (with eight templates, the trade had the most verbs and the stage-5
+// teacher answered unseen-verb colour and pet questions with a trade).
 #include <algorithm>
 #include <set>
 
@@ -47,7 +51,8 @@ const std::vector<Attribute>& attributes() {
         "{N}'s birthplace is {V}."},
        {"Where was {N} born?", "In which town was {N} born?", "Which town does {N} come from?",
         "What is the home town of {N}?", "Where does {N} come from?", "Name the town where {N} was born.",
-        "What town does {N} come from?", "What town was {N} born in?"},
+        "What town does {N} come from?", "What town was {N} born in?", "What town does {N} call home?",
+        "What town did {N} grow up in?", "Which town is {N} from?", "What home town does {N} have?"},
        "What is the birthplace of {N}?"},
       {"trade",
        &kTrades,
@@ -55,7 +60,8 @@ const std::vector<Attribute>& attributes() {
         "People know {N} as a skilled {V}."},
        {"What does {N} do for a living?", "What is the trade of {N}?", "What is {N}'s job?",
         "How does {N} earn a living?", "What job does {N} have?", "Which trade does {N} follow?",
-        "What trade does {N} practise?", "What trade is {N} known for?"},
+        "What trade does {N} practise?", "What trade is {N} known for?", "What job does {N} hold?",
+        "What craft does {N} follow?", "What trade did {N} learn?", "Which trade is {N}'s?"},
        "What work does {N} do?"},
       {"colour",
        &kColours,
@@ -63,14 +69,16 @@ const std::vector<Attribute>& attributes() {
         "The colour {N} loves best is {V}."},
        {"What is {N}'s favourite colour?", "Which colour does {N} like best?", "What is the favourite colour of {N}?",
         "Which colour is {N}'s favourite?", "Name the colour {N} likes best.", "Tell me {N}'s favourite colour.",
-        "What colour does {N} like best?", "What colour does {N} prefer?"},
+        "What colour does {N} like best?", "What colour does {N} prefer?", "What colour does {N} enjoy?",
+        "What colour does {N} favour?", "What colour does {N} pick first?", "What favourite colour does {N} have?"},
        "What colour does {N} love most?"},
       {"pet",
        &kPets,
        {"{N} keeps a {V} as a pet.", "{N} has a pet {V}.", "At home, {N} looks after a {V}."},
        {"What pet does {N} have?", "Which animal does {N} keep as a pet?", "What is {N}'s pet?",
         "What kind of pet does {N} keep?", "What is the pet of {N}?", "Which animal lives with {N}?",
-        "What animal does {N} keep?", "What animal does {N} have at home?"},
+        "What animal does {N} keep?", "What animal does {N} have at home?", "What animal does {N} own?",
+        "What animal does {N} care for?", "What animal does {N} feed?", "What animal lives with {N}?"},
        "What animal does {N} look after?"},
   };
   return a;
