@@ -66,9 +66,7 @@ def main(rows_dir):
             groups[g] += [r for r in groups.get("qad", []) if r["name"] == "qad-%s-s1" % b]
     for g in sorted(groups, key=lambda g: (ORDER.index(g) if g in ORDER else 99, g)):
         rs = groups[g]
-        if g.endswith("-seeds") or g == "qad-1.88-init" or g.startswith("abl-"):
-            if len(rs) == 0:
-                continue
+        if (g.endswith("-seeds") or g == "qad-1.88-init" or g.startswith("abl-")) and len(rs) > 1:
             ppl = [r["val_ppl"] for r in rs]
             cells, means = [], []
             for t in TASKS:
