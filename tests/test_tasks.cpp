@@ -205,16 +205,19 @@ TEST_SUITE("tasks") {
       if (n.size() > 2 && n.compare(n.size() - 2, 2, "'s") == 0) n.resize(n.size() - 2);
       return n;
     };
+    // A prompt's template: the text before and after its person's name.
+    auto around_name = [&](const std::string& q) {
+      const std::string name = bare(person_of(q));
+      const size_t at = q.find(name);
+      return std::make_pair(q.substr(0, at), q.substr(at + name.size()));
+    };
     for (size_t i = 0; i < facts.size(); ++i) {
       CHECK(facts[i].answer == know[i].answer);
       CHECK(bare(person_of(facts[i].prompt)) == bare(person_of(know[i].prompt)));
       CHECK(facts[i].prompt != know[i].prompt);
       CHECK(train.find(facts[i].prompt) == std::string::npos);
       // Its template: the prompt with the name taken out appears, with another name, in training.
-      const std::string name = bare(person_of(facts[i].prompt));
-      const std::string q = facts[i].prompt;
-      const size_t at = q.find(name);
-      const std::string before = q.substr(0, at), after = q.substr(at + name.size());
+      const auto [before, after] = around_name(facts[i].prompt);
       bool seen = false;
       for (const std::string& l : qa_lines)
         if (l.compare(0, before.size(), before) == 0 && l.find(after) != std::string::npos) { seen = true; break; }
@@ -226,9 +229,8 @@ TEST_SUITE("tasks") {
     big.world_people = 2000;
     std::set<std::string> templates;  // the text around the name
     for (const TaskItem& f : task_heldout_items("knowledge_facts", big, 1000)) {
-      const std::string name = bare(person_of(f.prompt));
-      const size_t at = f.prompt.find(name);
-      templates.insert(f.prompt.substr(0, at) + "{N}" + f.prompt.substr(at + name.size()));
+      const auto [before, after] = around_name(f.prompt);
+      templates.insert(before + "{N}" + after);
     }
     CHECK(templates.size() == 48);
     // Next sentence: the mixed training text holds the corpus's training documents, never the held-out text.

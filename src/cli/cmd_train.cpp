@@ -60,7 +60,7 @@ int cmd_train(int argc, char** argv) {
   ap.option("--accum", "1", "micro-batches per optimizer step");
   ap.flag("--recompute", "keep only each layer's input and run the layer again in the backward: activation memory L x B x T x C plus one layer's, for one more forward");
   ap.option("--steps", "0", "optimizer steps (0: from --epochs)");
-  ap.option("--epochs", "2", "passes over the teacher store (docs/quality.md: two keep more of the teacher than one)");
+  ap.option("--epochs", strfmt("%g", QadConfig().epochs), "passes over the teacher store (docs/quality.md: two keep more of the teacher than one)");
   ap.option("--sequences", "2048", "sequences in a store written by this run (0 = the whole data)");
   ap.option("--topk", "64", "teacher log-probs kept per position, for a store written by this run");
   ap.option("--hidden", "bf16", "hidden-state dtype of a store written by this run: bf16 | int8");

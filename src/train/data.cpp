@@ -112,16 +112,16 @@ PreparedData prepare_data(const std::string& data, const std::string& tokenizer_
   // The cache key needs only the tokenizer's bytes; it is parsed only when shards are built.
   const std::string tok_hash = hex64(hash64_file(tokenizer_path));
 
+  const TaskSuiteConfig suite = default_mix_suite();  // what --data default mixes in
   std::string key;
   std::vector<std::string> sources;
   if (data == "default") {
     std::string dir = default_corpus_dir();
     ensure_default_corpus(dir);
     sources = {dir + "/train.txt", dir + "/valid.txt"};
-    const TaskSuiteConfig cfg = default_mix_suite();
     key = "default|" + source_key(sources[0]) + "|" + source_key(sources[1]) +
-          strfmt("|tasks-v%d:%g:p%d:k%g:%llu", kTaskSuiteVersion, kDefaultTaskMix, cfg.world_people,
-                 cfg.knowledge_weight, (unsigned long long)cfg.seed);
+          strfmt("|tasks-v%d:%g:p%d:k%g:%llu", kTaskSuiteVersion, kDefaultTaskMix, suite.world_people,
+                 suite.knowledge_weight, (unsigned long long)suite.seed);
   } else if (is_directory(data)) {
     sources = {data + "/train.txt", data + "/valid.txt"};
     for (const std::string& s : sources)
@@ -138,7 +138,7 @@ PreparedData prepare_data(const std::string& data, const std::string& tokenizer_
   out.train_shard = dir + "/train.tok";
   out.valid_shard = dir + "/valid.tok";
   out.description = (data == "default" ? strfmt("default corpus + tasks (mix %g, knowledge %g)", kDefaultTaskMix,
-                                                 kDefaultKnowledgeWeight)
+                                                 suite.knowledge_weight)
                                         : data) +
                     " (" +
                     (chat ? "chat records, ChatML, loss on assistant tokens; " : records ? "one record per sequence; " : "") +
@@ -168,7 +168,7 @@ PreparedData prepare_data(const std::string& data, const std::string& tokenizer_
     std::vector<std::string> corpus_docs;
     for (std::string_view d : split_documents(text)) corpus_docs.emplace_back(d);
     ShardBuilder tb(enc, eos, V);
-    for (const std::string& d : mix_training_documents(corpus_docs, kDefaultTaskMix, default_mix_suite()))
+    for (const std::string& d : mix_training_documents(corpus_docs, kDefaultTaskMix, suite))
       tb.add_document(d, sources[0]);
     tb.write(out.train_shard);
     size_t m = build_token_shard({sources[1]}, out.valid_shard, enc, eos, V);

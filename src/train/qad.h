@@ -63,7 +63,7 @@ struct QadConfig {
   int batch = 8, seq = 256, accum = 1;
   bool recompute = false;  // Model::recompute: layer activations made again in the backward
   int64_t steps = 0;   // 0: from epochs
-  double epochs = 2;   // passes over the store's sequences (the CLI default)
+  double epochs = 2;   // passes over the store's sequences (`razor train --epochs`'s default)
   int threads = 0;     // 0: default
   uint64_t seed = 1234;
   int64_t eval_every = 100;    // validation perplexity every N steps (0: only at the end)
