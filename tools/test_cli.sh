@@ -301,6 +301,7 @@ if [ -f "$T/config.json" ]; then
     check "--threads" "${G[@]}" -p hi --threads 0
     check "-" generate -m "$tmp/no-model.razor" -p hi
     check "-" generate -m "$T/config.json" -p hi
+    check "razor pack -m" generate -m "$T" -p hi  # a checkpoint directory: the error says how to pack it
     # Documented truncation: -n past the context is cut to what fits, with a note, exit 0.
     ok "context limit" "${G[@]}" -p "$(printf 'word %.0s' $(seq 500))" -n 100000  # a few tokens fit
     ok "-" "${G[@]}" -p "$(printf 'caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80')" -n 2  # valid multi-byte UTF-8

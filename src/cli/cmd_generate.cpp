@@ -8,6 +8,7 @@
 #include "core/error.h"
 #include "core/threads.h"
 #include "infer/generate.h"
+#include "io/file_util.h"
 #include "io/tokenizer.h"
 
 namespace razor {
@@ -46,6 +47,10 @@ int cmd_generate(int argc, char** argv) {
   so.seed = uint64_t(ap.i64_in("--seed", 0, INT64_MAX));
   so.validate();
 
+  RZ_CHECK(!is_directory(path),
+           "--model %s: a checkpoint directory; generate runs a packed model: `razor pack -m %s --bits 4 -o "
+           "model.razor` (4 bits stays close to full precision, docs/quality.md), then -m model.razor",
+           path.c_str(), path.c_str());
   PackedModel pm = PackedModel::load(path);
   pm.prepare_for_engine();
   RZ_CHECK(!pm.tokenizer_json.empty(), "%s: the packed model carries no tokenizer.json (re-pack it from a checkpoint "
