@@ -19,10 +19,13 @@
 #include "io/json.h"
 #include "model_test_util.h"
 #include "nn/model.h"
+#include "nn/ptq_model.h"
 #include "nn/quant_hooks.h"
+#include "quant/gptq.h"
 #include "qad_test_util.h"
 #include "test_util.h"
 #include "train/adamw.h"
+#include "train/calib.h"
 #include "train/checkpoint.h"
 #include "train/metrics.h"
 #include "train/qad.h"
@@ -316,6 +319,55 @@ TEST_SUITE("qad") {
     QadConfig d = f.qad(f.dir.path + "/d", store);
     d.init_dir = wide;
     check_throws_containing([&] { run_qad(d); }, "--init");
+  }
+
+  TEST_CASE("qad: --init gptq starts from GPTQ's weights of the teacher, as `razor quantize --latent` writes them") {
+    Fixture f;
+    const std::string store = f.dumped_store(2);
+    QadConfig a = f.qad(f.dir.path + "/a", store);
+    a.steps = 2;
+    a.init_dir = "gptq";
+    a.init_calib_sequences = 5;
+    a.log_json = f.dir.path + "/a.jsonl";
+    run_qad(a);
+    // The same start made by hand: GPTQ of the teacher at the student's layout, calibrated on the
+    // same windows of --data, each matrix written as the preimage its RTN maps to GPTQ's codes.
+    std::unique_ptr<Model> m = Model::load(f.teacher, false);
+    QuantSpec spec;
+    spec.plan = PrecisionPlan{a.rho, a.group, a.beta};
+    const CalibSet calib = calibration_set(f.tokens, "", 5, kT, f.dir.path + "/cache");
+    CalibPtqOptions copt;
+    std::vector<std::pair<std::string, QuantizedWeight>> qw;
+    apply_ptq(*m, spec, PtqMethod::Gptq, &calib, &copt, &qw);
+    REQUIRE(qw.size() >= 2 * 7);  // every decoder linear of the two layers
+    for (const auto& q : qw) m->find(q.first)->value.copy_from(rtn_preimage(q.first, q.second));
+    const std::string latent = f.dir.path + "/latent";
+    m->save(latent);
+    QadConfig b = f.qad(f.dir.path + "/b", store);
+    b.steps = 2;
+    b.init_dir = latent;
+    b.log_json = f.dir.path + "/b.jsonl";
+    run_qad(b);
+    QadConfig t = f.qad(f.dir.path + "/t", store);  // the teacher's start
+    t.steps = 1;
+    t.log_json = f.dir.path + "/t.jsonl";
+    run_qad(t);
+    std::vector<Json> la = read_json_lines(a.log_json), lb = read_json_lines(b.log_json), lt = read_json_lines(t.log_json);
+    REQUIRE(la.size() == 2);
+    REQUIRE(lb.size() == 2);
+    REQUIRE(lt.size() == 1);
+    for (size_t i = 0; i < 2; ++i)
+      for (const char* k : {"loss", "ce", "feature", "logit", "grad_norm"})
+        CHECK_MESSAGE(la[i].at(k).dump() == lb[i].at(k).dump(), "step ", i + 1, " ", k);
+    CHECK(la[0].at("ce").as_double() != doctest::Approx(lt[0].at("ce").as_double()).epsilon(1e-4));
+    // --init-calib's count reaches the calibration: another count, another start.
+    QadConfig c = f.qad(f.dir.path + "/c", store);
+    c.steps = 1;
+    c.init_dir = "gptq";
+    c.init_calib_sequences = 2;
+    c.log_json = f.dir.path + "/c.jsonl";
+    run_qad(c);
+    CHECK(read_json_lines(c.log_json)[0].at("ce").dump() != la[0].at("ce").dump());
   }
 
   TEST_CASE("qad: a store from another teacher is refused") {

@@ -1,6 +1,7 @@
 #include "train/qad.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <fstream>
 #include <memory>
@@ -16,10 +17,13 @@
 #include "io/json.h"
 #include "io/tokenizer.h"
 #include "nn/model.h"
+#include "nn/ptq_model.h"
 #include "nn/quant_hooks.h"
 #include "quant/budget.h"
+#include "quant/gptq.h"
 #include "quant/plan.h"
 #include "train/task_eval.h"
+#include "train/calib.h"
 #include "train/checkpoint.h"
 #include "train/data.h"
 #include "train/evaluate.h"
@@ -120,6 +124,7 @@ Json config_json(const QadConfig& c, const StoreInfo& store, double a_task, doub
   j.set("teacher", c.teacher_dir);
   j.set("teacher_hash", hex64(store.teacher_hash));
   if (!c.init_dir.empty()) j.set("init", c.init_dir);
+  if (c.init_dir == "gptq") j.set("init_calib_sequences", double(c.init_calib_sequences));
   j.set("data", c.data);
   j.set("valid", c.valid);
   j.set("store", c.store);
@@ -422,16 +427,40 @@ static PreparedData resolve_paths(QadConfig& c, bool lead, int ranks) {
   return prep;
 }
 
+// --init gptq: the teacher's weights replaced by GPTQ's at the student's layout, written as
+// their RTN preimage (what `razor quantize --ptq gptq --latent` writes), so the student's first
+// forward is GPTQ's model. Calibrated on --data's training split like `razor quantize --calib`,
+// with full-precision activations as there.
+static void gptq_start(const QadConfig& c, const QuantSpec& spec, Model& student) {
+  QuantSpec s = spec;
+  s.a8 = s.kv8 = s.int_forward = false;
+  const std::string data = c.data.empty() ? "default" : c.data;
+  RZ_CHECK(c.seq <= student.cfg.max_position_embeddings, "--init gptq: --seq %d exceeds the model's context %lld",
+           c.seq, (long long)student.cfg.max_position_embeddings);
+  const CalibSet calib =
+      calibration_set(data, c.teacher_dir + "/tokenizer.json", c.init_calib_sequences, c.seq, c.cache_dir);
+  CalibPtqOptions copt;
+  std::vector<std::pair<std::string, QuantizedWeight>> qw;
+  const auto t0 = std::chrono::steady_clock::now();
+  const PtqReport rep = apply_ptq(student, s, PtqMethod::Gptq, &calib, &copt, &qw);
+  for (const auto& q : qw) student.find(q.first)->value.copy_from(rtn_preimage(q.first, q.second));
+  if (c.log)
+    std::fprintf(c.log, "init: GPTQ's weights of the teacher (%d tensors, %lld calibration sequences of %d tokens, "
+                 "%.1f s, weight rel. error %.4f)\n", rep.tensors, (long long)c.init_calib_sequences, c.seq,
+                 std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), rep.rel_error);
+}
+
 // The trainable student: the teacher's weights with the quantizer hooks of `spec` installed.
 static std::unique_ptr<Model> load_student(const QadConfig& c, const StoreInfo& si, const QuantSpec& spec) {
-  const std::string& from = c.init_dir.empty() ? c.teacher_dir : c.init_dir;
+  const bool gptq = c.init_dir == "gptq";
+  const std::string& from = c.init_dir.empty() || gptq ? c.teacher_dir : c.init_dir;
   std::unique_ptr<Model> student = Model::load(from, /*trainable=*/true);
   if (student->cfg.num_hidden_layers != si.num_layers || student->cfg.hidden_size != si.hidden_size ||
       student->cfg.vocab_size != si.vocab_size)
     fail("%s: store shape (L=%lld C=%lld V=%lld) does not match the %s %s", c.store.c_str(), (long long)si.num_layers,
          (long long)si.hidden_size, (long long)si.vocab_size, c.init_dir.empty() ? "teacher" : "--init checkpoint",
          from.c_str());
-  if (!c.init_dir.empty()) {
+  if (!c.init_dir.empty() && !gptq) {
     // The student must be the teacher's architecture. Layers, hidden size and vocabulary were
     // checked against the store (the teacher's) above; these are the other shape fields.
     const ModelConfig t = ModelConfig::load(c.teacher_dir + "/config.json");
@@ -442,6 +471,7 @@ static std::unique_ptr<Model> load_student(const QadConfig& c, const StoreInfo& 
       fail("--init %s: not the teacher's architecture (%s): type, heads, KV heads, head_dim, FFN and tied "
            "embeddings must match", from.c_str(), c.teacher_dir.c_str());
   }
+  if (gptq && !c.resume) gptq_start(c, spec, *student);  // a resumed run reads its checkpoint
   install_quant_hooks(*student, spec);
   student->recompute = c.recompute;
   return student;

@@ -37,6 +37,10 @@ struct QadConfig {
   // The student's initial latent weights ("" = the teacher's): a checkpoint of the teacher's
   // architecture, e.g. `razor quantize --ptq gptq --latent -o DIR` (QAD from GPTQ's weights).
   std::string init_dir;
+  // init_dir == "gptq": the student starts from GPTQ's weights of the teacher at the student's
+  // layout (as `razor quantize --ptq gptq --latent` writes them), calibrated on this many
+  // sequences of --data's training split (docs/quality.md: this start keeps word problems).
+  int64_t init_calib_sequences = 128;
   std::string data;   // --data as train/data.h reads it ("" = "default": the default corpus + the task suite)
   std::string valid;  // a validation .tok ("" = the split prepare_data gives, if any)
   std::string cache_dir = "data/cache";  // where prepare_data caches token shards
