@@ -324,35 +324,32 @@ TEST_SUITE("qad") {
   TEST_CASE("qad: --init gptq starts from GPTQ's weights of the teacher, as `razor quantize --latent` writes them") {
     Fixture f;
     const std::string store = f.dumped_store(2);
-    QadConfig a = f.qad(f.dir.path + "/a", store);
-    a.steps = 2;
-    a.init_dir = "gptq";
-    a.init_calib_sequences = 5;
-    a.log_json = f.dir.path + "/a.jsonl";
-    run_qad(a);
+    // A run of `steps` steps from `init` ("" = the teacher), its per-step log.
+    auto run_from = [&](const std::string& name, int64_t steps, const std::string& init, int64_t calib) {
+      QadConfig c = f.qad(f.dir.path + "/" + name, store);
+      c.steps = steps;
+      c.init_dir = init;
+      c.init_calib_sequences = calib;
+      c.log_json = f.dir.path + "/" + name + ".jsonl";
+      run_qad(c);
+      return read_json_lines(c.log_json);
+    };
+    const std::vector<Json> la = run_from("a", 2, "gptq", 5);
     // The same start made by hand: GPTQ of the teacher at the student's layout, calibrated on the
     // same windows of --data, each matrix written as the preimage its RTN maps to GPTQ's codes.
     std::unique_ptr<Model> m = Model::load(f.teacher, false);
+    const QadConfig d = f.qad("", store);
     QuantSpec spec;
-    spec.plan = PrecisionPlan{a.rho, a.group, a.beta};
+    spec.plan = PrecisionPlan{d.rho, d.group, d.beta};
     const CalibSet calib = calibration_set(f.tokens, "", 5, kT, f.dir.path + "/cache");
     CalibPtqOptions copt;
     std::vector<std::pair<std::string, QuantizedWeight>> qw;
     apply_ptq(*m, spec, PtqMethod::Gptq, &calib, &copt, &qw);
     REQUIRE(qw.size() >= 2 * 7);  // every decoder linear of the two layers
     for (const auto& q : qw) m->find(q.first)->value.copy_from(rtn_preimage(q.first, q.second));
-    const std::string latent = f.dir.path + "/latent";
-    m->save(latent);
-    QadConfig b = f.qad(f.dir.path + "/b", store);
-    b.steps = 2;
-    b.init_dir = latent;
-    b.log_json = f.dir.path + "/b.jsonl";
-    run_qad(b);
-    QadConfig t = f.qad(f.dir.path + "/t", store);  // the teacher's start
-    t.steps = 1;
-    t.log_json = f.dir.path + "/t.jsonl";
-    run_qad(t);
-    std::vector<Json> la = read_json_lines(a.log_json), lb = read_json_lines(b.log_json), lt = read_json_lines(t.log_json);
+    m->save(f.dir.path + "/latent");
+    const std::vector<Json> lb = run_from("b", 2, f.dir.path + "/latent", 128);
+    const std::vector<Json> lt = run_from("t", 1, "", 128);  // the teacher's start
     REQUIRE(la.size() == 2);
     REQUIRE(lb.size() == 2);
     REQUIRE(lt.size() == 1);
@@ -361,13 +358,7 @@ TEST_SUITE("qad") {
         CHECK_MESSAGE(la[i].at(k).dump() == lb[i].at(k).dump(), "step ", i + 1, " ", k);
     CHECK(la[0].at("ce").as_double() != doctest::Approx(lt[0].at("ce").as_double()).epsilon(1e-4));
     // --init-calib's count reaches the calibration: another count, another start.
-    QadConfig c = f.qad(f.dir.path + "/c", store);
-    c.steps = 1;
-    c.init_dir = "gptq";
-    c.init_calib_sequences = 2;
-    c.log_json = f.dir.path + "/c.jsonl";
-    run_qad(c);
-    CHECK(read_json_lines(c.log_json)[0].at("ce").dump() != la[0].at("ce").dump());
+    CHECK(run_from("c", 1, "gptq", 2)[0].at("ce").dump() != la[0].at("ce").dump());
   }
 
   TEST_CASE("qad: a store from another teacher is refused") {
