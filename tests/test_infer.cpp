@@ -874,7 +874,7 @@ TEST_SUITE("infer") {
         std::vector<std::pair<std::string, QuantizedWeight>> qw;
         apply_ptq(*m, spec, meth, &calib, &o, &qw);
         const std::vector<float> dequantized = m->params.to_vector();
-        for (const auto& q : qw) m->find(q.first)->value.copy_from(rtn_preimage(q.first, q.second));
+        set_rtn_preimages(*m, qw);
         PackOptions opt;
         opt.plan = spec.plan;
         opt.a8 = opt.kv8 = true;

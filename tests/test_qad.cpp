@@ -21,7 +21,6 @@
 #include "nn/model.h"
 #include "nn/ptq_model.h"
 #include "nn/quant_hooks.h"
-#include "quant/gptq.h"
 #include "qad_test_util.h"
 #include "test_util.h"
 #include "train/adamw.h"
@@ -346,7 +345,7 @@ TEST_SUITE("qad") {
     std::vector<std::pair<std::string, QuantizedWeight>> qw;
     apply_ptq(*m, spec, PtqMethod::Gptq, &calib, &copt, &qw);
     REQUIRE(qw.size() >= 2 * 7);  // every decoder linear of the two layers
-    for (const auto& q : qw) m->find(q.first)->value.copy_from(rtn_preimage(q.first, q.second));
+    set_rtn_preimages(*m, qw);
     m->save(f.dir.path + "/latent");
     const std::vector<Json> lb = run_from("b", 2, f.dir.path + "/latent", 128);
     const std::vector<Json> lt = run_from("t", 1, "", 128);  // the teacher's start

@@ -49,7 +49,7 @@ int cmd_quantize(int argc, char** argv) {
   PtqReport rep = apply_ptq(*m, spec, method, &calib, &copt, a.on("latent") ? &qw : nullptr);
   if (ptq_needs_calibration(method))
     print_calib_report(rep.calib, method, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-  for (const auto& q : qw) m->find(q.first)->value.copy_from(rtn_preimage(q.first, q.second));
+  set_rtn_preimages(*m, qw);
   BitReport br = ptq_bit_report(*m, spec, method);
   m->save(a.str("out"));
   std::string tok = a.str("model") + "/tokenizer.json";

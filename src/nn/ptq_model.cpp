@@ -5,6 +5,7 @@
 #include "core/error.h"
 #include "quant/asym.h"
 #include "quant/budget.h"
+#include "quant/gptq.h"
 #include "quant/ptq.h"
 
 namespace razor {
@@ -134,6 +135,10 @@ PtqReport apply_ptq(Model& m, const QuantSpec& spec, PtqMethod method, const Cal
   }
   r.rel_error = den > 0 ? std::sqrt(num / den) : 0.0;
   return r;
+}
+
+void set_rtn_preimages(Model& m, const std::vector<std::pair<std::string, QuantizedWeight>>& qweights) {
+  for (const auto& q : qweights) m.find(q.first)->value.copy_from(rtn_preimage(q.first, q.second));
 }
 
 }  // namespace razor

@@ -42,5 +42,8 @@ struct PtqReport {
 PtqReport apply_ptq(Model& m, const QuantSpec& spec, PtqMethod method, const CalibSet* calib = nullptr,
                     const CalibPtqOptions* copt = nullptr,
                     std::vector<std::pair<std::string, QuantizedWeight>>* qweights = nullptr);
+// The latent weights `razor quantize --latent` writes: each matrix named in qweights (apply_ptq's
+// Gptq / Awq output) set to the preimage whose RTN gives back its codes and scales.
+void set_rtn_preimages(Model& m, const std::vector<std::pair<std::string, QuantizedWeight>>& qweights);
 
 }  // namespace razor

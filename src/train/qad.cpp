@@ -20,7 +20,6 @@
 #include "nn/ptq_model.h"
 #include "nn/quant_hooks.h"
 #include "quant/budget.h"
-#include "quant/gptq.h"
 #include "quant/plan.h"
 #include "train/task_eval.h"
 #include "train/calib.h"
@@ -434,16 +433,15 @@ static PreparedData resolve_paths(QadConfig& c, bool lead, int ranks) {
 static void gptq_start(const QadConfig& c, const QuantSpec& spec, Model& student) {
   QuantSpec s = spec;
   s.a8 = s.kv8 = s.int_forward = false;
-  const std::string data = c.data.empty() ? "default" : c.data;
   RZ_CHECK(c.seq <= student.cfg.max_position_embeddings, "--init gptq: --seq %d exceeds the model's context %lld",
            c.seq, (long long)student.cfg.max_position_embeddings);
   const CalibSet calib =
-      calibration_set(data, c.teacher_dir + "/tokenizer.json", c.init_calib_sequences, c.seq, c.cache_dir);
+      calibration_set(c.data, c.teacher_dir + "/tokenizer.json", c.init_calib_sequences, c.seq, c.cache_dir);
   CalibPtqOptions copt;
   std::vector<std::pair<std::string, QuantizedWeight>> qw;
   const auto t0 = std::chrono::steady_clock::now();
   const PtqReport rep = apply_ptq(student, s, PtqMethod::Gptq, &calib, &copt, &qw);
-  for (const auto& q : qw) student.find(q.first)->value.copy_from(rtn_preimage(q.first, q.second));
+  set_rtn_preimages(student, qw);
   if (c.log)
     std::fprintf(c.log, "init: GPTQ's weights of the teacher (%d tensors, %lld calibration sequences of %d tokens, "
                  "%.1f s, weight rel. error %.4f)\n", rep.tensors, (long long)c.init_calib_sequences, c.seq,
@@ -458,7 +456,7 @@ static std::unique_ptr<Model> load_student(const QadConfig& c, const StoreInfo& 
   if (student->cfg.num_hidden_layers != si.num_layers || student->cfg.hidden_size != si.hidden_size ||
       student->cfg.vocab_size != si.vocab_size)
     fail("%s: store shape (L=%lld C=%lld V=%lld) does not match the %s %s", c.store.c_str(), (long long)si.num_layers,
-         (long long)si.hidden_size, (long long)si.vocab_size, c.init_dir.empty() ? "teacher" : "--init checkpoint",
+         (long long)si.hidden_size, (long long)si.vocab_size, from == c.teacher_dir ? "teacher" : "--init checkpoint",
          from.c_str());
   if (!c.init_dir.empty() && !gptq) {
     // The student must be the teacher's architecture. Layers, hidden size and vocabulary were
