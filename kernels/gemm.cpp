@@ -4,10 +4,13 @@
 #include "kernels/gemm.h"
 
 #include <algorithm>
+#include <chrono>
+#include <cmath>
 
 #include "core/cpu.h"
 #include "core/error.h"
 #include "core/threads.h"
+#include "kernels/gemm_blocked.h"
 #include "kernels/gemm_tiers.h"
 
 #ifdef _OPENMP
@@ -92,6 +95,62 @@ void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float al
       sgemm_scalar(threads, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
       break;
   }
+}
+
+namespace {
+float fma_chains_active(int64_t iters) {
+  switch (active_isa()) {
+#if defined(__x86_64__) || defined(__i386__)
+    case Isa::Avx512: return fma_chains_avx512(iters);
+    case Isa::Avx2: return fma_chains_avx2(iters);
+#else
+    case Isa::Avx512:
+    case Isa::Avx2:
+#endif
+    case Isa::Neon:
+    case Isa::Ref: break;
+  }
+  return fma_chains_scalar(iters);
+}
+}  // namespace
+
+int fma_lanes() {
+  switch (active_isa()) {
+#if defined(__x86_64__) || defined(__i386__)
+    case Isa::Avx512: return 16;
+    case Isa::Avx2: return 8;
+#endif
+    default: return 1;
+  }
+}
+
+double fma_peak_gflops(int threads, int64_t iters, float* result) {
+  RZ_ASSERT(threads >= 1 && iters >= 1);
+  float r0 = 0.0f;
+  const auto t0 = std::chrono::steady_clock::now();
+#pragma omp parallel num_threads(threads)
+  {
+    const float r = fma_chains_active(iters);
+#ifdef _OPENMP
+    if (omp_get_thread_num() == 0) r0 = r;
+#else
+    r0 = r;
+#endif
+  }
+  const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (result) *result = r0;
+  return 2.0 * double(fma_lanes()) * gemm_detail::kFmaChains * double(iters) * double(threads) / dt * 1e-9;
+}
+
+float fma_chains_ref(int64_t iters, bool fused) {
+  float sum = 0.0f;
+  using namespace gemm_detail;
+  for (int c = 0; c < kFmaChains; ++c) {
+    float a = fma_chain_start(c);
+    for (int64_t i = 0; i < iters; ++i) a = fused ? std::fma(a, kFmaB, kFmaD) : a * kFmaB + kFmaD;
+    sum += a;
+  }
+  return sum;
 }
 
 }  // namespace razor

@@ -16,4 +16,15 @@ void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float al
 void sgemm_ref(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
                int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
 
+// The machine's fp32 multiply-add peak as the active tier reaches it with no memory traffic:
+// `threads` threads each run 12 independent FMA chains in registers for `iters` steps
+// (kernels/gemm_blocked.h, fma_chains). Returns GFLOP/s (2 flops per lane per FMA) over the
+// wall time of the parallel region; *result (if given) gets thread 0's chain sum, which
+// fma_chains_ref reproduces. `razor bench gemm --peak` divides a GEMM's rate by it.
+double fma_peak_gflops(int threads, int64_t iters, float* result = nullptr);
+// Lanes of the active tier's register (1 for the scalar tier).
+int fma_lanes();
+// fma_chains in scalar code: fused (std::fma, the SIMD tiers) or a * b + c (the scalar tier).
+float fma_chains_ref(int64_t iters, bool fused);
+
 }  // namespace razor

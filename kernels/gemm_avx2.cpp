@@ -49,4 +49,6 @@ RAZOR_SGEMM_TIER(sgemm_avx2) {
                                         ldb, beta, C, ldc);
 }
 
+float fma_chains_avx2(int64_t iters) { return gemm_detail::fma_chains<V256>(iters); }
+
 }  // namespace razor

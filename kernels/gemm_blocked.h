@@ -344,6 +344,32 @@ void gemm_small_m_nt(const Blocking& bl, int64_t M, int64_t N, int64_t K, float 
   for (; j0 < N; j0 += W) small_m_nt_columns<V, MR, 1>(bl, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, j0);
 }
 
+// The tier's multiply-add throughput without memory: kFmaChains independent chains
+// a_c <- a_c * b + d, one register each (enough to cover the FMA latency times the FMA ports:
+// 4 cycles x 2 ports on Zen 3 and Skylake), run `iters` steps. Returns the sum over chains, in
+// chain order, of lane 0: the same recurrence in scalar std::fma gives the same bits
+// (fma_chains_ref), which is how the tests hold it. `razor bench gemm --peak` times it.
+constexpr int kFmaChains = 12;
+inline float fma_chain_start(int c) { return 0.25f * float(c); }
+constexpr float kFmaB = 0.999999f, kFmaD = 1e-3f;
+
+template <class V>
+float fma_chains(int64_t iters) {
+  typename V::T a[kFmaChains];
+#pragma GCC unroll 12
+  for (int c = 0; c < kFmaChains; ++c) a[c] = V::set1(fma_chain_start(c));
+  const typename V::T b = V::set1(kFmaB), d = V::set1(kFmaD);
+  for (int64_t i = 0; i < iters; ++i)
+#pragma GCC unroll 12  // all chains in registers: a loop over them would go through memory
+    for (int c = 0; c < kFmaChains; ++c) a[c] = V::fmadd(a[c], b, d);
+  float sum = 0.0f, lane[V::W];
+  for (int c = 0; c < kFmaChains; ++c) {
+    V::store(lane, a[c]);
+    sum += lane[0];
+  }
+  return sum;
+}
+
 // C = alpha * op(A) op(B) + beta * C on `threads` threads (see parallel_tiles).
 template <class V, int MR, int NV>
 void gemm_blocked(const Blocking& bl, int threads, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,

@@ -28,4 +28,6 @@ RAZOR_SGEMM_TIER(sgemm_scalar) {
                                            B, ldb, beta, C, ldc);
 }
 
+float fma_chains_scalar(int64_t iters) { return gemm_detail::fma_chains<VScalar>(iters); }
+
 }  // namespace razor

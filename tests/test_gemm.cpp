@@ -239,4 +239,28 @@ TEST_SUITE("gemm") {
     sgemm(false, false, 2, 3, 1, 1.0f, a.data(), 1, b.data(), 3, 1.0f, c.data(), 3);
     CHECK(c == std::vector<float>{4, 6, 8, 10, 13, 16});
   }
+
+  TEST_CASE("the FMA peak probe runs each tier's own recurrence: same bits as scalar fma (SIMD) or a*b+c (scalar)") {
+    Restore restore;
+    // 12 chains x 5,000 steps converge towards kFmaD / (1 - kFmaB); fused and unfused rounding
+    // part ways within a few steps, so a tier that ran the wrong recurrence (or skipped
+    // steps, or fewer chains) gives other bits.
+    const float fused = fma_chains_ref(5000, true), plain = fma_chains_ref(5000, false);
+    REQUIRE(fused != plain);
+    REQUIRE(fma_chains_ref(4999, true) != fused);
+    for (const Isas& tier : kIsas) {
+      if (!isa_supported(tier.isa)) continue;
+      set_isa(tier.isa);
+      const bool simd = tier.isa != Isa::Ref;
+      CHECK(fma_lanes() == (tier.isa == Isa::Avx512 ? 16 : tier.isa == Isa::Avx2 ? 8 : 1));
+      for (int threads : {1, 2}) {
+        float r = 0.0f;
+        const double gflops = fma_peak_gflops(threads, 5000, &r);
+        INFO("tier " << std::string(tier.name) << " threads " << threads);
+        CHECK(r == (simd ? fused : plain));
+        CHECK(std::isfinite(gflops));
+        CHECK(gflops > 0.0);
+      }
+    }
+  }
 }

@@ -84,6 +84,7 @@ check "--m/--n/--k" bench gemm --m 1000000 --n 1000000 --k 1000
 check "--repeat" bench gemm --repeat 0 --m 8 --n 8 --k 8
 check "--threads" bench gemm --threads 0 --m 8 --n 8 --k 8
 check "--threads" bench gemm --threads -1 --m 8 --n 8 --k 8
+ok "of it" bench gemm --m 32 --n 32 --k 32 --repeat 1 --threads 1 --peak
 check "isa" bench gemm --isa sse9 --m 8 --n 8 --k 8
 check "isa" bench gemm --isa ""
 check "--m" bench gemm --m
