@@ -358,6 +358,26 @@ TEST_SUITE("qad") {
     CHECK(la[0].at("ce").as_double() != doctest::Approx(lt[0].at("ce").as_double()).epsilon(1e-4));
     // --init-calib's count reaches the calibration: another count, another start.
     CHECK(run_from("c", 1, "gptq", 2)[0].at("ce").dump() != la[0].at("ce").dump());
+    // --init gptq-mlp: GPTQ's gate/up/down (the same calibration), the teacher's everything else,
+    // as a checkpoint merged by hand from the two gives it.
+    std::unique_ptr<Model> t = Model::load(f.teacher, false);
+    int mlp = 0;
+    for (Param& p : t->entries)
+      if (p.role == TensorRole::Gate || p.role == TensorRole::Up || p.role == TensorRole::Down) {
+        p.value.copy_from(m->find(p.name)->value);
+        ++mlp;
+      }
+    REQUIRE(mlp == 2 * 3);
+    t->save(f.dir.path + "/latent-mlp");
+    const std::vector<Json> lm = run_from("m", 2, "gptq-mlp", 5);
+    const std::vector<Json> lbm = run_from("bm", 2, f.dir.path + "/latent-mlp", 128);
+    REQUIRE(lm.size() == 2);
+    REQUIRE(lbm.size() == 2);
+    for (size_t i = 0; i < 2; ++i)
+      for (const char* k : {"loss", "ce", "feature", "logit", "grad_norm"})
+        CHECK_MESSAGE(lm[i].at(k).dump() == lbm[i].at(k).dump(), "gptq-mlp step ", i + 1, " ", k);
+    CHECK(lm[0].at("ce").dump() != la[0].at("ce").dump());
+    CHECK(lm[0].at("ce").dump() != lt[0].at("ce").dump());
   }
 
   TEST_CASE("qad: a store from another teacher is refused") {

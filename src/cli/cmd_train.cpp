@@ -21,9 +21,10 @@ int cmd_train(int argc, char** argv) {
                "student/ (latent weights) and student-dequant/ into --out and prints a summary.");
   ap.option("--teacher", "data/teacher", "teacher checkpoint directory (Hugging Face layout)");
   ap.option("--init", "", "the student's initial weights: gptq (GPTQ's weights of the teacher at the student's "
-                          "layout, calibrated on --data; docs/quality.md) or a checkpoint of the teacher's "
+                          "layout, calibrated on --data; docs/quality.md), gptq-mlp (GPTQ's weights for the MLP "
+                          "matrices, the teacher's for the rest) or a checkpoint of the teacher's "
                           "architecture, e.g. `razor quantize --ptq gptq --latent -o DIR` (default: the teacher)");
-  ap.option("--init-calib", "128", "--init gptq: calibration sequences of --seq tokens from --data's training split");
+  ap.option("--init-calib", "128", "--init gptq / gptq-mlp: calibration sequences of --seq tokens from --data's training split");
   ap.option("--data", "default",
             "training data: default (corpus + built-in tasks) | DIR (train.txt + valid.txt) | FILE.txt | FILE.ids | "
             "FILE.jsonl (chat records, loss on assistant tokens) | FILE.tok");
@@ -84,7 +85,8 @@ int cmd_train(int argc, char** argv) {
   c.teacher_dir = ap.str("teacher");
   c.init_dir = ap.str("init");
   c.init_calib_sequences = ap.i64_in("init-calib", 1, 1 << 20);
-  RZ_CHECK(!ap.given("init-calib") || c.init_dir == "gptq", "--init-calib: only with --init gptq (got --init '%s')",
+  RZ_CHECK(!ap.given("init-calib") || init_from_gptq(c.init_dir),
+           "--init-calib: only with --init gptq or gptq-mlp (got --init '%s')",
            c.init_dir.c_str());
   c.data = ap.str("data");
   c.valid = ap.str("valid");

@@ -123,7 +123,7 @@ Json config_json(const QadConfig& c, const StoreInfo& store, double a_task, doub
   j.set("teacher", c.teacher_dir);
   j.set("teacher_hash", hex64(store.teacher_hash));
   if (!c.init_dir.empty()) j.set("init", c.init_dir);
-  if (c.init_dir == "gptq") j.set("init_calib_sequences", double(c.init_calib_sequences));
+  if (init_from_gptq(c.init_dir)) j.set("init_calib_sequences", double(c.init_calib_sequences));
   j.set("data", c.data);
   j.set("valid", c.valid);
   j.set("store", c.store);
@@ -430,7 +430,17 @@ static PreparedData resolve_paths(QadConfig& c, bool lead, int ranks) {
 // their RTN preimage (what `razor quantize --ptq gptq --latent` writes), so the student's first
 // forward is GPTQ's model. Calibrated on --data's training split like `razor quantize --calib`,
 // with full-precision activations as there.
+// --init gptq-mlp keeps GPTQ's MLP matrices only (docs/quality.md: GPTQ's start keeps word
+// problems and loses held-out facts; its MLPs alone keep both): GPTQ runs over the whole
+// model as for --init gptq, so the MLPs are calibrated exactly as there, and every other tensor
+// is then put back to the teacher's value.
+static bool is_mlp_matrix(TensorRole r) { return r == TensorRole::Gate || r == TensorRole::Up || r == TensorRole::Down; }
+
 static void gptq_start(const QadConfig& c, const QuantSpec& spec, Model& student) {
+  const bool mlp_only = c.init_dir == "gptq-mlp";
+  const std::vector<float> teacher_values =
+      mlp_only ? std::vector<float>(student.params.data(), student.params.data() + student.params.numel())
+               : std::vector<float>();
   QuantSpec s = spec;
   s.a8 = s.kv8 = s.int_forward = false;
   RZ_CHECK(c.seq <= student.cfg.max_position_embeddings, "--init gptq: --seq %d exceeds the model's context %lld",
@@ -441,16 +451,25 @@ static void gptq_start(const QadConfig& c, const QuantSpec& spec, Model& student
   std::vector<std::pair<std::string, QuantizedWeight>> qw;
   const auto t0 = std::chrono::steady_clock::now();
   const PtqReport rep = apply_ptq(student, s, PtqMethod::Gptq, &calib, &copt, &qw);
+  if (mlp_only) {
+    for (Param& p : student.entries)
+      if (!is_mlp_matrix(p.role))
+        std::copy_n(teacher_values.data() + p.offset, p.value.numel(), p.value.data());
+    qw.erase(std::remove_if(qw.begin(), qw.end(),
+                            [&](const auto& q) { return !is_mlp_matrix(student.find(q.first)->role); }),
+             qw.end());
+  }
   set_rtn_preimages(student, qw);
   if (c.log)
-    std::fprintf(c.log, "init: GPTQ's weights of the teacher (%d tensors, %lld calibration sequences of %d tokens, "
-                 "%.1f s, weight rel. error %.4f)\n", rep.tensors, (long long)c.init_calib_sequences, c.seq,
+    std::fprintf(c.log, "init: GPTQ's weights of the teacher%s (%d of %d tensors, %lld calibration sequences of %d "
+                 "tokens, %.1f s, weight rel. error %.4f)\n", mlp_only ? " for the MLP matrices" : "", int(qw.size()),
+                 rep.tensors, (long long)c.init_calib_sequences, c.seq,
                  std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), rep.rel_error);
 }
 
 // The trainable student: the teacher's weights with the quantizer hooks of `spec` installed.
 static std::unique_ptr<Model> load_student(const QadConfig& c, const StoreInfo& si, const QuantSpec& spec) {
-  const bool gptq = c.init_dir == "gptq";
+  const bool gptq = init_from_gptq(c.init_dir);
   const std::string& from = c.init_dir.empty() || gptq ? c.teacher_dir : c.init_dir;
   std::unique_ptr<Model> student = Model::load(from, /*trainable=*/true);
   if (student->cfg.num_hidden_layers != si.num_layers || student->cfg.hidden_size != si.hidden_size ||

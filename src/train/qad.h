@@ -32,6 +32,9 @@
 
 namespace razor {
 
+// --init gptq / gptq-mlp: the student's start is made by GPTQ from the teacher.
+inline bool init_from_gptq(const std::string& init) { return init == "gptq" || init == "gptq-mlp"; }
+
 struct QadConfig {
   std::string teacher_dir = "data/teacher";
   // The student's initial latent weights ("" = the teacher's): a checkpoint of the teacher's
@@ -40,6 +43,8 @@ struct QadConfig {
   // init_dir == "gptq": the student starts from GPTQ's weights of the teacher at the student's
   // layout (as `razor quantize --ptq gptq --latent` writes them), calibrated on this many
   // sequences of --data's training split (docs/quality.md: this start keeps word problems).
+  // init_dir == "gptq-mlp": the same, but only the MLP matrices (gate, up, down) take GPTQ's
+  // weights; attention, norms and embedding keep the teacher's.
   int64_t init_calib_sequences = 128;
   std::string data;   // --data as train/data.h reads it ("" = "default": the default corpus + the task suite)
   std::string valid;  // a validation .tok ("" = the split prepare_data gives, if any)
