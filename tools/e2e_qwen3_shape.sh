@@ -33,7 +33,7 @@ $R teacher --out "$OUT/store" --stats 2>&1 | tail -3
 echo "e2e: store $(du -sb "$OUT/store" | cut -f1) bytes, $(( $(du -sb "$OUT/store" | cut -f1) / (SEQUENCES * SEQ) )) bytes per token"
 rm -rf "$OUT/qad"
 stage train $R train --teacher "$OUT/hf" --store "$OUT/store" --out "$OUT/qad" --batch "$BATCH" --seq "$SEQ" \
-  --steps "$STEPS" --eval-every 0 --eval-windows 1 --tasks 0 "${RC[@]}" "${TH[@]}"
+  --steps "$STEPS" --eval-every 0 --eval-windows 1 --tasks 0 --init teacher "${RC[@]}" "${TH[@]}"
 grep -E "tok/s" "$OUT/train.log" | tr '\r' '\n' | grep step | tail -1
 stage pack $R pack -m "$OUT/qad/student" --bits 1.88 --a8 --kv8 -o "$OUT/student.razor"
 stage generate $R generate -m "$OUT/student.razor" -p "Hello" -n 16 --temp 0 "${TH[@]}"

@@ -20,6 +20,8 @@
 #   METHODS="rtn rtn-gamma ptqtp gptq awq"  BITS="4 2.79 1.88 1.58"
 #   LR=5e-4      QAD's default peak learning rate; SCHEDULE=cosine its default schedule (1% warmup,
 #                decay to 0); the control uses the same
+#   INIT=teacher  the QAD rows' start (`razor train --init`; a row's own --init wins): the
+#                published table's; razor train's default is gptq-mlp since 2026-12-08
 #   STORE_DATA=  the store's data (`razor teacher --data`; default: --data default, the default
 #                run's), e.g. runs/tasks-mix-k4q/train.txt: the stage-4 teacher's own mix
 # One teacher store ($OUT/store, `razor teacher`, 2,048 sequences, the default run's) serves
@@ -39,6 +41,7 @@ BITS=${BITS:-4 2.79 1.88 1.58}
 LR=${LR:-5e-4}
 SCHEDULE=${SCHEDULE:-cosine}
 ROWS=${ROWS:-teacher ptq qad control schedule init seeds ablations long}
+INIT=${INIT:-teacher}
 R=${RAZOR:-./razor}
 [[ -x $R ]] || make -j2 razor >/dev/null
 mkdir -p "$OUT/rows"
@@ -77,10 +80,10 @@ qad() {
     say "$name: razor train $*"
     local t0=$SECONDS
     $R train --teacher "$T" --store "$OUT/store" --out "$run" --steps "$STEPS" --lr "$LR" --schedule "$SCHEDULE" --eval-every 0 \
-      --eval-windows "$WINDOWS" --tasks 0 --threads "$THREADS" "$@" > "$run.log" 2>&1
+      --eval-windows "$WINDOWS" --tasks 0 --threads "$THREADS" --init "$INIT" "$@" > "$run.log" 2>&1
     echo "train_seconds $((SECONDS - t0))" >> "$run.log"
   fi
-  TRAIN_CMD="razor train --steps $STEPS --lr $LR --schedule $SCHEDULE $*" row "$name" "$group" "$label" -m "$run/student.razor"
+  TRAIN_CMD="razor train --steps $STEPS --lr $LR --schedule $SCHEDULE --init $INIT $*" row "$name" "$group" "$label" -m "$run/student.razor"
 }
 
 if want teacher; then

@@ -234,7 +234,9 @@ if [ -f "$T/config.json" ]; then
   check "--a-task" "${TR[@]}" --a-task -1
   check "--a-logit" "${TR[@]}" --a-logit nan
   check "--lr" "${TR[@]}" --lr 0
-  check "--init-calib" "${TR[@]}" --init-calib 64
+  check "--init-calib" "${TR[@]}" --init teacher --init-calib 64
+  check "--init-calib" "${TR[@]}" --init gptq-mlp --init-calib -3
+  check "--init" "${TR[@]}" --init ""
   check "--init-calib" "${TR[@]}" --init gptq --init-calib 0
   check "--lr" "${TR[@]}" --lr 100
   check "--schedule" "${TR[@]}" --schedule linear

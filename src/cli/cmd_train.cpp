@@ -15,15 +15,17 @@ namespace razor {
 
 int cmd_train(int argc, char** argv) {
   ArgParser ap(argv[0],
-               "Quantization-aware distillation: the student (teacher architecture, initialised from the teacher, "
-               "fake-quantized with STE) minimises a_task*CE + a_feature*AFD + a_logit*EAKLD against the teacher "
+               "Quantization-aware distillation: the student (teacher architecture, initialised from the teacher "
+               "with GPTQ's MLP matrices, fake-quantized with STE) minimises a_task*CE + a_feature*AFD + a_logit*EAKLD against the teacher "
                "store (written first when missing). Writes metrics.csv, chart.svg, run.json, checkpoint/, "
                "student/ (latent weights) and student-dequant/ into --out and prints a summary.");
   ap.option("--teacher", "data/teacher", "teacher checkpoint directory (Hugging Face layout)");
-  ap.option("--init", "", "the student's initial weights: gptq (GPTQ's weights of the teacher at the student's "
-                          "layout, calibrated on --data; docs/quality.md), gptq-mlp (GPTQ's weights for the MLP "
-                          "matrices, the teacher's for the rest) or a checkpoint of the teacher's "
-                          "architecture, e.g. `razor quantize --ptq gptq --latent -o DIR` (default: the teacher)");
+  ap.option("--init", "gptq-mlp",
+            "the student's initial weights: gptq-mlp (the teacher's, with GPTQ's weights at the student's layout "
+            "for the MLP matrices, calibrated on --data: at 1.88 bits it keeps the word problems that the "
+            "teacher's start loses, docs/quality.md), gptq (GPTQ's for every matrix), teacher (the teacher's "
+            "weights as they are) or a checkpoint of the teacher's architecture, e.g. `razor quantize --ptq "
+            "gptq --latent -o DIR`");
   ap.option("--init-calib", "128", "--init gptq / gptq-mlp: calibration sequences of --seq tokens from --data's training split");
   ap.option("--data", "default",
             "training data: default (corpus + built-in tasks) | DIR (train.txt + valid.txt) | FILE.txt | FILE.ids | "
@@ -83,11 +85,12 @@ int cmd_train(int argc, char** argv) {
 
   QadConfig c;
   c.teacher_dir = ap.str("teacher");
-  c.init_dir = ap.str("init");
+  c.init_dir = ap.str("init") == "teacher" ? std::string() : ap.str("init");
+  RZ_CHECK(ap.str("init") != "", "--init: empty (give gptq-mlp, gptq, teacher or a checkpoint directory)");
   c.init_calib_sequences = ap.i64_in("init-calib", 1, 1 << 20);
   RZ_CHECK(!ap.given("init-calib") || init_from_gptq(c.init_dir),
            "--init-calib: only with --init gptq or gptq-mlp (got --init '%s')",
-           c.init_dir.c_str());
+           ap.str("init").c_str());
   c.data = ap.str("data");
   c.valid = ap.str("valid");
   c.cache_dir = ap.str("cache");
