@@ -643,6 +643,10 @@ QadSummary run_qad(const QadConfig& cin) {
     std::fprintf(log, "note: --accum %d is not a multiple of the %d ranks: some ranks idle part of each step\n",
                  c.accum, ranks);
   const int64_t step0 = resume_student(c, run, ranks, lead, total_steps, *student, opt);
+  // Every rank made its own start; GPTQ's (--init gptq / gptq-mlp) goes through OpenMP
+  // reductions, so rank 0's is the one all ranks train from.
+  if (ranks > 1 && !c.resume && init_from_gptq(c.init_dir))
+    dist_broadcast(student->params.data(), size_t(student->params.numel()) * sizeof(float), 0);
   if (lead) write_file_atomic(c.out + "/run.json", run.dump(2) + "\n");
 
   // ---- logs, validation data, teacher reference
