@@ -235,6 +235,7 @@ if [ -f "$T/config.json" ]; then
   check "--a-logit" "${TR[@]}" --a-logit nan
   check "--lr" "${TR[@]}" --lr 0
   check "--init-calib" "${TR[@]}" --init teacher --init-calib 64
+  check "the teacher's start at this width" "${TR[@]}" --bits 1.58 --init-calib 64
   check "--init-calib" "${TR[@]}" --init gptq-mlp --init-calib -3
   check "--init" "${TR[@]}" --init ""
   check "--init-calib" "${TR[@]}" --init gptq --init-calib 0

@@ -20,12 +20,13 @@ int cmd_train(int argc, char** argv) {
                "store (written first when missing). Writes metrics.csv, chart.svg, run.json, checkpoint/, "
                "student/ (latent weights) and student-dequant/ into --out and prints a summary.");
   ap.option("--teacher", "data/teacher", "teacher checkpoint directory (Hugging Face layout)");
-  ap.option("--init", "gptq-mlp",
+  ap.option("--init", "auto",
             "the student's initial weights: gptq-mlp (the teacher's, with GPTQ's weights at the student's layout "
-            "for the MLP matrices, calibrated on --data: at 1.88 bits it keeps the word problems that the "
-            "teacher's start loses, docs/quality.md), gptq (GPTQ's for every matrix), teacher (the teacher's "
-            "weights as they are) or a checkpoint of the teacher's architecture, e.g. `razor quantize --ptq "
-            "gptq --latent -o DIR`");
+            "for the MLP matrices, calibrated on --data), gptq (GPTQ's for every matrix), teacher (the teacher's "
+            "weights as they are), a checkpoint of the teacher's architecture (e.g. `razor quantize --ptq gptq "
+            "--latent -o DIR`), or auto: gptq-mlp at the default 1.88-bit layout without --plan (it keeps the word "
+            "problems the teacher's start loses), teacher otherwise (at 1.58 bits GPTQ's MLPs lose held-out facts; "
+            "docs/quality.md)");
   ap.option("--init-calib", "128", "--init gptq / gptq-mlp: calibration sequences of --seq tokens from --data's training split");
   ap.option("--data", "default",
             "training data: default (corpus + built-in tasks) | DIR (train.txt + valid.txt) | FILE.txt | FILE.ids | "
@@ -86,11 +87,8 @@ int cmd_train(int argc, char** argv) {
   QadConfig c;
   c.teacher_dir = ap.str("teacher");
   c.init_dir = ap.str("init") == "teacher" ? std::string() : ap.str("init");
-  RZ_CHECK(ap.str("init") != "", "--init: empty (give gptq-mlp, gptq, teacher or a checkpoint directory)");
+  RZ_CHECK(ap.str("init") != "", "--init: empty (give auto, gptq-mlp, gptq, teacher or a checkpoint directory)");
   c.init_calib_sequences = ap.i64_in("init-calib", 1, 1 << 20);
-  RZ_CHECK(!ap.given("init-calib") || init_from_gptq(c.init_dir),
-           "--init-calib: only with --init gptq or gptq-mlp (got --init '%s')",
-           ap.str("init").c_str());
   c.data = ap.str("data");
   c.valid = ap.str("valid");
   c.cache_dir = ap.str("cache");
@@ -101,6 +99,11 @@ int cmd_train(int argc, char** argv) {
   c.rho = ap.given("rho") ? parse_rho(ap.str("rho")) : ap.given("bits") ? parse_precision(ap.str("bits")) : 0.125;
   c.group = int(ap.i64_in("group", 1, 1 << 16));
   c.plan = ap.str("plan");
+  // --init auto: the start measured best at this width (docs/quality.md, "What moves word problems").
+  if (c.init_dir == "auto") c.init_dir = c.rho == 0.125 && c.plan.empty() ? "gptq-mlp" : "";
+  RZ_CHECK(!ap.given("init-calib") || init_from_gptq(c.init_dir),
+           "--init-calib: only with a GPTQ start (--init gptq, gptq-mlp, or auto at 1.88 bits; got --init '%s'%s)",
+           ap.str("init").c_str(), ap.str("init") == "auto" ? ", the teacher's start at this width" : "");
   c.beta = float(ap.f64_in("beta", 1e-6, 1e6));
   if (ap.on("a8") && ap.on("no-a8")) fail("--a8/--no-a8: give one of them");
   if (ap.on("kv8") && ap.on("no-kv8")) fail("--kv8/--no-kv8: give one of them");
