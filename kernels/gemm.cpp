@@ -98,11 +98,11 @@ void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float al
 }
 
 namespace {
-float fma_chains_active(int64_t iters) {
+float fma_chains_active(int64_t iters, int* lanes) {
   switch (active_isa()) {
 #if defined(__x86_64__) || defined(__i386__)
-    case Isa::Avx512: return fma_chains_avx512(iters);
-    case Isa::Avx2: return fma_chains_avx2(iters);
+    case Isa::Avx512: return fma_chains_avx512(iters, lanes);
+    case Isa::Avx2: return fma_chains_avx2(iters, lanes);
 #else
     case Isa::Avx512:
     case Isa::Avx2:
@@ -110,36 +110,34 @@ float fma_chains_active(int64_t iters) {
     case Isa::Neon:
     case Isa::Ref: break;
   }
-  return fma_chains_scalar(iters);
+  return fma_chains_scalar(iters, lanes);
 }
 }  // namespace
 
 int fma_lanes() {
-  switch (active_isa()) {
-#if defined(__x86_64__) || defined(__i386__)
-    case Isa::Avx512: return 16;
-    case Isa::Avx2: return 8;
-#endif
-    default: return 1;
-  }
+  int lanes = 0;
+  fma_chains_active(0, &lanes);
+  return lanes;
 }
 
 double fma_peak_gflops(int threads, int64_t iters, float* result) {
   RZ_ASSERT(threads >= 1 && iters >= 1);
   float r0 = 0.0f;
+  int lanes = 0;
   const auto t0 = std::chrono::steady_clock::now();
 #pragma omp parallel num_threads(threads)
   {
-    const float r = fma_chains_active(iters);
+    int l = 0;
+    const float r = fma_chains_active(iters, &l);
 #ifdef _OPENMP
-    if (omp_get_thread_num() == 0) r0 = r;
+    if (omp_get_thread_num() == 0) r0 = r, lanes = l;
 #else
-    r0 = r;
+    r0 = r, lanes = l;
 #endif
   }
   const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (result) *result = r0;
-  return 2.0 * double(fma_lanes()) * gemm_detail::kFmaChains * double(iters) * double(threads) / dt * 1e-9;
+  return 2.0 * double(lanes) * gemm_detail::kFmaChains * double(iters) * double(threads) / dt * 1e-9;
 }
 
 float fma_chains_ref(int64_t iters, bool fused) {

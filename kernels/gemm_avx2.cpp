@@ -49,6 +49,9 @@ RAZOR_SGEMM_TIER(sgemm_avx2) {
                                         ldb, beta, C, ldc);
 }
 
-float fma_chains_avx2(int64_t iters) { return gemm_detail::fma_chains<V256>(iters); }
+float fma_chains_avx2(int64_t iters, int* lanes) {
+  *lanes = V256::W;
+  return gemm_detail::fma_chains<V256>(iters);
+}
 
 }  // namespace razor

@@ -35,6 +35,9 @@ RAZOR_SGEMM_TIER(sgemm_avx512) {
                                          ldb, beta, C, ldc);
 }
 
-float fma_chains_avx512(int64_t iters) { return gemm_detail::fma_chains<V512>(iters); }
+float fma_chains_avx512(int64_t iters, int* lanes) {
+  *lanes = V512::W;
+  return gemm_detail::fma_chains<V512>(iters);
+}
 
 }  // namespace razor

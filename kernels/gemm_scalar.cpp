@@ -28,6 +28,9 @@ RAZOR_SGEMM_TIER(sgemm_scalar) {
                                            B, ldb, beta, C, ldc);
 }
 
-float fma_chains_scalar(int64_t iters) { return gemm_detail::fma_chains<VScalar>(iters); }
+float fma_chains_scalar(int64_t iters, int* lanes) {
+  *lanes = VScalar::W;
+  return gemm_detail::fma_chains<VScalar>(iters);
+}
 
 }  // namespace razor

@@ -15,9 +15,10 @@ RAZOR_SGEMM_TIER(sgemm_scalar);
 RAZOR_SGEMM_TIER(sgemm_avx2);
 RAZOR_SGEMM_TIER(sgemm_avx512);
 
-// gemm_detail::fma_chains for each tier (the FMA throughput probe of `razor bench gemm --peak`).
-float fma_chains_scalar(int64_t iters);
-float fma_chains_avx2(int64_t iters);
-float fma_chains_avx512(int64_t iters);
+// gemm_detail::fma_chains for each tier (the FMA throughput probe of `razor bench gemm --peak`);
+// *lanes gets the tier's register width in floats.
+float fma_chains_scalar(int64_t iters, int* lanes);
+float fma_chains_avx2(int64_t iters, int* lanes);
+float fma_chains_avx512(int64_t iters, int* lanes);
 
 }  // namespace razor

@@ -86,8 +86,8 @@ int cmd_train(int argc, char** argv) {
 
   QadConfig c;
   c.teacher_dir = ap.str("teacher");
-  c.init_dir = ap.str("init") == "teacher" ? std::string() : ap.str("init");
-  RZ_CHECK(ap.str("init") != "", "--init: empty (give auto, gptq-mlp, gptq, teacher or a checkpoint directory)");
+  const std::string init = ap.str("init");
+  RZ_CHECK(!init.empty(), "--init: empty (give auto, gptq-mlp, gptq, teacher or a checkpoint directory)");
   c.init_calib_sequences = ap.i64_in("init-calib", 1, 1 << 20);
   c.data = ap.str("data");
   c.valid = ap.str("valid");
@@ -99,11 +99,12 @@ int cmd_train(int argc, char** argv) {
   c.rho = ap.given("rho") ? parse_rho(ap.str("rho")) : ap.given("bits") ? parse_precision(ap.str("bits")) : 0.125;
   c.group = int(ap.i64_in("group", 1, 1 << 16));
   c.plan = ap.str("plan");
-  // --init auto: the start measured best at this width (docs/quality.md, "What moves word problems").
-  if (c.init_dir == "auto") c.init_dir = c.rho == 0.125 && c.plan.empty() ? "gptq-mlp" : "";
+  // --init auto: the start measured best at this width (docs/quality.md, "What moves word problems");
+  // "" is the teacher's weights.
+  c.init_dir = init == "auto" ? (c.rho == 0.125 && c.plan.empty() ? "gptq-mlp" : "") : init == "teacher" ? "" : init;
   RZ_CHECK(!ap.given("init-calib") || init_from_gptq(c.init_dir),
            "--init-calib: only with a GPTQ start (--init gptq, gptq-mlp, or auto at 1.88 bits; got --init '%s'%s)",
-           ap.str("init").c_str(), ap.str("init") == "auto" ? ", the teacher's start at this width" : "");
+           init.c_str(), init == "auto" ? ", the teacher's start at this width" : "");
   c.beta = float(ap.f64_in("beta", 1e-6, 1e6));
   if (ap.on("a8") && ap.on("no-a8")) fail("--a8/--no-a8: give one of them");
   if (ap.on("kv8") && ap.on("no-kv8")) fail("--kv8/--no-kv8: give one of them");

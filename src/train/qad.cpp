@@ -426,6 +426,8 @@ static PreparedData resolve_paths(QadConfig& c, bool lead, int ranks) {
   return prep;
 }
 
+static bool is_mlp_matrix(TensorRole r) { return r == TensorRole::Gate || r == TensorRole::Up || r == TensorRole::Down; }
+
 // --init gptq: the teacher's weights replaced by GPTQ's at the student's layout, written as
 // their RTN preimage (what `razor quantize --ptq gptq --latent` writes), so the student's first
 // forward is GPTQ's model. Calibrated on --data's training split like `razor quantize --calib`,
@@ -434,8 +436,6 @@ static PreparedData resolve_paths(QadConfig& c, bool lead, int ranks) {
 // problems and loses held-out facts; its MLPs alone keep both): GPTQ runs over the whole
 // model as for --init gptq, so the MLPs are calibrated exactly as there, and every other tensor
 // is then put back to the teacher's value.
-static bool is_mlp_matrix(TensorRole r) { return r == TensorRole::Gate || r == TensorRole::Up || r == TensorRole::Down; }
-
 static void gptq_start(const QadConfig& c, const QuantSpec& spec, Model& student) {
   const bool mlp_only = c.init_dir == "gptq-mlp";
   const std::vector<float> teacher_values =
